@@ -1,0 +1,111 @@
+package protocol
+
+import (
+	"bytes"
+	"fmt"
+	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// appendWriter is an io.Writer that appends to a slice, so an encoder can
+// write a body straight after the frame prefix.
+type appendWriter struct{ buf []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	return len(p), nil
+}
+
+func (w *appendWriter) WriteByte(c byte) error {
+	w.buf = append(w.buf, c)
+	return nil
+}
+
+func (w *appendWriter) WriteString(s string) (int, error) {
+	w.buf = append(w.buf, s...)
+	return len(s), nil
+}
+
+type encoderState struct {
+	w   appendWriter
+	enc *msgpack.Encoder
+}
+
+var encoders = sync.Pool{New: func() any {
+	s := &encoderState{}
+	s.enc = msgpack.NewEncoder(&s.w)
+	s.enc.UseCompactInts(true)
+	return s
+}}
+
+type decoderState struct {
+	r   bytes.Reader
+	dec *msgpack.Decoder
+}
+
+var decoders = sync.Pool{New: func() any {
+	s := &decoderState{}
+	s.dec = msgpack.NewDecoder(&s.r)
+	return s
+}}
+
+// AppendFrame appends a whole frame (prefix and msgpack body) to dst. body is
+// one of the body types of this package, or nil for an empty body.
+func AppendFrame(dst []byte, t Type, requestID uint32, body any) ([]byte, error) {
+	start := len(dst)
+	dst = appendHeader(dst, t, requestID)
+	if body != nil {
+		s := encoders.Get().(*encoderState)
+		s.w.buf = dst
+		err := s.enc.Encode(body)
+		dst = s.w.buf
+		s.w.buf = nil
+		encoders.Put(s)
+		if err != nil {
+			return dst[:start], fmt.Errorf("%w: %s: %v", ErrEncode, t, err)
+		}
+	}
+	finishFrame(dst[start:])
+	return dst, nil
+}
+
+// MustFrame is AppendFrame into a new slice for bodies that cannot fail to
+// encode (every type in this package); it panics on a programming error.
+func MustFrame(t Type, requestID uint32, body any) []byte {
+	b, err := AppendFrame(nil, t, requestID, body)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// DecodeBody decodes a msgpack body into v (a pointer to a body type). An
+// empty body leaves v at its zero value. The result owns its memory: nothing
+// in v refers to body, so body may be reused afterwards.
+//
+// The body is checked before it is decoded (see checkBody), so a hostile
+// length header cannot make the decoder allocate more than a small multiple
+// of len(body).
+func DecodeBody(body []byte, v any) error {
+	if len(body) == 0 {
+		return nil
+	}
+	if err := checkBody(body); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadBody, err)
+	}
+	s := decoders.Get().(*decoderState)
+	s.r.Reset(body)
+	s.dec.ResetReader(&s.r)
+	err := s.dec.Decode(v)
+	trailing := s.r.Len()
+	s.r.Reset(nil)
+	decoders.Put(s)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadBody, err)
+	}
+	if trailing != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", ErrBadBody, trailing)
+	}
+	return nil
+}
