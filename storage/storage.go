@@ -1,0 +1,126 @@
+// Package storage keeps Parley's durable state behind small interfaces: users,
+// resume tokens, and messages with their per-user cursors. Each backend lives
+// in a package of its own (storage/sqlite, the embedded default; storage/mysql
+// for a cluster) and passes the same contract suite, storage/storetest.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/parleyim/parley/protocol"
+)
+
+// Errors every backend returns for the cases below, matched with errors.Is.
+// Any other error means the backend could not do the work (the database is
+// down, a disk is full): the caller reports the service as unavailable and
+// nothing was written.
+var (
+	ErrNotFound      = errors.New("storage: not found")
+	ErrUsernameTaken = errors.New("storage: username taken")
+	ErrClosed        = errors.New("storage: store closed")
+)
+
+// User is an account.
+type User struct {
+	ID       int64
+	Username string // unique, compared case-insensitively
+	PassHash []byte // bcrypt or argon2id encoded hash; never sent to clients
+	Created  time.Time
+}
+
+// Users stores accounts.
+type Users interface {
+	// CreateUser adds an account with the next free id. A username that
+	// differs from an existing one only in letter case is taken
+	// (ErrUsernameTaken).
+	CreateUser(ctx context.Context, username string, passHash []byte) (User, error)
+	// UserByName finds an account by username, ignoring letter case
+	// (ErrNotFound).
+	UserByName(ctx context.Context, username string) (User, error)
+	// UserByID finds an account by id (ErrNotFound).
+	UserByID(ctx context.Context, id int64) (User, error)
+}
+
+// Tokens stores resume tokens. The store keeps only a hash of each token, so
+// a copy of the database does not log anyone in.
+type Tokens interface {
+	// CreateToken records a token hash for a user until expires.
+	CreateToken(ctx context.Context, hash []byte, userID int64, expires time.Time) error
+	// TokenUser returns the user and expiry of a token that exists and has
+	// not expired at now; otherwise ErrNotFound.
+	TokenUser(ctx context.Context, hash []byte, now time.Time) (userID int64, expires time.Time, err error)
+	// DeleteToken revokes a token; revoking an unknown token is not an error.
+	DeleteToken(ctx context.Context, hash []byte) error
+	// DeleteUserTokens revokes every token of a user.
+	DeleteUserTokens(ctx context.Context, userID int64) error
+}
+
+// Messages stores conversations: their messages with dense sequence numbers,
+// and for each user a read cursor and the messages the user has hidden.
+//
+// A conversation id is protocol.DirectConv or protocol.GroupConv. The users of
+// a direct conversation are known from its id; they are its members from its
+// first message on.
+type Messages interface {
+	// Append stores m as the next message of m.Conv: it sets m.Seq to the
+	// conversation's last sequence plus one (1 for the first), so sequences
+	// are dense and follow commit order. The caller fills every other field:
+	// MsgID (unique), From, To or GroupID, ClientMsgID, ServerTime.
+	//
+	// If From already stored a message with the same non-empty ClientMsgID
+	// (in any conversation), nothing is written and Append returns that
+	// message with dup true.
+	//
+	// When Append returns nil the message is durable: it survives a crash of
+	// the process and of the machine. On error nothing was stored and no
+	// sequence number was used. Append is safe for concurrent use; a backend
+	// batches concurrent calls into one transaction (group commit).
+	Append(ctx context.Context, m *protocol.Message) (stored protocol.Message, dup bool, err error)
+
+	// After returns messages of conv with Seq > afterSeq, oldest first, at
+	// most limit, skipping those user has hidden. next is the afterSeq to ask
+	// for the following page (the highest sequence examined), lastSeq the
+	// conversation's newest sequence, and more whether messages above next
+	// exist. A conversation with no messages gives no error and lastSeq 0.
+	After(ctx context.Context, user int64, conv string, afterSeq uint64, limit int) (msgs []protocol.Message, next, lastSeq uint64, more bool, err error)
+
+	// Before returns messages of conv with Seq < beforeSeq (0 means from the
+	// newest), newest first, at most limit, skipping those user has hidden.
+	// next is the beforeSeq of the following (older) page.
+	Before(ctx context.Context, user int64, conv string, beforeSeq uint64, limit int) (msgs []protocol.Message, next uint64, more bool, err error)
+
+	// Ack moves user's read cursor in conv forward to seq. A seq at or below
+	// the cursor changes nothing; a seq above the conversation's last
+	// sequence is clamped to it.
+	Ack(ctx context.Context, user int64, conv string, seq uint64) error
+
+	// Hide removes messages of conv for user only: every seq in seqs, and
+	// every message up to and including upTo when upTo > 0. Other users still
+	// see them.
+	Hide(ctx context.Context, user int64, conv string, seqs []uint64, upTo uint64) error
+
+	// Conversations lists the conversations user is a member of that have at
+	// least one message, most recent message first, at most limit. For each:
+	// its last sequence, the user's cursor, the number of unread messages
+	// (messages after the cursor, not sent by the user, not hidden) and the
+	// last message the user has not hidden (nil if none).
+	Conversations(ctx context.Context, user int64, limit int) ([]protocol.Conversation, error)
+}
+
+// Store is everything a Parley node keeps durably.
+type Store interface {
+	Users
+	Tokens
+	Messages
+	// Close flushes pending writes and releases the backend. Calls after
+	// Close return ErrClosed.
+	Close() error
+}
+
+// CommitHook receives messages newly stored by Append, in commit order, once
+// they are durable and before the Append calls that stored them return. It
+// runs on the backend's writer and must not block: the server uses it to hand
+// messages to delivery in sequence order. Duplicates are not passed.
+type CommitHook func(msgs []protocol.Message)
