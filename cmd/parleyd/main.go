@@ -1,0 +1,149 @@
+// Command parleyd runs a Parley server.
+//
+//	parleyd [flags]          serve (the default)
+//
+// Every flag has an environment equivalent: --data-dir is PARLEY_DATA_DIR.
+// A flag given on the command line wins over the environment.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/parleyim/parley/server"
+	"github.com/parleyim/parley/storage"
+	"github.com/parleyim/parley/storage/sqlite"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "parleyd:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	listen     string
+	dataDir    string
+	logLevel   string
+	logFormat  string
+	heartbeat  time.Duration
+	maxConns   int
+	workers    int
+	rateLimit  float64
+	maxMessage int
+	bcryptCost int
+	nodeID     int64
+}
+
+func run(args []string) error {
+	var o options
+	fs := flag.NewFlagSet("parleyd", flag.ContinueOnError)
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:7070", "TCP address to serve clients on")
+	fs.StringVar(&o.dataDir, "data-dir", "./data", "directory of the embedded store")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	fs.DurationVar(&o.heartbeat, "heartbeat", 30*time.Second, "heartbeat interval told to clients; 3 silent intervals close a connection")
+	fs.IntVar(&o.maxConns, "max-conns", 0, "connection cap (0: open-file limit minus a reserve)")
+	fs.IntVar(&o.workers, "workers", 256, "handler goroutines")
+	fs.Float64Var(&o.rateLimit, "rate-limit", 200, "frames per second per connection (negative: off)")
+	fs.IntVar(&o.maxMessage, "max-message", 16<<10, "largest message body in bytes")
+	fs.IntVar(&o.bcryptCost, "bcrypt-cost", 10, "password hashing cost (4-31)")
+	fs.Int64Var(&o.nodeID, "node-id", 1, "snowflake node id, 0-1023")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := applyEnv(fs, os.LookupEnv); err != nil {
+		return err
+	}
+	log, err := newLogger(o.logLevel, o.logFormat)
+	if err != nil {
+		return err
+	}
+	return serve(o, log)
+}
+
+// applyEnv sets each flag not given on the command line from PARLEY_<NAME>,
+// the flag name upper-cased with dashes as underscores.
+func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		name := "PARLEY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := lookup(name); ok {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", name, v, e)
+			}
+		}
+	})
+	return err
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: %w", level, err)
+	}
+	hopts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, hopts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, hopts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want text or json", format)
+}
+
+func serve(o options, log *slog.Logger) error {
+	limit, err := server.RaiseOpenFileLimit()
+	if err != nil {
+		log.Warn("cannot raise the open-file limit", "err", err)
+	}
+	srv, err := server.New(server.Config{
+		Addr:       o.listen,
+		MaxConns:   o.maxConns,
+		Heartbeat:  o.heartbeat,
+		Workers:    o.workers,
+		RateLimit:  o.rateLimit,
+		MaxMessage: o.maxMessage,
+		BcryptCost: o.bcryptCost,
+		NodeID:     o.nodeID,
+		Logger:     log,
+	}, func(hook storage.CommitHook) (storage.Store, error) {
+		return sqlite.Open(sqlite.Config{Dir: o.dataDir, Hook: hook, Logger: log})
+	})
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		_ = srv.Stop(context.Background())
+		return err
+	}
+	log.Info("parleyd serving", "listen", srv.Addr(), "store", "sqlite", "data_dir", o.dataDir,
+		"max_conns", srv.MaxConns(), "open_file_limit", strconv.Itoa(limit))
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	got := <-sig
+	log.Info("shutting down", "signal", got.String())
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

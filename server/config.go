@@ -1,0 +1,198 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/parleyim/parley/protocol"
+)
+
+// Config is the server's configuration. Every zero value means the default
+// written beside the field; New fills them in and then validates the result.
+type Config struct {
+	// Addr is the TCP address to listen on. Default 127.0.0.1:7070. The
+	// port must be fixed (not 0): every event loop binds it with SO_REUSEPORT.
+	Addr string
+	// EventLoops is the number of gnet event loops. Default: one per CPU.
+	EventLoops int
+
+	// MaxConns caps concurrent connections; connections past it get a Kick
+	// TOO_MANY_CONNECTIONS and are closed at once. Default: the process's
+	// open-file limit minus FDReserve. It is lowered to that if set higher,
+	// because gnet stops its whole engine when accept fails with EMFILE.
+	MaxConns int
+	// FDReserve is how many open files are kept free for storage, logs and
+	// the sockets in flight between accept and the cap check. Default 1024.
+	FDReserve int
+
+	// MaxFrame limits the frame length field (header + body). Default 64 KiB.
+	MaxFrame int
+	// MaxMessage limits a message body. Default 16 KiB.
+	MaxMessage int
+	// Heartbeat is the ping interval told to clients; a connection silent
+	// for three intervals is closed. Default 30s.
+	Heartbeat time.Duration
+
+	// Workers is the number of goroutines that run handlers off the event
+	// loops. Default 256.
+	Workers int
+	// InboxFrames bounds the frames of one connection waiting for a worker;
+	// past it frames are answered BUSY. Default 256.
+	InboxFrames int
+	// MaxOutbound bounds the bytes queued to one connection that the client
+	// has not read; past it the connection is kicked SLOW_CONSUMER. Default 4 MiB.
+	MaxOutbound int
+	// RequestTimeout bounds one handler's storage work. Default 10s.
+	RequestTimeout time.Duration
+
+	// RateLimit is the sustained frames per second one connection may send;
+	// RateBurst the bucket size. Defaults 200 and 2×RateLimit. A negative
+	// RateLimit turns the limit off.
+	RateLimit float64
+	RateBurst int
+
+	// BcryptCost is the password hashing cost. Default bcrypt.DefaultCost.
+	BcryptCost int
+	// TokenTTL is how long a resume token lives. Default 30 days.
+	TokenTTL time.Duration
+	// LoginFailuresPerUser and LoginFailuresPerIP are the failed logins
+	// allowed within LoginWindow before TOO_MANY_ATTEMPTS. Defaults 5, 30, 1m.
+	LoginFailuresPerUser int
+	LoginFailuresPerIP   int
+	LoginWindow          time.Duration
+
+	// SyncLimit and MaxSyncLimit are the default and largest page sizes of
+	// Sync, History and Conversations. Defaults 100 and 500.
+	SyncLimit    int
+	MaxSyncLimit int
+
+	// NodeID is this node's snowflake node id, 0-1023. Default 1.
+	NodeID int64
+	// Logger receives the server's logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// Config errors.
+var (
+	ErrConfig = errors.New("server: invalid config")
+)
+
+func (c *Config) fill() {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:7070"
+	}
+	if c.EventLoops <= 0 {
+		c.EventLoops = runtime.NumCPU()
+	}
+	if c.FDReserve <= 0 {
+		c.FDReserve = 1024
+	}
+	if limit := openFileLimit(); limit > 0 {
+		fdCap := limit - c.FDReserve
+		if c.MaxConns <= 0 || c.MaxConns > fdCap {
+			c.MaxConns = fdCap
+		}
+	}
+	if c.MaxFrame <= 0 {
+		c.MaxFrame = protocol.DefaultMaxFrame
+	}
+	if c.MaxMessage <= 0 {
+		c.MaxMessage = 16 << 10
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 30 * time.Second
+	}
+	if c.Workers <= 0 {
+		c.Workers = 256
+	}
+	if c.InboxFrames <= 0 {
+		c.InboxFrames = 256
+	}
+	if c.MaxOutbound <= 0 {
+		c.MaxOutbound = 4 << 20
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 10 * time.Second
+	}
+	if c.RateLimit == 0 {
+		c.RateLimit = 200
+	}
+	if c.RateBurst <= 0 {
+		c.RateBurst = int(2 * c.RateLimit)
+	}
+	if c.BcryptCost == 0 {
+		c.BcryptCost = bcrypt.DefaultCost
+	}
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = 30 * 24 * time.Hour
+	}
+	if c.LoginFailuresPerUser <= 0 {
+		c.LoginFailuresPerUser = 5
+	}
+	if c.LoginFailuresPerIP <= 0 {
+		c.LoginFailuresPerIP = 30
+	}
+	if c.LoginWindow <= 0 {
+		c.LoginWindow = time.Minute
+	}
+	if c.SyncLimit <= 0 {
+		c.SyncLimit = 100
+	}
+	if c.MaxSyncLimit <= 0 {
+		c.MaxSyncLimit = 500
+	}
+	if c.NodeID == 0 {
+		c.NodeID = 1
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.MaxConns < 1:
+		return fmt.Errorf("%w: MaxConns %d (open-file limit too low for FDReserve %d?)", ErrConfig, c.MaxConns, c.FDReserve)
+	case c.MaxFrame < protocol.HeaderSize+64:
+		return fmt.Errorf("%w: MaxFrame %d too small", ErrConfig, c.MaxFrame)
+	case c.MaxMessage > c.MaxFrame-1024:
+		return fmt.Errorf("%w: MaxMessage %d must leave 1 KiB of MaxFrame %d for the other fields", ErrConfig, c.MaxMessage, c.MaxFrame)
+	case c.BcryptCost < bcrypt.MinCost || c.BcryptCost > bcrypt.MaxCost:
+		return fmt.Errorf("%w: BcryptCost %d", ErrConfig, c.BcryptCost)
+	case c.NodeID < 0 || c.NodeID > 1023:
+		return fmt.Errorf("%w: NodeID %d not in 0-1023", ErrConfig, c.NodeID)
+	case c.SyncLimit > c.MaxSyncLimit:
+		return fmt.Errorf("%w: SyncLimit %d above MaxSyncLimit %d", ErrConfig, c.SyncLimit, c.MaxSyncLimit)
+	}
+	return nil
+}
+
+// RaiseOpenFileLimit raises the soft open-file limit to the hard one and
+// returns the new soft limit. parleyd calls it at start.
+func RaiseOpenFileLimit() (int, error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, err
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return 0, err
+		}
+	}
+	return int(lim.Cur), nil
+}
+
+func openFileLimit() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0
+	}
+	return int(lim.Cur)
+}

@@ -1,0 +1,106 @@
+package server
+
+import (
+	"hash/maphash"
+	"sync"
+
+	"github.com/parleyim/parley/protocol"
+)
+
+const (
+	deliveryShards = 4
+	deliveryQueue  = 4096 // batches queued per shard before the store's writer waits
+)
+
+// delivery pushes committed messages to the online connections of their
+// recipients. The store's writer hands over every commit in order
+// (committed); messages are split by conversation over a few shards, each a
+// goroutine, so one conversation's pushes leave in sequence order while
+// different conversations fan out in parallel, and never on an event loop.
+type delivery struct {
+	srv    *Server
+	seed   maphash.Seed
+	shards [deliveryShards]chan []protocol.Message
+	wg     sync.WaitGroup
+
+	// origins maps a message id to the session that sent it, which gets a
+	// SendAck instead of a Push.
+	origins sync.Map // int64 → *session
+}
+
+func newDelivery(srv *Server) *delivery {
+	d := &delivery{srv: srv, seed: maphash.MakeSeed()}
+	d.wg.Add(deliveryShards)
+	for i := range d.shards {
+		d.shards[i] = make(chan []protocol.Message, deliveryQueue)
+		go d.run(d.shards[i])
+	}
+	return d
+}
+
+func (d *delivery) origin(msgID int64, ss *session) { d.origins.Store(msgID, ss) }
+func (d *delivery) forget(msgID int64)              { d.origins.Delete(msgID) }
+
+// committed is the store's CommitHook. It copies the batch, since the
+// store may reuse it.
+func (d *delivery) committed(msgs []protocol.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	var split [deliveryShards][]protocol.Message
+	for _, m := range msgs {
+		i := maphash.String(d.seed, m.Conv) % deliveryShards
+		split[i] = append(split[i], m)
+	}
+	for i, part := range split {
+		if part != nil {
+			d.shards[i] <- part
+		}
+	}
+}
+
+func (d *delivery) run(in chan []protocol.Message) {
+	defer d.wg.Done()
+	var targets []*session
+	for batch := range in {
+		for i := range batch {
+			targets = d.push(&batch[i], targets[:0])
+		}
+		clear(targets)
+	}
+}
+
+// push sends one message to every logged-in session of its recipients but
+// the one that sent it.
+func (d *delivery) push(m *protocol.Message, targets []*session) []*session {
+	var origin *session
+	if v, ok := d.origins.LoadAndDelete(m.MsgID); ok {
+		origin = v.(*session)
+	}
+	p, ok := protocol.ParseConv(m.Conv)
+	if !ok || p.Kind != protocol.ConvDirect {
+		return targets
+	}
+	targets = d.srv.hub.sessionsOf(targets, p.A)
+	targets = d.srv.hub.sessionsOf(targets, p.B)
+	var frame []byte
+	for _, ss := range targets {
+		if ss == origin {
+			continue
+		}
+		if frame == nil {
+			frame = protocol.MustFrame(protocol.TypePush, 0, m)
+		}
+		ss.write(frame)
+	}
+	return targets
+}
+
+// stop delivers what is queued and ends the shards. The store must be
+// closed first, so that no commit follows.
+func (d *delivery) stop() {
+	for _, ch := range d.shards {
+		close(ch)
+	}
+	d.wg.Wait()
+}

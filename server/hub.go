@@ -1,0 +1,114 @@
+package server
+
+import (
+	"sync"
+)
+
+const hubShards = 64
+
+// hub maps users to their logged-in sessions (every device), and keeps every
+// open session for the idle sweep. Both maps are sharded so that logins on
+// different event loops and workers rarely meet on one lock. Locks of
+// different shards are never held at once.
+type hub struct {
+	users    [hubShards]userShard
+	sessions [hubShards]sessionShard
+}
+
+type userShard struct {
+	mu sync.RWMutex
+	m  map[int64][]*session
+}
+
+type sessionShard struct {
+	mu sync.Mutex
+	m  map[uint64]*session
+}
+
+func newHub() *hub {
+	h := &hub{}
+	for i := range h.users {
+		h.users[i].m = make(map[int64][]*session)
+		h.sessions[i].m = make(map[uint64]*session)
+	}
+	return h
+}
+
+func (h *hub) open(s *session) {
+	sh := &h.sessions[s.id%hubShards]
+	sh.mu.Lock()
+	sh.m[s.id] = s
+	sh.mu.Unlock()
+}
+
+func (h *hub) close(s *session) {
+	sh := &h.sessions[s.id%hubShards]
+	sh.mu.Lock()
+	delete(sh.m, s.id)
+	sh.mu.Unlock()
+}
+
+// each calls fn for every open session, one shard at a time. fn must not
+// call back into the hub.
+func (h *hub) each(fn func(*session)) {
+	for i := range h.sessions {
+		sh := &h.sessions[i]
+		sh.mu.Lock()
+		for _, s := range sh.m {
+			fn(s)
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// login adds a logged-in session of user and reports whether it is the
+// user's first.
+func (h *hub) login(user int64, s *session) (first bool) {
+	sh := &h.users[uint64(user)%hubShards]
+	sh.mu.Lock()
+	list := sh.m[user]
+	first = len(list) == 0
+	sh.m[user] = append(list, s)
+	sh.mu.Unlock()
+	return first
+}
+
+// logout removes a session of user and reports whether it was the last.
+func (h *hub) logout(user int64, s *session) (last bool) {
+	sh := &h.users[uint64(user)%hubShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	list := sh.m[user]
+	for i, x := range list {
+		if x == s {
+			list[i] = list[len(list)-1]
+			list[len(list)-1] = nil
+			list = list[:len(list)-1]
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(sh.m, user)
+		return true
+	}
+	sh.m[user] = list
+	return false
+}
+
+// sessionsOf appends the logged-in sessions of user to dst.
+func (h *hub) sessionsOf(dst []*session, user int64) []*session {
+	sh := &h.users[uint64(user)%hubShards]
+	sh.mu.RLock()
+	dst = append(dst, sh.m[user]...)
+	sh.mu.RUnlock()
+	return dst
+}
+
+// online reports whether user has a logged-in session here.
+func (h *hub) online(user int64) bool {
+	sh := &h.users[uint64(user)%hubShards]
+	sh.mu.RLock()
+	n := len(sh.m[user])
+	sh.mu.RUnlock()
+	return n > 0
+}

@@ -1,0 +1,249 @@
+// Package server is Parley's connection node: a gnet event-loop server whose
+// connections each run an inbound pipeline of small stages, modelled on
+// Netty's ChannelPipeline:
+//
+//	event loop:  frame decode → body decode → idle/heartbeat → auth gate → rate limit → dispatch
+//	worker:      auth re-check → handler (storage) → replies
+//
+// Stages up to dispatch run on the connection's event loop and never block;
+// dispatch queues the frame on the connection's inbox and a bounded worker
+// pool runs the handlers, one connection's frames strictly in order.
+// Outbound frames are encoded by the handler and written with gnet's
+// AsyncWrite, bounded per connection.
+//
+// Lock order: a hub shard lock is never held while taking a session's mu or
+// another hub shard lock; session.mu is a leaf.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bwmarrin/snowflake"
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/storage"
+)
+
+// Server errors.
+var (
+	ErrStarted = errors.New("server: already started")
+	ErrStopped = errors.New("server: stopped")
+)
+
+// OpenStore opens the server's store, giving it the hook through which the
+// store hands newly committed messages to delivery.
+type OpenStore func(hook storage.CommitHook) (storage.Store, error)
+
+// Server is one Parley node.
+type Server struct {
+	gnet.BuiltinEventEngine
+
+	cfg   Config
+	log   *slog.Logger
+	store storage.Store
+	ids   *snowflake.Node
+
+	hub      *hub
+	pool     *workerPool
+	delivery *delivery
+	logins   *attemptLimiter
+	hashSem  chan struct{} // bounds concurrent password hashing
+
+	eng       gnet.Engine
+	booted    chan struct{}
+	runErr    chan error
+	started   atomic.Bool
+	stopping  atomic.Bool
+	stopOnce  sync.Once
+	nextID    atomic.Uint64
+	conns     atomic.Int64
+	lastSweep time.Time // OnTick only
+}
+
+// New builds a server on the store that open returns. It does not listen
+// until Start.
+func New(cfg Config, open OpenStore) (*Server, error) {
+	cfg.fill()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	ids, err := snowflake.NewNode(cfg.NodeID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		ids:     ids,
+		hub:     newHub(),
+		logins:  newAttemptLimiter(cfg.LoginWindow),
+		hashSem: make(chan struct{}, max(1, cfg.EventLoops)),
+		booted:  make(chan struct{}),
+		runErr:  make(chan error, 1),
+	}
+	s.delivery = newDelivery(s)
+	store, err := open(s.delivery.committed)
+	if err != nil {
+		s.delivery.stop()
+		return nil, err
+	}
+	s.store = store
+	s.pool = newWorkerPool(cfg.Workers, cfg.MaxConns, s.drain)
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.cfg.Addr }
+
+// MaxConns is the connection cap in force.
+func (s *Server) MaxConns() int { return s.cfg.MaxConns }
+
+// Conns is the number of open connections.
+func (s *Server) Conns() int64 { return s.conns.Load() }
+
+// Start listens and serves in the background. It returns once the server
+// accepts connections, or with the error that stopped it from starting.
+func (s *Server) Start() error {
+	if !s.started.CompareAndSwap(false, true) {
+		return ErrStarted
+	}
+	go func() {
+		s.runErr <- gnet.Run(s, "tcp://"+s.cfg.Addr,
+			gnet.WithMulticore(true),
+			gnet.WithNumEventLoop(s.cfg.EventLoops),
+			// Each loop accepts on its own SO_REUSEPORT listener, one socket
+			// per readiness event, and OnOpen runs before the next accept, so
+			// sockets past MaxConns are closed before more are taken: gnet
+			// stops the whole engine on EMFILE.
+			gnet.WithReusePort(true),
+			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithTicker(true),
+			gnet.WithLogger(gnetLogger{s.log}),
+		)
+	}()
+	select {
+	case <-s.booted:
+		return nil
+	case err := <-s.runErr:
+		if err == nil {
+			err = ErrStopped
+		}
+		return fmt.Errorf("server: listen %s: %w", s.cfg.Addr, err)
+	}
+}
+
+// Stop shuts the server down: it stops accepting, kicks every client with
+// SHUTDOWN, lets the workers finish the frames they hold, delivers what was
+// committed and closes the store, flushing it.
+func (s *Server) Stop(ctx context.Context) error {
+	var err error
+	s.stopOnce.Do(func() {
+		s.stopping.Store(true)
+		if s.started.Load() {
+			s.hub.each(func(ss *session) { ss.kick(protocol.KickShutdown, "server shutting down") })
+			// Give the kicks a moment to reach the sockets before the engine
+			// closes them.
+			waitUntil(ctx, 2*time.Second, func() bool { return s.conns.Load() == 0 })
+			if e := s.eng.Stop(ctx); e != nil {
+				err = e
+			}
+			<-s.runErr
+		}
+		s.pool.stop()
+		if e := s.store.Close(); e != nil && err == nil {
+			err = e
+		}
+		s.delivery.stop()
+	})
+	return err
+}
+
+func waitUntil(ctx context.Context, limit time.Duration, cond func() bool) {
+	deadline := time.Now().Add(limit)
+	for !cond() && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// OnBoot implements gnet.EventHandler.
+func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
+	s.eng = eng
+	close(s.booted)
+	return gnet.None
+}
+
+// OnOpen implements gnet.EventHandler: it refuses connections past the cap
+// with a Kick, before any more are accepted on this loop.
+func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	if s.stopping.Load() {
+		return protocol.MustFrame(protocol.TypeKick, 0, &protocol.Kick{Reason: protocol.KickShutdown, Message: "server shutting down"}), gnet.Close
+	}
+	if s.conns.Load() >= int64(s.cfg.MaxConns) {
+		return protocol.MustFrame(protocol.TypeKick, 0, &protocol.Kick{Reason: protocol.KickTooManyConns, Message: "server at its connection limit"}), gnet.Close
+	}
+	s.conns.Add(1)
+	now := time.Now().UnixMilli()
+	ss := &session{id: s.nextID.Add(1), srv: s, c: c, opened: now}
+	if addr, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ss.ip = addr.IP.String()
+	}
+	ss.lastSeen.Store(now)
+	c.SetContext(ss)
+	s.hub.open(ss)
+	return nil, gnet.None
+}
+
+// OnClose implements gnet.EventHandler.
+func (s *Server) OnClose(c gnet.Conn, _ error) gnet.Action {
+	ss, ok := c.Context().(*session)
+	if !ok {
+		return gnet.None
+	}
+	ss.closed.Store(true)
+	s.conns.Add(-1)
+	s.hub.close(ss)
+	if user := ss.user.Load(); user != 0 && ss.state.Load() == stateAuthed {
+		s.hub.logout(user, ss)
+	}
+	return gnet.None
+}
+
+// OnTick implements gnet.EventHandler: once a second it closes connections
+// that have been silent for three heartbeat intervals, or that have not
+// logged in within that time. One sweep over every session replaces a timer
+// per connection.
+func (s *Server) OnTick() (time.Duration, gnet.Action) {
+	now := time.Now()
+	nowMs := now.UnixMilli()
+	idle := 3 * s.cfg.Heartbeat.Milliseconds()
+	s.hub.each(func(ss *session) {
+		switch {
+		case nowMs-ss.lastSeen.Load() > idle:
+			ss.kick(protocol.KickIdle, "no heartbeat")
+		case ss.state.Load() != stateAuthed && nowMs-ss.opened > idle:
+			ss.kick(protocol.KickIdle, "no login")
+		}
+	})
+	if now.Sub(s.lastSweep) > s.cfg.LoginWindow {
+		s.logins.sweep(now)
+		s.lastSweep = now
+	}
+	return time.Second, gnet.None
+}
+
+// gnetLogger sends gnet's own logs to slog.
+type gnetLogger struct{ l *slog.Logger }
+
+func (g gnetLogger) Debugf(f string, a ...any) { g.l.Debug(fmt.Sprintf(f, a...), "src", "gnet") }
+func (g gnetLogger) Infof(f string, a ...any)  { g.l.Info(fmt.Sprintf(f, a...), "src", "gnet") }
+func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Warn(fmt.Sprintf(f, a...), "src", "gnet") }
+func (g gnetLogger) Errorf(f string, a ...any) { g.l.Error(fmt.Sprintf(f, a...), "src", "gnet") }
+func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Error(fmt.Sprintf(f, a...), "src", "gnet") }
