@@ -2,11 +2,9 @@ package server_test
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -14,69 +12,14 @@ import (
 
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/server"
-	"github.com/parleyim/parley/storage"
-	"github.com/parleyim/parley/storage/sqlite"
+	"github.com/parleyim/parley/server/servertest"
 )
-
-// tlog sends slog records to t.Log, so they show only when a test fails.
-type tlog struct{ t testing.TB }
-
-func (w tlog) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// freeAddr returns a loopback address with a port that was free a moment
-// ago; the server binds it with SO_REUSEPORT on every event loop, so it
-// needs a fixed port.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
-}
 
 // startServer runs a server on loopback over a fresh embedded store in a
 // temporary directory, with test-friendly defaults that mut may change.
 func startServer(t testing.TB, mut func(*server.Config)) *server.Server {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := server.Config{
-		Addr:       freeAddr(t),
-		EventLoops: 2,
-		Workers:    32,
-		BcryptCost: 4,
-		RateLimit:  -1,
-		Logger:     testLogger(t),
-	}
-	if mut != nil {
-		mut(&cfg)
-	}
-	srv, err := server.New(cfg, func(hook storage.CommitHook) (storage.Store, error) {
-		return sqlite.Open(sqlite.Config{Dir: dir, Hook: hook})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	return srv
+	return servertest.Start(t, mut)
 }
 
 // raw is a protocol-level test client: send frames, expect frames.

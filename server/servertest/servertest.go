@@ -1,0 +1,94 @@
+// Package servertest starts real Parley servers on loopback for tests of
+// other packages, the way net/http/httptest does for HTTP.
+package servertest
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleyim/parley/server"
+	"github.com/parleyim/parley/storage"
+	"github.com/parleyim/parley/storage/sqlite"
+)
+
+// tlog sends slog records to t.Log, so they show only when a test fails.
+type tlog struct{ t testing.TB }
+
+func (w tlog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// Logger logs at debug level to t.Log.
+func Logger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// FreeAddr returns a loopback address with a port that was free a moment
+// ago; the server binds it with SO_REUSEPORT on every event loop, so it
+// needs a fixed port.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return addr
+}
+
+// Config is the test-friendly base configuration: two event loops, cheap
+// bcrypt, no rate limit, logs to t.Log.
+func Config(t testing.TB) server.Config {
+	return server.Config{
+		Addr:       FreeAddr(t),
+		EventLoops: 2,
+		Workers:    32,
+		BcryptCost: 4,
+		RateLimit:  -1,
+		Logger:     Logger(t),
+	}
+}
+
+// Start runs a server over a fresh embedded store in a temporary
+// directory, with Config's defaults that mut may change, and stops it when
+// the test ends.
+func Start(t testing.TB, mut func(*server.Config)) *server.Server {
+	t.Helper()
+	return StartIn(t, t.TempDir(), mut)
+}
+
+// StartIn is Start over the embedded store in dir, which may hold the data
+// of an earlier server.
+func StartIn(t testing.TB, dir string, mut func(*server.Config)) *server.Server {
+	t.Helper()
+	cfg := Config(t)
+	if mut != nil {
+		mut(&cfg)
+	}
+	srv, err := server.New(cfg, func(hook storage.CommitHook) (storage.Store, error) {
+		return sqlite.Open(sqlite.Config{Dir: dir, Hook: hook})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { Stop(t, srv) })
+	return srv
+}
+
+// Stop stops srv within ten seconds; stopping twice is harmless.
+func Stop(t testing.TB, srv *server.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Stop(ctx); err != nil {
+		t.Errorf("stop: %v", err)
+	}
+}
