@@ -119,6 +119,9 @@ type Groups interface {
 	GroupsOf(ctx context.Context, user int64) ([]Group, error)
 	// Members lists a group's members in the order they joined (ErrNotFound).
 	Members(ctx context.Context, group int64) ([]Member, error)
+	// MemberIDs lists the user ids of a group's members, ascending
+	// (ErrNotFound); the cheap form of Members, for fan-out.
+	MemberIDs(ctx context.Context, group int64) ([]int64, error)
 	// IsMember reports whether user is a member of group.
 	IsMember(ctx context.Context, group, user int64) (bool, error)
 }

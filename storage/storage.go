@@ -114,6 +114,10 @@ type Store interface {
 	Users
 	Tokens
 	Messages
+	Profiles
+	Friends
+	Groups
+	Bans
 	// Close flushes pending writes and releases the backend. Calls after
 	// Close return ErrClosed.
 	Close() error

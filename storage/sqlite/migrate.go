@@ -78,6 +78,52 @@ var migrations = []migration{
 			PRIMARY KEY (user_id, conv, seq)
 		) WITHOUT ROWID`,
 	}},
+	{version: 2, name: "profiles, friends, groups, bans", stmts: []string{
+		`ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE users ADD COLUMN avatar_url TEXT NOT NULL DEFAULT ''`,
+		// Usernames are ASCII (the server checks), so lower() is the
+		// lower-cased username that search pages by.
+		`CREATE INDEX users_lower ON users (lower(username))`,
+		// A friendship is two rows, one per direction.
+		`CREATE TABLE friends (
+			user_id   INTEGER NOT NULL,
+			friend_id INTEGER NOT NULL,
+			created   INTEGER NOT NULL,
+			PRIMARY KEY (user_id, friend_id)
+		) WITHOUT ROWID`,
+		`CREATE TABLE friend_requests (
+			from_id INTEGER NOT NULL,
+			to_id   INTEGER NOT NULL,
+			note    TEXT    NOT NULL DEFAULT '',
+			created INTEGER NOT NULL,
+			PRIMARY KEY (from_id, to_id)
+		) WITHOUT ROWID`,
+		`CREATE INDEX friend_requests_to ON friend_requests (to_id)`,
+		// AUTOINCREMENT: a disbanded group's id, and so its conversation, is
+		// never reused.
+		`CREATE TABLE chat_groups (
+			id      INTEGER PRIMARY KEY AUTOINCREMENT,
+			name    TEXT    NOT NULL,
+			owner   INTEGER NOT NULL,
+			open    INTEGER NOT NULL,
+			created INTEGER NOT NULL
+		)`,
+		// Beside each row here the member has a user_convs row for the
+		// group's conversation: its cursors.
+		`CREATE TABLE group_members (
+			group_id INTEGER NOT NULL,
+			user_id  INTEGER NOT NULL,
+			joined   INTEGER NOT NULL,
+			PRIMARY KEY (group_id, user_id)
+		) WITHOUT ROWID`,
+		`CREATE INDEX group_members_user ON group_members (user_id, group_id)`,
+		`CREATE TABLE bans (
+			user_id INTEGER PRIMARY KEY,
+			until   INTEGER NOT NULL,
+			reason  TEXT    NOT NULL DEFAULT '',
+			created INTEGER NOT NULL
+		)`,
+	}},
 }
 
 // migrate brings db up to the last step of steps and returns the versions it
