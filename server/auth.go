@@ -176,6 +176,18 @@ type resume struct {
 // with one, the session joins the hub, and LoginOK is the answer.
 func (s *Server) loggedIn(ctx context.Context, ss *session, reqID uint32, u storage.User, r *resume, out []byte) []byte {
 	now := time.Now()
+	until, err := s.checkBan(ctx, u.ID)
+	if err != nil {
+		ss.state.CompareAndSwap(stateLoggingIn, stateAnonymous)
+		return s.storeError(out, reqID, "login", err)
+	}
+	if !until.IsZero() {
+		ss.state.CompareAndSwap(stateLoggingIn, stateAnonymous)
+		out, _ = protocol.AppendFrame(out, protocol.TypeError, reqID, &protocol.Error{
+			Code: protocol.CodeBanned, Message: "account banned", Until: until.UnixMilli(),
+		})
+		return out
+	}
 	if r == nil {
 		token := newToken()
 		r = &resume{token: token, hash: tokenHash(token), expires: now.Add(s.cfg.TokenTTL)}
@@ -188,11 +200,14 @@ func (s *Server) loggedIn(ctx context.Context, ss *session, reqID uint32, u stor
 	ss.username = u.Username
 	ss.tokenHash = r.hash
 	ss.state.Store(stateAuthed)
-	s.hub.login(u.ID, ss)
+	if s.hub.login(u.ID, ss) {
+		s.presence.loggedIn(u.ID)
+	}
 	if ss.closed.Load() {
 		// OnClose ran before the session joined the hub.
-		s.hub.logout(u.ID, ss)
+		s.logout(u.ID, ss)
 	}
+	s.stats.logins.Add(1)
 	s.log.Debug("login", "user", u.ID, "session", ss.id)
 	return appendReply(out, protocol.TypeLoginOK, reqID, &protocol.LoginOK{
 		UserID:       u.ID,

@@ -21,25 +21,32 @@ func (s *Server) handleSend(ctx context.Context, ss *session, user int64, reqID 
 		return appendError(out, reqID, protocol.CodeBadMessage, "set exactly one of to and group_id")
 	case len(m.Body) > s.cfg.MaxMessage:
 		return appendError(out, reqID, protocol.CodeMessageTooLong, "message body above the limit")
-	case m.GroupID != 0:
-		return appendError(out, reqID, protocol.CodeBadMessage, "group messages are not enabled on this server")
 	case m.To == user:
 		return appendError(out, reqID, protocol.CodeSelfMessage, "cannot message yourself")
 	}
-	if _, err := s.store.UserByID(ctx, m.To); errors.Is(err, storage.ErrNotFound) {
-		return appendError(out, reqID, protocol.CodeNoSuchUser, "no such user")
-	} else if err != nil {
-		return s.storeError(out, reqID, "send", err)
-	}
 	msg := protocol.Message{
 		MsgID:       s.ids.Generate().Int64(),
-		Conv:        protocol.DirectConv(user, m.To),
 		From:        user,
-		To:          m.To,
 		ClientMsgID: m.ClientMsgID,
 		ContentType: m.ContentType,
 		Body:        m.Body,
 		ServerTime:  time.Now().UnixMilli(),
+	}
+	if m.GroupID != 0 {
+		if code, err := s.groupMember(ctx, m.GroupID, user); err != nil || code != 0 {
+			return s.codeOr(out, reqID, code, "send", err)
+		}
+		msg.Conv, msg.GroupID = protocol.GroupConv(m.GroupID), m.GroupID
+	} else {
+		if _, err := s.store.UserByID(ctx, m.To); errors.Is(err, storage.ErrNotFound) {
+			return appendError(out, reqID, protocol.CodeNoSuchUser, "no such user")
+		} else if err != nil {
+			return s.storeError(out, reqID, "send", err)
+		}
+		if code, err := s.mayMessage(ctx, user, m.To); err != nil || code != 0 {
+			return s.codeOr(out, reqID, code, "send", err)
+		}
+		msg.Conv, msg.To = protocol.DirectConv(user, m.To), m.To
 	}
 	s.delivery.origin(msg.MsgID, ss)
 	stored, dup, err := s.store.Append(ctx, &msg)
@@ -48,6 +55,9 @@ func (s *Server) handleSend(ctx context.Context, ss *session, user int64, reqID 
 	}
 	if err != nil {
 		return s.storeError(out, reqID, "send", err)
+	}
+	if !dup {
+		s.stats.messages.Add(1)
 	}
 	return appendReply(out, protocol.TypeSendAck, reqID, &protocol.SendAck{
 		MsgID:      stored.MsgID,
@@ -58,15 +68,23 @@ func (s *Server) handleSend(ctx context.Context, ss *session, user int64, reqID 
 	})
 }
 
-// member reports whether user may read conv.
-func (s *Server) member(user int64, conv string) bool {
+// member checks that user may read conv: 0 if so, or the code to answer.
+func (s *Server) member(ctx context.Context, user int64, conv string) (protocol.Code, error) {
 	p, ok := protocol.ParseConv(conv)
-	return ok && p.Has(user)
+	switch {
+	case !ok:
+		return protocol.CodeBadConv, nil
+	case p.Kind == protocol.ConvGroup:
+		return s.groupMember(ctx, p.Group, user)
+	case !p.Has(user):
+		return protocol.CodeBadConv, nil
+	}
+	return 0, nil
 }
 
 func (s *Server) handleAck(ctx context.Context, user int64, reqID uint32, a *protocol.Ack, out []byte) []byte {
-	if !s.member(user, a.Conv) {
-		return appendError(out, reqID, protocol.CodeBadConv, "not a conversation of yours")
+	if code, err := s.member(ctx, user, a.Conv); err != nil || code != 0 {
+		return s.codeOr(out, reqID, code, "read", err)
 	}
 	if err := s.store.Ack(ctx, user, a.Conv, a.Seq); err != nil {
 		return s.storeError(out, reqID, "ack", err)
@@ -75,8 +93,8 @@ func (s *Server) handleAck(ctx context.Context, user int64, reqID uint32, a *pro
 }
 
 func (s *Server) handleSync(ctx context.Context, user int64, reqID uint32, q *protocol.Sync, out []byte) []byte {
-	if !s.member(user, q.Conv) {
-		return appendError(out, reqID, protocol.CodeBadConv, "not a conversation of yours")
+	if code, err := s.member(ctx, user, q.Conv); err != nil || code != 0 {
+		return s.codeOr(out, reqID, code, "read", err)
 	}
 	msgs, next, last, more, err := s.store.After(ctx, user, q.Conv, q.LastAckID, s.limit(q.Limit))
 	if err != nil {
@@ -91,8 +109,8 @@ func (s *Server) handleSync(ctx context.Context, user int64, reqID uint32, q *pr
 }
 
 func (s *Server) handleHistory(ctx context.Context, user int64, reqID uint32, q *protocol.History, out []byte) []byte {
-	if !s.member(user, q.Conv) {
-		return appendError(out, reqID, protocol.CodeBadConv, "not a conversation of yours")
+	if code, err := s.member(ctx, user, q.Conv); err != nil || code != 0 {
+		return s.codeOr(out, reqID, code, "read", err)
 	}
 	msgs, next, more, err := s.store.Before(ctx, user, q.Conv, q.BeforeSeq, s.limit(q.Limit))
 	if err != nil {
@@ -107,8 +125,8 @@ func (s *Server) handleHistory(ctx context.Context, user int64, reqID uint32, q 
 }
 
 func (s *Server) handleDeleteHistory(ctx context.Context, user int64, reqID uint32, d *protocol.DeleteHistory, out []byte) []byte {
-	if !s.member(user, d.Conv) {
-		return appendError(out, reqID, protocol.CodeBadConv, "not a conversation of yours")
+	if code, err := s.member(ctx, user, d.Conv); err != nil || code != 0 {
+		return s.codeOr(out, reqID, code, "read", err)
 	}
 	if len(d.Seqs) == 0 && d.UpTo == 0 {
 		return appendError(out, reqID, protocol.CodeBadBody, "name seqs or up_to")

@@ -72,11 +72,33 @@ type Config struct {
 	SyncLimit    int
 	MaxSyncLimit int
 
+	// DMPolicy says who may send whom direct messages: DMFriends (the
+	// default) or DMAnyone.
+	DMPolicy DMPolicy
+	// MaxGroupSize caps a group's members, the owner included. Default 2000.
+	MaxGroupSize int
+	// PresenceGrace is how long a user whose last connection closed may
+	// take to come back before its friends are told it went offline.
+	// Default 5s.
+	PresenceGrace time.Duration
+	// BanPoll is how often the server looks for bans of connected users
+	// made by the admin tools. Default 2s.
+	BanPoll time.Duration
+
 	// NodeID is this node's snowflake node id, 0-1023. Default 1.
 	NodeID int64
 	// Logger receives the server's logs. Default: discard.
 	Logger *slog.Logger
 }
+
+// DMPolicy says who may send whom direct messages.
+type DMPolicy string
+
+// Direct-message policies.
+const (
+	DMFriends DMPolicy = "friends" // only friends
+	DMAnyone  DMPolicy = "anyone"  // any user to any other
+)
 
 // Config errors.
 var (
@@ -147,6 +169,18 @@ func (c *Config) fill() {
 	if c.MaxSyncLimit <= 0 {
 		c.MaxSyncLimit = 500
 	}
+	if c.DMPolicy == "" {
+		c.DMPolicy = DMFriends
+	}
+	if c.MaxGroupSize <= 0 {
+		c.MaxGroupSize = 2000
+	}
+	if c.PresenceGrace <= 0 {
+		c.PresenceGrace = 5 * time.Second
+	}
+	if c.BanPoll <= 0 {
+		c.BanPoll = 2 * time.Second
+	}
 	if c.NodeID == 0 {
 		c.NodeID = 1
 	}
@@ -167,6 +201,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: BcryptCost %d", ErrConfig, c.BcryptCost)
 	case c.NodeID < 0 || c.NodeID > 1023:
 		return fmt.Errorf("%w: NodeID %d not in 0-1023", ErrConfig, c.NodeID)
+	case c.DMPolicy != DMFriends && c.DMPolicy != DMAnyone:
+		return fmt.Errorf("%w: DMPolicy %q is neither %q nor %q", ErrConfig, c.DMPolicy, DMFriends, DMAnyone)
 	case c.SyncLimit > c.MaxSyncLimit:
 		return fmt.Errorf("%w: SyncLimit %d above MaxSyncLimit %d", ErrConfig, c.SyncLimit, c.MaxSyncLimit)
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"hash/maphash"
 	"sync"
 
@@ -8,7 +9,7 @@ import (
 )
 
 const (
-	deliveryShards = 4
+	deliveryShards = 16
 	deliveryQueue  = 4096 // batches queued per shard before the store's writer waits
 )
 
@@ -78,11 +79,25 @@ func (d *delivery) push(m *protocol.Message, targets []*session) []*session {
 		origin = v.(*session)
 	}
 	p, ok := protocol.ParseConv(m.Conv)
-	if !ok || p.Kind != protocol.ConvDirect {
+	switch {
+	case !ok:
 		return targets
+	case p.Kind == protocol.ConvGroup:
+		ctx, cancel := context.WithTimeout(context.Background(), d.srv.cfg.RequestTimeout)
+		members, err := d.srv.members.get(ctx, p.Group)
+		cancel()
+		if err != nil {
+			// The members sync what they missed.
+			d.srv.log.Warn("group push skipped", "group", p.Group, "msg", m.MsgID, "err", err)
+			return targets
+		}
+		for _, u := range members {
+			targets = d.srv.hub.sessionsOf(targets, u)
+		}
+	default:
+		targets = d.srv.hub.sessionsOf(targets, p.A)
+		targets = d.srv.hub.sessionsOf(targets, p.B)
 	}
-	targets = d.srv.hub.sessionsOf(targets, p.A)
-	targets = d.srv.hub.sessionsOf(targets, p.B)
 	var frame []byte
 	for _, ss := range targets {
 		if ss == origin {
@@ -92,6 +107,7 @@ func (d *delivery) push(m *protocol.Message, targets []*session) []*session {
 			frame = protocol.MustFrame(protocol.TypePush, 0, m)
 		}
 		ss.write(frame)
+		d.srv.stats.pushes.Add(1)
 	}
 	return targets
 }

@@ -55,6 +55,44 @@ func (s *Server) dispatch(ss *session, f inbound, out []byte) []byte {
 		return s.handleDeleteHistory(ctx, user, f.reqID, b, out)
 	case *protocol.Conversations:
 		return s.handleConversations(ctx, user, f.reqID, b, out)
+
+	case *protocol.UserSearch:
+		return s.handleUserSearch(ctx, f.reqID, b, out)
+	case *protocol.ProfileGet:
+		return s.handleProfileGet(ctx, user, f.reqID, b, out)
+	case *protocol.ProfileUpdate:
+		return s.handleProfileUpdate(ctx, user, f.reqID, b, out)
+	case *protocol.FriendRequest:
+		return s.handleFriendRequest(ctx, ss, user, f.reqID, b, out)
+	case *protocol.FriendRequests:
+		return s.handleFriendRequests(ctx, user, f.reqID, out)
+	case *protocol.FriendAnswer:
+		return s.handleFriendAnswer(ctx, user, f.reqID, b, out)
+	case *protocol.FriendDelete:
+		return s.handleFriendDelete(ctx, user, f.reqID, b, out)
+	case *protocol.Friends:
+		return s.handleFriends(ctx, user, f.reqID, out)
+
+	case *protocol.GroupCreate:
+		return s.handleGroupCreate(ctx, ss, user, f.reqID, b, out)
+	case *protocol.GroupJoin:
+		return s.handleGroupJoin(ctx, ss, user, f.reqID, b, out)
+	case *protocol.GroupInvite:
+		return s.handleGroupInvite(ctx, ss, user, f.reqID, b, out)
+	case *protocol.GroupLeave:
+		return s.handleGroupLeave(ctx, ss, user, f.reqID, b, out)
+	case *protocol.GroupRename:
+		return s.handleGroupRename(ctx, ss, user, f.reqID, b, out)
+	case *protocol.GroupRemove:
+		return s.handleGroupRemove(ctx, ss, user, f.reqID, b, out)
+	case *protocol.GroupTransfer:
+		return s.handleGroupTransfer(ctx, ss, user, f.reqID, b, out)
+	case *protocol.GroupDisband:
+		return s.handleGroupDisband(ctx, ss, user, f.reqID, b, out)
+	case *protocol.Groups:
+		return s.handleGroups(ctx, user, f.reqID, out)
+	case *protocol.GroupMembers:
+		return s.handleGroupMembers(ctx, user, f.reqID, b, out)
 	}
 	return appendError(out, f.reqID, protocol.CodeUnknownType, "no handler for "+f.typ.String())
 }

@@ -54,18 +54,24 @@ type Server struct {
 	hub      *hub
 	pool     *workerPool
 	delivery *delivery
+	members  *memberCache
+	presence *presence
 	logins   *attemptLimiter
 	hashSem  chan struct{} // bounds concurrent password hashing
 
-	eng       gnet.Engine
-	booted    chan struct{}
-	runErr    chan error
-	started   atomic.Bool
-	stopping  atomic.Bool
-	stopOnce  sync.Once
-	nextID    atomic.Uint64
-	conns     atomic.Int64
-	lastSweep time.Time // OnTick only
+	eng         gnet.Engine
+	booted      chan struct{}
+	runErr      chan error
+	started     atomic.Bool
+	stopping    atomic.Bool
+	stopOnce    sync.Once
+	bansDone    chan struct{}
+	bansStopped chan struct{}
+	nextID      atomic.Uint64
+	conns       atomic.Int64
+	stats       counters
+	startedAt   time.Time
+	lastSweep   time.Time // OnTick only
 }
 
 // New builds a server on the store that open returns. It does not listen
@@ -80,14 +86,16 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		ids:     ids,
-		hub:     newHub(),
-		logins:  newAttemptLimiter(cfg.LoginWindow),
-		hashSem: make(chan struct{}, max(1, cfg.EventLoops)),
-		booted:  make(chan struct{}),
-		runErr:  make(chan error, 1),
+		cfg:         cfg,
+		log:         cfg.Logger,
+		ids:         ids,
+		hub:         newHub(),
+		logins:      newAttemptLimiter(cfg.LoginWindow),
+		hashSem:     make(chan struct{}, max(1, cfg.EventLoops)),
+		booted:      make(chan struct{}),
+		bansDone:    make(chan struct{}),
+		bansStopped: make(chan struct{}),
+		runErr:      make(chan error, 1),
 	}
 	s.delivery = newDelivery(s)
 	store, err := open(s.delivery.committed)
@@ -96,6 +104,8 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 		return nil, err
 	}
 	s.store = store
+	s.members = newMemberCache(store)
+	s.presence = newPresence(s, cfg.PresenceGrace)
 	s.pool = newWorkerPool(cfg.Workers, cfg.MaxConns, s.drain)
 	return s, nil
 }
@@ -115,6 +125,8 @@ func (s *Server) Start() error {
 	if !s.started.CompareAndSwap(false, true) {
 		return ErrStarted
 	}
+	s.startedAt = time.Now()
+	go s.watchBans(s.bansDone)
 	go func() {
 		s.runErr <- gnet.Run(s, "tcp://"+s.cfg.Addr,
 			gnet.WithMulticore(true),
@@ -156,8 +168,11 @@ func (s *Server) Stop(ctx context.Context) error {
 				err = e
 			}
 			<-s.runErr
+			close(s.bansDone)
+			<-s.bansStopped
 		}
 		s.pool.stop()
+		s.presence.stop()
 		if e := s.store.Close(); e != nil && err == nil {
 			err = e
 		}
@@ -211,7 +226,7 @@ func (s *Server) OnClose(c gnet.Conn, _ error) gnet.Action {
 	s.conns.Add(-1)
 	s.hub.close(ss)
 	if user := ss.user.Load(); user != 0 && ss.state.Load() == stateAuthed {
-		s.hub.logout(user, ss)
+		s.logout(user, ss)
 	}
 	return gnet.None
 }
@@ -247,3 +262,11 @@ func (g gnetLogger) Infof(f string, a ...any)  { g.l.Info(fmt.Sprintf(f, a...), 
 func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Warn(fmt.Sprintf(f, a...), "src", "gnet") }
 func (g gnetLogger) Errorf(f string, a ...any) { g.l.Error(fmt.Sprintf(f, a...), "src", "gnet") }
 func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Error(fmt.Sprintf(f, a...), "src", "gnet") }
+
+// logout takes a closed session out of the hub; the user's last session
+// going starts its offline grace period.
+func (s *Server) logout(user int64, ss *session) {
+	if s.hub.logout(user, ss) {
+		s.presence.loggedOut(user)
+	}
+}

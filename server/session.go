@@ -116,11 +116,16 @@ func (s *session) write(data []byte) {
 // kick sends a Kick with the reason and closes the connection. Only the first
 // kick of a session is sent.
 func (s *session) kick(reason protocol.KickReason, msg string) {
+	s.kickWith(protocol.Kick{Reason: reason, Message: msg})
+}
+
+// kickWith is kick with every field of the Kick frame.
+func (s *session) kickWith(k protocol.Kick) {
 	if !s.kicked.CompareAndSwap(false, true) {
 		return
 	}
-	s.srv.log.Debug("kick", "session", s.id, "user", s.user.Load(), "reason", reason.String(), "msg", msg)
-	frame := protocol.MustFrame(protocol.TypeKick, 0, &protocol.Kick{Reason: reason, Message: msg})
+	s.srv.log.Debug("kick", "session", s.id, "user", s.user.Load(), "reason", k.Reason.String(), "msg", k.Message)
+	frame := protocol.MustFrame(protocol.TypeKick, 0, &k)
 	err := s.c.AsyncWrite(frame, func(c gnet.Conn, _ error) error {
 		return c.Close()
 	})

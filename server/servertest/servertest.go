@@ -43,15 +43,20 @@ func FreeAddr(t testing.TB) string {
 }
 
 // Config is the test-friendly base configuration: two event loops, cheap
-// bcrypt, no rate limit, logs to t.Log.
+// bcrypt, no rate limit, any user may message any other (tests of the
+// friends-only policy set it), bans polled every 100ms, a 300ms presence
+// grace, logs to t.Log.
 func Config(t testing.TB) server.Config {
 	return server.Config{
-		Addr:       FreeAddr(t),
-		EventLoops: 2,
-		Workers:    32,
-		BcryptCost: 4,
-		RateLimit:  -1,
-		Logger:     Logger(t),
+		Addr:          FreeAddr(t),
+		EventLoops:    2,
+		Workers:       32,
+		BcryptCost:    4,
+		RateLimit:     -1,
+		DMPolicy:      server.DMAnyone,
+		BanPoll:       100 * time.Millisecond,
+		PresenceGrace: 300 * time.Millisecond,
+		Logger:        Logger(t),
 	}
 }
 

@@ -1,0 +1,134 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/parleyim/parley/protocol"
+)
+
+// presence tells a user's friends when the user comes online (its first
+// connection logs in) and goes offline (its last connection closed and it
+// did not come back within the grace period).
+//
+// Logins and closes only record what happened, under mu: a close may come
+// from an event loop, which must not block. One goroutine reads the
+// friends from storage and pushes. An offline that is cancelled by a login
+// within the grace period sends nothing; otherwise offline and the next
+// online leave the goroutine in the order they happened.
+type presence struct {
+	srv   *Server
+	grace time.Duration
+
+	mu      sync.Mutex
+	pending map[int64]time.Time // user → when its offline becomes final
+	online  []int64             // users come online, to announce
+	wake    chan struct{}
+	done    chan struct{}
+	stopped chan struct{}
+}
+
+func newPresence(srv *Server, grace time.Duration) *presence {
+	p := &presence{
+		srv:     srv,
+		grace:   grace,
+		pending: make(map[int64]time.Time),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	go p.run()
+	return p
+}
+
+// loggedIn records a user's first connection logging in.
+func (p *presence) loggedIn(user int64) {
+	p.mu.Lock()
+	if _, ok := p.pending[user]; ok {
+		delete(p.pending, user) // came back within the grace period
+		p.mu.Unlock()
+		return
+	}
+	p.online = append(p.online, user)
+	p.mu.Unlock()
+	p.signal()
+}
+
+// loggedOut records a user's last connection closing. Called on event loops.
+func (p *presence) loggedOut(user int64) {
+	p.mu.Lock()
+	p.pending[user] = time.Now().Add(p.grace)
+	p.mu.Unlock()
+}
+
+func (p *presence) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *presence) run() {
+	defer close(p.stopped)
+	tick := time.NewTicker(max(p.grace/10, 10*time.Millisecond))
+	defer tick.Stop()
+	var online, offline []int64
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-p.wake:
+		case <-tick.C:
+		}
+		now := time.Now()
+		p.mu.Lock()
+		online, p.online = p.online, online[:0]
+		offline = offline[:0]
+		for user, at := range p.pending {
+			if !now.Before(at) {
+				offline = append(offline, user)
+				delete(p.pending, user)
+			}
+		}
+		p.mu.Unlock()
+		// Offline first: an offline that became final before a login was
+		// recorded happened before it.
+		for _, u := range offline {
+			p.announce(u, false)
+		}
+		for _, u := range online {
+			p.announce(u, true)
+		}
+	}
+}
+
+// announce pushes a user's new state to its logged-in friends.
+func (p *presence) announce(user int64, online bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.srv.cfg.RequestTimeout)
+	defer cancel()
+	friends, err := p.srv.store.FriendsOf(ctx, user)
+	if err != nil {
+		p.srv.log.Warn("presence not sent", "user", user, "online", online, "err", err)
+		return
+	}
+	var frame []byte
+	for _, f := range friends {
+		if !p.srv.hub.online(f.ID) {
+			continue
+		}
+		if frame == nil {
+			frame = protocol.MustFrame(protocol.TypePresence, 0, &protocol.Presence{UserID: user, Online: online, At: time.Now().UnixMilli()})
+		}
+		p.srv.pushUser(f.ID, frame, nil)
+	}
+}
+
+func (p *presence) stop() {
+	close(p.done)
+	<-p.stopped
+}
+
+// isOnline reports whether user has a logged-in connection (here, for now:
+// the cluster's presence directory answers for other nodes).
+func (s *Server) isOnline(user int64) bool { return s.hub.online(user) }
