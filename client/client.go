@@ -150,6 +150,7 @@ type Client struct {
 
 	evMu     sync.Mutex
 	events   chan Event
+	notices  chan Notice
 	evClosed bool
 
 	closeOnce sync.Once
@@ -177,6 +178,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		wake:    make(chan struct{}, 1),
 		msgs:    make(chan protocol.Message, opts.PushBuffer),
 		events:  make(chan Event, eventBuffer),
+		notices: make(chan Notice, noticeBuffer),
 		closeCh: make(chan struct{}),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -206,6 +208,7 @@ func (c *Client) Close() error {
 	if !c.evClosed {
 		c.evClosed = true
 		close(c.events)
+		close(c.notices)
 	}
 	c.evMu.Unlock()
 	return nil
@@ -453,6 +456,20 @@ func bodyType(v any) (protocol.Type, bool) {
 		return protocol.TypeConversationList, true
 	case *protocol.Error:
 		return protocol.TypeError, true
+	case *protocol.UserList:
+		return protocol.TypeUserList, true
+	case *protocol.UserInfo:
+		return protocol.TypeUserInfo, true
+	case *protocol.FriendRequestList:
+		return protocol.TypeFriendReqList, true
+	case *protocol.FriendList:
+		return protocol.TypeFriendList, true
+	case *protocol.GroupInfo:
+		return protocol.TypeGroupInfo, true
+	case *protocol.GroupList:
+		return protocol.TypeGroupList, true
+	case *protocol.MemberList:
+		return protocol.TypeMemberList, true
 	}
 	return 0, false
 }

@@ -268,6 +268,13 @@ func (cn *conn) handle(h protocol.Header, body []byte) error {
 		}
 		cn.c.onPush(cn, m)
 		return nil
+	case protocol.TypeFriendEvent, protocol.TypeGroupEvent, protocol.TypePresence:
+		n, err := decodeNotice(h.Type, body)
+		if err != nil {
+			return badBody(h.Type, err)
+		}
+		cn.c.notify(n)
+		return nil
 	case protocol.TypeRedirect:
 		if h.RequestID == 0 {
 			// The protocol doc sends Redirect with request id 0: with a

@@ -1,0 +1,177 @@
+package client
+
+import (
+	"context"
+
+	"github.com/parleyim/parley/protocol"
+)
+
+// Notice is a push about the social graph: exactly one of its fields is
+// set. Notices are not stored by the server: after each login an
+// application refreshes Friends, FriendRequests and Groups.
+type Notice struct {
+	Friend   *protocol.FriendEvent // a friend request, its answer, or an unfriending
+	Group    *protocol.GroupEvent  // a change of a group or of its members
+	Presence *protocol.Presence    // a friend came online or went offline
+}
+
+// noticeBuffer is the capacity of the Notices channel.
+const noticeBuffer = 256
+
+func decodeNotice(t protocol.Type, body []byte) (Notice, error) {
+	var n Notice
+	var v any
+	switch t {
+	case protocol.TypeFriendEvent:
+		n.Friend = &protocol.FriendEvent{}
+		v = n.Friend
+	case protocol.TypeGroupEvent:
+		n.Group = &protocol.GroupEvent{}
+		v = n.Group
+	default:
+		n.Presence = &protocol.Presence{}
+		v = n.Presence
+	}
+	return n, protocol.DecodeBody(body, v)
+}
+
+// Notices delivers friend, group and presence pushes. Like Events it never
+// blocks the client: when the application lags, the oldest are dropped. It
+// is closed by Close.
+func (c *Client) Notices() <-chan Notice { return c.notices }
+
+func (c *Client) notify(n Notice) {
+	c.evMu.Lock()
+	defer c.evMu.Unlock()
+	if c.evClosed {
+		return
+	}
+	for {
+		select {
+		case c.notices <- n:
+			return
+		default:
+		}
+		select {
+		case <-c.notices:
+			c.log.Warn("notice dropped: Notices is not read")
+		default:
+		}
+	}
+}
+
+// ok sends a request whose answer is OK.
+func (c *Client) ok(ctx context.Context, t protocol.Type, body any) error {
+	_, err := c.Do(ctx, t, body, &protocol.OK{})
+	return err
+}
+
+// SearchUsers lists users whose username starts with prefix, ignoring
+// case; pass the previous page's Next as after for the next page.
+func (c *Client) SearchUsers(ctx context.Context, prefix, after string, limit uint32) (protocol.UserList, error) {
+	var res protocol.UserList
+	_, err := c.Do(ctx, protocol.TypeUserSearch, &protocol.UserSearch{Prefix: prefix, After: after, Limit: limit}, &res)
+	return res, err
+}
+
+// Profile returns a user's profile; user 0 is oneself.
+func (c *Client) Profile(ctx context.Context, user int64) (protocol.UserInfo, error) {
+	var res protocol.UserInfo
+	_, err := c.Do(ctx, protocol.TypeProfileGet, &protocol.ProfileGet{UserID: user}, &res)
+	return res, err
+}
+
+// UpdateProfile replaces one's display name and avatar URL.
+func (c *Client) UpdateProfile(ctx context.Context, displayName, avatarURL string) (protocol.UserInfo, error) {
+	var res protocol.UserInfo
+	_, err := c.Do(ctx, protocol.TypeProfileUpdate, &protocol.ProfileUpdate{DisplayName: displayName, AvatarURL: avatarURL}, &res)
+	return res, err
+}
+
+// RequestFriend asks user to become a friend. If user had asked first, the
+// two are friends at once.
+func (c *Client) RequestFriend(ctx context.Context, user int64, note string) error {
+	return c.ok(ctx, protocol.TypeFriendRequest, &protocol.FriendRequest{To: user, Note: note})
+}
+
+// FriendRequests lists the pending requests to and from oneself.
+func (c *Client) FriendRequests(ctx context.Context) (protocol.FriendRequestList, error) {
+	var res protocol.FriendRequestList
+	_, err := c.Do(ctx, protocol.TypeFriendRequests, &protocol.FriendRequests{}, &res)
+	return res, err
+}
+
+// AnswerFriend accepts or declines the request from user.
+func (c *Client) AnswerFriend(ctx context.Context, from int64, accept bool) error {
+	return c.ok(ctx, protocol.TypeFriendAnswer, &protocol.FriendAnswer{From: from, Accept: accept})
+}
+
+// DeleteFriend ends a friendship, for both.
+func (c *Client) DeleteFriend(ctx context.Context, user int64) error {
+	return c.ok(ctx, protocol.TypeFriendDelete, &protocol.FriendDelete{UserID: user})
+}
+
+// Friends lists one's friends with their online status.
+func (c *Client) Friends(ctx context.Context) ([]protocol.UserInfo, error) {
+	var res protocol.FriendList
+	_, err := c.Do(ctx, protocol.TypeFriends, &protocol.Friends{}, &res)
+	return res.Friends, err
+}
+
+// CreateGroup makes a group owned by oneself with the given members.
+func (c *Client) CreateGroup(ctx context.Context, name string, open bool, members ...int64) (protocol.GroupInfo, error) {
+	var res protocol.GroupInfo
+	_, err := c.Do(ctx, protocol.TypeGroupCreate, &protocol.GroupCreate{Name: name, Members: members, Open: open}, &res)
+	return res, err
+}
+
+// JoinGroup joins an open group.
+func (c *Client) JoinGroup(ctx context.Context, group int64) (protocol.GroupInfo, error) {
+	var res protocol.GroupInfo
+	_, err := c.Do(ctx, protocol.TypeGroupJoin, &protocol.GroupJoin{GroupID: group}, &res)
+	return res, err
+}
+
+// InviteToGroup adds users to a group one is a member of, all or none.
+func (c *Client) InviteToGroup(ctx context.Context, group int64, users ...int64) error {
+	return c.ok(ctx, protocol.TypeGroupInvite, &protocol.GroupInvite{GroupID: group, Users: users})
+}
+
+// LeaveGroup leaves a group.
+func (c *Client) LeaveGroup(ctx context.Context, group int64) error {
+	return c.ok(ctx, protocol.TypeGroupLeave, &protocol.GroupLeave{GroupID: group})
+}
+
+// RenameGroup renames a group one owns.
+func (c *Client) RenameGroup(ctx context.Context, group int64, name string) error {
+	return c.ok(ctx, protocol.TypeGroupRename, &protocol.GroupRename{GroupID: group, Name: name})
+}
+
+// RemoveFromGroup removes a member from a group one owns.
+func (c *Client) RemoveFromGroup(ctx context.Context, group, user int64) error {
+	return c.ok(ctx, protocol.TypeGroupRemove, &protocol.GroupRemove{GroupID: group, UserID: user})
+}
+
+// TransferGroup hands a group one owns to another member.
+func (c *Client) TransferGroup(ctx context.Context, group, user int64) error {
+	return c.ok(ctx, protocol.TypeGroupTransfer, &protocol.GroupTransfer{GroupID: group, UserID: user})
+}
+
+// DisbandGroup deletes a group one owns.
+func (c *Client) DisbandGroup(ctx context.Context, group int64) error {
+	return c.ok(ctx, protocol.TypeGroupDisband, &protocol.GroupDisband{GroupID: group})
+}
+
+// Groups lists the groups one is a member of.
+func (c *Client) Groups(ctx context.Context) ([]protocol.GroupInfo, error) {
+	var res protocol.GroupList
+	_, err := c.Do(ctx, protocol.TypeGroups, &protocol.Groups{}, &res)
+	return res.Groups, err
+}
+
+// GroupMembers lists a group's members with their online status.
+func (c *Client) GroupMembers(ctx context.Context, group int64) ([]protocol.Member, error) {
+	var res protocol.MemberList
+	_, err := c.Do(ctx, protocol.TypeGroupMembers, &protocol.GroupMembers{GroupID: group}, &res)
+	return res.Members, err
+}
