@@ -1,6 +1,9 @@
 // Command parleyd runs a Parley server.
 //
 //	parleyd [flags]          serve (the default)
+//	parleyd admin ban --user NAME --days N [--reason TEXT]
+//	parleyd admin unban --user NAME
+//	parleyd admin bans       list the bans in force
 //
 // Every flag has an environment equivalent: --data-dir is PARLEY_DATA_DIR.
 // A flag given on the command line wins over the environment.
@@ -25,15 +28,36 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "admin" {
+		err = admin(os.Args[2:], os.Stdout)
+	} else {
+		err = run(os.Args[1:])
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "parleyd:", err)
 		os.Exit(1)
 	}
 }
 
+var lookupEnv = os.LookupEnv
+
+// storeOptions choose and configure the store; serve and admin share them.
+type storeOptions struct {
+	dataDir string
+}
+
+func (so *storeOptions) register(fs *flag.FlagSet) {
+	fs.StringVar(&so.dataDir, "data-dir", "./data", "directory of the embedded store")
+}
+
+func (so *storeOptions) open(hook storage.CommitHook, log *slog.Logger) (storage.Store, error) {
+	return sqlite.Open(sqlite.Config{Dir: so.dataDir, Hook: hook, Logger: log})
+}
+
 type options struct {
+	store      storeOptions
 	listen     string
-	dataDir    string
 	logLevel   string
 	logFormat  string
 	heartbeat  time.Duration
@@ -43,13 +67,16 @@ type options struct {
 	maxMessage int
 	bcryptCost int
 	nodeID     int64
+	dmPolicy   string
+	maxGroup   int
+	grace      time.Duration
 }
 
 func run(args []string) error {
 	var o options
 	fs := flag.NewFlagSet("parleyd", flag.ContinueOnError)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:7070", "TCP address to serve clients on")
-	fs.StringVar(&o.dataDir, "data-dir", "./data", "directory of the embedded store")
+	o.store.register(fs)
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&o.heartbeat, "heartbeat", 30*time.Second, "heartbeat interval told to clients; 3 silent intervals close a connection")
@@ -59,10 +86,13 @@ func run(args []string) error {
 	fs.IntVar(&o.maxMessage, "max-message", 16<<10, "largest message body in bytes")
 	fs.IntVar(&o.bcryptCost, "bcrypt-cost", 10, "password hashing cost (4-31)")
 	fs.Int64Var(&o.nodeID, "node-id", 1, "snowflake node id, 0-1023")
+	fs.StringVar(&o.dmPolicy, "dm-policy", "friends", "who may message whom 1:1: friends or anyone")
+	fs.IntVar(&o.maxGroup, "max-group-size", 2000, "most members of a group, the owner included")
+	fs.DurationVar(&o.grace, "presence-grace", 5*time.Second, "how long a user may be gone before friends see it offline")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := applyEnv(fs, os.LookupEnv); err != nil {
+	if err := applyEnv(fs, lookupEnv); err != nil {
 		return err
 	}
 	log, err := newLogger(o.logLevel, o.logFormat)
@@ -113,17 +143,20 @@ func serve(o options, log *slog.Logger) error {
 		log.Warn("cannot raise the open-file limit", "err", err)
 	}
 	srv, err := server.New(server.Config{
-		Addr:       o.listen,
-		MaxConns:   o.maxConns,
-		Heartbeat:  o.heartbeat,
-		Workers:    o.workers,
-		RateLimit:  o.rateLimit,
-		MaxMessage: o.maxMessage,
-		BcryptCost: o.bcryptCost,
-		NodeID:     o.nodeID,
-		Logger:     log,
+		Addr:          o.listen,
+		MaxConns:      o.maxConns,
+		Heartbeat:     o.heartbeat,
+		Workers:       o.workers,
+		RateLimit:     o.rateLimit,
+		MaxMessage:    o.maxMessage,
+		BcryptCost:    o.bcryptCost,
+		NodeID:        o.nodeID,
+		DMPolicy:      server.DMPolicy(o.dmPolicy),
+		MaxGroupSize:  o.maxGroup,
+		PresenceGrace: o.grace,
+		Logger:        log,
 	}, func(hook storage.CommitHook) (storage.Store, error) {
-		return sqlite.Open(sqlite.Config{Dir: o.dataDir, Hook: hook, Logger: log})
+		return o.store.open(hook, log)
 	})
 	if err != nil {
 		return err
@@ -132,7 +165,7 @@ func serve(o options, log *slog.Logger) error {
 		_ = srv.Stop(context.Background())
 		return err
 	}
-	log.Info("parleyd serving", "listen", srv.Addr(), "store", "sqlite", "data_dir", o.dataDir,
+	log.Info("parleyd serving", "listen", srv.Addr(), "store", "sqlite", "data_dir", o.store.dataDir,
 		"max_conns", srv.MaxConns(), "open_file_limit", strconv.Itoa(limit))
 
 	sig := make(chan os.Signal, 1)
