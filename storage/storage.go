@@ -7,7 +7,9 @@ package storage
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/parleyim/parley/protocol"
 )
@@ -128,3 +130,20 @@ type Store interface {
 // runs on the backend's writer and must not block: the server uses it to hand
 // messages to delivery in sequence order. Duplicates are not passed.
 type CommitHook func(msgs []protocol.Message)
+
+// FoldName returns the key under which a username is unique: each rune
+// replaced by the smallest rune of its simple case-folding orbit, so two
+// names get one key exactly when strings.EqualFold says they are equal.
+// Every backend stores it beside the username.
+func FoldName(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		low := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			low = min(low, f)
+		}
+		b.WriteRune(low)
+	}
+	return b.String()
+}

@@ -24,7 +24,7 @@ type migration struct {
 // (int64), which is plenty for uint64 counters that start at 1.
 var migrations = []migration{
 	{version: 1, name: "users, tokens, messages", stmts: []string{
-		// name_key is the username folded by foldName: SQLite's NOCASE folds
+		// name_key is the username folded by storage.FoldName: SQLite's NOCASE folds
 		// ASCII only, and "Ärger" must collide with "äRGER".
 		`CREATE TABLE users (
 			id        INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -25,7 +25,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
@@ -190,22 +189,6 @@ func (s *Store) readErr(what string, err error) error {
 	return fmt.Errorf("sqlite: %s: %w", what, err)
 }
 
-// foldName returns the key under which a username is unique: each rune
-// replaced by the smallest rune of its simple case-folding orbit, so two
-// names get one key exactly when strings.EqualFold says they are equal.
-func foldName(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	for _, r := range s {
-		low := r
-		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-			low = min(low, f)
-		}
-		b.WriteRune(low)
-	}
-	return b.String()
-}
-
 // CreateUser implements storage.Users.
 func (s *Store) CreateUser(ctx context.Context, username string, passHash []byte) (storage.User, error) {
 	if s.closed.Load() {
@@ -217,7 +200,7 @@ func (s *Store) CreateUser(ctx context.Context, username string, passHash []byte
 			PassHash: bytesCopy(passHash),
 			Created:  time.UnixMilli(time.Now().UnixMilli()),
 		},
-		key: foldName(username),
+		key: storage.FoldName(username),
 	}
 	if err := s.w.do(ctx, o); err != nil {
 		return storage.User{}, err
@@ -227,7 +210,7 @@ func (s *Store) CreateUser(ctx context.Context, username string, passHash []byte
 
 // UserByName implements storage.Users.
 func (s *Store) UserByName(ctx context.Context, username string) (storage.User, error) {
-	return s.user(ctx, s.reads.userByName, foldName(username))
+	return s.user(ctx, s.reads.userByName, storage.FoldName(username))
 }
 
 // UserByID implements storage.Users.

@@ -459,11 +459,11 @@ func TestSmallBatches(t *testing.T) {
 
 func TestFoldName(t *testing.T) {
 	for _, c := range [][2]string{{"Alice", "ALICE"}, {"Ärger", "äRGER"}, {"straße", "STRAßE"}, {"Kelvin", "\u212Aelvin"}} {
-		if foldName(c[0]) != foldName(c[1]) {
-			t.Errorf("foldName(%q) != foldName(%q)", c[0], c[1])
+		if storage.FoldName(c[0]) != storage.FoldName(c[1]) {
+			t.Errorf("storage.FoldName(%q) != storage.FoldName(%q)", c[0], c[1])
 		}
 	}
-	if foldName("alice") == foldName("alicé") {
+	if storage.FoldName("alice") == storage.FoldName("alicé") {
 		t.Error("accents folded")
 	}
 }

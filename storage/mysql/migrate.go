@@ -1,0 +1,206 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// A migration is one numbered step of the schema. MySQL commits DDL
+// implicitly, so a step is not atomic: every statement is written to be
+// repeatable (IF NOT EXISTS), and a step that stopped half-way is run again
+// whole. Steps run under a named lock, so nodes starting together apply
+// each once. Never edit a released step: add one at the end.
+type migration struct {
+	version int
+	name    string
+	stmts   func(shards int) []string
+}
+
+// tableOpts is every table's engine and character set: utf8mb4 for any
+// text, binary collation so that comparisons are exact (usernames compare
+// case-insensitively through name_key, not the collation).
+const tableOpts = ` ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`
+
+// Times are Unix milliseconds in BIGINT columns.
+var migrations = []migration{
+	{version: 1, name: "users, tokens, messages, social graph", stmts: func(shards int) []string {
+		stmts := []string{
+			// name_key: the username folded by storage.FoldName; lower_name:
+			// lower-cased, the order of SearchUsers.
+			`CREATE TABLE IF NOT EXISTS users (
+				id           BIGINT        NOT NULL AUTO_INCREMENT PRIMARY KEY,
+				username     VARCHAR(64)   NOT NULL,
+				name_key     VARCHAR(64)   NOT NULL,
+				lower_name   VARCHAR(64)   NOT NULL,
+				pass_hash    VARBINARY(255) NOT NULL,
+				created      BIGINT        NOT NULL,
+				display_name VARCHAR(255)  NOT NULL DEFAULT '',
+				avatar_url   VARCHAR(1024) NOT NULL DEFAULT '',
+				UNIQUE KEY users_name_key (name_key),
+				KEY users_lower (lower_name)
+			)` + tableOpts,
+			`CREATE TABLE IF NOT EXISTS tokens (
+				hash    VARBINARY(64) NOT NULL PRIMARY KEY,
+				user_id BIGINT        NOT NULL,
+				expires BIGINT        NOT NULL,
+				KEY tokens_user (user_id)
+			)` + tableOpts,
+			// One row per conversation with a message; its lock orders appends.
+			`CREATE TABLE IF NOT EXISTS conversations (
+				conv      VARCHAR(48)     NOT NULL PRIMARY KEY,
+				last_seq  BIGINT UNSIGNED NOT NULL,
+				last_time BIGINT          NOT NULL
+			)` + tableOpts,
+			// client_msg_id dedupe across every shard.
+			`CREATE TABLE IF NOT EXISTS message_ids (
+				sender        BIGINT          NOT NULL,
+				client_msg_id VARCHAR(64)     NOT NULL,
+				conv          VARCHAR(48)     NOT NULL,
+				seq           BIGINT UNSIGNED NOT NULL,
+				PRIMARY KEY (sender, client_msg_id)
+			)` + tableOpts,
+			`CREATE TABLE IF NOT EXISTS user_convs (
+				user_id     BIGINT          NOT NULL,
+				conv        VARCHAR(48)     NOT NULL,
+				ack_seq     BIGINT UNSIGNED NOT NULL DEFAULT 0,
+				cleared_seq BIGINT UNSIGNED NOT NULL DEFAULT 0,
+				PRIMARY KEY (user_id, conv),
+				KEY user_convs_conv (conv)
+			)` + tableOpts,
+			`CREATE TABLE IF NOT EXISTS hidden (
+				user_id BIGINT          NOT NULL,
+				conv    VARCHAR(48)     NOT NULL,
+				seq     BIGINT UNSIGNED NOT NULL,
+				PRIMARY KEY (user_id, conv, seq)
+			)` + tableOpts,
+			`CREATE TABLE IF NOT EXISTS friends (
+				user_id   BIGINT NOT NULL,
+				friend_id BIGINT NOT NULL,
+				created   BIGINT NOT NULL,
+				PRIMARY KEY (user_id, friend_id)
+			)` + tableOpts,
+			`CREATE TABLE IF NOT EXISTS friend_requests (
+				from_id BIGINT       NOT NULL,
+				to_id   BIGINT       NOT NULL,
+				note    VARCHAR(1024) NOT NULL DEFAULT '',
+				created BIGINT       NOT NULL,
+				PRIMARY KEY (from_id, to_id),
+				KEY friend_requests_to (to_id)
+			)` + tableOpts,
+			`CREATE TABLE IF NOT EXISTS chat_groups (
+				id      BIGINT       NOT NULL AUTO_INCREMENT PRIMARY KEY,
+				name    VARCHAR(255) NOT NULL,
+				owner   BIGINT       NOT NULL,
+				open    BOOLEAN      NOT NULL,
+				created BIGINT       NOT NULL
+			)` + tableOpts,
+			`CREATE TABLE IF NOT EXISTS group_members (
+				group_id BIGINT NOT NULL,
+				user_id  BIGINT NOT NULL,
+				joined   BIGINT NOT NULL,
+				PRIMARY KEY (group_id, user_id),
+				KEY group_members_user (user_id, group_id)
+			)` + tableOpts,
+			`CREATE TABLE IF NOT EXISTS bans (
+				user_id BIGINT        NOT NULL PRIMARY KEY,
+				until   BIGINT        NOT NULL,
+				reason  VARCHAR(1024) NOT NULL DEFAULT '',
+				created BIGINT        NOT NULL
+			)` + tableOpts,
+		}
+		for i := range shards {
+			stmts = append(stmts, `CREATE TABLE IF NOT EXISTS `+shardTable(i)+` (
+				conv          VARCHAR(48)     NOT NULL,
+				seq           BIGINT UNSIGNED NOT NULL,
+				msg_id        BIGINT          NOT NULL,
+				sender        BIGINT          NOT NULL,
+				recipient     BIGINT          NOT NULL DEFAULT 0,
+				group_id      BIGINT          NOT NULL DEFAULT 0,
+				client_msg_id VARCHAR(64)     NOT NULL DEFAULT '',
+				content_type  INT UNSIGNED    NOT NULL DEFAULT 0,
+				body          MEDIUMBLOB      NOT NULL,
+				server_time   BIGINT          NOT NULL,
+				PRIMARY KEY (conv, seq)
+			)`+tableOpts)
+		}
+		return stmts
+	}},
+}
+
+// lockName serializes migrations of one database across processes.
+const lockName = "parley_migrate"
+
+// migrate brings the schema up to date and returns the versions applied.
+func migrate(ctx context.Context, db *sql.DB, shards int) ([]int, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("mysql: connect: %w", err)
+	}
+	defer conn.Close()
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, `SELECT GET_LOCK(CONCAT(DATABASE(), '.', ?), 60)`, lockName).Scan(&got); err != nil || got.Int64 != 1 {
+		return nil, fmt.Errorf("mysql: migration lock: %v (got %v)", err, got)
+	}
+	defer conn.ExecContext(context.Background(), `SELECT RELEASE_LOCK(CONCAT(DATABASE(), '.', ?))`, lockName) //nolint:errcheck
+
+	for _, stmt := range []string{
+		`CREATE TABLE IF NOT EXISTS schema_migrations (
+			version INT          NOT NULL PRIMARY KEY,
+			name    VARCHAR(255) NOT NULL,
+			applied BIGINT       NOT NULL
+		)` + tableOpts,
+		`CREATE TABLE IF NOT EXISTS meta (
+			k VARCHAR(64)  NOT NULL PRIMARY KEY,
+			v VARCHAR(255) NOT NULL
+		)` + tableOpts,
+	} {
+		if _, err := conn.ExecContext(ctx, stmt); err != nil {
+			return nil, fmt.Errorf("mysql: create schema tables: %w", err)
+		}
+	}
+	if err := checkShards(ctx, conn, shards); err != nil {
+		return nil, err
+	}
+	var current int
+	if err := conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return nil, fmt.Errorf("mysql: read schema version: %w", err)
+	}
+	if current > len(migrations) {
+		return nil, fmt.Errorf("%w: version %d, this build knows %d", ErrSchemaNewer, current, len(migrations))
+	}
+	var applied []int
+	for _, m := range migrations[current:] {
+		for _, stmt := range m.stmts(shards) {
+			if _, err := conn.ExecContext(ctx, stmt); err != nil {
+				return applied, fmt.Errorf("mysql: migration %d (%s): %w", m.version, m.name, err)
+			}
+		}
+		if _, err := conn.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, ?)`,
+			m.version, m.name, time.Now().UnixMilli()); err != nil {
+			return applied, fmt.Errorf("mysql: record migration %d: %w", m.version, err)
+		}
+		applied = append(applied, m.version)
+	}
+	return applied, nil
+}
+
+// checkShards records the shard count of a new database, or checks it.
+func checkShards(ctx context.Context, conn *sql.Conn, shards int) error {
+	var v string
+	err := conn.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = 'shards'`).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		_, err = conn.ExecContext(ctx, `INSERT INTO meta (k, v) VALUES ('shards', ?)`, strconv.Itoa(shards))
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("mysql: read shard count: %w", err)
+	}
+	if v != strconv.Itoa(shards) {
+		return fmt.Errorf("%w: database has %s, config %d", ErrShardCount, v, shards)
+	}
+	return nil
+}

@@ -1,0 +1,334 @@
+// Package mysql is the MySQL/MariaDB backend of storage.Store, for a
+// cluster of Parley nodes sharing one database.
+//
+// Messages live in Shards tables, messages_00 … messages_NN, chosen by a
+// hash of the conversation id (shardOf), so one conversation's messages are
+// in one table and sync and history read one index range. Appends are
+// group-committed by one writer goroutine per Store: concurrent Appends
+// share a transaction and multi-row INSERTs. Sequence numbers come from the
+// conversations row, locked FOR UPDATE inside that transaction, so they stay
+// dense even when several nodes append to one conversation at once.
+// Everything else (accounts, cursors, friends, groups, bans) is a short
+// transaction of its own.
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	driver "github.com/go-sql-driver/mysql"
+
+	"github.com/parleyim/parley/storage"
+)
+
+// Config configures Open. Zero values are documented per field.
+type Config struct {
+	// DSN is a go-sql-driver/mysql data source name,
+	// user:pass@tcp(host:port)/db. Open sets parseTime and utf8mb4.
+	DSN string
+	// Shards is the number of message tables; fixed when the database is
+	// created (Open refuses another count). Default 16, at most 256.
+	Shards int
+	// Hook receives committed messages; may be nil.
+	Hook storage.CommitHook
+	// MaxBatch bounds the Appends of one group commit. Default 256.
+	MaxBatch int
+	// MaxOpenConns bounds the connection pool. Default 16.
+	MaxOpenConns int
+	// Logger receives the store's logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// Errors of Open.
+var (
+	ErrConfig      = errors.New("mysql: invalid config")
+	ErrShardCount  = errors.New("mysql: shard count differs from the database's")
+	ErrSchemaNewer = errors.New("mysql: database schema is newer than this build")
+)
+
+func (c *Config) fill() {
+	if c.Shards == 0 {
+		c.Shards = 16
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 256
+	}
+	if c.MaxOpenConns <= 0 {
+		c.MaxOpenConns = 16
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.DSN == "":
+		return fmt.Errorf("%w: DSN is empty", ErrConfig)
+	case c.Shards < 1 || c.Shards > 256:
+		return fmt.Errorf("%w: Shards %d not in 1-256", ErrConfig, c.Shards)
+	}
+	return nil
+}
+
+// Store is the MySQL backend. Its methods are safe for concurrent use.
+type Store struct {
+	db     *sql.DB
+	log    *slog.Logger
+	shards int
+	w      *writer
+	closed atomic.Bool
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// Open connects, creates or migrates the schema, and starts the writer.
+func Open(cfg Config) (*Store, error) {
+	cfg.fill()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	dc, err := driver.ParseDSN(cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("%w: DSN: %v", ErrConfig, err)
+	}
+	dc.ParseTime = true
+	dc.Collation = "utf8mb4_bin"
+	dc.MultiStatements = false
+	dc.InterpolateParams = true // one round trip per statement
+	db, err := sql.Open("mysql", dc.FormatDSN())
+	if err != nil {
+		return nil, fmt.Errorf("mysql: open: %w", err)
+	}
+	db.SetMaxOpenConns(cfg.MaxOpenConns)
+	db.SetMaxIdleConns(cfg.MaxOpenConns)
+	db.SetConnMaxLifetime(30 * time.Minute)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s := &Store{db: db, log: cfg.Logger, shards: cfg.Shards}
+	applied, err := migrate(ctx, db, cfg.Shards)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	if len(applied) > 0 {
+		cfg.Logger.Info("mysql: schema migrated", "versions", applied, "shards", cfg.Shards)
+	}
+	s.w = newWriter(s, cfg.Hook, cfg.MaxBatch)
+	go s.w.run()
+	return s, nil
+}
+
+// Close implements storage.Store: queued Appends are committed first.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return storage.ErrClosed
+	}
+	s.w.close()
+	return s.db.Close()
+}
+
+// shardOf is the message table of a conversation: FNV-1a 32 of its id,
+// modulo the shard count. It must never change for a database.
+func shardOf(conv string, shards int) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(conv))
+	return int(h.Sum32() % uint32(shards))
+}
+
+func shardTable(i int) string { return fmt.Sprintf("messages_%02d", i) }
+
+func (s *Store) table(conv string) string { return shardTable(shardOf(conv, s.shards)) }
+
+// fail wraps an error of the database, or reports ErrClosed when the store
+// closed under the call.
+func (s *Store) fail(what string, err error) error {
+	if s.closed.Load() {
+		return storage.ErrClosed
+	}
+	return fmt.Errorf("mysql: %s: %w", what, err)
+}
+
+// isDuplicate reports a unique-key violation.
+func isDuplicate(err error) bool {
+	var me *driver.MySQLError
+	return errors.As(err, &me) && me.Number == 1062
+}
+
+// tx runs fn in a transaction, retrying a deadlock or lock timeout a few
+// times. fn returns a domain error (its writes are rolled back and the
+// error returned as is) or a failure.
+func (s *Store) tx(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
+	if s.closed.Load() {
+		return storage.ErrClosed
+	}
+	for attempt := 0; ; attempt++ {
+		err := s.tryTx(ctx, fn)
+		var me *driver.MySQLError
+		if attempt < 3 && errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205) {
+			continue
+		}
+		if err == nil || isDomain(err) {
+			return err
+		}
+		return s.fail(what, err)
+	}
+}
+
+func (s *Store) tryTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// isDomain reports the errors of the storage contract.
+func isDomain(err error) bool {
+	for _, e := range []error{storage.ErrNotFound, storage.ErrUsernameTaken, storage.ErrAlreadyFriends,
+		storage.ErrRequestExists, storage.ErrNotFriends, storage.ErrGroupFull, storage.ErrAlreadyMember, storage.ErrNotMember} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// exists reports whether query finds a row.
+func exists(ctx context.Context, q querier, query string, args ...any) (bool, error) {
+	var one int
+	err := q.QueryRowContext(ctx, query, args...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// each runs query and calls scan for every row.
+func (s *Store) each(ctx context.Context, q querier, what string, scan func(*sql.Rows) error, query string, args ...any) error {
+	if s.closed.Load() {
+		return storage.ErrClosed
+	}
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return s.fail(what, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return s.fail(what, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return s.fail(what, err)
+	}
+	return nil
+}
+
+// CreateUser implements storage.Users.
+func (s *Store) CreateUser(ctx context.Context, username string, passHash []byte) (storage.User, error) {
+	u := storage.User{Username: username, PassHash: append([]byte(nil), passHash...), Created: time.UnixMilli(time.Now().UnixMilli())}
+	err := s.tx(ctx, "create user", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO users (username, name_key, lower_name, pass_hash, created) VALUES (?, ?, LOWER(?), ?, ?)`,
+			username, storage.FoldName(username), username, u.PassHash, u.Created.UnixMilli())
+		if isDuplicate(err) {
+			return storage.ErrUsernameTaken
+		}
+		if err != nil {
+			return err
+		}
+		u.ID, err = res.LastInsertId()
+		return err
+	})
+	if err != nil {
+		return storage.User{}, err
+	}
+	return u, nil
+}
+
+// UserByName implements storage.Users.
+func (s *Store) UserByName(ctx context.Context, username string) (storage.User, error) {
+	return s.user(ctx, `name_key = ?`, storage.FoldName(username))
+}
+
+// UserByID implements storage.Users.
+func (s *Store) UserByID(ctx context.Context, id int64) (storage.User, error) {
+	return s.user(ctx, `id = ?`, id)
+}
+
+func (s *Store) user(ctx context.Context, where string, arg any) (storage.User, error) {
+	var (
+		u     storage.User
+		found bool
+	)
+	err := s.each(ctx, s.db, "read user", func(r *sql.Rows) error {
+		var created int64
+		found = true
+		err := r.Scan(&u.ID, &u.Username, &u.PassHash, &created)
+		u.Created = time.UnixMilli(created)
+		return err
+	}, `SELECT id, username, pass_hash, created FROM users WHERE `+where, arg)
+	if err == nil && !found {
+		err = storage.ErrNotFound
+	}
+	return u, err
+}
+
+// CreateToken implements storage.Tokens.
+func (s *Store) CreateToken(ctx context.Context, hash []byte, userID int64, expires time.Time) error {
+	return s.tx(ctx, "create token", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, user_id, expires) VALUES (?, ?, ?)
+			ON DUPLICATE KEY UPDATE user_id = VALUES(user_id), expires = VALUES(expires)`, hash, userID, expires.UnixMilli())
+		return err
+	})
+}
+
+// TokenUser implements storage.Tokens.
+func (s *Store) TokenUser(ctx context.Context, hash []byte, now time.Time) (int64, time.Time, error) {
+	var (
+		user, expires int64
+		found         bool
+	)
+	err := s.each(ctx, s.db, "read token", func(r *sql.Rows) error {
+		found = true
+		return r.Scan(&user, &expires)
+	}, `SELECT user_id, expires FROM tokens WHERE hash = ? AND expires > ?`, hash, now.UnixMilli())
+	if err == nil && !found {
+		err = storage.ErrNotFound
+	}
+	return user, time.UnixMilli(expires), err
+}
+
+// DeleteToken implements storage.Tokens.
+func (s *Store) DeleteToken(ctx context.Context, hash []byte) error {
+	return s.tx(ctx, "delete token", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE hash = ?`, hash)
+		return err
+	})
+}
+
+// DeleteUserTokens implements storage.Tokens.
+func (s *Store) DeleteUserTokens(ctx context.Context, userID int64) error {
+	return s.tx(ctx, "delete tokens", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE user_id = ?`, userID)
+		return err
+	})
+}

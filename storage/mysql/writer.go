@@ -1,0 +1,402 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	driver "github.com/go-sql-driver/mysql"
+
+	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/storage"
+)
+
+// Group commit of Appends.
+//
+// Append queues a request and waits. The writer goroutine takes the first
+// request, drains whatever else is queued (up to MaxBatch) and stores them
+// all in one transaction: it locks the batch's conversation rows in id order
+// (so two nodes never lock two conversations in opposite orders), reads
+// their last sequences, assigns the next ones, writes the messages with one
+// multi-row INSERT per shard table, and commits. Then it passes the new
+// messages to the commit hook, in order, and answers the callers. A failed
+// batch fails every request in it and stores nothing; a deadlock with
+// another node is retried.
+
+// batchTimeout bounds one batch transaction.
+const batchTimeout = 20 * time.Second
+
+type appendReq struct {
+	ctx    context.Context
+	m      protocol.Message
+	parsed protocol.ParsedConv
+	done   chan struct{}
+
+	stored protocol.Message
+	dup    bool
+	err    error
+}
+
+type writer struct {
+	s        *Store
+	hook     storage.CommitHook
+	maxBatch int
+
+	mu     sync.RWMutex // guards closed and the sends on reqs
+	closed bool
+	reqs   chan *appendReq
+	done   chan struct{}
+}
+
+func newWriter(s *Store, hook storage.CommitHook, maxBatch int) *writer {
+	return &writer{s: s, hook: hook, maxBatch: maxBatch, reqs: make(chan *appendReq, maxBatch), done: make(chan struct{})}
+}
+
+// Append implements storage.Messages.
+func (s *Store) Append(ctx context.Context, m *protocol.Message) (protocol.Message, bool, error) {
+	if s.closed.Load() {
+		return protocol.Message{}, false, storage.ErrClosed
+	}
+	if m == nil {
+		return protocol.Message{}, false, errors.New("mysql: append: nil message")
+	}
+	parsed, ok := protocol.ParseConv(m.Conv)
+	if !ok {
+		return protocol.Message{}, false, fmt.Errorf("mysql: append: invalid conversation id %q", m.Conv)
+	}
+	r := &appendReq{ctx: ctx, m: *m, parsed: parsed, done: make(chan struct{})}
+	r.m.Seq = 0
+	r.m.Body = append([]byte{}, m.Body...)
+	if err := s.w.do(r); err != nil {
+		return protocol.Message{}, false, err
+	}
+	if !r.dup {
+		m.Seq = r.stored.Seq
+	}
+	return r.stored, r.dup, nil
+}
+
+func (w *writer) do(r *appendReq) error {
+	if err := r.ctx.Err(); err != nil {
+		return err
+	}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return storage.ErrClosed
+	}
+	select {
+	case w.reqs <- r:
+		w.mu.RUnlock()
+	case <-r.ctx.Done():
+		w.mu.RUnlock()
+		return r.ctx.Err()
+	}
+	select {
+	case <-r.done:
+		return r.err
+	case <-r.ctx.Done():
+		return r.ctx.Err()
+	}
+}
+
+func (w *writer) close() {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.reqs)
+	}
+	w.mu.Unlock()
+	<-w.done
+}
+
+func (w *writer) run() {
+	defer close(w.done)
+	batch := make([]*appendReq, 0, w.maxBatch)
+	for first := range w.reqs {
+		batch = append(batch[:0], first)
+	drain:
+		for len(batch) < w.maxBatch {
+			select {
+			case r, ok := <-w.reqs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		w.commit(batch)
+		clear(batch)
+	}
+}
+
+func (w *writer) commit(batch []*appendReq) {
+	live := batch[:0:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.err = err // the caller has gone; nothing is stored for it
+			close(r.done)
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	var stored []protocol.Message
+	var err error
+	for attempt := 0; ; attempt++ {
+		stored, err = w.store(live)
+		var me *driver.MySQLError
+		if err != nil && attempt < 3 && errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205) {
+			continue
+		}
+		break
+	}
+	if err != nil {
+		err = w.s.fail("append batch", err)
+		w.s.log.Error("mysql: append batch failed", "appends", len(live), "err", err)
+		for _, r := range live {
+			r.err, r.dup = err, false
+			close(r.done)
+		}
+		return
+	}
+	if w.hook != nil && len(stored) > 0 {
+		w.hook(stored)
+	}
+	for _, r := range live {
+		close(r.done)
+	}
+}
+
+type dupKey struct {
+	sender int64
+	cmid   string
+}
+
+// store writes one batch in a transaction and returns the new messages in
+// order; it sets each request's stored and dup.
+func (w *writer) store(reqs []*appendReq) ([]protocol.Message, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	tx, err := w.s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	last, err := lockConvs(ctx, tx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	prev, err := w.findDups(ctx, tx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		stored  []protocol.Message
+		inBatch = map[dupKey]int{} // → index in stored
+		shards  = map[string][]*protocol.Message{}
+		times   = map[string]int64{}
+	)
+	for _, r := range reqs {
+		r.dup = false
+		if r.m.ClientMsgID != "" {
+			k := dupKey{r.m.From, r.m.ClientMsgID}
+			if p, ok := prev[k]; ok {
+				r.stored, r.dup = p, true
+				continue
+			}
+			if i, ok := inBatch[k]; ok {
+				r.stored, r.dup = stored[i], true
+				continue
+			}
+			inBatch[k] = len(stored)
+		}
+		m := r.m
+		last[m.Conv]++
+		m.Seq = last[m.Conv]
+		times[m.Conv] = m.ServerTime
+		r.stored = m
+		stored = append(stored, m)
+	}
+	for i := range stored {
+		t := w.s.table(stored[i].Conv)
+		shards[t] = append(shards[t], &stored[i])
+	}
+	for t, msgs := range shards {
+		if err := insertMessages(ctx, tx, t, msgs); err != nil {
+			return nil, err
+		}
+	}
+	if err := insertIDs(ctx, tx, stored); err != nil {
+		return nil, err
+	}
+	if err := updateConvs(ctx, tx, reqs, last, times); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return stored, nil
+}
+
+// placeholders returns n groups of the tuple, comma separated.
+func placeholders(n int, tuple string) string {
+	return strings.TrimSuffix(strings.Repeat(tuple+",", n), ",")
+}
+
+// lockConvs creates missing conversation rows and locks every row of the
+// batch, in id order, and returns their last sequences.
+func lockConvs(ctx context.Context, tx *sql.Tx, reqs []*appendReq) (map[string]uint64, error) {
+	var convs []string
+	for _, r := range reqs {
+		convs = append(convs, r.m.Conv)
+	}
+	slices.Sort(convs)
+	convs = slices.Compact(convs)
+	args := make([]any, len(convs))
+	for i, c := range convs {
+		args[i] = c
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (conv, last_seq, last_time) VALUES `+
+		placeholders(len(convs), "(?, 0, 0)")+` ON DUPLICATE KEY UPDATE conv = conv`, args...); err != nil {
+		return nil, fmt.Errorf("create conversations: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT conv, last_seq FROM conversations WHERE conv IN (`+
+		placeholders(len(convs), "?")+`) ORDER BY conv FOR UPDATE`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("lock conversations: %w", err)
+	}
+	defer rows.Close()
+	last := make(map[string]uint64, len(convs))
+	for rows.Next() {
+		var (
+			c   string
+			seq uint64
+		)
+		if err := rows.Scan(&c, &seq); err != nil {
+			return nil, err
+		}
+		last[c] = seq
+	}
+	return last, rows.Err()
+}
+
+// findDups returns the stored messages that requests of the batch repeat.
+func (w *writer) findDups(ctx context.Context, tx *sql.Tx, reqs []*appendReq) (map[dupKey]protocol.Message, error) {
+	var args []any
+	for _, r := range reqs {
+		if r.m.ClientMsgID != "" {
+			args = append(args, r.m.From, r.m.ClientMsgID)
+		}
+	}
+	if len(args) == 0 {
+		return nil, nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT sender, client_msg_id, conv, seq FROM message_ids WHERE (sender, client_msg_id) IN (`+
+		placeholders(len(args)/2, "(?, ?)")+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("find duplicates: %w", err)
+	}
+	type hit struct {
+		k    dupKey
+		conv string
+		seq  uint64
+	}
+	var hits []hit
+	for rows.Next() {
+		var h hit
+		if err := rows.Scan(&h.k.sender, &h.k.cmid, &h.conv, &h.seq); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		hits = append(hits, h)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make(map[dupKey]protocol.Message, len(hits))
+	for _, h := range hits {
+		m, err := scanMessage(tx.QueryRowContext(ctx, `SELECT `+messageCols+` FROM `+w.s.table(h.conv)+` WHERE conv = ? AND seq = ?`, h.conv, h.seq))
+		if err != nil {
+			return nil, fmt.Errorf("read duplicate: %w", err)
+		}
+		out[h.k] = m
+	}
+	return out, nil
+}
+
+func insertMessages(ctx context.Context, tx *sql.Tx, table string, msgs []*protocol.Message) error {
+	args := make([]any, 0, len(msgs)*10)
+	for _, m := range msgs {
+		args = append(args, m.Conv, m.Seq, m.MsgID, m.From, m.To, m.GroupID, m.ClientMsgID, m.ContentType, m.Body, m.ServerTime)
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (`+messageCols+`) VALUES `+
+		placeholders(len(msgs), "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), args...)
+	if err != nil {
+		return fmt.Errorf("insert messages: %w", err)
+	}
+	return nil
+}
+
+func insertIDs(ctx context.Context, tx *sql.Tx, msgs []protocol.Message) error {
+	var args []any
+	for _, m := range msgs {
+		if m.ClientMsgID != "" {
+			args = append(args, m.From, m.ClientMsgID, m.Conv, m.Seq)
+		}
+	}
+	if len(args) == 0 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO message_ids (sender, client_msg_id, conv, seq) VALUES `+
+		placeholders(len(args)/4, "(?, ?, ?, ?)"), args...)
+	if err != nil {
+		return fmt.Errorf("insert message ids: %w", err)
+	}
+	return nil
+}
+
+// updateConvs writes the conversations' new last seq and time, and the
+// membership rows of direct conversations' users.
+func updateConvs(ctx context.Context, tx *sql.Tx, reqs []*appendReq, last map[string]uint64, times map[string]int64) error {
+	var convArgs, memberArgs []any
+	seen := map[string]bool{}
+	for _, r := range reqs {
+		c := r.m.Conv
+		t, ok := times[c]
+		if !ok || seen[c] {
+			continue
+		}
+		seen[c] = true
+		convArgs = append(convArgs, c, last[c], t)
+		if r.parsed.Kind == protocol.ConvDirect {
+			memberArgs = append(memberArgs, r.parsed.A, c, r.parsed.B, c)
+		}
+	}
+	if len(convArgs) == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (conv, last_seq, last_time) VALUES `+
+		placeholders(len(convArgs)/3, "(?, ?, ?)")+
+		` ON DUPLICATE KEY UPDATE last_seq = VALUES(last_seq), last_time = VALUES(last_time)`, convArgs...); err != nil {
+		return fmt.Errorf("update conversations: %w", err)
+	}
+	if len(memberArgs) > 0 {
+		if _, err := tx.ExecContext(ctx, `INSERT IGNORE INTO user_convs (user_id, conv) VALUES `+
+			placeholders(len(memberArgs)/2, "(?, ?)"), memberArgs...); err != nil {
+			return fmt.Errorf("add members: %w", err)
+		}
+	}
+	return nil
+}
