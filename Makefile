@@ -2,15 +2,27 @@
 GO       ?= go
 FUZZTIME ?= 20s
 
-.PHONY: run test unit fuzz build lint bench
+.PHONY: run test unit fuzz build lint bench services services-down
 
 run:
 	$(GO) run ./cmd/parleyd
 
-test: lint unit fuzz
+# Every test: the MySQL, Redis and RocketMQ tests need the local services,
+# which `services` installs and starts when they are not already up.
+test: services lint unit fuzz
 
+# MariaDB, Redis and RocketMQ on loopback (scripts/README.md); idempotent.
+services:
+	bash scripts/services.sh up
+
+services-down:
+	bash scripts/services.sh down
+
+# Every package on the embedded store, then the end-to-end suites again on
+# MySQL (the MariaDB of `make services`).
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
+	PARLEY_TEST_STORE=mysql $(GO) test -race -count=1 -timeout 20m ./server/... ./client/... ./cmd/...
 
 # The decoder's fuzz target, for a bounded time.
 fuzz:

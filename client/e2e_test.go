@@ -276,8 +276,8 @@ func TestEndToEndChat(t *testing.T) {
 }
 
 func TestEndToEndDataSurvivesRestart(t *testing.T) {
-	dir := t.TempDir()
-	srv := servertest.StartIn(t, dir, nil)
+	st := servertest.NewStorage(t)
+	srv := servertest.StartOn(t, st, nil)
 	alice := connect(t, srv.Addr(), client.Options{})
 	if _, err := alice.Register(ctx(t), "alice", "alice's password"); err != nil {
 		t.Fatal(err)
@@ -295,7 +295,7 @@ func TestEndToEndDataSurvivesRestart(t *testing.T) {
 	}
 	servertest.Stop(t, srv)
 
-	srv = servertest.StartIn(t, dir, nil)
+	srv = servertest.StartOn(t, st, nil)
 	bob = connect(t, srv.Addr(), client.Options{SyncOnLogin: true})
 	if _, err := bob.Login(ctx(t), "bob", "bob's password"); err != nil {
 		t.Fatal(err)

@@ -24,8 +24,8 @@ func runAdmin(t *testing.T, args ...string) string {
 // The admin commands work on the store of a running server, as another
 // store handle would from another process; the server kicks banned users.
 func TestAdminBanKicksAndRefusesLogin(t *testing.T) {
-	dir := t.TempDir()
-	srv := servertest.StartIn(t, dir, nil) // bans polled every 100ms
+	st := servertest.NewStorage(t)
+	srv := servertest.StartOn(t, st, nil) // bans polled every 100ms
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -39,7 +39,7 @@ func TestAdminBanKicksAndRefusesLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out := runAdmin(t, "ban", "--data-dir", dir, "--user", "MALLORY", "--days", "1.5", "--reason", "spam")
+	out := runAdmin(t, append([]string{"ban", "--user", "MALLORY", "--days", "1.5", "--reason", "spam"}, st.Flags()...)...)
 	if !strings.Contains(out, "banned mallory") {
 		t.Fatalf("ban said %q", out)
 	}
@@ -57,7 +57,7 @@ func TestAdminBanKicksAndRefusesLogin(t *testing.T) {
 		t.Fatalf("kick %+v, want BANNED for 1.5 days", kick)
 	}
 	t.Logf("kicked %v after the ban", time.Since(start))
-	if list := runAdmin(t, "bans", "--data-dir", dir); !strings.Contains(list, "mallory") || !strings.Contains(list, "spam") {
+	if list := runAdmin(t, append([]string{"bans"}, st.Flags()...)...); !strings.Contains(list, "mallory") || !strings.Contains(list, "spam") {
 		t.Fatalf("bans list %q", list)
 	}
 
@@ -77,8 +77,8 @@ func TestAdminBanKicksAndRefusesLogin(t *testing.T) {
 		_ = c2.Close()
 	}
 
-	runAdmin(t, "unban", "--data-dir", dir, "--user", "mallory")
-	if list := runAdmin(t, "bans", "--data-dir", dir); strings.Contains(list, "mallory") {
+	runAdmin(t, append([]string{"unban", "--user", "mallory"}, st.Flags()...)...)
+	if list := runAdmin(t, append([]string{"bans"}, st.Flags()...)...); strings.Contains(list, "mallory") {
 		t.Fatalf("bans list after unban %q", list)
 	}
 	c3, err := client.Dial(ctx, srv.Addr(), client.Options{})

@@ -24,6 +24,7 @@ import (
 
 	"github.com/parleyim/parley/server"
 	"github.com/parleyim/parley/storage"
+	"github.com/parleyim/parley/storage/mysql"
 	"github.com/parleyim/parley/storage/sqlite"
 )
 
@@ -44,15 +45,38 @@ var lookupEnv = os.LookupEnv
 
 // storeOptions choose and configure the store; serve and admin share them.
 type storeOptions struct {
-	dataDir string
+	kind     string
+	dataDir  string
+	mysqlDSN string
+	shards   int
 }
 
 func (so *storeOptions) register(fs *flag.FlagSet) {
+	fs.StringVar(&so.kind, "store", "sqlite", "sqlite (embedded, single node) or mysql (shared by a cluster)")
 	fs.StringVar(&so.dataDir, "data-dir", "./data", "directory of the embedded store")
+	fs.StringVar(&so.mysqlDSN, "mysql-dsn", "", "MySQL/MariaDB DSN for --store mysql, user:pass@tcp(host:3306)/db")
+	fs.IntVar(&so.shards, "mysql-shards", 16, "message tables of a new MySQL database (fixed once created)")
 }
 
 func (so *storeOptions) open(hook storage.CommitHook, log *slog.Logger) (storage.Store, error) {
-	return sqlite.Open(sqlite.Config{Dir: so.dataDir, Hook: hook, Logger: log})
+	switch so.kind {
+	case "sqlite":
+		return sqlite.Open(sqlite.Config{Dir: so.dataDir, Hook: hook, Logger: log})
+	case "mysql":
+		if so.mysqlDSN == "" {
+			return nil, errors.New("--store mysql needs --mysql-dsn (or PARLEY_MYSQL_DSN)")
+		}
+		return mysql.Open(mysql.Config{DSN: so.mysqlDSN, Shards: so.shards, Hook: hook, Logger: log})
+	}
+	return nil, fmt.Errorf("--store %q: want sqlite or mysql", so.kind)
+}
+
+// describe is the store for the start-up log line.
+func (so *storeOptions) describe() []any {
+	if so.kind == "mysql" {
+		return []any{"store", "mysql", "shards", so.shards}
+	}
+	return []any{"store", "sqlite", "data_dir", so.dataDir}
 }
 
 type options struct {
@@ -165,8 +189,8 @@ func serve(o options, log *slog.Logger) error {
 		_ = srv.Stop(context.Background())
 		return err
 	}
-	log.Info("parleyd serving", "listen", srv.Addr(), "store", "sqlite", "data_dir", o.store.dataDir,
-		"max_conns", srv.MaxConns(), "open_file_limit", strconv.Itoa(limit))
+	log.Info("parleyd serving", append([]any{"listen", srv.Addr()}, append(o.store.describe(),
+		"max_conns", srv.MaxConns(), "open_file_limit", strconv.Itoa(limit))...)...)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)

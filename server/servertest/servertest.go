@@ -6,12 +6,15 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/parleyim/parley/server"
 	"github.com/parleyim/parley/storage"
+	"github.com/parleyim/parley/storage/mysql"
+	"github.com/parleyim/parley/storage/mysql/mysqltest"
 	"github.com/parleyim/parley/storage/sqlite"
 )
 
@@ -60,25 +63,62 @@ func Config(t testing.TB) server.Config {
 	}
 }
 
-// Start runs a server over a fresh embedded store in a temporary
-// directory, with Config's defaults that mut may change, and stops it when
-// the test ends.
-func Start(t testing.TB, mut func(*server.Config)) *server.Server {
-	t.Helper()
-	return StartIn(t, t.TempDir(), mut)
+// Storage is where a test server keeps its data: a directory of the
+// embedded store, or a MySQL database. A server started again on the same
+// Storage finds the data of the one before.
+type Storage struct {
+	dir string // embedded store
+	dsn string // MySQL
 }
 
-// StartIn is Start over the embedded store in dir, which may hold the data
-// of an earlier server.
-func StartIn(t testing.TB, dir string, mut func(*server.Config)) *server.Server {
+// NewStorage returns empty storage of the kind PARLEY_TEST_STORE names:
+// "sqlite" (the default) or "mysql" (a fresh database on the MariaDB of
+// `make services`, or of PARLEY_MYSQL_DSN).
+func NewStorage(t testing.TB) Storage {
+	t.Helper()
+	switch kind := os.Getenv("PARLEY_TEST_STORE"); kind {
+	case "", "sqlite":
+		return Storage{dir: t.TempDir()}
+	case "mysql":
+		return Storage{dsn: mysqltest.DSN(t)}
+	default:
+		t.Fatalf("PARLEY_TEST_STORE=%q: want sqlite or mysql", kind)
+		return Storage{}
+	}
+}
+
+// Open opens the store.
+func (st Storage) Open(hook storage.CommitHook) (storage.Store, error) {
+	if st.dsn != "" {
+		return mysql.Open(mysql.Config{DSN: st.dsn, Shards: 4, Hook: hook})
+	}
+	return sqlite.Open(sqlite.Config{Dir: st.dir, Hook: hook})
+}
+
+// Flags are the parleyd flags that select this storage.
+func (st Storage) Flags() []string {
+	if st.dsn != "" {
+		return []string{"--store", "mysql", "--mysql-dsn", st.dsn, "--mysql-shards", "4"}
+	}
+	return []string{"--data-dir", st.dir}
+}
+
+// Start runs a server over fresh storage (NewStorage), with Config's
+// defaults that mut may change, and stops it when the test ends.
+func Start(t testing.TB, mut func(*server.Config)) *server.Server {
+	t.Helper()
+	return StartOn(t, NewStorage(t), mut)
+}
+
+// StartOn is Start on the given storage, which may hold the data of an
+// earlier server.
+func StartOn(t testing.TB, st Storage, mut func(*server.Config)) *server.Server {
 	t.Helper()
 	cfg := Config(t)
 	if mut != nil {
 		mut(&cfg)
 	}
-	srv, err := server.New(cfg, func(hook storage.CommitHook) (storage.Store, error) {
-		return sqlite.Open(sqlite.Config{Dir: dir, Hook: hook})
-	})
+	srv, err := server.New(cfg, st.Open)
 	if err != nil {
 		t.Fatal(err)
 	}

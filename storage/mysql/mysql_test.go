@@ -2,27 +2,18 @@ package mysql
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	driver "github.com/go-sql-driver/mysql"
 
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/storage"
+	"github.com/parleyim/parley/storage/mysql/mysqltest"
 	"github.com/parleyim/parley/storage/storetest"
 )
-
-// defaultDSN is the MariaDB that `make services` runs.
-const defaultDSN = "parley:parley@tcp(127.0.0.1:3306)/parley_test?parseTime=true&charset=utf8mb4"
 
 type tlog struct{ t testing.TB }
 
@@ -35,52 +26,10 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-// freshDSN creates an empty database for one test, dropped when it ends,
-// and returns its DSN.
-func freshDSN(t testing.TB) string {
-	t.Helper()
-	dsn := os.Getenv("PARLEY_MYSQL_DSN")
-	if dsn == "" {
-		dsn = defaultDSN
-	}
-	cfg, err := driver.ParseDSN(dsn)
-	if err != nil {
-		t.Fatalf("PARLEY_MYSQL_DSN: %v", err)
-	}
-	admin, err := sql.Open("mysql", cfg.FormatDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := admin.PingContext(ctx); err != nil {
-		t.Fatalf("MariaDB not reachable at %s: %v: run `make services`", cfg.Addr, err)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "parley_t_" + hex.EncodeToString(b[:])
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name+" CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() {
-		db, err := sql.Open("mysql", cfg.FormatDSN())
-		if err != nil {
-			return
-		}
-		defer db.Close()
-		if _, err := db.Exec("DROP DATABASE IF EXISTS " + name); err != nil {
-			t.Logf("drop %s: %v", name, err)
-		}
-	})
-	cfg.DBName = name
-	return cfg.FormatDSN()
-}
-
 func open(t testing.TB, cfg Config) *Store {
 	t.Helper()
 	if cfg.DSN == "" {
-		cfg.DSN = freshDSN(t)
+		cfg.DSN = mysqltest.DSN(t)
 	}
 	cfg.Logger = testLogger(t)
 	s, err := Open(cfg)
@@ -97,7 +46,7 @@ func TestContract(t *testing.T) {
 }
 
 func TestShards(t *testing.T) {
-	dsn := freshDSN(t)
+	dsn := mysqltest.DSN(t)
 	s := open(t, Config{DSN: dsn, Shards: 8})
 	ctx := context.Background()
 	var users []int64
@@ -148,7 +97,7 @@ func TestShards(t *testing.T) {
 // Two stores (two nodes) append to one conversation at once: the
 // sequence numbers stay dense and unique.
 func TestTwoNodesOneConversation(t *testing.T) {
-	dsn := freshDSN(t)
+	dsn := mysqltest.DSN(t)
 	a := open(t, Config{DSN: dsn})
 	b := open(t, Config{DSN: dsn})
 	defer a.Close()
