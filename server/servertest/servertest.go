@@ -87,6 +87,9 @@ func NewStorage(t testing.TB) Storage {
 	}
 }
 
+// MySQLStorage is storage in the MySQL database of dsn.
+func MySQLStorage(dsn string) Storage { return Storage{dsn: dsn} }
+
 // Open opens the store.
 func (st Storage) Open(hook storage.CommitHook) (storage.Store, error) {
 	if st.dsn != "" {

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -88,12 +89,22 @@ type Store struct {
 
 var _ storage.Store = (*Store)(nil)
 
+// driverLog routes the driver's own messages (it has one logger per
+// process) to the first opened Store's logger, at debug level: the errors
+// they describe reach the caller anyway.
+var driverLog sync.Once
+
+type driverLogger struct{ log *slog.Logger }
+
+func (l driverLogger) Print(v ...any) { l.log.Debug("mysql driver: " + fmt.Sprint(v...)) }
+
 // Open connects, creates or migrates the schema, and starts the writer.
 func Open(cfg Config) (*Store, error) {
 	cfg.fill()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	driverLog.Do(func() { _ = driver.SetLogger(driverLogger{cfg.Logger}) })
 	dc, err := driver.ParseDSN(cfg.DSN)
 	if err != nil {
 		return nil, fmt.Errorf("%w: DSN: %v", ErrConfig, err)
