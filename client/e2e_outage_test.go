@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/parleyim/parley/client"
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/router"
 	"github.com/parleyim/parley/server"
 	"github.com/parleyim/parley/server/servertest"
 	"github.com/parleyim/parley/storage/mysql/mysqltest"
@@ -152,4 +155,50 @@ func TestMySQLOutage(t *testing.T) {
 		}
 	}
 	t.Logf("%d acked, %d stored, failures %v", len(acked), len(stored), failures)
+}
+
+// The link to Redis (the presence directory) is cut: messaging goes on,
+// friend lists fall back to this node's view, and presence works again
+// once Redis is back.
+func TestRedisOutage(t *testing.T) {
+	proxy := servertest.NewProxy(t, redisAddr())
+	rdb := redis.NewClient(&redis.Options{Addr: proxy.Addr(), MaxRetries: 1, DialTimeout: time.Second})
+	srv := servertest.Start(t, func(c *server.Config) {
+		c.Presence = router.NewRedisPresence(rdb, fmt.Sprintf("parley_t_outage_%d", time.Now().UnixNano()))
+		c.RequestTimeout = 2 * time.Second
+	})
+	alice := register(t, srv, "alice")
+	bob := register(t, srv, "bob")
+	befriend(t, alice, bob)
+
+	proxy.Cut()
+	if _, err := alice.Send(ctx(t), bob.id, 0, []byte("still here")); err != nil {
+		t.Fatalf("send without Redis: %v", err)
+	}
+	expectTexts(t, receive(t, bob.Client, 1), 1, "still here")
+	friends, err := alice.Friends(ctx(t))
+	if err != nil || len(friends) != 1 || !friends[0].Online {
+		t.Fatalf("friends without Redis: %+v %v", friends, err)
+	}
+
+	proxy.Restore()
+	carol := register(t, srv, "carol")
+	befriend(t, alice, carol)
+	_ = carol.Close()
+	for { // carol's online notice may come first: it races with befriend
+		n := notice(t, alice.Client, true)
+		if n.Presence.UserID == carol.id && !n.Presence.Online {
+			break
+		}
+	}
+	if alice.State() != client.StateLoggedIn || bob.State() != client.StateLoggedIn {
+		t.Fatal("connections did not survive the outage")
+	}
+}
+
+func redisAddr() string {
+	if a := os.Getenv("PARLEY_REDIS_ADDR"); a != "" {
+		return a
+	}
+	return "127.0.0.1:6379"
 }

@@ -90,11 +90,19 @@ func nilIfEmpty(s []int64) []int64 {
 	return s
 }
 
+// presenceNotice waits for the next presence notice about user of, which
+// must say online; notices about other users are skipped.
 func presenceNotice(t *testing.T, c *client.Client, of int64, online bool) {
 	t.Helper()
-	n := notice(t, c, true)
-	if n.Presence.UserID != of || n.Presence.Online != online {
-		t.Fatalf("presence %+v, want %d online=%v", n.Presence, of, online)
+	for {
+		n := notice(t, c, true)
+		if n.Presence.UserID != of {
+			continue
+		}
+		if n.Presence.Online != online {
+			t.Fatalf("presence %+v, want %d online=%v", n.Presence, of, online)
+		}
+		return
 	}
 }
 

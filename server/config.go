@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/router"
 )
 
 // Config is the server's configuration. Every zero value means the default
@@ -81,6 +82,16 @@ type Config struct {
 	// take to come back before its friends are told it went offline.
 	// Default 5s.
 	PresenceGrace time.Duration
+	// Presence is the directory of which node holds each user's
+	// connections; the server closes it when it stops. Default: in memory
+	// (a single node).
+	Presence router.Presence
+	// NodeName names this node in the directory; unique in a cluster.
+	// Default: Addr.
+	NodeName string
+	// PresenceTTL is how long the directory counts this node's users
+	// after its last heartbeat (one every PresenceTTL/3). Default 15s.
+	PresenceTTL time.Duration
 	// BanPoll is how often the server looks for bans of connected users
 	// made by the admin tools. Default 2s.
 	BanPoll time.Duration
@@ -177,6 +188,15 @@ func (c *Config) fill() {
 	}
 	if c.PresenceGrace <= 0 {
 		c.PresenceGrace = 5 * time.Second
+	}
+	if c.Presence == nil {
+		c.Presence = router.NewMemoryPresence(nil)
+	}
+	if c.NodeName == "" {
+		c.NodeName = c.Addr
+	}
+	if c.PresenceTTL <= 0 {
+		c.PresenceTTL = 15 * time.Second
 	}
 	if c.BanPoll <= 0 {
 		c.BanPoll = 2 * time.Second

@@ -355,8 +355,13 @@ func (s *Server) handleGroupMembers(ctx context.Context, user int64, reqID uint3
 		return s.storeError(out, reqID, "group members", err)
 	}
 	res := protocol.MemberList{GroupID: g.ID, Members: make([]protocol.Member, len(members))}
+	ps := make([]storage.Profile, len(members))
 	for i, m := range members {
-		res.Members[i] = protocol.Member{UserInfo: s.userInfo(m.Profile), Owner: m.ID == g.Owner, Joined: m.Joined.UnixMilli()}
+		ps[i] = m.Profile
+	}
+	on := s.whoIsOnline(ctx, ps...)
+	for i, m := range members {
+		res.Members[i] = protocol.Member{UserInfo: s.userInfo(m.Profile, on), Owner: m.ID == g.Owner, Joined: m.Joined.UnixMilli()}
 	}
 	return appendReply(out, protocol.TypeMemberList, reqID, &res)
 }

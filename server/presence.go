@@ -8,15 +8,18 @@ import (
 	"github.com/parleyim/parley/protocol"
 )
 
-// presence tells a user's friends when the user comes online (its first
-// connection logs in) and goes offline (its last connection closed and it
-// did not come back within the grace period).
+// presence keeps the presence directory (Config.Presence) told of the users
+// on this node, and tells a user's friends when the user comes online (its
+// first connection on any node logs in) and goes offline (its last
+// connection anywhere closed and it did not come back within the grace
+// period).
 //
 // Logins and closes only record what happened, under mu: a close may come
-// from an event loop, which must not block. One goroutine reads the
-// friends from storage and pushes. An offline that is cancelled by a login
-// within the grace period sends nothing; otherwise offline and the next
-// online leave the goroutine in the order they happened.
+// from an event loop, which must not block. One goroutine tells the
+// directory, reads the friends from storage and pushes. An offline that is
+// cancelled by a login within the grace period does nothing; otherwise
+// offline and the next online leave the goroutine in the order they
+// happened. If the directory fails, this node's own view decides.
 type presence struct {
 	srv   *Server
 	grace time.Duration
@@ -103,10 +106,28 @@ func (p *presence) run() {
 	}
 }
 
-// announce pushes a user's new state to its logged-in friends.
+// announce tells the directory of a user's change on this node and, if the
+// user's state changed for the whole cluster, pushes it to its logged-in
+// friends.
 func (p *presence) announce(user int64, online bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.srv.cfg.RequestTimeout)
 	defer cancel()
+	var (
+		changed bool
+		err     error
+	)
+	if online {
+		changed, err = p.srv.dir.Connect(ctx, user, p.srv.cfg.NodeName)
+	} else {
+		changed, err = p.srv.dir.Disconnect(ctx, user, p.srv.cfg.NodeName)
+	}
+	if err != nil {
+		p.srv.log.Warn("presence directory unavailable", "user", user, "online", online, "err", err)
+		changed = true
+	}
+	if !changed {
+		return
+	}
 	friends, err := p.srv.store.FriendsOf(ctx, user)
 	if err != nil {
 		p.srv.log.Warn("presence not sent", "user", user, "online", online, "err", err)
@@ -129,6 +150,27 @@ func (p *presence) stop() {
 	<-p.stopped
 }
 
-// isOnline reports whether user has a logged-in connection (here, for now:
-// the cluster's presence directory answers for other nodes).
-func (s *Server) isOnline(user int64) bool { return s.hub.online(user) }
+// beat keeps this node live in the presence directory until done closes,
+// then drops it from the directory.
+func (s *Server) beat(done <-chan struct{}) {
+	defer close(s.beatStopped)
+	tick := time.NewTicker(s.cfg.PresenceTTL / 3)
+	defer tick.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PresenceTTL/3)
+		if err := s.dir.Heartbeat(ctx, s.cfg.NodeName, s.cfg.PresenceTTL); err != nil {
+			s.log.Warn("presence heartbeat failed", "err", err)
+		}
+		cancel()
+		select {
+		case <-done:
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := s.dir.DropNode(ctx, s.cfg.NodeName); err != nil {
+				s.log.Warn("presence: drop node failed", "err", err)
+			}
+			cancel()
+			return
+		case <-tick.C:
+		}
+	}
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/router"
 	"github.com/parleyim/parley/storage"
 )
 
@@ -49,6 +50,7 @@ type Server struct {
 	cfg   Config
 	log   *slog.Logger
 	store storage.Store
+	dir   router.Presence
 	ids   *snowflake.Node
 
 	hub      *hub
@@ -67,6 +69,7 @@ type Server struct {
 	stopOnce    sync.Once
 	bansDone    chan struct{}
 	bansStopped chan struct{}
+	beatStopped chan struct{}
 	nextID      atomic.Uint64
 	conns       atomic.Int64
 	stats       counters
@@ -95,6 +98,8 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 		booted:      make(chan struct{}),
 		bansDone:    make(chan struct{}),
 		bansStopped: make(chan struct{}),
+		beatStopped: make(chan struct{}),
+		dir:         cfg.Presence,
 		runErr:      make(chan error, 1),
 	}
 	s.delivery = newDelivery(s)
@@ -127,6 +132,7 @@ func (s *Server) Start() error {
 	}
 	s.startedAt = time.Now()
 	go s.watchBans(s.bansDone)
+	go s.beat(s.bansDone)
 	go func() {
 		s.runErr <- gnet.Run(s, "tcp://"+s.cfg.Addr,
 			gnet.WithMulticore(true),
@@ -170,9 +176,13 @@ func (s *Server) Stop(ctx context.Context) error {
 			<-s.runErr
 			close(s.bansDone)
 			<-s.bansStopped
+			<-s.beatStopped
 		}
 		s.pool.stop()
 		s.presence.stop()
+		if e := s.dir.Close(); e != nil && err == nil {
+			err = e
+		}
 		if e := s.store.Close(); e != nil && err == nil {
 			err = e
 		}

@@ -19,16 +19,36 @@ const (
 	maxSearch       = 100
 )
 
-// userInfo is the wire form of a profile, with online filled from this
-// node's view of presence.
-func (s *Server) userInfo(p storage.Profile) protocol.UserInfo {
+// userInfo is the wire form of a profile. online comes from on (see
+// whoIsOnline) or, for users not in it, from this node's sessions.
+func (s *Server) userInfo(p storage.Profile, on map[int64]bool) protocol.UserInfo {
 	return protocol.UserInfo{
 		UserID:      p.ID,
 		Username:    p.Username,
 		DisplayName: p.DisplayName,
 		AvatarURL:   p.AvatarURL,
-		Online:      s.isOnline(p.ID),
+		Online:      on[p.ID] || s.hub.online(p.ID),
 	}
+}
+
+// whoIsOnline asks the presence directory which of the profiles' users are
+// online on any node. When it cannot answer, only this node's sessions
+// count.
+func (s *Server) whoIsOnline(ctx context.Context, ps ...storage.Profile) map[int64]bool {
+	ids := make([]int64, len(ps))
+	for i, p := range ps {
+		ids[i] = p.ID
+	}
+	nodes, err := s.dir.Nodes(ctx, ids)
+	if err != nil {
+		s.log.Warn("presence directory unavailable", "err", err)
+		return nil
+	}
+	on := make(map[int64]bool, len(nodes))
+	for u := range nodes {
+		on[u] = true
+	}
+	return on
 }
 
 // pushUser sends a frame to every logged-in session of user except skip.
@@ -54,8 +74,9 @@ func (s *Server) handleUserSearch(ctx context.Context, reqID uint32, q *protocol
 		return s.storeError(out, reqID, "user search", err)
 	}
 	res := protocol.UserList{Users: make([]protocol.UserInfo, len(found))}
+	on := s.whoIsOnline(ctx, found...)
 	for i, p := range found {
-		res.Users[i] = s.userInfo(p)
+		res.Users[i] = s.userInfo(p, on)
 	}
 	if len(found) == limit {
 		res.Next = found[len(found)-1].Username
@@ -75,7 +96,7 @@ func (s *Server) handleProfileGet(ctx context.Context, user int64, reqID uint32,
 	if err != nil {
 		return s.storeError(out, reqID, "profile", err)
 	}
-	info := s.userInfo(p)
+	info := s.userInfo(p, s.whoIsOnline(ctx, p))
 	return appendReply(out, protocol.TypeUserInfo, reqID, &info)
 }
 
@@ -87,7 +108,7 @@ func (s *Server) handleProfileUpdate(ctx context.Context, user int64, reqID uint
 	if err != nil {
 		return s.storeError(out, reqID, "profile update", err)
 	}
-	info := s.userInfo(p)
+	info := s.userInfo(p, nil)
 	return appendReply(out, protocol.TypeUserInfo, reqID, &info)
 }
 
@@ -113,10 +134,10 @@ func (s *Server) handleFriendRequest(ctx context.Context, ss *session, user int6
 	if err != nil {
 		s.log.Warn("friend event not sent", "err", err)
 	} else if mutual {
-		s.pushUser(q.To, friendEvent(protocol.FriendAccepted, s.userInfo(me), ""), nil)
-		s.pushUser(user, friendEvent(protocol.FriendAccepted, s.userInfo(other), ""), nil)
+		s.pushUser(q.To, friendEvent(protocol.FriendAccepted, s.userInfo(me, nil), ""), nil)
+		s.pushUser(user, friendEvent(protocol.FriendAccepted, s.userInfo(other, nil), ""), nil)
 	} else {
-		s.pushUser(q.To, friendEvent(protocol.FriendRequested, s.userInfo(me), q.Note), nil)
+		s.pushUser(q.To, friendEvent(protocol.FriendRequested, s.userInfo(me, nil), q.Note), nil)
 	}
 	return appendReply(out, protocol.TypeOK, reqID, &protocol.OK{})
 }
@@ -127,15 +148,20 @@ func (s *Server) handleFriendRequests(ctx context.Context, user int64, reqID uin
 		return s.storeError(out, reqID, "friend requests", err)
 	}
 	return appendReply(out, protocol.TypeFriendReqList, reqID, &protocol.FriendRequestList{
-		Incoming: s.pending(in), Outgoing: s.pending(outgoing),
+		Incoming: s.pending(ctx, in), Outgoing: s.pending(ctx, outgoing),
 	})
 }
 
-func (s *Server) pending(reqs []storage.FriendRequest) []protocol.PendingRequest {
+func (s *Server) pending(ctx context.Context, reqs []storage.FriendRequest) []protocol.PendingRequest {
 	res := make([]protocol.PendingRequest, len(reqs))
+	ps := make([]storage.Profile, 0, 2*len(reqs))
+	for _, r := range reqs {
+		ps = append(ps, r.From, r.To)
+	}
+	on := s.whoIsOnline(ctx, ps...)
 	for i, r := range reqs {
 		res[i] = protocol.PendingRequest{
-			From: s.userInfo(r.From), To: s.userInfo(r.To), Note: r.Note, Created: r.Created.UnixMilli(),
+			From: s.userInfo(r.From, on), To: s.userInfo(r.To, on), Note: r.Note, Created: r.Created.UnixMilli(),
 		}
 	}
 	return res
@@ -154,7 +180,7 @@ func (s *Server) handleFriendAnswer(ctx context.Context, user int64, reqID uint3
 		kind = protocol.FriendAccepted
 	}
 	if me, err := s.store.Profile(ctx, user); err == nil {
-		s.pushUser(q.From, friendEvent(kind, s.userInfo(me), ""), nil)
+		s.pushUser(q.From, friendEvent(kind, s.userInfo(me, nil), ""), nil)
 	} else {
 		s.log.Warn("friend event not sent", "err", err)
 	}
@@ -170,7 +196,7 @@ func (s *Server) handleFriendDelete(ctx context.Context, user int64, reqID uint3
 		return s.storeError(out, reqID, "friend delete", err)
 	}
 	if me, err := s.store.Profile(ctx, user); err == nil {
-		s.pushUser(q.UserID, friendEvent(protocol.FriendRemoved, s.userInfo(me), ""), nil)
+		s.pushUser(q.UserID, friendEvent(protocol.FriendRemoved, s.userInfo(me, nil), ""), nil)
 	} else {
 		s.log.Warn("friend event not sent", "err", err)
 	}
@@ -183,8 +209,9 @@ func (s *Server) handleFriends(ctx context.Context, user int64, reqID uint32, ou
 		return s.storeError(out, reqID, "friends", err)
 	}
 	res := protocol.FriendList{Friends: make([]protocol.UserInfo, len(friends))}
+	on := s.whoIsOnline(ctx, friends...)
 	for i, p := range friends {
-		res.Friends[i] = s.userInfo(p)
+		res.Friends[i] = s.userInfo(p, on)
 	}
 	return appendReply(out, protocol.TypeFriendList, reqID, &res)
 }

@@ -22,6 +22,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/parleyim/parley/router"
 	"github.com/parleyim/parley/server"
 	"github.com/parleyim/parley/storage"
 	"github.com/parleyim/parley/storage/mysql"
@@ -92,6 +95,8 @@ type options struct {
 	bcryptCost int
 	nodeID     int64
 	dmPolicy   string
+	redisAddr  string
+	nodeName   string
 	maxGroup   int
 	grace      time.Duration
 }
@@ -110,6 +115,8 @@ func run(args []string) error {
 	fs.IntVar(&o.maxMessage, "max-message", 16<<10, "largest message body in bytes")
 	fs.IntVar(&o.bcryptCost, "bcrypt-cost", 10, "password hashing cost (4-31)")
 	fs.Int64Var(&o.nodeID, "node-id", 1, "snowflake node id, 0-1023")
+	fs.StringVar(&o.redisAddr, "redis-addr", "", "Redis host:port for the presence directory of a cluster (empty: in memory)")
+	fs.StringVar(&o.nodeName, "node-name", "", "this node's name in the presence directory (default: --listen)")
 	fs.StringVar(&o.dmPolicy, "dm-policy", "friends", "who may message whom 1:1: friends or anyone")
 	fs.IntVar(&o.maxGroup, "max-group-size", 2000, "most members of a group, the owner included")
 	fs.DurationVar(&o.grace, "presence-grace", 5*time.Second, "how long a user may be gone before friends see it offline")
@@ -166,7 +173,13 @@ func serve(o options, log *slog.Logger) error {
 	if err != nil {
 		log.Warn("cannot raise the open-file limit", "err", err)
 	}
+	var dir router.Presence
+	if o.redisAddr != "" {
+		dir = router.NewRedisPresence(redis.NewClient(&redis.Options{Addr: o.redisAddr}), "parley")
+	}
 	srv, err := server.New(server.Config{
+		Presence:      dir,
+		NodeName:      o.nodeName,
 		Addr:          o.listen,
 		MaxConns:      o.maxConns,
 		Heartbeat:     o.heartbeat,

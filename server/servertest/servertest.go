@@ -4,6 +4,8 @@ package servertest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
 	"net"
 	"os"
@@ -11,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/parleyim/parley/router"
 	"github.com/parleyim/parley/server"
 	"github.com/parleyim/parley/storage"
 	"github.com/parleyim/parley/storage/mysql"
@@ -118,6 +123,7 @@ func Start(t testing.TB, mut func(*server.Config)) *server.Server {
 func StartOn(t testing.TB, st Storage, mut func(*server.Config)) *server.Server {
 	t.Helper()
 	cfg := Config(t)
+	cfg.Presence = NewPresence(t)
 	if mut != nil {
 		mut(&cfg)
 	}
@@ -130,6 +136,34 @@ func StartOn(t testing.TB, st Storage, mut func(*server.Config)) *server.Server 
 	}
 	t.Cleanup(func() { Stop(t, srv) })
 	return srv
+}
+
+// NewPresence returns the presence directory PARLEY_TEST_PRESENCE names:
+// "memory" (the default) or "redis" (the Redis of `make services`, or of
+// PARLEY_REDIS_ADDR, under a key prefix of the test's own).
+func NewPresence(t testing.TB) router.Presence {
+	t.Helper()
+	switch kind := os.Getenv("PARLEY_TEST_PRESENCE"); kind {
+	case "", "memory":
+		return router.NewMemoryPresence(nil)
+	case "redis":
+		addr := os.Getenv("PARLEY_REDIS_ADDR")
+		if addr == "" {
+			addr = "127.0.0.1:6379"
+		}
+		rdb := redis.NewClient(&redis.Options{Addr: addr})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			t.Fatalf("Redis not reachable at %s: %v: run `make services`", addr, err)
+		}
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		return router.NewRedisPresence(rdb, "parley_t_"+hex.EncodeToString(b[:]))
+	default:
+		t.Fatalf("PARLEY_TEST_PRESENCE=%q: want memory or redis", kind)
+		return nil
+	}
 }
 
 // Stop stops srv within ten seconds; stopping twice is harmless.
