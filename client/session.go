@@ -91,6 +91,11 @@ func (c *Client) login(ctx context.Context, cn *conn, private bool, t protocol.T
 					private = true // next is not the client's until it logs in
 				}
 				cn = next
+				if reg, ok := body.(*protocol.Register); ok {
+					// The account exists now, on the node that redirected:
+					// log in to it where it belongs.
+					t, body = protocol.TypeLogin, &protocol.Login{Username: reg.Username, Password: reg.Password, Device: reg.Device}
+				}
 				continue
 			default:
 				err = decodeReply(r, &protocol.LoginOK{})

@@ -151,6 +151,14 @@ func (c *Cluster) Owner(user int64) (NodeInfo, bool) {
 	return n, ok
 }
 
+// OnChange sets the function called, from the cluster's goroutine, with
+// each newer slot table this node sees.
+func (c *Cluster) OnChange(fn func(old, new Table)) {
+	c.mu.Lock()
+	c.onChange = fn
+	c.mu.Unlock()
+}
+
 // Members lists the members this node knows, by name.
 func (c *Cluster) Members() []NodeInfo {
 	c.mu.RLock()
@@ -304,9 +312,10 @@ func (c *Cluster) reload(ctx context.Context) error {
 	if newer {
 		c.table = t
 	}
+	fn := c.onChange
 	c.mu.Unlock()
-	if newer && c.onChange != nil {
-		c.onChange(old, t)
+	if newer && fn != nil {
+		fn(old, t)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"math/bits"
 	"slices"
 )
 
@@ -91,11 +92,26 @@ func (t *Table) Rebalance(live []string) (Table, bool) {
 		if len(load[hi])-len(load[lo]) <= 1 {
 			break
 		}
-		s := load[hi][len(load[hi])-1]
+		// Move the slot whose bit-reversed number is highest: the slots a
+		// node gives away are spread over the whole range (a second node
+		// takes the odd slots), so consecutive user ids spread over nodes.
+		i := 0
+		for j, s := range load[hi] {
+			if spread(s) > spread(load[hi][i]) {
+				i = j
+			}
+		}
+		s := load[hi][i]
+		load[hi][i] = load[hi][len(load[hi])-1]
 		load[hi] = load[hi][:len(load[hi])-1]
 		next.Owners[s] = lo
 		load[lo] = append(load[lo], s)
 	}
 	changed := !slices.Equal(next.Owners, t.Owners)
 	return next, changed
+}
+
+// spread is a slot's number with its 10 bits reversed.
+func spread(slot int) int {
+	return int(bits.Reverse16(uint16(slot)) >> 6)
 }

@@ -188,6 +188,9 @@ func (s *Server) loggedIn(ctx context.Context, ss *session, reqID uint32, u stor
 		})
 		return out
 	}
+	if out, moved := s.redirect(ss, u.ID, out); moved {
+		return out
+	}
 	if r == nil {
 		token := newToken()
 		r = &resume{token: token, hash: tokenHash(token), expires: now.Add(s.cfg.TokenTTL)}

@@ -92,6 +92,11 @@ type Config struct {
 	// PresenceTTL is how long the directory counts this node's users
 	// after its last heartbeat (one every PresenceTTL/3). Default 15s.
 	PresenceTTL time.Duration
+	// Cluster makes the server one node of a cluster; nil: a single node.
+	// Bus must be set with it. The server leaves the cluster and closes the
+	// bus when it stops.
+	Cluster *router.Cluster
+	Bus     router.Bus
 	// BanPoll is how often the server looks for bans of connected users
 	// made by the admin tools. Default 2s.
 	BanPoll time.Duration
@@ -221,6 +226,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: BcryptCost %d", ErrConfig, c.BcryptCost)
 	case c.NodeID < 0 || c.NodeID > 1023:
 		return fmt.Errorf("%w: NodeID %d not in 0-1023", ErrConfig, c.NodeID)
+	case (c.Cluster == nil) != (c.Bus == nil):
+		return fmt.Errorf("%w: Cluster and Bus go together", ErrConfig)
 	case c.DMPolicy != DMFriends && c.DMPolicy != DMAnyone:
 		return fmt.Errorf("%w: DMPolicy %q is neither %q nor %q", ErrConfig, c.DMPolicy, DMFriends, DMAnyone)
 	case c.SyncLimit > c.MaxSyncLimit:

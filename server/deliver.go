@@ -79,6 +79,7 @@ func (d *delivery) push(m *protocol.Message, targets []*session) []*session {
 		origin = v.(*session)
 	}
 	p, ok := protocol.ParseConv(m.Conv)
+	var users []int64
 	switch {
 	case !ok:
 		return targets
@@ -91,14 +92,27 @@ func (d *delivery) push(m *protocol.Message, targets []*session) []*session {
 			d.srv.log.Warn("group push skipped", "group", p.Group, "msg", m.MsgID, "err", err)
 			return targets
 		}
-		for _, u := range members {
-			targets = d.srv.hub.sessionsOf(targets, u)
-		}
+		users = members
 	default:
-		targets = d.srv.hub.sessionsOf(targets, p.A)
-		targets = d.srv.hub.sessionsOf(targets, p.B)
+		users = []int64{p.A, p.B}
 	}
 	var frame []byte
+	if d.srv.cfg.Cluster != nil {
+		// Users of other nodes get it over the bus, one envelope a node.
+		var remote []int64
+		for _, u := range users {
+			if _, ok := d.srv.remoteOwner(u); ok {
+				remote = append(remote, u)
+			}
+		}
+		if len(remote) > 0 {
+			frame = protocol.MustFrame(protocol.TypePush, 0, m)
+			d.srv.routeRemote(remote, frame)
+		}
+	}
+	for _, u := range users {
+		targets = d.srv.hub.sessionsOf(targets, u)
+	}
 	for _, ss := range targets {
 		if ss == origin {
 			continue

@@ -24,10 +24,11 @@ const (
 // counts invalidations, and a load stores its result only if none happened
 // since it started.
 type memberCache struct {
-	store storage.Groups
-	mu    sync.Mutex
-	epoch uint64
-	m     map[int64][]int64 // group → member ids, ascending
+	store   storage.Groups
+	changed func(group int64) // tells the other nodes; nil on a single node
+	mu      sync.Mutex
+	epoch   uint64
+	m       map[int64][]int64 // group → member ids, ascending
 }
 
 func newMemberCache(store storage.Groups) *memberCache {
@@ -59,7 +60,16 @@ func (c *memberCache) get(ctx context.Context, group int64) ([]int64, error) {
 	return ids, nil
 }
 
+// invalidate drops a group's members here and, in a cluster, on every node
+// (groupChanged).
 func (c *memberCache) invalidate(group int64) {
+	c.drop(group)
+	if c.changed != nil {
+		c.changed(group)
+	}
+}
+
+func (c *memberCache) drop(group int64) {
 	c.mu.Lock()
 	delete(c.m, group)
 	c.epoch++
@@ -84,9 +94,7 @@ func (s *Server) groupMember(ctx context.Context, group, user int64) (protocol.C
 
 // pushGroup sends a frame to every logged-in session of the users but skip.
 func (s *Server) pushGroup(users []int64, frame []byte, skip *session) {
-	for _, u := range users {
-		s.pushUser(u, frame, skip)
-	}
+	s.route(users, frame, skip)
 }
 
 func groupEvent(e *protocol.GroupEvent) []byte {

@@ -133,15 +133,22 @@ func (p *presence) announce(user int64, online bool) {
 		p.srv.log.Warn("presence not sent", "user", user, "online", online, "err", err)
 		return
 	}
-	var frame []byte
-	for _, f := range friends {
-		if !p.srv.hub.online(f.ID) {
-			continue
+	ids := make([]int64, len(friends))
+	for i, f := range friends {
+		ids[i] = f.ID
+	}
+	nodes, err := p.srv.dir.Nodes(ctx, ids)
+	if err != nil {
+		p.srv.log.Warn("presence directory unavailable", "err", err)
+	}
+	reach := ids[:0]
+	for _, id := range ids {
+		if _, ok := nodes[id]; ok || p.srv.hub.online(id) {
+			reach = append(reach, id)
 		}
-		if frame == nil {
-			frame = protocol.MustFrame(protocol.TypePresence, 0, &protocol.Presence{UserID: user, Online: online, At: time.Now().UnixMilli()})
-		}
-		p.srv.pushUser(f.ID, frame, nil)
+	}
+	if len(reach) > 0 {
+		p.srv.route(reach, protocol.MustFrame(protocol.TypePresence, 0, &protocol.Presence{UserID: user, Online: online, At: time.Now().UnixMilli()}), nil)
 	}
 }
 

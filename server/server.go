@@ -110,6 +110,9 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 	}
 	s.store = store
 	s.members = newMemberCache(store)
+	if cfg.Cluster != nil {
+		s.members.changed = s.groupChanged
+	}
 	s.presence = newPresence(s, cfg.PresenceGrace)
 	s.pool = newWorkerPool(cfg.Workers, cfg.MaxConns, s.drain)
 	return s, nil
@@ -131,6 +134,12 @@ func (s *Server) Start() error {
 		return ErrStarted
 	}
 	s.startedAt = time.Now()
+	if s.cfg.Cluster != nil {
+		if err := s.cfg.Bus.Listen(s.receive); err != nil {
+			return err
+		}
+		s.cfg.Cluster.OnChange(s.slotsChanged)
+	}
 	go s.watchBans(s.bansDone)
 	go s.beat(s.bansDone)
 	go func() {
@@ -178,6 +187,13 @@ func (s *Server) Stop(ctx context.Context) error {
 			<-s.bansStopped
 			<-s.beatStopped
 		}
+		if s.cfg.Cluster != nil {
+			lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if e := s.cfg.Cluster.Leave(lctx); e != nil {
+				s.log.Warn("leaving the cluster", "err", e)
+			}
+			cancel()
+		}
 		s.pool.stop()
 		s.presence.stop()
 		if e := s.dir.Close(); e != nil && err == nil {
@@ -187,6 +203,9 @@ func (s *Server) Stop(ctx context.Context) error {
 			err = e
 		}
 		s.delivery.stop()
+		if s.cfg.Bus != nil {
+			_ = s.cfg.Bus.Close()
+		}
 	})
 	return err
 }

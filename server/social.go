@@ -51,8 +51,14 @@ func (s *Server) whoIsOnline(ctx context.Context, ps ...storage.Profile) map[int
 	return on
 }
 
-// pushUser sends a frame to every logged-in session of user except skip.
+// pushUser sends a frame to every logged-in session of user but skip, on
+// this node and, in a cluster, on the node that owns the user.
 func (s *Server) pushUser(user int64, frame []byte, skip *session) {
+	s.route([]int64{user}, frame, skip)
+}
+
+// pushLocal sends a frame to the sessions of user on this node but skip.
+func (s *Server) pushLocal(user int64, frame []byte, skip *session) {
 	var buf [8]*session
 	for _, ss := range s.hub.sessionsOf(buf[:0], user) {
 		if ss != skip {

@@ -97,6 +97,12 @@ type options struct {
 	dmPolicy   string
 	redisAddr  string
 	nodeName   string
+	cluster    bool
+	prefix     string
+	advertise  string
+	mqNamesrv  string
+	mqTopic    string
+	clusterTTL time.Duration
 	maxGroup   int
 	grace      time.Duration
 }
@@ -116,7 +122,13 @@ func run(args []string) error {
 	fs.IntVar(&o.bcryptCost, "bcrypt-cost", 10, "password hashing cost (4-31)")
 	fs.Int64Var(&o.nodeID, "node-id", 1, "snowflake node id, 0-1023")
 	fs.StringVar(&o.redisAddr, "redis-addr", "", "Redis host:port for the presence directory of a cluster (empty: in memory)")
-	fs.StringVar(&o.nodeName, "node-name", "", "this node's name in the presence directory (default: --listen)")
+	fs.StringVar(&o.nodeName, "node-name", "", "this node's name in the cluster and presence directory (default: --advertise)")
+	fs.BoolVar(&o.cluster, "cluster", false, "join a cluster: needs --redis-addr, --mq-namesrv and --store mysql")
+	fs.StringVar(&o.prefix, "cluster-prefix", "parley", "Redis key prefix of the cluster")
+	fs.StringVar(&o.advertise, "advertise", "", "the address clients are redirected to (default: --listen)")
+	fs.StringVar(&o.mqNamesrv, "mq-namesrv", "", "RocketMQ name server host:port (cluster)")
+	fs.StringVar(&o.mqTopic, "mq-topic", "PARLEY_NODES", "RocketMQ topic between the nodes (cluster)")
+	fs.DurationVar(&o.clusterTTL, "cluster-ttl", 6*time.Second, "a node silent this long is dead and its users move")
 	fs.StringVar(&o.dmPolicy, "dm-policy", "friends", "who may message whom 1:1: friends or anyone")
 	fs.IntVar(&o.maxGroup, "max-group-size", 2000, "most members of a group, the owner included")
 	fs.DurationVar(&o.grace, "presence-grace", 5*time.Second, "how long a user may be gone before friends see it offline")
@@ -168,17 +180,70 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("log format %q: want text or json", format)
 }
 
+// joinCluster checks the cluster flags, joins the cluster in Redis and
+// starts the RocketMQ bus.
+func joinCluster(o options, log *slog.Logger) (*router.Cluster, router.Bus, error) {
+	switch {
+	case o.redisAddr == "":
+		return nil, nil, errors.New("--cluster needs --redis-addr")
+	case o.mqNamesrv == "":
+		return nil, nil, errors.New("--cluster needs --mq-namesrv")
+	case o.store.kind != "mysql":
+		return nil, nil, errors.New("--cluster needs --store mysql: the nodes share one database")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cluster, err := router.JoinCluster(ctx, router.ClusterConfig{
+		Redis:  redis.NewClient(&redis.Options{Addr: o.redisAddr}),
+		Prefix: o.prefix,
+		Name:   o.nodeName,
+		Addr:   o.advertise,
+		TTL:    o.clusterTTL,
+		Logger: log,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	bus, err := router.NewRocketMQBus(router.RocketMQConfig{
+		NameServers: []string{o.mqNamesrv}, Topic: o.mqTopic, Node: o.nodeName, Logger: log,
+	})
+	if err != nil {
+		_ = cluster.Leave(ctx)
+		return nil, nil, err
+	}
+	log.Info("joined the cluster", "node", o.nodeName, "snowflake", cluster.Self().Snowflake)
+	return cluster, bus, nil
+}
+
 func serve(o options, log *slog.Logger) error {
 	limit, err := server.RaiseOpenFileLimit()
 	if err != nil {
 		log.Warn("cannot raise the open-file limit", "err", err)
 	}
-	var dir router.Presence
+	if o.advertise == "" {
+		o.advertise = o.listen
+	}
+	if o.nodeName == "" {
+		o.nodeName = o.advertise
+	}
+	var (
+		dir     router.Presence
+		cluster *router.Cluster
+		bus     router.Bus
+	)
 	if o.redisAddr != "" {
-		dir = router.NewRedisPresence(redis.NewClient(&redis.Options{Addr: o.redisAddr}), "parley")
+		dir = router.NewRedisPresence(redis.NewClient(&redis.Options{Addr: o.redisAddr}), o.prefix)
+	}
+	if o.cluster {
+		if cluster, bus, err = joinCluster(o, log); err != nil {
+			return err
+		}
+		o.nodeID = cluster.Self().Snowflake
 	}
 	srv, err := server.New(server.Config{
 		Presence:      dir,
+		Cluster:       cluster,
+		Bus:           bus,
 		NodeName:      o.nodeName,
 		Addr:          o.listen,
 		MaxConns:      o.maxConns,
