@@ -152,10 +152,12 @@ func TestPushDeliveryAndDedupe(t *testing.T) {
 	pc.push(dup)
 	pc.push(msg(convA, 1)) // old
 	pc.push(msg(convA, 3))
-	pc.push(msg("d:1:3", 7)) // an unknown conversation starts where it is first seen
+	other := msg("d:1:3", 1) // an unknown conversation starts at 0
+	other.MsgID = 777
+	pc.push(other)
 
 	expectSeqs(t, c, convA, 1, 2, 3)
-	if m := recvMsg(t, c); m.Conv != "d:1:3" || m.Seq != 7 || string(m.Body) != "hi" {
+	if m := recvMsg(t, c); m.Conv != "d:1:3" || m.Seq != 1 || string(m.Body) != "hi" {
 		t.Fatalf("message %+v", m)
 	}
 	expectNoMsg(t, c, 50*time.Millisecond)

@@ -101,7 +101,12 @@ func (t *tracker) push(m protocol.Message) (from uint64, sync bool) {
 			t.hold(st, m.Seq, heldMsg{msg: m})
 			return 0, false
 		}
-		t.start(st, m.Seq-1)
+		// A conversation new to this client: it starts at 0. A push above
+		// seq 1 opens a gap, and its Sync from 0 brings what came before
+		// (the server leaves out what the user may not see: messages
+		// before it joined a group, and those it deleted), so a first push
+		// that overtook an earlier one loses nothing.
+		t.start(st, 0)
 	}
 	switch {
 	case m.Seq <= st.last:

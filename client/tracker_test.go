@@ -24,16 +24,16 @@ func newTestTracker() *tracker {
 
 func TestTrackerInOrderAndDedupe(t *testing.T) {
 	tr := newTestTracker()
-	for _, seq := range []uint64{5, 6, 6, 5, 7} {
+	for _, seq := range []uint64{1, 2, 2, 1, 3} {
 		if _, sync := tr.push(msg("c", seq)); sync {
 			t.Fatalf("push %d asked for a sync", seq)
 		}
 	}
-	if got := seqsOut(tr); got != "[c:5 c:6 c:7]" {
+	if got := seqsOut(tr); got != "[c:1 c:2 c:3]" {
 		t.Fatalf("delivered %s", got)
 	}
-	m := msg("c", 8)
-	m.MsgID = msg("c", 6).MsgID
+	m := msg("c", 4)
+	m.MsgID = msg("c", 2).MsgID
 	tr.push(m)
 	if got := seqsOut(tr); got != "[]" {
 		t.Fatalf("seen msg_id delivered: %s", got)
@@ -101,9 +101,10 @@ func TestTrackerOwnSends(t *testing.T) {
 	// An ack before any push: the conversation waits for a push to start.
 	tr.sending("m1")
 	tr.sent(protocol.SendAck{MsgID: 50, Conv: "c", Seq: 3})
+	tr.push(msg("c", 1))
 	tr.push(msg("c", 2)) // the peer's message, overtaken by our ack
 	tr.push(msg("c", 4))
-	if got := seqsOut(tr); got != "[c:2 c:4]" {
+	if got := seqsOut(tr); got != "[c:1 c:2 c:4]" {
 		t.Fatalf("delivered %s", got)
 	}
 	// Our message coming back by Sync or push is passed silently.
@@ -125,7 +126,10 @@ func TestTrackerOwnSends(t *testing.T) {
 
 func TestTrackerPlan(t *testing.T) {
 	tr := newTestTracker()
-	tr.push(msg("known", 4))
+	for seq := uint64(1); seq <= 4; seq++ {
+		tr.push(msg("known", seq))
+	}
+	tr.push(msg("behind", 1))
 	tr.push(msg("behind", 2))
 	tr.take(nil)
 	tr.planning = true
@@ -148,11 +152,32 @@ func TestTrackerPlan(t *testing.T) {
 	// Without SyncOnLogin only known conversations are caught up, and an
 	// incomplete list means the unlisted ones are synced too.
 	tr2 := newTestTracker()
-	tr2.push(msg("known", 4))
+	for seq := uint64(1); seq <= 4; seq++ {
+		tr2.push(msg("known", seq))
+	}
 	tr2.push(msg("unlisted", 1))
 	got = tr2.plan([]protocol.Conversation{{Conv: "known", LastSeq: 4}, {Conv: "other", LastSeq: 9}}, true, false, false)
 	if fmt.Sprint(got) != "[unlisted]" || tr2.convs["other"] != nil {
 		t.Fatalf("plan %v, convs %v", got, tr2.convs)
+	}
+}
+
+// A conversation new to this client starts at 0: a first push above seq 1
+// asks for a Sync from 0, so a push that overtook an earlier one loses
+// nothing.
+func TestTrackerNewConversationSyncsFromZero(t *testing.T) {
+	tr := newTestTracker()
+	from, sync := tr.push(msg("c", 3))
+	if !sync || from != 0 {
+		t.Fatalf("first push at seq 3: sync %v from %d, want a Sync from 0", sync, from)
+	}
+	if got := seqsOut(tr); got != "[]" {
+		t.Fatalf("delivered %s before the sync", got)
+	}
+	_, more, _ := tr.applySync("c", 0, protocol.SyncResult{Conv: "c", Messages: []protocol.Message{msg("c", 1), msg("c", 2)}, Next: 2, LastSeq: 3})
+	tr.endSync("c", false)
+	if got := seqsOut(tr); got != "[c:1 c:2 c:3]" || more {
+		t.Fatalf("after the sync: delivered %s, more %v", got, more)
 	}
 }
 

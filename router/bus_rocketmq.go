@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	rocketmq "github.com/apache/rocketmq-client-go/v2"
 	"github.com/apache/rocketmq-client-go/v2/consumer"
@@ -39,9 +40,16 @@ var _ Bus = (*RocketMQBus)(nil)
 
 var quietRocketMQ sync.Once
 
-// tagOf turns a node name into a valid tag (no '|', '*' or spaces).
+// tagOf turns a node name into a valid tag and consumer group name: only
+// letters, digits, '-' and '_' (so "10.0.0.7:7070" is "10_0_0_7_7070").
 func tagOf(node string) string {
-	return strings.NewReplacer("|", "_", "*", "_", " ", "_", ":", "_").Replace(node)
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, node)
 }
 
 // NewRocketMQBus starts a producer; Listen starts the consumer.
@@ -98,6 +106,13 @@ func (b *RocketMQBus) Broadcast(ctx context.Context, nodes []string, env Envelop
 // Listen implements Bus: a push consumer of this node's tag, in a consumer
 // group of its own, from the first offset it has not consumed.
 func (b *RocketMQBus) Listen(handle func(Envelope)) error {
+	// The broker creates a topic on its first message, and a consumer
+	// cannot start on a topic that does not exist yet.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := b.producer.SendSync(ctx, primitive.NewMessage(b.cfg.Topic, []byte("{}")).WithTag("parley-probe")); err != nil {
+		return fmt.Errorf("router: rocketmq topic %s: %w", b.cfg.Topic, err)
+	}
 	c, err := rocketmq.NewPushConsumer(
 		consumer.WithNameServer(b.cfg.NameServers),
 		consumer.WithGroupName("parley-node-"+tagOf(b.cfg.Node)),

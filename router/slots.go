@@ -1,7 +1,6 @@
 package router
 
 import (
-	"math/bits"
 	"slices"
 )
 
@@ -92,9 +91,9 @@ func (t *Table) Rebalance(live []string) (Table, bool) {
 		if len(load[hi])-len(load[lo]) <= 1 {
 			break
 		}
-		// Move the slot whose bit-reversed number is highest: the slots a
-		// node gives away are spread over the whole range (a second node
-		// takes the odd slots), so consecutive user ids spread over nodes.
+		// Move the slot that ranks highest in a fixed scrambled order: the
+		// slots a node gives away are spread over the whole range, so
+		// consecutive user ids (consecutive slots) spread over the nodes.
 		i := 0
 		for j, s := range load[hi] {
 			if spread(s) > spread(load[hi][i]) {
@@ -111,7 +110,8 @@ func (t *Table) Rebalance(live []string) (Table, bool) {
 	return next, changed
 }
 
-// spread is a slot's number with its 10 bits reversed.
+// spread ranks slots in a scrambled order: multiplication by an odd
+// number is a permutation of 0..1023.
 func spread(slot int) int {
-	return int(bits.Reverse16(uint16(slot)) >> 6)
+	return slot * 0x2C5 % Slots
 }

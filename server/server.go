@@ -130,16 +130,19 @@ func (s *Server) Conns() int64 { return s.conns.Load() }
 // Start listens and serves in the background. It returns once the server
 // accepts connections, or with the error that stopped it from starting.
 func (s *Server) Start() error {
-	if !s.started.CompareAndSwap(false, true) {
+	if s.started.Load() {
 		return ErrStarted
 	}
-	s.startedAt = time.Now()
 	if s.cfg.Cluster != nil {
 		if err := s.cfg.Bus.Listen(s.receive); err != nil {
 			return err
 		}
 		s.cfg.Cluster.OnChange(s.slotsChanged)
 	}
+	if !s.started.CompareAndSwap(false, true) {
+		return ErrStarted
+	}
+	s.startedAt = time.Now()
 	go s.watchBans(s.bansDone)
 	go s.beat(s.bansDone)
 	go func() {
