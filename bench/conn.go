@@ -1,0 +1,204 @@
+// Package bench is the load-test harness behind parley-bench: scenarios
+// that drive a Parley server over raw protocol connections (conns, p2p,
+// group), a raw length-prefixed echo baseline over gnet measured the same
+// way, and the report (table, JSON, HTML chart).
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/parleyim/parley/protocol"
+)
+
+// Password is the password of every user a scenario registers.
+const Password = "bench-password"
+
+// sources spreads connections over source addresses in 127.0.0.0/8, so a
+// run is not bound by one address's ephemeral ports.
+var sources atomic.Uint32
+
+// dial opens a TCP connection to addr from the next loopback source address
+// when addr is on loopback.
+func dial(ctx context.Context, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 10 * time.Second}
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() && ip.To4() != nil {
+			n := sources.Add(1)
+			d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, byte(n/250%250), byte(1+n%250))}
+		}
+	}
+	return d.DialContext(ctx, "tcp", addr)
+}
+
+// conn is one protocol connection. Frames are written under wmu; one
+// goroutine reads and calls onFrame for each frame that is not the answer
+// to a call.
+type conn struct {
+	c   net.Conn
+	wmu sync.Mutex
+	w   *bufio.Writer
+	buf []byte
+	req atomic.Uint32
+
+	mu      sync.Mutex
+	waiting map[uint32]chan frame
+	onFrame func(h protocol.Header, body []byte)
+	done    chan struct{}
+	err     error
+}
+
+type frame struct {
+	h    protocol.Header
+	body []byte
+}
+
+func newConn(ctx context.Context, addr string, onFrame func(protocol.Header, []byte)) (*conn, error) {
+	nc, err := dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{c: nc, w: bufio.NewWriterSize(nc, 16<<10), waiting: map[uint32]chan frame{}, onFrame: onFrame, done: make(chan struct{})}
+	go c.read()
+	return c, nil
+}
+
+func (c *conn) read() {
+	defer close(c.done)
+	r := bufio.NewReaderSize(c.c, 64<<10)
+	var buf []byte
+	chunk := make([]byte, 32<<10)
+	for {
+		for {
+			h, body, n, err := protocol.Decode(buf, 16<<20)
+			if errors.Is(err, protocol.ErrIncomplete) {
+				break
+			}
+			if err != nil {
+				c.fail(err)
+				return
+			}
+			c.mu.Lock()
+			ch := c.waiting[h.RequestID]
+			if ch != nil && h.RequestID != 0 && h.Type != protocol.TypePush {
+				delete(c.waiting, h.RequestID)
+			}
+			c.mu.Unlock()
+			if ch != nil && h.RequestID != 0 && h.Type != protocol.TypePush {
+				ch <- frame{h: h, body: append([]byte(nil), body...)}
+			} else if c.onFrame != nil {
+				c.onFrame(h, body)
+			}
+			buf = buf[n:]
+		}
+		if len(buf) == 0 {
+			buf = nil
+		}
+		k, err := r.Read(chunk)
+		buf = append(buf, chunk[:k]...)
+		if err != nil {
+			c.fail(err)
+			return
+		}
+	}
+}
+
+func (c *conn) fail(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.mu.Unlock()
+	_ = c.c.Close()
+}
+
+// send writes a frame with the next request id and returns it; flush
+// sends what is buffered.
+func (c *conn) send(t protocol.Type, body any, flush bool) (uint32, error) {
+	id := c.req.Add(1)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	var err error
+	if c.buf, err = protocol.AppendFrame(c.buf[:0], t, id, body); err != nil {
+		return 0, err
+	}
+	if _, err := c.w.Write(c.buf); err != nil {
+		return 0, err
+	}
+	if flush {
+		return id, c.w.Flush()
+	}
+	return id, nil
+}
+
+func (c *conn) flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.w.Flush()
+}
+
+// call sends a request and waits for its answer, decoded into out.
+func (c *conn) call(ctx context.Context, t protocol.Type, body, out any) error {
+	ch := make(chan frame, 1)
+	id := c.req.Add(1)
+	c.mu.Lock()
+	c.waiting[id] = ch
+	c.mu.Unlock()
+	c.wmu.Lock()
+	b, err := protocol.AppendFrame(nil, t, id, body)
+	if err == nil {
+		_, err = c.w.Write(b)
+	}
+	if err == nil {
+		err = c.w.Flush()
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		return err
+	}
+	select {
+	case f := <-ch:
+		if f.h.Type == protocol.TypeError {
+			var e protocol.Error
+			_ = protocol.DecodeBody(f.body, &e)
+			return &e
+		}
+		if out != nil {
+			return protocol.DecodeBody(f.body, out)
+		}
+		return nil
+	case <-c.done:
+		return fmt.Errorf("connection closed: %w", c.closeErr())
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *conn) closeErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		return io.EOF
+	}
+	return c.err
+}
+
+func (c *conn) close() { _ = c.c.Close(); <-c.done }
+
+// login registers name (or logs in if it exists) and returns the user id.
+func (c *conn) login(ctx context.Context, name string) (int64, error) {
+	var ok protocol.LoginOK
+	err := c.call(ctx, protocol.TypeRegister, &protocol.Register{Username: name, Password: Password}, &ok)
+	var pe *protocol.Error
+	if errors.As(err, &pe) && pe.Code == protocol.CodeUsernameTaken {
+		err = c.call(ctx, protocol.TypeLogin, &protocol.Login{Username: name, Password: Password}, &ok)
+	}
+	return ok.UserID, err
+}
