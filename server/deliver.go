@@ -60,20 +60,39 @@ func (d *delivery) committed(msgs []protocol.Message) {
 	}
 }
 
+// run delivers the batches of one shard. The pushes of one batch (one
+// commit) to one session leave in a single write: a member of a busy group
+// gets the batch's messages in one syscall, not one each.
 func (d *delivery) run(in chan []protocol.Message) {
 	defer d.wg.Done()
-	var targets []*session
+	var (
+		targets []*session
+		out     = make(map[*session][]byte)
+		order   []*session // sessions in the order they first got a frame
+	)
 	for batch := range in {
 		for i := range batch {
-			targets = d.push(&batch[i], targets[:0])
+			targets = d.push(&batch[i], targets[:0], func(ss *session, frame []byte) {
+				buf, ok := out[ss]
+				if !ok {
+					order = append(order, ss)
+				}
+				out[ss] = append(buf, frame...)
+			})
 		}
+		for _, ss := range order {
+			ss.write(out[ss])
+		}
+		clear(out)
+		clear(order)
+		order = order[:0]
 		clear(targets)
 	}
 }
 
-// push sends one message to every logged-in session of its recipients but
-// the one that sent it.
-func (d *delivery) push(m *protocol.Message, targets []*session) []*session {
+// push hands one message, encoded, to emit for every logged-in session of
+// its recipients but the one that sent it.
+func (d *delivery) push(m *protocol.Message, targets []*session, emit func(*session, []byte)) []*session {
 	var origin *session
 	if v, ok := d.origins.LoadAndDelete(m.MsgID); ok {
 		origin = v.(*session)
@@ -120,7 +139,7 @@ func (d *delivery) push(m *protocol.Message, targets []*session) []*session {
 		if frame == nil {
 			frame = protocol.MustFrame(protocol.TypePush, 0, m)
 		}
-		ss.write(frame)
+		emit(ss, frame)
 		d.srv.stats.pushes.Add(1)
 	}
 	return targets
