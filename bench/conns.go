@@ -88,7 +88,6 @@ func Conns(ctx context.Context, o ConnsOptions) (Result, error) {
 	wg.Wait()
 	loginSecs := time.Since(start).Seconds()
 	loggedIn := len(conns)
-	m.count.Store(0)
 
 	// Hold: every connection pings every PingEvery, spread evenly.
 	holdEnd := time.Now().Add(o.Duration)
