@@ -22,7 +22,7 @@ func TestP2PDeliversEveryMessageOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := res.Figures
-	if res.Count == 0 || f["acked"] != float64(res.Count) || f["out_of_order_or_duplicate"] != 0 {
+	if res.Count == 0 || f["sent"] != float64(res.Count) || f["acked"] != float64(res.Count) || f["out_of_order_or_duplicate"] != 0 {
 		t.Fatalf("p2p: delivered %d, figures %v", res.Count, f)
 	}
 	if res.Latency.Count != res.Count || res.Latency.P50 <= 0 || res.Latency.P99 < res.Latency.P50 {

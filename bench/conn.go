@@ -50,6 +50,7 @@ type conn struct {
 
 	mu      sync.Mutex
 	waiting map[uint32]chan frame
+	loginID uint32 // the Login or Register waiting for its answer
 	onFrame func(h protocol.Header, body []byte)
 	done    chan struct{}
 	err     error
@@ -86,6 +87,9 @@ func (c *conn) read() {
 				return
 			}
 			c.mu.Lock()
+			if h.Type == protocol.TypeRedirect && h.RequestID == 0 {
+				h.RequestID = c.loginID // a Redirect answers the login
+			}
 			ch := c.waiting[h.RequestID]
 			if ch != nil && h.RequestID != 0 && h.Type != protocol.TypePush {
 				delete(c.waiting, h.RequestID)
@@ -150,6 +154,9 @@ func (c *conn) call(ctx context.Context, t protocol.Type, body, out any) error {
 	id := c.req.Add(1)
 	c.mu.Lock()
 	c.waiting[id] = ch
+	if t == protocol.TypeLogin || t == protocol.TypeRegister {
+		c.loginID = id
+	}
 	c.mu.Unlock()
 	c.wmu.Lock()
 	b, err := protocol.AppendFrame(nil, t, id, body)
@@ -165,6 +172,11 @@ func (c *conn) call(ctx context.Context, t protocol.Type, body, out any) error {
 	}
 	select {
 	case f := <-ch:
+		if f.h.Type == protocol.TypeRedirect {
+			var rd protocol.Redirect
+			_ = protocol.DecodeBody(f.body, &rd)
+			return &redirected{addr: rd.Addr}
+		}
 		if f.h.Type == protocol.TypeError {
 			var e protocol.Error
 			_ = protocol.DecodeBody(f.body, &e)
@@ -192,7 +204,13 @@ func (c *conn) closeErr() error {
 
 func (c *conn) close() { _ = c.c.Close(); <-c.done }
 
+// redirected is the answer of a node that does not serve the user.
+type redirected struct{ addr string }
+
+func (r *redirected) Error() string { return "redirected to " + r.addr }
+
 // login registers name (or logs in if it exists) and returns the user id.
+// A Redirect is an error of type *redirected.
 func (c *conn) login(ctx context.Context, name string) (int64, error) {
 	var ok protocol.LoginOK
 	err := c.call(ctx, protocol.TypeRegister, &protocol.Register{Username: name, Password: Password}, &ok)
@@ -201,4 +219,27 @@ func (c *conn) login(ctx context.Context, name string) (int64, error) {
 		err = c.call(ctx, protocol.TypeLogin, &protocol.Login{Username: name, Password: Password}, &ok)
 	}
 	return ok.UserID, err
+}
+
+// connectUser connects to addr and logs in as name, following up to three
+// redirects of a cluster; it returns the connection to the user's node.
+func connectUser(ctx context.Context, addr, name string, onFrame func(protocol.Header, []byte)) (*conn, int64, error) {
+	for hop := 0; ; hop++ {
+		c, err := newConn(ctx, addr, onFrame)
+		if err != nil {
+			return nil, 0, err
+		}
+		id, err := c.login(ctx, name)
+		var rd *redirected
+		if errors.As(err, &rd) && hop < 3 {
+			c.close()
+			addr = rd.addr
+			continue
+		}
+		if err != nil {
+			c.close()
+			return nil, 0, err
+		}
+		return c, id, nil
+	}
 }

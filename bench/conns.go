@@ -66,17 +66,11 @@ func Conns(ctx context.Context, o ConnsOptions) (Result, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, err := newConn(ctx, o.Addr, nil)
-			if err != nil {
-				fail(reasonOf(err))
-				return
-			}
 			lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			_, err = c.login(lctx, fmt.Sprintf("%sc%d", o.Prefix, i))
+			c, _, err := connectUser(lctx, o.addr(i), fmt.Sprintf("%sc%d", o.Prefix, i), nil)
 			cancel()
 			if err != nil {
 				fail(reasonOf(err))
-				c.close()
 				return
 			}
 			m.count.Add(1)

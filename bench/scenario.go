@@ -35,10 +35,19 @@ type Result struct {
 // Options shared by the scenarios.
 type Options struct {
 	Addr     string        // the server
+	Addrs    []string      // a cluster's nodes: connections are spread over them (overrides Addr)
 	Metrics  string        // base URL of parleyd's metrics endpoint; "" for none
 	Duration time.Duration // measured period
 	Prefix   string        // username prefix, unique per run
 	Progress io.Writer     // a live line each second; nil for none
+}
+
+// addr is the node the i-th connection dials first.
+func (o Options) addr(i int) string {
+	if len(o.Addrs) > 0 {
+		return o.Addrs[i%len(o.Addrs)]
+	}
+	return o.Addr
 }
 
 // ServerSample is one poll of the server's /stats.
@@ -181,11 +190,12 @@ func P2P(ctx context.Context, o P2POptions) (Result, error) {
 	pairs := make([]*pair, o.Pairs)
 	var m *meter
 	var live atomic.Bool
-	var acked, disorder atomic.Int64
+	var sent, acked, disorder atomic.Int64
 	for i := range pairs {
 		p := &pair{inflight: make(chan struct{}, o.Window)}
 		var err error
-		p.a, err = newConn(ctx, o.Addr, func(h protocol.Header, _ []byte) {
+		var aID, bID int64
+		p.a, aID, err = connectUser(ctx, o.addr(2*i), fmt.Sprintf("%sa%d", o.Prefix, i), func(h protocol.Header, _ []byte) {
 			if h.Type == protocol.TypeSendAck {
 				acked.Add(1)
 			}
@@ -200,7 +210,7 @@ func P2P(ctx context.Context, o P2POptions) (Result, error) {
 			return Result{}, err
 		}
 		var lastSeq uint64 // read by b's reader goroutine only
-		p.b, err = newConn(ctx, o.Addr, func(h protocol.Header, body []byte) {
+		p.b, bID, err = connectUser(ctx, o.addr(2*i+1), fmt.Sprintf("%sb%d", o.Prefix, i), func(h protocol.Header, body []byte) {
 			if h.Type != protocol.TypePush || !live.Load() {
 				return
 			}
@@ -219,14 +229,6 @@ func P2P(ctx context.Context, o P2POptions) (Result, error) {
 		}
 		defer p.a.close()
 		defer p.b.close()
-		aID, err := p.a.login(ctx, fmt.Sprintf("%sa%d", o.Prefix, i))
-		if err != nil {
-			return Result{}, fmt.Errorf("login: %w", err)
-		}
-		bID, err := p.b.login(ctx, fmt.Sprintf("%sb%d", o.Prefix, i))
-		if err != nil {
-			return Result{}, fmt.Errorf("login: %w", err)
-		}
 		if err := befriend(ctx, p.a, p.b, aID, bID); err != nil {
 			return Result{}, fmt.Errorf("befriend: %w", err)
 		}
@@ -264,18 +266,19 @@ func P2P(ctx context.Context, o P2POptions) (Result, error) {
 				if err != nil {
 					return
 				}
+				sent.Add(1)
 			}
 			_ = p.a.flush()
 		}()
 	}
 	wg.Wait()
 	// Let the pushes of the last sends arrive.
-	for end := time.Now().Add(3 * time.Second); m.count.Load() < acked.Load() && time.Now().Before(end); {
+	for end := time.Now().Add(5 * time.Second); (acked.Load() < sent.Load() || m.count.Load() < sent.Load()) && time.Now().Before(end); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	live.Store(false)
 	res := m.finish(map[string]any{"pairs": o.Pairs, "window": o.Window, "rate": o.Rate, "size": o.Size})
-	res.Figures = map[string]float64{"acked": float64(acked.Load()), "delivered": float64(res.Count), "out_of_order_or_duplicate": float64(disorder.Load())}
+	res.Figures = map[string]float64{"sent": float64(sent.Load()), "acked": float64(acked.Load()), "delivered": float64(res.Count), "out_of_order_or_duplicate": float64(disorder.Load())}
 	return res, nil
 }
 
@@ -309,7 +312,7 @@ func Group(ctx context.Context, o GroupOptions) (Result, error) {
 			fl = make(chan struct{}, o.Window)
 			inflight[i] = fl
 		}
-		c, err := newConn(ctx, o.Addr, func(h protocol.Header, body []byte) {
+		c, id, err := connectUser(ctx, o.addr(i), fmt.Sprintf("%sm%d", o.Prefix, i), func(h protocol.Header, body []byte) {
 			switch h.Type {
 			case protocol.TypeSendAck, protocol.TypeError:
 				if fl != nil {
@@ -337,13 +340,10 @@ func Group(ctx context.Context, o GroupOptions) (Result, error) {
 			}
 		})
 		if err != nil {
-			return Result{}, err
-		}
-		defer c.close()
-		if ids[i], err = c.login(ctx, fmt.Sprintf("%sm%d", o.Prefix, i)); err != nil {
 			return Result{}, fmt.Errorf("login: %w", err)
 		}
-		conns[i] = c
+		defer c.close()
+		ids[i], conns[i] = id, c
 	}
 	var g protocol.GroupInfo
 	if err := conns[0].call(ctx, protocol.TypeGroupCreate, &protocol.GroupCreate{Name: o.Prefix + "group", Members: ids[1:]}, &g); err != nil {

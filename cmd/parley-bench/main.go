@@ -9,6 +9,8 @@
 //	        the echo baseline runs first with the same load
 //	group   senders post to one group of --members, all online
 //	conns   --conns connections log in and are held with heartbeats
+//	cluster p2p and group with connections spread over the --nodes of a
+//	        cluster, each login following its redirect to the user's node
 //
 // --embedded runs a server in this process on a temporary embedded store
 // (no --addr needed); otherwise point --addr at a parleyd, and --metrics
@@ -23,6 +25,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,6 +44,7 @@ func main() {
 
 type flags struct {
 	addr, metrics, jsonOut, htmlOut, prefix string
+	nodes                                   string
 	embedded                                bool
 	duration                                time.Duration
 	pairs, window, size                     int
@@ -55,6 +59,7 @@ func run(args []string) error {
 	var f flags
 	fs := flag.NewFlagSet("parley-bench", flag.ContinueOnError)
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:7070", "server address")
+	fs.StringVar(&f.nodes, "nodes", "", "cluster: comma-separated node addresses")
 	fs.StringVar(&f.metrics, "metrics", "", "base URL of parleyd's metrics endpoint, e.g. http://127.0.0.1:7071")
 	fs.BoolVar(&f.embedded, "embedded", false, "run a server in this process on a temporary embedded store")
 	fs.DurationVar(&f.duration, "duration", 10*time.Second, "measured period of each scenario")
@@ -116,8 +121,27 @@ func run(args []string) error {
 				return fmt.Errorf("conns: %w", err)
 			}
 			rep.Results = append(rep.Results, res)
+		case "cluster":
+			if f.nodes == "" {
+				return errors.New("cluster needs --nodes")
+			}
+			co := opts
+			co.Addrs = strings.Split(f.nodes, ",")
+			res, err := bench.P2P(ctx, bench.P2POptions{Options: co, Pairs: f.pairs, Window: f.window, Rate: f.rate, Size: f.size})
+			if err != nil {
+				return fmt.Errorf("cluster p2p: %w", err)
+			}
+			res.Scenario = "cluster-p2p"
+			rep.Results = append(rep.Results, res)
+			co.Prefix += "g_"
+			res, err = bench.Group(ctx, bench.GroupOptions{Options: co, Members: f.members, Senders: f.senders, Window: f.window, Size: f.size})
+			if err != nil {
+				return fmt.Errorf("cluster group: %w", err)
+			}
+			res.Scenario = "cluster-group"
+			rep.Results = append(rep.Results, res)
 		default:
-			return fmt.Errorf("unknown scenario %q (p2p, group, conns)", sc)
+			return fmt.Errorf("unknown scenario %q (p2p, group, conns, cluster)", sc)
 		}
 	}
 	if err := rep.WriteTable(os.Stdout); err != nil {
