@@ -70,17 +70,24 @@ func (c *Client) emit(ev Event) {
 	}
 	c.evMu.Lock()
 	defer c.evMu.Unlock()
-	if c.evClosed {
-		return
+	if !c.evClosed {
+		offer(c.events, ev)
 	}
+}
+
+// offer puts v on ch without blocking, dropping the oldest value when ch
+// is full, and reports whether it dropped one. The caller holds evMu, the
+// only sender.
+func offer[T any](ch chan T, v T) (dropped bool) {
 	for {
 		select {
-		case c.events <- ev:
-			return
+		case ch <- v:
+			return dropped
 		default:
 		}
 		select {
-		case <-c.events:
+		case <-ch:
+			dropped = true
 		default:
 		}
 	}

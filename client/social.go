@@ -43,20 +43,8 @@ func (c *Client) Notices() <-chan Notice { return c.notices }
 func (c *Client) notify(n Notice) {
 	c.evMu.Lock()
 	defer c.evMu.Unlock()
-	if c.evClosed {
-		return
-	}
-	for {
-		select {
-		case c.notices <- n:
-			return
-		default:
-		}
-		select {
-		case <-c.notices:
-			c.log.Warn("notice dropped: Notices is not read")
-		default:
-		}
+	if !c.evClosed && offer(c.notices, n) {
+		c.log.Warn("notice dropped: Notices is not read")
 	}
 }
 

@@ -171,46 +171,32 @@ func testConcurrent(t *testing.T, p router.Presence) {
 		mu            sync.Mutex
 		firsts, lasts = map[int64]int{}, map[int64]int{}
 	)
-	for c := range conns {
-		node := []string{"a", "b"}[c%2]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for u := int64(1); u <= users; u++ {
-				first, err := p.Connect(context.Background(), u, node)
-				if err != nil {
-					t.Error(err)
-					return
+	// round runs op for every user from every connection at once and
+	// counts, per user, the calls that reported a change.
+	round := func(op func(ctx context.Context, user int64, node string) (bool, error), changes map[int64]int) {
+		for c := range conns {
+			node := []string{"a", "b"}[c%2]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for u := int64(1); u <= users; u++ {
+					changed, err := op(context.Background(), u, node)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					if changed {
+						changes[u]++
+					}
+					mu.Unlock()
 				}
-				mu.Lock()
-				if first {
-					firsts[u]++
-				}
-				mu.Unlock()
-			}
-		}()
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
-	for c := range conns {
-		node := []string{"a", "b"}[c%2]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for u := int64(1); u <= users; u++ {
-				last, err := p.Disconnect(context.Background(), u, node)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				if last {
-					lasts[u]++
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	round(p.Connect, firsts)
+	round(p.Disconnect, lasts)
 	for u := int64(1); u <= users; u++ {
 		if firsts[u] != 1 || lasts[u] != 1 {
 			t.Fatalf("user %d: %d firsts, %d lasts, want 1 and 1", u, firsts[u], lasts[u])
