@@ -34,7 +34,7 @@ func Conns(ctx context.Context, o ConnsOptions) (Result, error) {
 	var idle ServerSample
 	if o.Metrics != "" {
 		var err error
-		if idle, err = ServerStats(ctx, o.Metrics); err != nil {
+		if idle, err = settledStats(ctx, o.Metrics); err != nil {
 			return Result{}, fmt.Errorf("metrics: %w", err)
 		}
 	}
@@ -108,7 +108,7 @@ func Conns(ctx context.Context, o ConnsOptions) (Result, error) {
 	}
 	var held ServerSample
 	if o.Metrics != "" {
-		held, _ = ServerStats(ctx, o.Metrics)
+		held, _ = settledStats(ctx, o.Metrics)
 	}
 	res := m.finish(map[string]any{"n": o.N, "rate": o.Rate, "ping_every": o.PingEvery.String()})
 	res.Unit, res.Count = "connections", int64(loggedIn)

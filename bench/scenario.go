@@ -63,8 +63,18 @@ type ServerSample struct {
 
 // ServerStats reads the metrics endpoint once.
 func ServerStats(ctx context.Context, base string) (ServerSample, error) {
+	return serverStats(ctx, base, "")
+}
+
+// settledStats reads the metrics endpoint after the server has collected
+// its garbage and returned free memory to the OS: memory it holds.
+func settledStats(ctx context.Context, base string) (ServerSample, error) {
+	return serverStats(ctx, base, "?gc=1")
+}
+
+func serverStats(ctx context.Context, base, query string) (ServerSample, error) {
 	var s ServerSample
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/stats", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/stats"+query, nil)
 	if err != nil {
 		return s, err
 	}

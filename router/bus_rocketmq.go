@@ -64,7 +64,7 @@ func NewRocketMQBus(cfg RocketMQConfig) (*RocketMQBus, error) {
 	p, err := rocketmq.NewProducer(
 		producer.WithNameServer(cfg.NameServers),
 		producer.WithGroupName("parley-producer-"+tagOf(cfg.Node)),
-		producer.WithInstanceName("parley-"+tagOf(cfg.Node)),
+		producer.WithInstanceName("parley-p-"+tagOf(cfg.Node)),
 		producer.WithRetry(2),
 	)
 	if err != nil {
@@ -116,7 +116,7 @@ func (b *RocketMQBus) Listen(handle func(Envelope)) error {
 	c, err := rocketmq.NewPushConsumer(
 		consumer.WithNameServer(b.cfg.NameServers),
 		consumer.WithGroupName("parley-node-"+tagOf(b.cfg.Node)),
-		consumer.WithInstance("parley-"+tagOf(b.cfg.Node)),
+		consumer.WithInstance("parley-c-"+tagOf(b.cfg.Node)),
 		consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset),
 		consumer.WithConsumerModel(consumer.Clustering),
 	)

@@ -23,7 +23,42 @@ type MemoryPresence struct {
 
 type memoryShard struct {
 	mu    sync.Mutex
-	users map[int64]map[string]int // user → node → connections
+	users map[int64]nodeCounts // user → its connections per node
+}
+
+// nodeCount is a user's connections on one node. A user is almost always
+// on one node, so a small slice costs far less than a map per user.
+type nodeCount struct {
+	node string
+	n    int
+}
+
+type nodeCounts []nodeCount
+
+func (ns nodeCounts) get(node string) int {
+	for _, c := range ns {
+		if c.node == node {
+			return c.n
+		}
+	}
+	return 0
+}
+
+// add changes node's count by d, dropping it at zero.
+func (ns nodeCounts) add(node string, d int) nodeCounts {
+	for i := range ns {
+		if ns[i].node == node {
+			if ns[i].n += d; ns[i].n <= 0 {
+				ns[i] = ns[len(ns)-1]
+				ns = ns[:len(ns)-1]
+			}
+			return ns
+		}
+	}
+	if d > 0 {
+		ns = append(ns, nodeCount{node, d})
+	}
+	return ns
 }
 
 var _ Presence = (*MemoryPresence)(nil)
@@ -36,7 +71,7 @@ func NewMemoryPresence(now func() time.Time) *MemoryPresence {
 	}
 	p := &MemoryPresence{now: now, live: make(map[string]time.Time)}
 	for i := range p.shards {
-		p.shards[i].users = make(map[int64]map[string]int)
+		p.shards[i].users = make(map[int64]nodeCounts)
 	}
 	return p
 }
@@ -54,9 +89,9 @@ func (p *MemoryPresence) isLive(node string, now time.Time) bool {
 }
 
 // onlineElsewhere reports whether any live node but skip holds a connection.
-func (p *MemoryPresence) onlineElsewhere(nodes map[string]int, skip string, now time.Time) bool {
-	for n, c := range nodes {
-		if n != skip && c > 0 && p.isLive(n, now) {
+func (p *MemoryPresence) onlineElsewhere(nodes nodeCounts, skip string, now time.Time) bool {
+	for _, c := range nodes {
+		if c.node != skip && c.n > 0 && p.isLive(c.node, now) {
 			return true
 		}
 	}
@@ -85,12 +120,8 @@ func (p *MemoryPresence) Connect(ctx context.Context, user int64, node string) (
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	nodes := sh.users[user]
-	if nodes == nil {
-		nodes = make(map[string]int)
-		sh.users[user] = nodes
-	}
-	first := !p.onlineElsewhere(nodes, node, now) && (nodes[node] == 0 || !p.isLive(node, now))
-	nodes[node]++
+	first := !p.onlineElsewhere(nodes, node, now) && (nodes.get(node) == 0 || !p.isLive(node, now))
+	sh.users[user] = nodes.add(node, 1)
 	return first, nil
 }
 
@@ -104,15 +135,15 @@ func (p *MemoryPresence) Disconnect(ctx context.Context, user int64, node string
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	nodes := sh.users[user]
-	if nodes[node] == 0 {
+	if nodes.get(node) == 0 {
 		return false, nil
 	}
-	if nodes[node]--; nodes[node] == 0 {
-		delete(nodes, node)
-	}
+	nodes = nodes.add(node, -1)
 	last := !p.onlineElsewhere(nodes, "", now)
 	if len(nodes) == 0 {
 		delete(sh.users, user)
+	} else {
+		sh.users[user] = nodes
 	}
 	return last, nil
 }
@@ -127,9 +158,9 @@ func (p *MemoryPresence) Nodes(ctx context.Context, users []int64) (map[int64][]
 	for _, u := range users {
 		sh := p.shard(u)
 		sh.mu.Lock()
-		for n, c := range sh.users[u] {
-			if c > 0 && p.isLive(n, now) {
-				out[u] = append(out[u], n)
+		for _, c := range sh.users[u] {
+			if c.n > 0 && p.isLive(c.node, now) {
+				out[u] = append(out[u], c.node)
 			}
 		}
 		sh.mu.Unlock()
@@ -161,9 +192,10 @@ func (p *MemoryPresence) DropNode(ctx context.Context, node string) error {
 		sh := &p.shards[i]
 		sh.mu.Lock()
 		for u, nodes := range sh.users {
-			delete(nodes, node)
-			if len(nodes) == 0 {
+			if nodes = nodes.add(node, -nodes.get(node)); len(nodes) == 0 {
 				delete(sh.users, u)
+			} else {
+				sh.users[u] = nodes
 			}
 		}
 		sh.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -21,11 +22,17 @@ type metricsStats struct {
 	RSS uint64 `json:"rss"` // resident set size, bytes
 }
 
-// serveMetrics serves the admin endpoint: GET /stats (JSON) and
+// serveMetrics serves the admin endpoint: GET /stats (JSON; ?gc=1 collects
+// garbage first) and
 // /debug/pprof/. It returns a function that stops it.
 func serveMetrics(addr string, srv *server.Server, log *slog.Logger) (func(), error) {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("gc") == "1" {
+			// Collect and return freed memory to the OS first, so RSS is
+			// what the server holds, not garbage of a burst just past.
+			debug.FreeOSMemory()
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(metricsStats{Stats: srv.Stats(), RSS: rss()})
 	})
