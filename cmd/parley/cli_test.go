@@ -112,7 +112,7 @@ func TestCommands(t *testing.T) {
 	if out := alice.ok("history", "#climbing"); !strings.Contains(out, "saturday?") {
 		t.Fatalf("group history: %q", out)
 	}
-	if out := alice.ok("--json", "groups"); !strings.Contains(out, `"Name":"climbing"`) {
+	if out := alice.ok("--json", "groups"); !strings.Contains(out, `"name":"climbing"`) {
 		t.Fatalf("groups --json: %q", out)
 	}
 

@@ -176,12 +176,28 @@ func refused(err error) error {
 	return fail(exitRefused, "%v", err)
 }
 
+// print writes v as JSON with --json, else text. Protocol values are
+// written with their wire field names (group_id, username, ...).
 func (a *app) print(v any, text string) {
 	if a.json {
-		_ = json.NewEncoder(a.out).Encode(v)
+		_ = json.NewEncoder(a.out).Encode(wireNames(v))
 		return
 	}
 	fmt.Fprintln(a.out, text)
+}
+
+// wireNames re-reads v through its msgpack encoding, so JSON gets the
+// protocol's field names; v is returned as is if that fails.
+func wireNames(v any) any {
+	frame, err := protocol.AppendFrame(nil, protocol.TypeOK, 1, v)
+	if err != nil {
+		return v
+	}
+	var out any
+	if err := protocol.DecodeBody(frame[protocol.PrefixSize:], &out); err != nil {
+		return v
+	}
+	return out
 }
 
 func need(args []string, n int, usage string) error {
