@@ -156,6 +156,9 @@ func (p *MemoryPresence) Nodes(ctx context.Context, users []int64) (map[int64][]
 	now := p.now()
 	out := make(map[int64][]string)
 	for _, u := range users {
+		if _, seen := out[u]; seen {
+			continue // asked twice
+		}
 		sh := p.shard(u)
 		sh.mu.Lock()
 		for _, c := range sh.users[u] {
@@ -174,13 +177,17 @@ func (p *MemoryPresence) Heartbeat(ctx context.Context, node string, ttl time.Du
 	if err := p.check(ctx); err != nil {
 		return err
 	}
+	if ttl < time.Millisecond {
+		return ErrTTL
+	}
 	p.mu.Lock()
 	p.live[node] = p.now().Add(ttl)
 	p.mu.Unlock()
 	return nil
 }
 
-// DropNode implements Presence.
+// DropNode implements Presence. It walks every shard: it is for a node
+// that stops, not for a hot path.
 func (p *MemoryPresence) DropNode(ctx context.Context, node string) error {
 	if err := p.check(ctx); err != nil {
 		return err

@@ -2,9 +2,11 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -14,18 +16,21 @@ import (
 //
 // Keys, under a configurable prefix P:
 //
-//	P:u:{user}       hash  node → connections of user on node
-//	P:n:{node}:live  string, with the node's heartbeat ttl; gone = dead
-//	P:n:{node}:users set   users with a connection on node, for DropNode
+//	P:presence:{user}     hash    node → connections of user on node
+//	P:node:{node}:alive   string  set with the node's heartbeat ttl; gone = dead
+//	P:node:{node}:users   set     users with a connection on node, for DropNode
 //
 // One key per node is refreshed by Heartbeat, however many users the node
-// holds. Connect and Disconnect are Lua scripts, so first/last are decided
-// atomically across nodes; they read the live keys of the nodes in the
-// user's hash, so they suit a single Redis (or keys of one hash slot), not
-// a Redis Cluster.
+// holds. Connect and Disconnect are Lua scripts, so first and last are
+// decided atomically across nodes; they read the alive keys of the nodes
+// in the user's hash, keys they cannot declare, so they suit a single
+// Redis (with replicas), not a Redis Cluster. Nodes reads the hashes, then
+// the alive keys of the nodes they name: two round trips, however many
+// users.
 type RedisPresence struct {
 	rdb    redis.UniversalClient
 	prefix string
+	closed atomic.Bool
 }
 
 var _ Presence = (*RedisPresence)(nil)
@@ -39,23 +44,31 @@ func NewRedisPresence(rdb redis.UniversalClient, prefix string) *RedisPresence {
 	return &RedisPresence{rdb: rdb, prefix: prefix}
 }
 
-func (p *RedisPresence) userKey(user int64) string {
-	return p.prefix + ":u:" + strconv.FormatInt(user, 10)
-}
-func (p *RedisPresence) liveKey(node string) string { return p.prefix + ":n:" + node + ":live" }
-func (p *RedisPresence) usersKey(node string) string {
-	return p.prefix + ":n:" + node + ":users"
-}
+// The pieces of the keys; the scripts get them as arguments, so the layout
+// is written down once, here.
+const (
+	userPart  = ":presence:"
+	nodePart  = ":node:"
+	aliveTail = ":alive"
+	usersTail = ":users"
+)
 
-// onlineLua (a Lua function) counts the live nodes in a user hash with
-// connections, skipping one node.
+func (p *RedisPresence) userKey(user int64) string {
+	return p.prefix + userPart + strconv.FormatInt(user, 10)
+}
+func (p *RedisPresence) aliveKey(node string) string { return p.prefix + nodePart + node + aliveTail }
+func (p *RedisPresence) usersKey(node string) string { return p.prefix + nodePart + node + usersTail }
+
+// onlineLua defines online(fields, skip): how many nodes but skip in a
+// user's HGETALL reply hold a connection and are alive. ARGV[2] and
+// ARGV[3] are the alive key's head (P:node:) and tail (:alive).
 const onlineLua = `
-local function online(fields, skip, prefix)
+local function online(fields, skip)
   local n = 0
   for i = 1, #fields, 2 do
     local node = fields[i]
     if node ~= skip and tonumber(fields[i + 1]) > 0
-       and redis.call('EXISTS', prefix .. ':n:' .. node .. ':live') == 1 then
+       and redis.call('EXISTS', ARGV[2] .. node .. ARGV[3]) == 1 then
       n = n + 1
     end
   end
@@ -63,128 +76,172 @@ local function online(fields, skip, prefix)
 end
 `
 
-// KEYS: user hash, node's user set. ARGV: node, prefix, user.
+// KEYS: the user's hash, the node's user set. ARGV: node, alive key head,
+// alive key tail, user. Returns 1 if the user came online.
 var connectScript = redis.NewScript(onlineLua + `
-local others = online(redis.call('HGETALL', KEYS[1]), ARGV[1], ARGV[2])
-local live = redis.call('EXISTS', ARGV[2] .. ':n:' .. ARGV[1] .. ':live')
+local others = online(redis.call('HGETALL', KEYS[1]), ARGV[1])
+local alive = redis.call('EXISTS', ARGV[2] .. ARGV[1] .. ARGV[3])
 local mine = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-redis.call('SADD', KEYS[2], ARGV[3])
-if others == 0 and (mine == 1 or live == 0) then return 1 end
+redis.call('SADD', KEYS[2], ARGV[4])
+if others == 0 and (mine == 1 or alive == 0) then return 1 end
 return 0
 `)
 
-// KEYS: user hash, node's user set. ARGV: node, prefix, user.
+// KEYS and ARGV as connectScript's. Returns 1 if the user went offline.
 var disconnectScript = redis.NewScript(onlineLua + `
 local mine = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 if mine <= 0 then return 0 end
 mine = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
 if mine <= 0 then
   redis.call('HDEL', KEYS[1], ARGV[1])
-  redis.call('SREM', KEYS[2], ARGV[3])
+  redis.call('SREM', KEYS[2], ARGV[4])
 end
-if online(redis.call('HGETALL', KEYS[1]), '', ARGV[2]) == 0 then return 1 end
+if online(redis.call('HGETALL', KEYS[1]), '') == 0 then return 1 end
 return 0
 `)
 
-func (p *RedisPresence) wrap(op string, err error) error {
+// dropChunk is how many users one run of dropScript forgets, so that a
+// node with 100k users does not hold Redis for one long script.
+const dropChunk = 512
+
+// KEYS: the node's user set. ARGV: node, user key head (P:presence:),
+// count. Pops up to count users off the set and removes node from their
+// hashes; returns how many it popped.
+var dropScript = redis.NewScript(`
+local users = redis.call('SPOP', KEYS[1], ARGV[3])
+for _, u in ipairs(users) do
+  redis.call('HDEL', ARGV[2] .. u, ARGV[1])
+end
+return #users
+`)
+
+// fail wraps an error of Redis, or reports ErrClosed.
+func (p *RedisPresence) fail(op string, err error) error {
+	if errors.Is(err, redis.ErrClosed) {
+		return ErrClosed
+	}
 	return fmt.Errorf("router: redis presence %s: %w", op, err)
 }
 
-// Connect implements Presence.
-func (p *RedisPresence) Connect(ctx context.Context, user int64, node string) (bool, error) {
-	r, err := connectScript.Run(ctx, p.rdb, []string{p.userKey(user), p.usersKey(node)}, node, p.prefix, user).Int()
-	if err != nil {
-		return false, p.wrap("connect", err)
+func (p *RedisPresence) run(ctx context.Context, s *redis.Script, user int64, node string) (bool, error) {
+	if p.closed.Load() {
+		return false, ErrClosed
 	}
-	return r == 1, nil
+	keys := []string{p.userKey(user), p.usersKey(node)}
+	r, err := s.Run(ctx, p.rdb, keys, node, p.prefix+nodePart, aliveTail, user).Int()
+	return r == 1, err
 }
 
-// Disconnect implements Presence.
-func (p *RedisPresence) Disconnect(ctx context.Context, user int64, node string) (bool, error) {
-	r, err := disconnectScript.Run(ctx, p.rdb, []string{p.userKey(user), p.usersKey(node)}, node, p.prefix, user).Int()
+// Connect implements Presence: one script run.
+func (p *RedisPresence) Connect(ctx context.Context, user int64, node string) (bool, error) {
+	first, err := p.run(ctx, connectScript, user, node)
 	if err != nil {
-		return false, p.wrap("disconnect", err)
+		return false, p.fail("connect", err)
 	}
-	return r == 1, nil
+	return first, nil
+}
+
+// Disconnect implements Presence: one script run.
+func (p *RedisPresence) Disconnect(ctx context.Context, user int64, node string) (bool, error) {
+	last, err := p.run(ctx, disconnectScript, user, node)
+	if err != nil {
+		return false, p.fail("disconnect", err)
+	}
+	return last, nil
 }
 
 // Nodes implements Presence: one pipeline for the users' hashes, one for
-// the liveness of the nodes they name.
+// the alive keys of the nodes they name.
 func (p *RedisPresence) Nodes(ctx context.Context, users []int64) (map[int64][]string, error) {
+	if p.closed.Load() {
+		return nil, ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	out := make(map[int64][]string)
 	if len(users) == 0 {
 		return out, nil
 	}
 	pipe := p.rdb.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, len(users))
+	hashes := make([]*redis.MapStringStringCmd, len(users))
 	for i, u := range users {
-		cmds[i] = pipe.HGetAll(ctx, p.userKey(u))
+		hashes[i] = pipe.HGetAll(ctx, p.userKey(u))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, p.wrap("nodes", err)
+		return nil, p.fail("nodes", err)
 	}
-	live := map[string]*redis.IntCmd{}
+	alive := map[string]*redis.IntCmd{}
 	pipe = p.rdb.Pipeline()
-	for _, c := range cmds {
-		for n := range c.Val() {
-			if _, ok := live[n]; !ok {
-				live[n] = pipe.Exists(ctx, p.liveKey(n))
+	for _, h := range hashes {
+		for n := range h.Val() {
+			if _, ok := alive[n]; !ok {
+				alive[n] = pipe.Exists(ctx, p.aliveKey(n))
 			}
 		}
 	}
-	if len(live) == 0 {
+	if len(alive) == 0 {
 		return out, nil
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, p.wrap("nodes", err)
+		return nil, p.fail("nodes", err)
 	}
-	for i, c := range cmds {
-		for n, count := range c.Val() {
-			if k, _ := strconv.Atoi(count); k > 0 && live[n].Val() == 1 {
-				out[users[i]] = append(out[users[i]], n)
+	for i, h := range hashes {
+		u := users[i]
+		if _, seen := out[u]; seen {
+			continue // asked twice
+		}
+		for n, count := range h.Val() {
+			if c, _ := strconv.Atoi(count); c > 0 && alive[n].Val() == 1 {
+				out[u] = append(out[u], n)
 			}
 		}
-		slices.Sort(out[users[i]])
+		slices.Sort(out[u])
 	}
 	return out, nil
 }
 
-// Heartbeat implements Presence.
+// Heartbeat implements Presence: one SET with the ttl, in milliseconds.
 func (p *RedisPresence) Heartbeat(ctx context.Context, node string, ttl time.Duration) error {
-	if err := p.rdb.Set(ctx, p.liveKey(node), time.Now().UnixMilli(), ttl).Err(); err != nil {
-		return p.wrap("heartbeat", err)
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	if ttl < time.Millisecond {
+		return ErrTTL
+	}
+	if err := p.rdb.Set(ctx, p.aliveKey(node), time.Now().UnixMilli(), ttl).Err(); err != nil {
+		return p.fail("heartbeat", err)
 	}
 	return nil
 }
 
-// DropNode implements Presence.
+// DropNode implements Presence. It deletes the node's alive key first, so
+// readers stop counting the node at once, then forgets its users in
+// chunks of dropChunk, one script run each. If it fails part way, the
+// rest stays behind the missing alive key and a later DropNode finishes.
 func (p *RedisPresence) DropNode(ctx context.Context, node string) error {
-	if err := p.rdb.Del(ctx, p.liveKey(node)).Err(); err != nil {
-		return p.wrap("drop node", err)
+	if p.closed.Load() {
+		return ErrClosed
 	}
-	iter := p.rdb.SScan(ctx, p.usersKey(node), 0, "", 512).Iterator()
-	pipe := p.rdb.Pipeline()
-	for iter.Next(ctx) {
-		u, err := strconv.ParseInt(iter.Val(), 10, 64)
+	if err := p.rdb.Del(ctx, p.aliveKey(node)).Err(); err != nil {
+		return p.fail("drop node", err)
+	}
+	keys := []string{p.usersKey(node)}
+	for {
+		n, err := dropScript.Run(ctx, p.rdb, keys, node, p.prefix+userPart, dropChunk).Int()
 		if err != nil {
-			continue
+			return p.fail("drop node", err)
 		}
-		pipe.HDel(ctx, p.userKey(u), node)
-		if pipe.Len() >= 512 {
-			if _, err := pipe.Exec(ctx); err != nil {
-				return p.wrap("drop node", err)
-			}
+		if n < dropChunk {
+			return nil
 		}
 	}
-	if err := iter.Err(); err != nil {
-		return p.wrap("drop node", err)
-	}
-	pipe.Del(ctx, p.usersKey(node))
-	if _, err := pipe.Exec(ctx); err != nil {
-		return p.wrap("drop node", err)
-	}
-	return nil
 }
 
-// Close implements Presence.
-func (p *RedisPresence) Close() error { return p.rdb.Close() }
+// Close implements Presence: it closes the Redis client.
+func (p *RedisPresence) Close() error {
+	if p.closed.Swap(true) {
+		return ErrClosed
+	}
+	return p.rdb.Close()
+}

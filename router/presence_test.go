@@ -2,75 +2,39 @@ package router_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/parleyim/parley/router"
-	"github.com/parleyim/parley/router/presencetest"
 )
 
-func TestMemoryPresence(t *testing.T) {
-	presencetest.Run(t, func(*testing.T) router.Presence { return router.NewMemoryPresence(nil) })
+// implementations are the Presence implementations the benchmarks compare.
+var implementations = []struct {
+	name string
+	new  func(testing.TB) router.Presence
+}{
+	{"memory", func(testing.TB) router.Presence { return router.NewMemoryPresence(nil) }},
+	{"redis", newRedis},
 }
 
-// redisAddr is PARLEY_REDIS_ADDR, or the Redis of `make services`.
-func redisAddr() string {
-	if a := os.Getenv("PARLEY_REDIS_ADDR"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
-
-// newRedis returns a RedisPresence under a key prefix of its own.
-func newRedis(t testing.TB) router.Presence {
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr()})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		t.Fatalf("Redis not reachable at %s: %v: run `make services`", redisAddr(), err)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "parley_t_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		c := redis.NewClient(&redis.Options{Addr: redisAddr()})
-		defer c.Close()
-		keys, _ := c.Keys(context.Background(), prefix+":*").Result()
-		if len(keys) > 0 {
-			c.Del(context.Background(), keys...)
-		}
-	})
-	return router.NewRedisPresence(rdb, prefix)
-}
-
-func TestRedisPresence(t *testing.T) {
-	presencetest.Run(t, func(t *testing.T) router.Presence { return newRedis(t) })
-}
-
+// BenchmarkPresence is a connection opening and closing: a Connect and a
+// Disconnect, from concurrent callers, on distinct users.
 func BenchmarkPresence(b *testing.B) {
-	for _, c := range []struct {
-		name string
-		new  func(testing.TB) router.Presence
-	}{
-		{"memory", func(testing.TB) router.Presence { return router.NewMemoryPresence(nil) }},
-		{"redis", newRedis},
-	} {
-		b.Run(c.name, func(b *testing.B) {
-			p := c.new(b)
+	for _, impl := range implementations {
+		b.Run(impl.name, func(b *testing.B) {
+			p := impl.new(b)
 			defer p.Close()
 			ctx := context.Background()
 			if err := p.Heartbeat(ctx, "n", time.Minute); err != nil {
 				b.Fatal(err)
 			}
+			var next atomic.Int64
+			b.SetParallelism(4)
 			b.RunParallel(func(pb *testing.PB) {
-				var u int64
 				for pb.Next() {
-					u++
+					u := next.Add(1)
 					if _, err := p.Connect(ctx, u, "n"); err != nil {
 						b.Error(err)
 						return
@@ -83,5 +47,38 @@ func BenchmarkPresence(b *testing.B) {
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pairs/s")
 		})
+	}
+}
+
+// BenchmarkPresenceNodes is the lookup of a group's members before a
+// fan-out: Nodes of users, half of them online on two nodes.
+func BenchmarkPresenceNodes(b *testing.B) {
+	for _, impl := range implementations {
+		for _, size := range []int{10, 1000} {
+			b.Run(fmt.Sprintf("%s/%d", impl.name, size), func(b *testing.B) {
+				p := impl.new(b)
+				defer p.Close()
+				ctx := context.Background()
+				users := make([]int64, size)
+				for i := range users {
+					users[i] = int64(i + 1)
+					if i%2 == 0 {
+						node := []string{"a", "b"}[i%4/2]
+						if err := p.Heartbeat(ctx, node, time.Minute); err != nil {
+							b.Fatal(err)
+						}
+						if _, err := p.Connect(ctx, users[i], node); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				for b.Loop() {
+					m, err := p.Nodes(ctx, users)
+					if err != nil || len(m) != (size+1)/2 {
+						b.Fatalf("Nodes: %d online, %v", len(m), err)
+					}
+				}
+			})
+		}
 	}
 }

@@ -143,6 +143,13 @@ func (s *Server) Start() error {
 		return ErrStarted
 	}
 	s.startedAt = time.Now()
+	// A node that restarts under its old name forgets what its previous
+	// life left in the presence directory: those connections are gone.
+	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := s.dir.DropNode(dctx, s.cfg.NodeName); err != nil {
+		s.log.Warn("presence: drop stale entries", "err", err)
+	}
+	cancel()
 	go s.watchBans(s.bansDone)
 	go s.beat(s.bansDone)
 	go func() {
