@@ -2,236 +2,346 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
-	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/x/exp/teatest"
-
-	"github.com/parleyim/parley/client"
-	"github.com/parleyim/parley/cmd/parley/ui"
-	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/server"
 	"github.com/parleyim/parley/server/servertest"
 )
 
-// cli runs the built parley binary as one user (its own config file).
-type cli struct {
-	t    *testing.T
-	bin  string
-	addr string
-	conf string
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+	buildDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
 }
 
-func build(t *testing.T) string {
-	bin := filepath.Join(t.TempDir(), "parley")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func (c cli) run(args ...string) (string, int) {
-	c.t.Helper()
-	cmd := exec.Command(c.bin, append([]string{"--addr", c.addr, "--config", c.conf}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		c.t.Fatal(err)
-	}
-	return out.String() + errb.String(), code
-}
-
-func (c cli) ok(args ...string) string {
-	c.t.Helper()
-	out, code := c.run(args...)
-	if code != 0 {
-		c.t.Fatalf("parley %v: exit %d: %s", args, code, out)
-	}
-	return out
-}
-
-func TestCommands(t *testing.T) {
-	srv := servertest.Start(t, func(c *server.Config) { c.DMPolicy = server.DMFriends })
-	bin := build(t)
-	dir := t.TempDir()
-	alice := cli{t, bin, srv.Addr(), filepath.Join(dir, "alice.json")}
-	bob := cli{t, bin, srv.Addr(), filepath.Join(dir, "bob.json")}
-
-	if out, code := alice.run("send", "bob", "hi"); code != exitNoLogin || !strings.Contains(out, "not logged in") {
-		t.Fatalf("send before login: exit %d %q", code, out)
-	}
-	alice.ok("register", "alice", "alice-password")
-	if info, err := os.Stat(alice.conf); err != nil || info.Mode().Perm() != 0o600 {
-		t.Fatalf("config file: %v %v", info.Mode(), err)
-	}
-	var who map[string]any
-	if err := json.Unmarshal([]byte(bob.ok("--json", "register", "bob", "bob-password")), &who); err != nil || who["username"] != "bob" {
-		t.Fatalf("register --json: %v %v", who, err)
-	}
-	if out, code := bob.run("login", "bob", "wrong-password"); code != exitRefused || !strings.Contains(out, "wrong username or password") {
-		t.Fatalf("bad password: exit %d %q", code, out)
-	}
-	if out, code := alice.run("send", "bob", "hi"); code != exitRefused || !strings.Contains(out, "NOT_FRIENDS") {
-		t.Fatalf("send to a stranger: exit %d %q", code, out)
-	}
-	alice.ok("add", "bob", "hello", "bob")
-	if out := bob.ok("requests"); !strings.Contains(out, "from alice: hello bob") {
-		t.Fatalf("requests: %q", out)
-	}
-	bob.ok("accept", "alice")
-	alice.ok("send", "bob", "first", "message")
-	bob.ok("send", "alice", "reply")
-	var lines []struct {
-		Seq  uint64 `json:"seq"`
-		Text string `json:"text"`
-	}
-	if err := json.Unmarshal([]byte(alice.ok("--json", "history", "bob")), &lines); err != nil || len(lines) != 2 ||
-		lines[0].Text != "first message" || lines[1].Text != "reply" || lines[1].Seq != 2 {
-		t.Fatalf("history --json: %+v %v", lines, err)
-	}
-	if out := alice.ok("friends"); !strings.Contains(out, "bob\tonline") && !strings.Contains(out, "bob\toffline") {
-		t.Fatalf("friends: %q", out)
-	}
-	if out := alice.ok("group-create", "climbing", "bob"); !strings.Contains(out, "climbing created") {
-		t.Fatalf("group-create: %q", out)
-	}
-	bob.ok("send", "#climbing", "saturday?")
-	if out := alice.ok("history", "#climbing"); !strings.Contains(out, "saturday?") {
-		t.Fatalf("group history: %q", out)
-	}
-	if out := alice.ok("--json", "groups"); !strings.Contains(out, `"name":"climbing"`) {
-		t.Fatalf("groups --json: %q", out)
-	}
-
-	if _, code := alice.run("history"); code != exitUsage {
-		t.Fatalf("history without a name: exit %d", code)
-	}
-	if _, code := alice.run("frobnicate"); code != exitUsage {
-		t.Fatalf("unknown command: exit %d", code)
-	}
-	nowhere := cli{t, bin, servertest.FreeAddr(t), alice.conf}
-	if out, code := nowhere.run("friends"); code != exitNoServer || !strings.Contains(out, "cannot reach") {
-		t.Fatalf("no server: exit %d %q", code, out)
-	}
-}
-
-// The full-screen client, its real model on a real client, against a real
-// server: log in, receive and send a message, accept a friend request,
-// get a group message.
-func TestChatScreen(t *testing.T) {
-	srv := servertest.Start(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	reg := func(name string) *client.Client {
-		c, err := client.Dial(ctx, srv.Addr(), client.Options{})
+// binary builds parley once for the tests of this run.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if buildDir, buildErr = os.MkdirTemp("", "parley-bin-"); buildErr != nil {
+			return
+		}
+		binPath = filepath.Join(buildDir, "parley")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
-			t.Fatal(err)
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
-		t.Cleanup(func() { _ = c.Close() })
-		if _, err := c.Register(ctx, name, name+"-password"); err != nil {
-			t.Fatal(err)
-		}
-		return c
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	reg("alice").Close()
-	bob := reg("bob")
+	return binPath
+}
 
-	c, err := client.Dial(ctx, srv.Addr(), client.Options{Reconnect: true, SyncOnLogin: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	tm := teatest.NewTestModel(t, ui.New(c), teatest.WithInitialTermSize(110, 30))
-	ui.Pump(tm, c)
-	typeInto := func(s string) {
-		tm.Type(s)
-		tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
-	}
-	waitFor := func(what string) {
-		t.Helper()
-		teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte(what)) },
-			teatest.WithDuration(15*time.Second), teatest.WithCheckInterval(20*time.Millisecond))
-	}
+// user runs the built parley as one user: their own config file.
+type user struct {
+	t          *testing.T
+	bin, addr  string
+	conf       string
+	stdin, env string // env: one KEY=VALUE, if set
+}
 
-	tm.Type("alice")
-	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
-	typeInto("alice-password")
-	waitFor("logged in as alice")
+type result struct {
+	out, err string
+	code     int
+}
 
-	// A friend request from bob, accepted with a slash command.
-	aliceID := searchID(t, ctx, bob, "alice")
-	if err := bob.RequestFriend(ctx, aliceID, "climb?"); err != nil {
-		t.Fatal(err)
+func (u user) run(args ...string) result {
+	u.t.Helper()
+	cmd := exec.Command(u.bin, append([]string{"--addr", u.addr, "--config", u.conf}, args...)...)
+	cmd.Env = append(os.Environ(), "PARLEY_ADDR=", "PARLEY_CONFIG=")
+	if u.env != "" {
+		cmd.Env = append(cmd.Env, u.env)
 	}
-	waitFor("/accept bob")
-	typeInto("/accept bob")
-	waitFor("bob is now your friend")
-	expectNotice(t, bob, protocol.FriendAccepted)
+	var out, errb bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(u.stdin), &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	code := 0
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		u.t.Fatal(err)
+	}
+	u.t.Logf("parley %s → %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
+	return result{out.String(), errb.String(), code}
+}
 
-	// Bob writes; alice reads it and answers.
-	if _, err := bob.Send(ctx, aliceID, 0, []byte("hello alice")); err != nil {
-		t.Fatal(err)
+// ok runs a command that must succeed and returns its stdout.
+func (u user) ok(args ...string) string {
+	u.t.Helper()
+	r := u.run(args...)
+	if r.code != exitOK {
+		u.t.Fatalf("parley %v: exit %d: %s", args, r.code, r.err)
 	}
-	waitFor("hello alice")
-	typeInto("hi bob")
-	select {
-	case m := <-bob.Messages():
-		if string(m.Body) != "hi bob" {
-			t.Fatalf("bob got %q", m.Body)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("bob got nothing")
-	}
+	return r.out
+}
 
-	// A group message.
-	g, err := bob.CreateGroup(ctx, "crag", false, aliceID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.SendGroup(ctx, g.GroupID, 0, []byte("meet at nine")); err != nil {
-		t.Fatal(err)
-	}
-	waitFor("#crag (1)")
-	tm.Send(tea.KeyMsg{Type: tea.KeyTab}) // to the group, first in the list now
-	waitFor("bob: meet at nine")
-	if err := tm.Quit(); err != nil {
-		t.Fatal(err)
+// okJSON runs a command with --json and decodes its stdout into v.
+func (u user) okJSON(v any, args ...string) {
+	u.t.Helper()
+	out := u.ok(append([]string{"--json"}, args...)...)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		u.t.Fatalf("parley --json %v: %v in %q", args, err, out)
 	}
 }
 
-func searchID(t *testing.T, ctx context.Context, c *client.Client, name string) int64 {
-	t.Helper()
-	page, err := c.SearchUsers(ctx, name, "", 1)
-	if err != nil || len(page.Users) != 1 {
-		t.Fatalf("search %s: %+v %v", name, page, err)
+// fails runs a command that must fail with code, its stderr saying want.
+func (u user) fails(code int, want string, args ...string) {
+	u.t.Helper()
+	r := u.run(args...)
+	if r.code != code || !strings.Contains(r.err, want) {
+		u.t.Fatalf("parley %v: exit %d, stderr %q; want exit %d and %q", args, r.code, r.err, code, want)
 	}
-	return page.Users[0].UserID
 }
 
-func expectNotice(t *testing.T, c *client.Client, kind string) {
-	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case n := <-c.Notices():
-			if n.Friend != nil && n.Friend.Kind == kind {
-				return
-			}
-		case <-timeout:
-			t.Fatalf("no %s notice", kind)
+// failsJSON runs a command with --json that must fail with code and the
+// wire error code wire.
+func (u user) failsJSON(code int, wire string, args ...string) {
+	u.t.Helper()
+	r := u.run(append([]string{"--json"}, args...)...)
+	var e struct {
+		Error, Code string
+		Exit        int
+	}
+	if err := json.Unmarshal([]byte(r.err), &e); err != nil {
+		u.t.Fatalf("parley --json %v: stderr %q: %v", args, r.err, err)
+	}
+	if r.code != code || e.Exit != code || e.Code != wire || e.Error == "" || r.out != "" {
+		u.t.Fatalf("parley --json %v: exit %d, %+v, stdout %q; want exit %d, code %q", args, r.code, e, r.out, code, wire)
+	}
+}
+
+func newUsers(t *testing.T, names ...string) map[string]user {
+	srv := servertest.Start(t, func(c *server.Config) { c.DMPolicy = server.DMFriends }) // the real default
+	bin, dir := binary(t), t.TempDir()
+	us := map[string]user{}
+	for _, n := range names {
+		us[n] = user{t: t, bin: bin, addr: srv.Addr(), conf: filepath.Join(dir, n, "config.json")}
+	}
+	return us
+}
+
+func TestAccountsAndFriends(t *testing.T) {
+	us := newUsers(t, "alice", "bob", "carol")
+	alice, bob, carol := us["alice"], us["bob"], us["carol"]
+
+	alice.fails(exitNoLogin, "not logged in: run parley login NAME", "friends")
+	alice.failsJSON(exitNoLogin, "", "friends")
+
+	if out := alice.ok("register", "alice", "alice-password"); !strings.Contains(out, "logged in as alice") {
+		t.Fatalf("register: %q", out)
+	}
+	info, err := os.Stat(alice.conf)
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("config file: %v %v", info, err)
+	}
+	if dir, err := os.Stat(filepath.Dir(alice.conf)); err != nil || dir.Mode().Perm() != 0o700 {
+		t.Fatalf("config directory: %v %v", dir, err)
+	}
+	var saved config
+	if b, err := os.ReadFile(alice.conf); err != nil || json.Unmarshal(b, &saved) != nil || saved.Token == "" || saved.Username != "alice" || saved.Addr != alice.addr {
+		t.Fatalf("saved %+v (%v)", saved, err)
+	}
+
+	var who sessionJSON
+	bob.okJSON(&who, "register", "bob", "bob-password")
+	if who.Username != "bob" || who.UserID == 0 || who.Addr != bob.addr {
+		t.Fatalf("register --json: %+v", who)
+	}
+	bob.fails(exitRefused, "that username is taken (USERNAME_TAKEN)", "register", "bob", "other-password")
+	bob.fails(exitRefused, "wrong username or password (BAD_CREDENTIALS)", "login", "bob", "wrong-password")
+	bob.failsJSON(exitRefused, "WEAK_PASSWORD", "register", "bobby", "short")
+
+	// The password from stdin, the flags through the environment.
+	carol.stdin = "carol-password\n"
+	carol.ok("register", "carol")
+	carol.stdin = ""
+	viaEnv := user{t: t, bin: carol.bin, addr: "127.0.0.1:1", conf: carol.conf, env: "PARLEY_ADDR=" + carol.addr}
+	if r := viaEnv.run("whoami"); r.code != exitNoLogin || !strings.Contains(r.err, "not 127.0.0.1:1") {
+		t.Fatalf("--addr wins over PARLEY_ADDR: %+v", r)
+	}
+	cmd := exec.Command(carol.bin, "whoami")
+	cmd.Env = append(os.Environ(), "PARLEY_ADDR="+carol.addr, "PARLEY_CONFIG="+carol.conf)
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "carol (id") {
+		t.Fatalf("whoami from the environment: %v %s", err, out)
+	}
+
+	// Only friends may message each other.
+	alice.failsJSON(exitRefused, "NOT_FRIENDS", "send", "bob", "hi")
+	alice.fails(exitRefused, "you can only message friends", "send", "bob", "hi")
+	alice.ok("add", "bob", "it's", "alice")
+	alice.failsJSON(exitRefused, "REQUEST_EXISTS", "add", "bob")
+	var reqs requestsJSON
+	bob.okJSON(&reqs, "requests")
+	if len(reqs.Incoming) != 1 || reqs.Incoming[0].Username != "alice" || reqs.Incoming[0].Note != "it's alice" || len(reqs.Outgoing) != 0 {
+		t.Fatalf("requests: %+v", reqs)
+	}
+	var done doneJSON
+	bob.okJSON(&done, "accept", "alice")
+	if done.Done != "accepted" || done.Username != "alice" {
+		t.Fatalf("accept: %+v", done)
+	}
+	var friends []userJSON
+	alice.okJSON(&friends, "friends")
+	if len(friends) != 1 || friends[0].Username != "bob" || friends[0].UserID != who.UserID {
+		t.Fatalf("friends: %+v", friends)
+	}
+	carol.ok("add", "alice")
+	alice.ok("decline", "carol")
+	alice.failsJSON(exitRefused, "NO_SUCH_REQUEST", "accept", "carol")
+	alice.failsJSON(exitRefused, "NO_SUCH_USER", "add", "nobody")
+	alice.failsJSON(exitRefused, "SELF_MESSAGE", "send", "alice", "hi me")
+
+	// Messages, one from stdin; history oldest first, flags after the command.
+	var sent sentJSON
+	alice.okJSON(&sent, "send", "bob", "first", "message")
+	if sent.Seq != 1 || sent.Conv == "" || sent.MsgID == 0 {
+		t.Fatalf("send: %+v", sent)
+	}
+	bob.stdin = "a reply\nover two lines\n"
+	bob.ok("send", "alice", "-")
+	var hist []messageJSON
+	alice.okJSON(&hist, "history", "bob")
+	if len(hist) != 2 || hist[0].Text != "first message" || hist[0].FromName != "alice" ||
+		hist[1].Text != "a reply\nover two lines" || hist[1].FromName != "bob" || hist[1].Seq != 2 {
+		t.Fatalf("history: %+v", hist)
+	}
+	if out := alice.ok("history", "bob", "1"); strings.Count(out, "\n") != 2 || !strings.Contains(out, "bob: a reply\n    over two lines\n") {
+		t.Fatalf("history 1: %q", out)
+	}
+	if out := alice.ok("history", "bob", "--json", "1"); !strings.HasPrefix(out, "[{") {
+		t.Fatalf("a flag after the command: %q", out)
+	}
+	var convs []convJSON
+	bob.okJSON(&convs, "conversations")
+	if len(convs) != 1 || convs[0].Title != "alice" || convs[0].Unread != 1 || convs[0].Last == nil || convs[0].Last.FromName != "bob" {
+		t.Fatalf("conversations: %+v", convs)
+	}
+	bob.ok("unfriend", "alice")
+	bob.failsJSON(exitRefused, "NOT_FRIENDS", "send", "alice", "still there?")
+}
+
+func TestGroupCommands(t *testing.T) {
+	us := newUsers(t, "alice", "bob", "carol")
+	alice, bob, carol := us["alice"], us["bob"], us["carol"]
+	for n, u := range us {
+		u.ok("register", n, n+"-password")
+	}
+	var crag, lobby groupJSON
+	alice.okJSON(&crag, "group", "create", "crag", "bob")
+	if crag.Name != "crag" || crag.Members != 2 || crag.Open {
+		t.Fatalf("group create: %+v", crag)
+	}
+	alice.okJSON(&lobby, "group", "create", "--open", "lobby")
+	if !lobby.Open || lobby.Members != 1 {
+		t.Fatalf("group create --open: %+v", lobby)
+	}
+	bob.ok("group", "send", "crag", "saturday?")
+	alice.ok("send", "#crag", "at nine")
+	alice.ok("send", fmt.Sprintf("#%d", crag.GroupID), "at the wall")
+	var hist []messageJSON
+	bob.okJSON(&hist, "history", "#crag")
+	if len(hist) != 3 || hist[0].FromName != "bob" || hist[2].Text != "at the wall" {
+		t.Fatalf("group history: %+v", hist)
+	}
+	var groups []groupJSON
+	bob.okJSON(&groups, "groups")
+	if len(groups) != 1 || groups[0].GroupID != crag.GroupID {
+		t.Fatalf("groups: %+v", groups)
+	}
+	carol.failsJSON(exitRefused, "GROUP_CLOSED", "group", "join", fmt.Sprint(crag.GroupID))
+	carol.ok("group", "join", fmt.Sprint(lobby.GroupID))
+	carol.failsJSON(exitRefused, "NO_SUCH_GROUP", "send", "#crag", "hello?") // not hers: no name to find
+	carol.failsJSON(exitRefused, "NOT_MEMBER", "send", fmt.Sprintf("#%d", crag.GroupID), "hello?")
+	alice.ok("group", "invite", "crag", "carol")
+	var members []memberJSON
+	carol.okJSON(&members, "group", "members", "crag")
+	if len(members) != 3 || !members[0].Owner && !members[1].Owner && !members[2].Owner {
+		t.Fatalf("members: %+v", members)
+	}
+	if out := carol.ok("group", "members", "crag"); !strings.Contains(out, "alice\t") || !strings.Contains(out, "\towner") {
+		t.Fatalf("members: %q", out)
+	}
+	carol.ok("group", "leave", "crag")
+	alice.failsJSON(exitRefused, "OWNER_CANNOT_LEAVE", "group", "leave", "crag")
+	var convs []convJSON
+	carol.okJSON(&convs, "conversations")
+	for _, c := range convs {
+		if c.Title == "#crag" {
+			t.Fatalf("a group left is still listed: %+v", convs)
 		}
 	}
+}
+
+func TestSessionAndFailures(t *testing.T) {
+	us := newUsers(t, "alice")
+	alice := us["alice"]
+	alice.ok("register", "alice", "alice-password")
+	if out := alice.ok("whoami"); !strings.Contains(out, "alice (id ") {
+		t.Fatalf("whoami: %q", out)
+	}
+
+	// A logout elsewhere revokes the token this config still holds.
+	copyConf := filepath.Join(t.TempDir(), "copy.json")
+	b, _ := os.ReadFile(alice.conf)
+	if err := os.WriteFile(copyConf, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other := alice
+	other.conf = copyConf
+	if out := other.ok("logout"); !strings.Contains(out, "alice is logged out") {
+		t.Fatalf("logout: %q", out)
+	}
+	other.fails(exitNoLogin, "not logged in", "friends")
+	alice.fails(exitNoLogin, "the saved session of alice is no longer valid", "friends")
+	alice.failsJSON(exitNoLogin, "TOKEN_INVALID", "friends")
+	alice.ok("login", "alice", "alice-password")
+	alice.ok("friends")
+
+	// Usage mistakes.
+	for _, args := range [][]string{
+		{"history"}, {"history", "bob", "0"}, {"history", "bob", "many"}, {"frobnicate"}, {"group"},
+		{"group", "rename", "x"}, {"accept", "a", "b"}, {"--bogus", "friends"}, {"--timeout", "0s", "friends"},
+	} {
+		if r := alice.run(args...); r.code != exitUsage || !strings.HasPrefix(r.err, "parley: ") {
+			t.Errorf("parley %v: exit %d, %q", args, r.code, r.err)
+		}
+	}
+	if out := alice.ok("help"); !strings.Contains(out, "exit codes") || !strings.Contains(out, "group create NAME [USER...]") {
+		t.Fatalf("help: %q", out)
+	}
+	alice.fails(exitUsage, "needs a terminal", "chat")
+	alice.fails(exitUsage, "needs a terminal") // no command: the chat
+
+	// No server.
+	nowhere := alice
+	nowhere.addr = servertest.FreeAddr(t)
+	nowhere.fails(exitNoLogin, "the saved session is for "+alice.addr, "friends")
+	nowhere.fails(exitNoServer, "cannot reach the server at "+nowhere.addr, "login", "alice", "alice-password")
+	nowhere.failsJSON(exitNoServer, "", "register", "zed", "zed-password")
+
+	// A broken config file.
+	if err := os.WriteFile(alice.conf, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	alice.fails(exitConfig, "is not a parley config file", "friends")
 }

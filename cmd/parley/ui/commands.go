@@ -15,277 +15,357 @@ import (
 // Command is a parsed slash command.
 type Command struct {
 	Name string   // "add", "group new", ...
-	Args []string // the rest, split on spaces
-	Text string   // the rest as typed, for notes
+	Args []string // the words after the name
+	Text string   // the line after the first argument, as typed (a note)
+	Num  int64    // the number argument of /join and /delete; 0 if none
 }
 
-// commands lists every command with its arguments and help line.
-var commands = []struct {
+// spec describes one command: its arguments and help line.
+type spec struct {
 	name, args, help string
-	min              int
-}{
-	{"msg", "NAME", "open the conversation with a user", 1},
-	{"add", "NAME [NOTE]", "send a friend request", 1},
-	{"accept", "NAME", "accept a friend request", 1},
-	{"decline", "NAME", "decline a friend request", 1},
-	{"requests", "", "list pending friend requests", 0},
-	{"friends", "", "list friends, online or not", 0},
-	{"group new", "NAME [USER...]", "create a group with friends", 1},
-	{"group open", "NAME", "create a group anyone may join", 1},
-	{"join", "GROUP_ID", "join an open group", 1},
-	{"invite", "NAME...", "add users to the current group", 1},
-	{"leave", "", "leave the current group", 0},
-	{"members", "", "list the current group's members", 0},
-	{"groups", "", "list your groups", 0},
-	{"history", "", "load older messages (also PgUp)", 0},
-	{"delete", "", "delete the current conversation's history, for you", 0},
-	{"help", "", "this list", 0},
-	{"quit", "", "leave parley (also Ctrl+C)", 0},
+	min, max         int  // number of arguments; max -1: any
+	num              bool // the first argument, if given, is a number
+	inGroup          bool // acts on the group shown
 }
 
-// Parse reads a slash command line.
+var specs = []spec{
+	{name: "msg", args: "NAME", help: "open the conversation with a user", min: 1, max: 1},
+	{name: "add", args: "NAME [NOTE]", help: "send a friend request", min: 1, max: -1},
+	{name: "accept", args: "NAME", help: "accept a friend request", min: 1, max: 1},
+	{name: "decline", args: "NAME", help: "decline a friend request", min: 1, max: 1},
+	{name: "unfriend", args: "NAME", help: "end a friendship", min: 1, max: 1},
+	{name: "requests", help: "list friend requests, to you and from you"},
+	{name: "friends", help: "list your friends, online (●) or not (○)"},
+	{name: "group new", args: "NAME [USER...]", help: "create an invite-only group with these users", min: 1, max: -1},
+	{name: "group open", args: "NAME", help: "create a group anyone may /join", min: 1, max: 1},
+	{name: "join", args: "GROUP_ID", help: "join an open group by its id", min: 1, max: 1, num: true},
+	{name: "invite", args: "NAME...", help: "add users to the group shown", min: 1, max: -1, inGroup: true},
+	{name: "leave", help: "leave the group shown", inGroup: true},
+	{name: "members", help: "list the members of the group shown", inGroup: true},
+	{name: "groups", help: "list your groups, with their ids"},
+	{name: "history", help: "load older messages (PgUp at the top does too)"},
+	{name: "delete", args: "[N]", help: "hide the last N messages (or all) from you only", max: 1, num: true},
+	{name: "retry", help: "send again the messages that did not go out"},
+	{name: "help", help: "this list"},
+	{name: "quit", help: "leave parley (Ctrl+C too)"},
+}
+
+// Parse reads a slash command line. Its errors are for people.
 func Parse(line string) (Command, error) {
-	fields := strings.Fields(strings.TrimPrefix(line, "/"))
+	rest := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "/"))
+	fields := strings.Fields(rest)
 	if len(fields) == 0 {
-		return Command{}, errors.New("empty command: /help lists them")
+		return Command{}, errors.New("an empty command: /help lists them")
 	}
-	name, rest := fields[0], fields[1:]
+	name := strings.ToLower(fields[0])
+	rest = strings.TrimSpace(rest[len(fields[0]):])
 	if name == "group" {
-		if len(rest) == 0 || (rest[0] != "new" && rest[0] != "open") {
-			return Command{}, errors.New("usage: /group new NAME [USER...] or /group open NAME")
+		if len(fields) < 2 || (fields[1] != "new" && fields[1] != "open") {
+			return Command{}, errors.New("usage: /group new NAME [USER...], or /group open NAME")
 		}
-		name, rest = "group "+rest[0], rest[1:]
+		name = "group " + fields[1]
+		fields = fields[1:]
+		rest = strings.TrimSpace(rest[len(fields[0]):])
 	}
-	for _, c := range commands {
-		if c.name != name {
+	args := fields[1:]
+	for _, s := range specs {
+		if s.name != name {
 			continue
 		}
-		if len(rest) < c.min {
-			return Command{}, fmt.Errorf("usage: /%s %s", c.name, c.args)
+		if len(args) < s.min || (s.max >= 0 && len(args) > s.max) {
+			return Command{}, fmt.Errorf("usage: /%s %s", s.name, s.args)
 		}
-		text := ""
-		if len(rest) > 1 {
-			text = strings.Join(rest[1:], " ")
+		c := Command{Name: name, Args: args}
+		if len(args) > 0 {
+			c.Text = strings.TrimSpace(rest[len(args[0]):])
 		}
-		return Command{Name: name, Args: rest, Text: text}, nil
+		if s.num && len(args) > 0 {
+			n, err := strconv.ParseInt(strings.TrimPrefix(args[0], "#"), 10, 64)
+			if err != nil || n < 1 {
+				return Command{}, fmt.Errorf("usage: /%s %s (a number, not %q)", s.name, s.args, args[0])
+			}
+			c.Num = n
+		}
+		return c, nil
 	}
-	return Command{}, fmt.Errorf("unknown command /%s: /help lists them", name)
+	return Command{}, fmt.Errorf("no command /%s: /help lists them", name)
 }
 
-// Help is the help text, one command a line.
+// Help is the help text, one line a command.
 func Help() []string {
-	out := []string{"commands:"}
-	for _, c := range commands {
-		out = append(out, fmt.Sprintf("  /%s %s — %s", c.name, c.args, c.help))
+	out := []string{"commands", ""}
+	for _, s := range specs {
+		out = append(out, fmt.Sprintf("  /%-26s %s", strings.TrimSpace(s.name+" "+s.args), s.help))
 	}
-	return append(out, "keys: Tab/Shift+Tab switch conversation, PgUp older messages, Esc close this panel")
+	return append(out, "",
+		"keys",
+		"  Enter                     send the line",
+		"  Tab, Shift+Tab            next, previous conversation (Ctrl+N, Ctrl+P too)",
+		"  PgUp, PgDn, ↑, ↓          scroll; older messages load at the top",
+		"  Esc                       close this list",
+		"  Ctrl+C                    quit",
+		"",
+		"a line starting with // is sent as a message starting with /")
 }
 
-// userID finds a user by exact username, ignoring case.
-func userID(ctx context.Context, b Backend, name string) (int64, error) {
-	page, err := b.SearchUsers(ctx, name, "", 5)
+// NoUserError says no user has the name asked for.
+type NoUserError struct{ Name string }
+
+func (e *NoUserError) Error() string { return fmt.Sprintf("no user named %q", e.Name) }
+
+// FindUser looks a user up by exact username, ignoring case. It returns a
+// *NoUserError if there is none.
+func FindUser(ctx context.Context, s Social, name string) (protocol.UserInfo, error) {
+	page, err := s.SearchUsers(ctx, name, "", 20)
 	if err != nil {
-		return 0, err
+		return protocol.UserInfo{}, err
 	}
 	for _, u := range page.Users {
 		if strings.EqualFold(u.Username, name) {
-			return u.UserID, nil
+			return u, nil
 		}
 	}
-	return 0, fmt.Errorf("no user named %q", name)
+	return protocol.UserInfo{}, &NoUserError{Name: name}
 }
 
-// currentGroup is the group of the conversation shown.
-func (m *Model) currentGroup() (int64, error) {
-	p, ok := protocol.ParseConv(m.current)
-	if !ok || p.Kind != protocol.ConvGroup {
-		return 0, errors.New("open a group conversation first")
+// findUsers looks up every name, or fails on the first it cannot find.
+func findUsers(ctx context.Context, s Social, names []string) ([]int64, error) {
+	var ids []int64
+	for _, n := range names {
+		u, err := FindUser(ctx, s, n)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, u.UserID)
 	}
-	return p.Group, nil
+	return ids, nil
 }
 
-// run starts a command; its result comes back as a message.
+// run starts a parsed command; what the server answers comes back as a
+// doneMsg or a panelMsg.
 func (m *Model) run(c Command) tea.Cmd {
+	cur := m.conv(m.current)
+	var group int64
+	if cur != nil && cur.kind == protocol.ConvGroup {
+		group = cur.group
+	}
+	for _, s := range specs {
+		if s.name == c.Name && s.inGroup && group == 0 {
+			m.fail("/" + c.Name + " acts on a group: open one first (Tab)")
+			return nil
+		}
+	}
+	b, me := m.b, m.me
+	do := func(f func(ctx context.Context) (doneMsg, error)) tea.Cmd {
+		return m.call(func(ctx context.Context) tea.Msg {
+			d, err := f(ctx)
+			if err != nil {
+				return doneMsg{err: err}
+			}
+			return d
+		})
+	}
+	list := func(f func(ctx context.Context) ([]string, error)) tea.Cmd {
+		return m.call(func(ctx context.Context) tea.Msg {
+			lines, err := f(ctx)
+			return panelMsg{lines: lines, err: err}
+		})
+	}
 	switch c.Name {
 	case "help":
-		m.panel = Help()
-		return nil
+		m.panel, m.panelTop = Help(), 0
 	case "quit":
-		m.quit = true
+		m.quitting = true
 		return tea.Quit
 	case "history":
-		if cv := m.conv(m.current); cv != nil && cv.more {
-			return m.loadHistory(cv)
+		if cur == nil || (cur.loaded && !cur.more) {
+			m.say("no older messages")
+			return nil
 		}
-		m.notice = "no older messages"
-		return nil
-	}
-	me := m.me
-	current := m.current
-	group, groupErr := m.currentGroup()
-	do := func(f func(ctx context.Context) (resultMsg, error)) tea.Cmd {
-		return func() tea.Msg {
-			ctx, cancel := m.ctx()
-			defer cancel()
-			r, err := f(ctx)
-			if err != nil {
-				return resultMsg{err: err}
-			}
-			return r
-		}
-	}
-	lines := func(f func(ctx context.Context) ([]string, error)) tea.Cmd {
-		return func() tea.Msg {
-			ctx, cancel := m.ctx()
-			defer cancel()
-			l, err := f(ctx)
-			return panelMsg{lines: l, err: err}
-		}
-	}
-	switch c.Name {
+		return m.loadHistory(cur)
+	case "retry":
+		return m.resend(func(o *outgoing) bool { return o.waiting || o.failed != "" })
+	case "delete":
+		return m.deleteHistory(cur, int(c.Num))
 	case "msg":
-		return do(func(ctx context.Context) (resultMsg, error) {
-			id, err := userID(ctx, m.b, c.Args[0])
-			if err != nil {
-				return resultMsg{}, err
+		return do(func(ctx context.Context) (doneMsg, error) {
+			u, err := FindUser(ctx, b, c.Args[0])
+			switch {
+			case err != nil:
+				return doneMsg{}, err
+			case u.UserID == me:
+				return doneMsg{}, errors.New("that is you: pick someone else")
 			}
-			if id == me {
-				return resultMsg{}, errors.New("that is you")
-			}
-			return resultMsg{open: protocol.DirectConv(me, id), refresh: true}, nil
+			return doneMsg{open: protocol.DirectConv(me, u.UserID)}, nil
 		})
 	case "add":
-		return do(func(ctx context.Context) (resultMsg, error) {
-			id, err := userID(ctx, m.b, c.Args[0])
+		return do(func(ctx context.Context) (doneMsg, error) {
+			u, err := FindUser(ctx, b, c.Args[0])
 			if err != nil {
-				return resultMsg{}, err
+				return doneMsg{}, err
 			}
-			return resultMsg{text: "friend request sent to " + c.Args[0]}, m.b.RequestFriend(ctx, id, c.Text)
+			if err := b.RequestFriend(ctx, u.UserID, c.Text); err != nil {
+				return doneMsg{}, err
+			}
+			return doneMsg{text: "friend request sent to " + u.Username, refresh: true}, nil
 		})
 	case "accept", "decline":
 		accept := c.Name == "accept"
-		return do(func(ctx context.Context) (resultMsg, error) {
-			id, err := userID(ctx, m.b, c.Args[0])
+		return do(func(ctx context.Context) (doneMsg, error) {
+			u, err := FindUser(ctx, b, c.Args[0])
 			if err != nil {
-				return resultMsg{}, err
+				return doneMsg{}, err
 			}
-			if err := m.b.AnswerFriend(ctx, id, accept); err != nil {
-				return resultMsg{}, err
+			if err := b.AnswerFriend(ctx, u.UserID, accept); err != nil {
+				return doneMsg{}, err
 			}
 			if accept {
-				return resultMsg{text: c.Args[0] + " is now your friend", refresh: true, open: protocol.DirectConv(me, id)}, nil
+				return doneMsg{text: u.Username + " is now your friend: say hello", refresh: true, open: protocol.DirectConv(me, u.UserID)}, nil
 			}
-			return resultMsg{text: "declined " + c.Args[0], refresh: true}, nil
+			return doneMsg{text: "declined " + u.Username + "'s friend request", refresh: true}, nil
+		})
+	case "unfriend":
+		return do(func(ctx context.Context) (doneMsg, error) {
+			u, err := FindUser(ctx, b, c.Args[0])
+			if err != nil {
+				return doneMsg{}, err
+			}
+			return doneMsg{text: u.Username + " is no longer your friend", refresh: true}, b.DeleteFriend(ctx, u.UserID)
 		})
 	case "requests":
-		return lines(func(ctx context.Context) ([]string, error) {
-			l, err := m.b.FriendRequests(ctx)
-			out := []string{"friend requests:"}
+		return list(func(ctx context.Context) ([]string, error) {
+			l, err := b.FriendRequests(ctx)
+			out := []string{"friend requests", ""}
 			for _, r := range l.Incoming {
-				out = append(out, fmt.Sprintf("  from %s %q — /accept %s", r.From.Username, r.Note, r.From.Username))
+				out = append(out, fmt.Sprintf("  from %s %q — /accept %s or /decline %s", r.From.Username, r.Note, r.From.Username, r.From.Username))
 			}
 			for _, r := range l.Outgoing {
-				out = append(out, "  to "+r.To.Username+" (waiting)")
+				out = append(out, "  to "+r.To.Username+", waiting for an answer")
+			}
+			if len(out) == 2 {
+				out = append(out, "  none")
 			}
 			return out, err
 		})
 	case "friends":
-		return lines(func(ctx context.Context) ([]string, error) {
-			fs, err := m.b.Friends(ctx)
-			out := []string{"friends:"}
+		return list(func(ctx context.Context) ([]string, error) {
+			fs, err := b.Friends(ctx)
+			out := []string{"friends", ""}
 			for _, f := range fs {
 				out = append(out, "  "+mark(f.Online)+" "+f.Username)
+			}
+			if len(fs) == 0 {
+				out = append(out, "  none yet: /add NAME")
 			}
 			return out, err
 		})
 	case "group new", "group open":
-		return do(func(ctx context.Context) (resultMsg, error) {
-			var ids []int64
-			for _, n := range c.Args[1:] {
-				id, err := userID(ctx, m.b, n)
-				if err != nil {
-					return resultMsg{}, err
-				}
-				ids = append(ids, id)
-			}
-			g, err := m.b.CreateGroup(ctx, c.Args[0], c.Name == "group open", ids...)
+		return do(func(ctx context.Context) (doneMsg, error) {
+			ids, err := findUsers(ctx, b, c.Args[1:])
 			if err != nil {
-				return resultMsg{}, err
+				return doneMsg{}, err
 			}
-			return resultMsg{text: fmt.Sprintf("group %q created (id %d)", g.Name, g.GroupID), refresh: true, open: protocol.GroupConv(g.GroupID)}, nil
+			g, err := b.CreateGroup(ctx, c.Args[0], c.Name == "group open", ids...)
+			if err != nil {
+				return doneMsg{}, err
+			}
+			text := fmt.Sprintf("created #%s (id %d)", g.Name, g.GroupID)
+			if g.Open {
+				text += fmt.Sprintf(": others join with /join %d", g.GroupID)
+			}
+			return doneMsg{text: text, refresh: true, open: protocol.GroupConv(g.GroupID)}, nil
 		})
 	case "join":
-		id, err := strconv.ParseInt(strings.TrimPrefix(c.Args[0], "#"), 10, 64)
-		if err != nil {
-			m.notice = "usage: /join GROUP_ID (a number)"
-			return nil
-		}
-		return do(func(ctx context.Context) (resultMsg, error) {
-			g, err := m.b.JoinGroup(ctx, id)
+		return do(func(ctx context.Context) (doneMsg, error) {
+			g, err := b.JoinGroup(ctx, c.Num)
 			if err != nil {
-				return resultMsg{}, err
+				return doneMsg{}, err
 			}
-			return resultMsg{text: "joined " + g.Name, refresh: true, open: protocol.GroupConv(id)}, nil
+			return doneMsg{text: "you joined #" + g.Name, refresh: true, open: protocol.GroupConv(g.GroupID)}, nil
 		})
-	case "invite", "leave", "members", "delete":
-		if c.Name != "delete" && groupErr != nil {
-			m.notice = groupErr.Error()
-			return nil
-		}
-	}
-	switch c.Name {
 	case "invite":
-		return do(func(ctx context.Context) (resultMsg, error) {
-			var ids []int64
-			for _, n := range c.Args {
-				id, err := userID(ctx, m.b, n)
-				if err != nil {
-					return resultMsg{}, err
-				}
-				ids = append(ids, id)
+		return do(func(ctx context.Context) (doneMsg, error) {
+			ids, err := findUsers(ctx, b, c.Args)
+			if err != nil {
+				return doneMsg{}, err
 			}
-			return resultMsg{text: "invited " + strings.Join(c.Args, ", ")}, m.b.InviteToGroup(ctx, group, ids...)
+			return doneMsg{text: "added " + strings.Join(c.Args, ", "), refresh: true}, b.InviteToGroup(ctx, group, ids...)
 		})
 	case "leave":
-		return do(func(ctx context.Context) (resultMsg, error) {
-			return resultMsg{text: "left the group", refresh: true}, m.b.LeaveGroup(ctx, group)
+		title := m.groupTitle(group)
+		return do(func(ctx context.Context) (doneMsg, error) {
+			return doneMsg{text: "you left " + title, refresh: true, drop: protocol.GroupConv(group)}, b.LeaveGroup(ctx, group)
 		})
 	case "members":
-		return lines(func(ctx context.Context) ([]string, error) {
-			ms, err := m.b.GroupMembers(ctx, group)
-			out := []string{"members:"}
+		title := m.groupTitle(group)
+		return list(func(ctx context.Context) ([]string, error) {
+			ms, err := b.GroupMembers(ctx, group)
+			out := []string{"members of " + title, ""}
 			for _, x := range ms {
-				owner := ""
+				role := ""
 				if x.Owner {
-					owner = " (owner)"
+					role = " (owner)"
 				}
-				out = append(out, "  "+mark(x.Online)+" "+x.Username+owner)
+				out = append(out, "  "+mark(x.Online)+" "+x.Username+role)
 			}
 			return out, err
 		})
 	case "groups":
-		return lines(func(ctx context.Context) ([]string, error) {
-			gs, err := m.b.Groups(ctx)
-			out := []string{"groups:"}
+		return list(func(ctx context.Context) ([]string, error) {
+			gs, err := b.Groups(ctx)
+			out := []string{"groups", ""}
 			for _, g := range gs {
-				out = append(out, fmt.Sprintf("  #%s (id %d, %d members)", g.Name, g.GroupID, g.Members))
+				kind := "invite-only"
+				if g.Open {
+					kind = "open"
+				}
+				out = append(out, fmt.Sprintf("  #%s — id %d, %d members, %s", g.Name, g.GroupID, g.Members, kind))
+			}
+			if len(gs) == 0 {
+				out = append(out, "  none yet: /group new NAME, or /join GROUP_ID")
 			}
 			return out, err
 		})
-	case "delete":
-		cv := m.conv(current)
-		if cv == nil || len(cv.msgs) == 0 {
-			m.notice = "nothing to delete"
-			return nil
-		}
-		upTo := cv.msgs[len(cv.msgs)-1].Seq
-		cv.msgs, cv.oldest, cv.more, cv.last = nil, 0, false, ""
-		return do(func(ctx context.Context) (resultMsg, error) {
-			return resultMsg{text: "history deleted (for you)"}, m.b.DeleteHistory(ctx, current, nil, upTo)
-		})
 	}
-	m.notice = "unknown command"
 	return nil
+}
+
+// deleteHistory hides the last n loaded messages of c (all when n is 0)
+// from this user.
+func (m *Model) deleteHistory(c *conv, n int) tea.Cmd {
+	if c == nil || c.top() == 0 || (n > 0 && len(c.msgs) == 0) {
+		m.fail("nothing to delete here")
+		return nil
+	}
+	n = min(n, 500) // the most seqs one DeleteHistory takes
+	var seqs []uint64
+	var upTo uint64
+	title := m.title(c)
+	if n == 0 {
+		upTo = c.top()
+		c.msgs, c.more, c.next, c.lastText = nil, false, 0, ""
+	} else {
+		k := max(len(c.msgs)-n, 0)
+		for _, x := range c.msgs[k:] {
+			seqs = append(seqs, x.Seq)
+		}
+		c.msgs = c.msgs[:k]
+		c.lastText = ""
+		if k > 0 {
+			c.lastText = string(c.msgs[k-1].Body)
+		}
+	}
+	m.scroll = 0
+	b, id := m.b, c.id
+	return m.call(func(ctx context.Context) tea.Msg {
+		if err := b.DeleteHistory(ctx, id, seqs, upTo); err != nil {
+			return doneMsg{err: err}
+		}
+		if n == 0 {
+			return doneMsg{text: "the history with " + title + " is hidden from you (not from the others)"}
+		}
+		return doneMsg{text: fmt.Sprintf("%d message(s) hidden from you (not from the others)", len(seqs))}
+	})
 }
 
 func mark(online bool) string {

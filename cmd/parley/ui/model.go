@@ -1,7 +1,8 @@
-// Package ui is the terminal chat client's screen: a Bubble Tea model
-// that turns key presses and server events into state, and state into a
-// view. It talks to the server only through Backend, so tests drive it
-// with a fake and the program with a *client.Client.
+// Package ui is the terminal chat client's screen: a Bubble Tea model that
+// turns key presses and server pushes into state, and state into a view.
+// Update does no I/O: every request to the server is a tea.Cmd that runs
+// the Backend and returns its answer as a message, so tests drive the
+// model with a fake Backend, and the program with a *client.Client.
 package ui
 
 import (
@@ -9,90 +10,117 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
+	"github.com/charmbracelet/bubbles/cursor"
+	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/parleyim/parley/client"
 	"github.com/parleyim/parley/protocol"
 )
 
-// Backend is what the screen needs of a server connection; *client.Client
-// has it.
-type Backend interface {
-	Login(ctx context.Context, username, password string) (protocol.LoginOK, error)
-	Register(ctx context.Context, username, password string) (protocol.LoginOK, error)
-	UserID() int64
-	Send(ctx context.Context, to int64, contentType uint16, body []byte) (protocol.SendAck, error)
-	SendGroup(ctx context.Context, group int64, contentType uint16, body []byte) (protocol.SendAck, error)
-	History(ctx context.Context, conv string, beforeSeq uint64, limit uint32) (protocol.HistoryResult, error)
-	DeleteHistory(ctx context.Context, conv string, seqs []uint64, upTo uint64) error
-	Conversations(ctx context.Context, limit uint32) ([]protocol.Conversation, error)
-	Ack(ctx context.Context, conv string, seq uint64) error
-	SearchUsers(ctx context.Context, prefix, after string, limit uint32) (protocol.UserList, error)
-	Profile(ctx context.Context, user int64) (protocol.UserInfo, error)
-	RequestFriend(ctx context.Context, user int64, note string) error
-	FriendRequests(ctx context.Context) (protocol.FriendRequestList, error)
-	AnswerFriend(ctx context.Context, from int64, accept bool) error
-	Friends(ctx context.Context) ([]protocol.UserInfo, error)
-	CreateGroup(ctx context.Context, name string, open bool, members ...int64) (protocol.GroupInfo, error)
-	JoinGroup(ctx context.Context, group int64) (protocol.GroupInfo, error)
-	InviteToGroup(ctx context.Context, group int64, users ...int64) error
-	LeaveGroup(ctx context.Context, group int64) error
-	Groups(ctx context.Context) ([]protocol.GroupInfo, error)
-	GroupMembers(ctx context.Context, group int64) ([]protocol.Member, error)
+// Config is what the screen starts from. Zero values are documented.
+type Config struct {
+	Addr     string // the server, shown in the status line
+	Username string // prefilled on the login screen
+	// Token is the resume token of an earlier login. If set, Init logs in
+	// with it; when the server refuses it the login screen says so.
+	Token string
+	// Saved is called after every login the screen makes, with the new
+	// session, to keep its token. It runs in a tea.Cmd, not in Update. A
+	// nil Saved keeps nothing; an error is shown.
+	Saved    func(protocol.LoginOK) error
+	Timeout  time.Duration // of each request; 0: 15s
+	PageSize uint32        // messages per history page; 0: 50
 }
 
-// Screens.
+type screen uint8
+
 const (
-	screenLogin = iota
+	screenLogin screen = iota
 	screenChat
 )
 
-// conv is one conversation in the list.
-type conv struct {
-	id     string
-	title  string
-	unread int
-	last   string
-	msgs   []protocol.Message // oldest first
-	oldest uint64             // lowest seq loaded; 0 before any
-	more   bool               // older history may exist
-}
-
-// Model is the screen's state.
+// Model is the screen's state. Its zero value is not usable: call New.
 type Model struct {
-	b       Backend
-	timeout time.Duration
+	b   Backend
+	cfg Config
+	st  styles
 
-	screen   int
-	field    int // login: 0 username, 1 password
-	username string
-	password string
+	screen     screen
+	user, pass textinput.Model
+	busy       bool // a login is in flight
 
-	me      int64
-	convs   []*conv // by recency
-	current string  // conversation shown
-	names   map[int64]string
-	friends []protocol.UserInfo
-	reqs    []protocol.PendingRequest
-	groups  []protocol.GroupInfo
-	panel   []string // the side panel's extra lines (friends, members, help)
+	me       int64
+	names    map[int64]string // user id → username
+	asked    map[int64]bool   // profiles looked up already
+	convs    []*conv          // most recent first
+	current  string           // the conversation shown
+	friends  []protocol.UserInfo
+	incoming []protocol.PendingRequest // friend requests to me
+	outgoing []protocol.PendingRequest // mine, unanswered
+	groups   map[int64]protocol.GroupInfo
+	// refreshing: a snapshot is in flight; stale: another is wanted after
+	// it; refreshed: one was applied since the login.
+	refreshing, stale, refreshed bool
 
-	told   bool // the pending requests were announced after login
-	input  string
-	status string // connection state
-	notice string // the last notice or error, in plain words
-	width  int
-	height int
-	quit   bool
+	input    textinput.Model
+	scroll   int      // lines the chat is scrolled up from its newest
+	panel    []string // a list over the chat (help, friends, members...), until Esc
+	panelTop int
+
+	state   connState
+	attempt int
+	addr    string
+	notice  string
+	bad     bool // notice reports a failure
+
+	width, height int
+	quitting      bool
 }
 
-// New returns the login screen.
-func New(b Backend) *Model {
-	return &Model{b: b, timeout: 10 * time.Second, names: map[int64]string{}, status: "connected", width: 100, height: 30}
+// New returns the login screen for b.
+func New(b Backend, cfg Config) *Model {
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 15 * time.Second
+	}
+	if cfg.PageSize == 0 {
+		cfg.PageSize = 50
+	}
+	m := &Model{
+		b: b, cfg: cfg, st: newStyles(),
+		names: map[int64]string{}, asked: map[int64]bool{}, groups: map[int64]protocol.GroupInfo{},
+		addr: cfg.Addr, width: 100, height: 30,
+	}
+	m.user = newInput("", "")
+	m.user.CharLimit = 32
+	m.user.SetValue(cfg.Username)
+	m.pass = newInput("", "")
+	m.pass.EchoMode = textinput.EchoPassword
+	m.user.Width, m.pass.Width = 24, 24
+	m.input = newInput("> ", "type a message, or /help")
+	m.input.Width = m.width - 3
+	if cfg.Username == "" {
+		m.user.Focus()
+	} else {
+		m.pass.Focus()
+	}
+	if cfg.Token != "" {
+		m.busy = true
+		m.say("resuming the saved session…")
+	} else {
+		m.say("log in, or register a new account")
+	}
+	return m
+}
+
+func newInput(prompt, placeholder string) textinput.Model {
+	t := textinput.New()
+	t.Prompt, t.Placeholder = prompt, placeholder
+	t.Cursor.SetMode(cursor.CursorStatic) // no blink timer: Update stays synchronous
+	return t
 }
 
 // Messages the model receives besides key presses.
@@ -104,18 +132,13 @@ type (
 	// NoticeMsg is a friend, group or presence push.
 	NoticeMsg struct{ N client.Notice }
 
-	loggedInMsg struct {
-		ok  protocol.LoginOK
-		err error
+	loginMsg struct {
+		ok           protocol.LoginOK
+		err, saveErr error
+		resumed      bool // with the saved token
 	}
-	resultMsg struct {
-		text    string
-		err     error
-		refresh bool
-		open    string // a conversation to show
-	}
-	convsMsg struct {
-		list    []protocol.Conversation
+	snapshotMsg struct {
+		convs   []protocol.Conversation
 		friends []protocol.UserInfo
 		reqs    protocol.FriendRequestList
 		groups  []protocol.GroupInfo
@@ -126,71 +149,107 @@ type (
 		res  protocol.HistoryResult
 		err  error
 	}
+	sentMsg struct {
+		conv, id string // conversation, client_msg_id
+		ack      protocol.SendAck
+		err      error
+	}
+	profileMsg struct {
+		id   int64
+		user protocol.UserInfo
+		err  error
+	}
+	// doneMsg is the result of a command: words for the notice line, and
+	// what to do next.
+	doneMsg struct {
+		text    string
+		err     error
+		refresh bool   // reload conversations, friends and groups
+		open    string // show this conversation
+		drop    string // remove this conversation from the list
+	}
 	panelMsg struct {
 		lines []string
 		err   error
 	}
 )
 
-// Init implements tea.Model.
-func (m *Model) Init() tea.Cmd { return nil }
+// Init implements tea.Model: it resumes the saved session, if any.
+func (m *Model) Init() tea.Cmd {
+	if m.cfg.Token == "" {
+		return nil
+	}
+	token, b, save := m.cfg.Token, m.b, m.cfg.Saved
+	return m.call(func(ctx context.Context) tea.Msg {
+		ok, err := b.LoginToken(ctx, token)
+		r := loginMsg{ok: ok, err: err, resumed: true}
+		if err == nil && save != nil {
+			r.saveErr = save(ok)
+		}
+		return r
+	})
+}
 
 // Quitting reports whether the user asked to leave.
-func (m *Model) Quitting() bool { return m.quit }
+func (m *Model) Quitting() bool { return m.quitting }
 
-func (m *Model) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), m.timeout)
+// call runs f in a tea.Cmd with a request timeout.
+func (m *Model) call(f func(ctx context.Context) tea.Msg) tea.Cmd {
+	timeout := m.cfg.Timeout
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		return f(ctx)
+	}
 }
+
+func (m *Model) say(s string)  { m.notice, m.bad = s, false }
+func (m *Model) fail(s string) { m.notice, m.bad = s, true }
 
 // Update implements tea.Model.
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
+		m.input.Width = max(m.width-3, 1)
+		m.clampScroll()
 	case tea.KeyMsg:
 		return m, m.key(msg)
-	case loggedInMsg:
-		if msg.err != nil {
-			m.notice = Plain(msg.err)
-			return m, nil
-		}
-		m.screen, m.me, m.notice = screenChat, msg.ok.UserID, "logged in as "+msg.ok.Username+" — /help for commands"
-		m.names[m.me] = msg.ok.Username
-		m.password = ""
-		return m, m.refresh()
+	case loginMsg:
+		return m, m.loggedIn(msg)
 	case IncomingMsg:
-		m.incoming(msg.M)
+		return m, m.received(msg.M)
 	case EventMsg:
 		m.event(msg.E)
-		if msg.E.Type == client.EventLoggedIn && m.screen == screenChat {
-			return m, m.refresh()
+		switch msg.E.Type {
+		case client.EventLoggedIn:
+			if m.screen == screenChat {
+				return m, tea.Batch(m.refresh(), m.resend(func(o *outgoing) bool { return o.waiting }))
+			}
+		case client.EventClosed:
+			m.giveUp()
 		}
 	case NoticeMsg:
 		return m, m.noticed(msg.N)
-	case resultMsg:
-		if msg.err != nil {
-			m.notice = Plain(msg.err)
-		} else if msg.text != "" {
-			m.notice = msg.text
-		}
-		if msg.open != "" {
-			m.open(msg.open)
-		}
-		if msg.refresh {
-			return m, m.refresh()
-		}
-	case convsMsg:
-		m.loaded(msg)
-		if c := m.conv(m.current); c != nil && c.oldest == 0 {
-			return m, m.loadHistory(c)
-		}
+	case snapshotMsg:
+		return m, m.snapshot(msg)
 	case historyMsg:
-		m.history(msg)
+		return m, m.history(msg)
+	case sentMsg:
+		m.sent(msg)
+	case profileMsg:
+		if msg.err == nil && msg.user.Username != "" {
+			m.names[msg.id] = msg.user.Username
+			// A notice written before the name was known says it now.
+			m.notice = rename(m.notice, fmt.Sprintf("user-%d", msg.id), msg.user.Username)
+		}
+	case doneMsg:
+		return m, m.done(msg)
 	case panelMsg:
 		if msg.err != nil {
-			m.notice = Plain(msg.err)
+			m.fail(Plain(msg.err))
 		} else {
-			m.panel = msg.lines
+			m.panel, m.panelTop = msg.lines, 0
 		}
 	}
 	return m, nil
@@ -198,397 +257,354 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 // key handles one key press.
 func (m *Model) key(k tea.KeyMsg) tea.Cmd {
-	switch k.Type {
-	case tea.KeyCtrlC:
-		m.quit = true
+	if k.Type == tea.KeyCtrlC {
+		m.quitting = true
 		return tea.Quit
-	case tea.KeyBackspace:
-		m.editField(func(s string) string {
-			if s == "" {
-				return s
-			}
-			r := []rune(s)
-			return string(r[:len(r)-1])
-		})
-		return nil
-	case tea.KeyRunes, tea.KeySpace:
-		text := string(k.Runes)
-		if k.Type == tea.KeySpace {
-			text = " "
-		}
-		m.editField(func(s string) string { return s + text })
-		return nil
 	}
 	if m.screen == screenLogin {
-		switch k.Type {
-		case tea.KeyTab, tea.KeyShiftTab, tea.KeyUp, tea.KeyDown:
-			m.field = 1 - m.field
-		case tea.KeyEnter:
-			return m.login(false)
-		case tea.KeyCtrlR:
-			return m.login(true)
-		}
-		return nil
+		return m.loginKey(k)
 	}
 	switch k.Type {
-	case tea.KeyTab, tea.KeyDown:
-		m.cycle(1)
-		return m.loadIfEmpty()
-	case tea.KeyShiftTab, tea.KeyUp:
-		m.cycle(-1)
-		return m.loadIfEmpty()
-	case tea.KeyPgUp:
-		if c := m.conv(m.current); c != nil && c.more {
-			return m.loadHistory(c)
-		}
 	case tea.KeyEsc:
-		m.panel = nil
+		if m.panel != nil {
+			m.panel = nil
+		} else {
+			m.input.Reset()
+		}
+		return nil
+	case tea.KeyTab, tea.KeyCtrlN:
+		return m.cycle(1)
+	case tea.KeyShiftTab, tea.KeyCtrlP:
+		return m.cycle(-1)
+	case tea.KeyPgUp:
+		return m.scrollBy(max(m.chatRows()-2, 1))
+	case tea.KeyPgDown:
+		return m.scrollBy(-max(m.chatRows()-2, 1))
+	case tea.KeyUp:
+		return m.scrollBy(1)
+	case tea.KeyDown:
+		return m.scrollBy(-1)
 	case tea.KeyEnter:
-		line := strings.TrimSpace(m.input)
-		m.input = ""
-		if line == "" {
+		return m.enter()
+	}
+	return edit(&m.input, k)
+}
+
+// edit applies a key to a text field. Letters go in as typed: Bubble Tea
+// hands a burst of them (a slow link, a paste without bracketed paste) to
+// one KeyMsg, and the field's own key bindings, matched by name, would
+// take the letters "down" or "left" for those keys.
+func edit(t *textinput.Model, k tea.KeyMsg) tea.Cmd {
+	if k.Type == tea.KeyRunes && !k.Alt {
+		v, pos := []rune(t.Value()), t.Position()
+		t.SetValue(string(slices.Insert(v, pos, k.Runes...)))
+		t.SetCursor(pos + len(k.Runes))
+		return nil
+	}
+	var cmd tea.Cmd
+	*t, cmd = t.Update(k)
+	return cmd
+}
+
+func (m *Model) loginKey(k tea.KeyMsg) tea.Cmd {
+	switch k.Type {
+	case tea.KeyTab, tea.KeyShiftTab, tea.KeyUp, tea.KeyDown:
+		m.switchField()
+		return nil
+	case tea.KeyEnter:
+		if m.user.Focused() && m.pass.Value() == "" {
+			m.switchField()
 			return nil
 		}
-		if strings.HasPrefix(line, "/") {
-			cmd, err := Parse(line)
-			if err != nil {
-				m.notice = err.Error()
-				return nil
-			}
-			return m.run(cmd)
-		}
-		return m.send(line)
+		return m.login(false)
+	case tea.KeyCtrlR:
+		return m.login(true)
 	}
-	return nil
+	if m.user.Focused() {
+		return edit(&m.user, k)
+	}
+	return edit(&m.pass, k)
 }
 
-func (m *Model) editField(f func(string) string) {
-	switch {
-	case m.screen == screenChat:
-		m.input = f(m.input)
-	case m.field == 0:
-		m.username = f(m.username)
-	default:
-		m.password = f(m.password)
+func (m *Model) switchField() {
+	if m.user.Focused() {
+		m.user.Blur()
+		m.pass.Focus()
+	} else {
+		m.pass.Blur()
+		m.user.Focus()
 	}
 }
 
+// login logs in with the typed name and password, or registers them.
 func (m *Model) login(register bool) tea.Cmd {
-	if m.username == "" || m.password == "" {
-		m.notice = "type a username and a password"
+	if m.busy {
 		return nil
 	}
-	user, pass := m.username, m.password
-	m.notice = "logging in…"
-	return func() tea.Msg {
-		ctx, cancel := m.ctx()
-		defer cancel()
-		var ok protocol.LoginOK
-		var err error
+	user, pass := strings.TrimSpace(m.user.Value()), m.pass.Value()
+	if user == "" || pass == "" {
+		m.fail("type a username and a password")
+		return nil
+	}
+	m.busy = true
+	if register {
+		m.say("registering " + user + "…")
+	} else {
+		m.say("logging in as " + user + "…")
+	}
+	b, save := m.b, m.cfg.Saved
+	return m.call(func(ctx context.Context) tea.Msg {
+		var r loginMsg
 		if register {
-			ok, err = m.b.Register(ctx, user, pass)
+			r.ok, r.err = b.Register(ctx, user, pass)
 		} else {
-			ok, err = m.b.Login(ctx, user, pass)
+			r.ok, r.err = b.Login(ctx, user, pass)
 		}
-		return loggedInMsg{ok: ok, err: err}
-	}
-}
-
-// refresh reloads the conversation list, friends, requests and groups.
-func (m *Model) refresh() tea.Cmd {
-	return func() tea.Msg {
-		ctx, cancel := m.ctx()
-		defer cancel()
-		var r convsMsg
-		if r.list, r.err = m.b.Conversations(ctx, 100); r.err != nil {
-			return r
+		if r.err == nil && save != nil {
+			r.saveErr = save(r.ok)
 		}
-		if r.friends, r.err = m.b.Friends(ctx); r.err != nil {
-			return r
-		}
-		if r.reqs, r.err = m.b.FriendRequests(ctx); r.err != nil {
-			return r
-		}
-		r.groups, r.err = m.b.Groups(ctx)
 		return r
-	}
+	})
 }
 
-func (m *Model) loaded(r convsMsg) {
+func (m *Model) loggedIn(r loginMsg) tea.Cmd {
+	m.busy = false
 	if r.err != nil {
-		m.notice = Plain(r.err)
-		return
-	}
-	m.friends, m.reqs, m.groups = r.friends, append(r.reqs.Incoming, r.reqs.Outgoing...), r.groups
-	for _, f := range r.friends {
-		m.names[f.UserID] = f.Username
-	}
-	for _, q := range m.reqs {
-		m.names[q.From.UserID], m.names[q.To.UserID] = q.From.Username, q.To.Username
-	}
-	for _, g := range r.groups {
-		m.ensure(protocol.GroupConv(g.GroupID))
-	}
-	for _, c := range r.list {
-		cv := m.ensure(c.Conv)
-		cv.unread = int(c.Unread)
-		if c.Last != nil {
-			cv.last = string(c.Last.Body)
+		var pe *protocol.Error
+		if r.resumed && errors.As(r.err, &pe) && pe.Code == protocol.CodeTokenInvalid {
+			m.fail("your saved session has expired or was revoked: log in with your password")
+		} else {
+			m.fail(Plain(r.err))
 		}
-	}
-	for _, cv := range m.convs {
-		cv.title = m.title(cv.id)
-	}
-	if m.current == "" && len(m.convs) > 0 {
-		m.current = m.convs[0].id
-	}
-	if n := len(r.reqs.Incoming); n > 0 && !m.told {
-		m.notice = fmt.Sprintf("%d friend request(s) waiting: /requests, /accept NAME", n)
-	}
-	m.told = true
-}
-
-// ensure returns the conversation, adding it to the list if new.
-func (m *Model) ensure(id string) *conv {
-	if c := m.conv(id); c != nil {
-		return c
-	}
-	c := &conv{id: id, title: m.title(id), more: true}
-	m.convs = append(m.convs, c)
-	return c
-}
-
-func (m *Model) conv(id string) *conv {
-	for _, c := range m.convs {
-		if c.id == id {
-			return c
-		}
-	}
-	return nil
-}
-
-// title names a conversation: the other user, or the group's name.
-func (m *Model) title(id string) string {
-	p, ok := protocol.ParseConv(id)
-	if !ok {
-		return id
-	}
-	if p.Kind == protocol.ConvGroup {
-		for _, g := range m.groups {
-			if g.GroupID == p.Group {
-				return "#" + g.Name
-			}
-		}
-		return fmt.Sprintf("#group-%d", p.Group)
-	}
-	peer := p.A
-	if peer == m.me {
-		peer = p.B
-	}
-	if n, ok := m.names[peer]; ok {
-		return n
-	}
-	return fmt.Sprintf("user-%d", peer)
-}
-
-func (m *Model) cycle(step int) {
-	if len(m.convs) == 0 {
-		return
-	}
-	i := slices.IndexFunc(m.convs, func(c *conv) bool { return c.id == m.current })
-	i = (i + step + len(m.convs)) % len(m.convs)
-	m.open(m.convs[i].id)
-}
-
-// open shows a conversation and marks it read.
-func (m *Model) open(id string) {
-	c := m.ensure(id)
-	m.current = id
-	c.unread = 0
-}
-
-func (m *Model) loadIfEmpty() tea.Cmd {
-	c := m.conv(m.current)
-	if c == nil || c.oldest != 0 || !c.more {
-		return m.ack(c)
-	}
-	return tea.Batch(m.loadHistory(c), m.ack(c))
-}
-
-// ack moves the read cursor to the newest message shown.
-func (m *Model) ack(c *conv) tea.Cmd {
-	if c == nil || len(c.msgs) == 0 {
 		return nil
 	}
-	id, seq := c.id, c.msgs[len(c.msgs)-1].Seq
-	return func() tea.Msg {
-		ctx, cancel := m.ctx()
-		defer cancel()
-		return resultMsg{err: m.b.Ack(ctx, id, seq)}
+	m.screen, m.me = screenChat, r.ok.UserID
+	m.names[m.me] = r.ok.Username
+	m.user.SetValue(r.ok.Username)
+	m.pass.Reset()
+	m.pass.Blur()
+	m.user.Blur()
+	m.input.Focus()
+	m.state = stateOnline
+	m.say("logged in as " + r.ok.Username + " — /help lists the commands")
+	if r.saveErr != nil {
+		m.fail("logged in as " + r.ok.Username + ", but the session could not be saved: " + r.saveErr.Error())
 	}
+	return m.refresh()
 }
 
-// loadHistory fetches the page before the oldest message loaded.
-func (m *Model) loadHistory(c *conv) tea.Cmd {
-	id, before := c.id, c.oldest
-	return func() tea.Msg {
-		ctx, cancel := m.ctx()
-		defer cancel()
-		res, err := m.b.History(ctx, id, before, 30)
-		return historyMsg{conv: id, res: res, err: err}
-	}
-}
-
-func (m *Model) history(h historyMsg) {
-	var pe *protocol.Error
-	if errors.As(h.err, &pe) && (pe.Code == protocol.CodeNotMember || pe.Code == protocol.CodeNoSuchGroup) {
-		m.notice = Plain(h.err)
-		return
-	}
-	if h.err != nil {
-		m.notice = Plain(h.err)
-		return
-	}
-	c := m.ensure(h.conv)
-	have := map[uint64]bool{}
-	for _, x := range c.msgs {
-		have[x.Seq] = true
-	}
-	for _, x := range h.res.Messages {
-		if !have[x.Seq] {
-			c.msgs = append(c.msgs, x)
+// enter sends the typed line, or runs it as a slash command. A line that
+// starts with "//" is sent as a message starting with "/".
+func (m *Model) enter() tea.Cmd {
+	line := strings.TrimSpace(m.input.Value())
+	m.input.Reset()
+	switch {
+	case line == "":
+		return nil
+	case strings.HasPrefix(line, "//"):
+		return m.send(line[1:])
+	case strings.HasPrefix(line, "/"):
+		c, err := Parse(line)
+		if err != nil {
+			m.fail(err.Error())
+			return nil
 		}
+		return m.run(c)
 	}
-	sort.Slice(c.msgs, func(i, j int) bool { return c.msgs[i].Seq < c.msgs[j].Seq })
-	if len(c.msgs) > 0 {
-		c.oldest = c.msgs[0].Seq
-	}
-	c.more = h.res.HasMore
+	return m.send(line)
 }
 
-// incoming adds a delivered message; one for another conversation raises
-// its unread count and says so.
-func (m *Model) incoming(x protocol.Message) {
-	c := m.ensure(x.Conv)
-	if !slices.ContainsFunc(c.msgs, func(y protocol.Message) bool { return y.Seq == x.Seq }) {
-		c.msgs = append(c.msgs, x)
+// refresh reloads conversations, friends, requests and groups; requests
+// made while one is in flight are folded into one more after it.
+func (m *Model) refresh() tea.Cmd {
+	if m.refreshing {
+		m.stale = true
+		return nil
 	}
-	c.last = string(x.Body)
-	m.toFront(c)
-	if x.Conv != m.current {
-		c.unread++
-		m.notice = fmt.Sprintf("new message from %s in %s", m.nameOf(x.From), c.title)
+	m.refreshing = true
+	b := m.b
+	return m.call(func(ctx context.Context) tea.Msg {
+		var r snapshotMsg
+		if r.convs, r.err = b.Conversations(ctx, 200); r.err != nil {
+			return r
+		}
+		if r.friends, r.err = b.Friends(ctx); r.err != nil {
+			return r
+		}
+		if r.reqs, r.err = b.FriendRequests(ctx); r.err != nil {
+			return r
+		}
+		r.groups, r.err = b.Groups(ctx)
+		return r
+	})
+}
+
+// learn looks up the name of a user not met before.
+func (m *Model) learn(id int64) tea.Cmd {
+	if id == 0 || m.asked[id] {
+		return nil
 	}
-	if m.current == "" {
-		m.current = x.Conv
+	if _, ok := m.names[id]; ok {
+		return nil
+	}
+	m.asked[id] = true
+	b := m.b
+	return m.call(func(ctx context.Context) tea.Msg {
+		u, err := b.Profile(ctx, id)
+		return profileMsg{id: id, user: u, err: err}
+	})
+}
+
+// rename replaces a placeholder name that nameOf or groupTitle gave
+// before the real one was known ("user-12", "#group-3"), but not the
+// placeholder of a longer id.
+func rename(s, placeholder, name string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, placeholder)
+		if i < 0 {
+			return b.String() + s
+		}
+		b.WriteString(s[:i])
+		if rest := s[i+len(placeholder):]; rest != "" && rest[0] >= '0' && rest[0] <= '9' {
+			b.WriteString(placeholder)
+		} else {
+			b.WriteString(name)
+		}
+		s = s[i+len(placeholder):]
 	}
 }
 
-func (m *Model) toFront(c *conv) {
-	i := slices.Index(m.convs, c)
-	if i > 0 {
-		copy(m.convs[1:i+1], m.convs[:i])
-		m.convs[0] = c
+// nameOf is a user's name; "you" for oneself.
+func (m *Model) nameOf(id int64) string {
+	if id == m.me && m.me != 0 {
+		return "you"
 	}
-}
-
-func (m *Model) nameOf(user int64) string {
-	if user == m.me {
-		return "me"
-	}
-	if n, ok := m.names[user]; ok {
+	if n, ok := m.names[id]; ok {
 		return n
 	}
-	return fmt.Sprintf("user-%d", user)
+	return fmt.Sprintf("user-%d", id)
 }
 
-// event turns connection events into the status line.
-func (m *Model) event(e client.Event) {
-	switch e.Type {
-	case client.EventConnected:
-		m.status = "connected to " + e.Addr
-	case client.EventLoggedIn:
-		m.status = "online at " + e.Addr
-	case client.EventDisconnected:
-		m.status = "disconnected"
-		if e.Err != nil {
-			m.notice = Plain(e.Err)
-		}
-	case client.EventReconnecting:
-		m.status = fmt.Sprintf("reconnecting (attempt %d, in %v)", e.Attempt, e.Delay.Round(time.Millisecond))
-	case client.EventRedirected:
-		m.status = "redirected to " + e.Addr
-	case client.EventClosed:
-		m.status = "closed"
-		if e.Err != nil {
-			m.notice = Plain(e.Err)
-		}
+func (m *Model) done(d doneMsg) tea.Cmd {
+	if d.err != nil {
+		m.fail(Plain(d.err))
+	} else if d.text != "" {
+		m.say(d.text)
 	}
+	var cmds []tea.Cmd
+	if d.drop != "" {
+		m.drop(d.drop)
+	}
+	if d.open != "" {
+		cmds = append(cmds, m.open(d.open))
+	}
+	if d.refresh {
+		cmds = append(cmds, m.refresh())
+	}
+	return tea.Batch(cmds...)
 }
 
-// noticed shows a push in plain words and refreshes what it changed.
+// noticed shows a push in words and reloads what it changed.
 func (m *Model) noticed(n client.Notice) tea.Cmd {
 	switch {
 	case n.Friend != nil:
-		who := n.Friend.User.Username
-		m.names[n.Friend.User.UserID] = who
+		u := n.Friend.User
+		m.names[u.UserID] = u.Username
 		switch n.Friend.Kind {
 		case protocol.FriendRequested:
-			m.notice = fmt.Sprintf("%s wants to be your friend (%q): /accept %s or /decline %s", who, n.Friend.Note, who, who)
+			note := ""
+			if n.Friend.Note != "" {
+				note = fmt.Sprintf(" (%q)", n.Friend.Note)
+			}
+			m.say(fmt.Sprintf("%s wants to be your friend%s: /accept %s or /decline %s", u.Username, note, u.Username, u.Username))
 		case protocol.FriendAccepted:
-			m.notice = who + " is now your friend"
+			m.say(u.Username + " accepted: you are friends now — /msg " + u.Username)
 		case protocol.FriendDeclined:
-			m.notice = who + " declined your friend request"
+			m.say(u.Username + " declined your friend request")
 		case protocol.FriendRemoved:
-			m.notice = who + " removed you as a friend"
+			m.say(u.Username + " is no longer your friend")
 		}
 		return m.refresh()
 	case n.Group != nil:
-		m.notice = fmt.Sprintf("group %d: %s", n.Group.GroupID, n.Group.Kind)
-		return m.refresh()
-	case n.Presence != nil:
-		state := "offline"
-		if n.Presence.Online {
-			state = "online"
+		e := n.Group
+		cmds := []tea.Cmd{m.learn(e.Actor)}
+		for _, u := range e.Users {
+			cmds = append(cmds, m.learn(u))
 		}
+		m.say(m.groupWords(e))
+		if m.lostGroup(e) {
+			m.drop(protocol.GroupConv(e.GroupID))
+		}
+		return tea.Batch(append(cmds, m.refresh())...)
+	case n.Presence != nil:
+		p := n.Presence
 		for i := range m.friends {
-			if m.friends[i].UserID == n.Presence.UserID {
-				m.friends[i].Online = n.Presence.Online
+			if m.friends[i].UserID == p.UserID && m.friends[i].Online != p.Online {
+				m.friends[i].Online = p.Online
+				if p.Online {
+					m.say(m.friends[i].Username + " is online")
+				} else {
+					m.say(m.friends[i].Username + " went offline")
+				}
 			}
 		}
-		m.notice = m.nameOf(n.Presence.UserID) + " is " + state
 	}
 	return nil
 }
 
-// send sends a line to the current conversation.
-func (m *Model) send(text string) tea.Cmd {
-	p, ok := protocol.ParseConv(m.current)
-	if !ok {
-		m.notice = "no conversation open: /msg NAME or /group new NAME"
-		return nil
-	}
-	me := m.me
-	// Shown at once; the server's copy never comes back to this client.
-	pending := protocol.Message{Conv: m.current, From: me, Body: []byte(text), ServerTime: time.Now().UnixMilli()}
-	return func() tea.Msg {
-		ctx, cancel := m.ctx()
-		defer cancel()
-		var ack protocol.SendAck
-		var err error
-		if p.Kind == protocol.ConvGroup {
-			ack, err = m.b.SendGroup(ctx, p.Group, 0, []byte(text))
-		} else {
-			peer := p.A
-			if peer == me {
-				peer = p.B
+// lostGroup reports whether e takes the group away from this user.
+func (m *Model) lostGroup(e *protocol.GroupEvent) bool {
+	switch e.Kind {
+	case protocol.GroupDisbanded:
+		return true
+	case protocol.GroupLeft, protocol.GroupRemoved:
+		for _, u := range e.Users {
+			if u == m.me {
+				return true
 			}
-			ack, err = m.b.Send(ctx, peer, 0, []byte(text))
 		}
-		if err != nil {
-			return resultMsg{err: err}
-		}
-		pending.Seq, pending.MsgID = ack.Seq, ack.MsgID
-		return IncomingMsg{M: pending}
 	}
+	return false
+}
+
+func (m *Model) groupWords(e *protocol.GroupEvent) string {
+	g := m.groupTitle(e.GroupID)
+	actor := m.nameOf(e.Actor)
+	var users []string
+	meIn := false
+	for _, u := range e.Users {
+		users = append(users, m.nameOf(u))
+		meIn = meIn || u == m.me
+	}
+	who := strings.Join(users, ", ")
+	switch e.Kind {
+	case protocol.GroupJoined:
+		switch {
+		case meIn && e.Actor != 0 && e.Actor != m.me:
+			return fmt.Sprintf("%s added you to %s", actor, g)
+		case e.Actor != 0 && (len(e.Users) != 1 || e.Users[0] != e.Actor):
+			return fmt.Sprintf("%s added %s to %s", actor, who, g)
+		}
+		return fmt.Sprintf("%s joined %s", who, g)
+	case protocol.GroupLeft:
+		return fmt.Sprintf("%s left %s", who, g)
+	case protocol.GroupRemoved:
+		return fmt.Sprintf("%s removed %s from %s", actor, who, g)
+	case protocol.GroupRenamed:
+		return fmt.Sprintf("%s renamed %s to #%s", actor, g, e.Name)
+	case protocol.GroupOwner:
+		return fmt.Sprintf("%s handed %s to %s", actor, g, who)
+	case protocol.GroupDisbanded:
+		return fmt.Sprintf("%s disbanded %s", actor, g)
+	}
+	return fmt.Sprintf("%s: %s", g, e.Kind)
+}
+
+// groupTitle is "#name", or "#group-ID" before the group is known.
+func (m *Model) groupTitle(id int64) string {
+	if g, ok := m.groups[id]; ok {
+		return "#" + g.Name
+	}
+	return fmt.Sprintf("#group-%d", id)
 }

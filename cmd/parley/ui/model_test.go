@@ -1,8 +1,8 @@
 package ui
 
 import (
-	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -13,245 +13,488 @@ import (
 	"github.com/parleyim/parley/protocol"
 )
 
-// fake is a Backend that records what the screen asked for.
-type fake struct {
-	Backend // unimplemented methods panic: a test that reaches one is wrong
-	me      int64
-	users   map[string]int64
-	sent    []protocol.Send
-	answers []protocol.FriendAnswer
-	acks    map[string]uint64
-}
-
-func newFake() *fake {
-	return &fake{me: 1, users: map[string]int64{"alice": 1, "bob": 2, "carol": 3}, acks: map[string]uint64{}}
-}
-
-func (f *fake) Login(_ context.Context, u, p string) (protocol.LoginOK, error) {
-	if p != "secret" {
-		return protocol.LoginOK{}, &protocol.Error{Code: protocol.CodeBadCredentials}
-	}
-	return protocol.LoginOK{UserID: f.users[u], Username: u}, nil
-}
-func (f *fake) UserID() int64 { return f.me }
-func (f *fake) Send(_ context.Context, to int64, _ uint16, body []byte) (protocol.SendAck, error) {
-	f.sent = append(f.sent, protocol.Send{To: to, Body: body})
-	return protocol.SendAck{Seq: uint64(2 + len(f.sent)), Conv: protocol.DirectConv(f.me, to)}, nil
-}
-func (f *fake) Conversations(context.Context, uint32) ([]protocol.Conversation, error) {
-	return []protocol.Conversation{{Conv: "d:1:2", LastSeq: 2, Unread: 1, Last: &protocol.Message{Body: []byte("hey")}}}, nil
-}
-func (f *fake) Friends(context.Context) ([]protocol.UserInfo, error) {
-	return []protocol.UserInfo{{UserID: 2, Username: "bob", Online: true}}, nil
-}
-func (f *fake) FriendRequests(context.Context) (protocol.FriendRequestList, error) {
-	return protocol.FriendRequestList{}, nil
-}
-func (f *fake) Groups(context.Context) ([]protocol.GroupInfo, error) { return nil, nil }
-func (f *fake) History(_ context.Context, conv string, _ uint64, _ uint32) (protocol.HistoryResult, error) {
-	return protocol.HistoryResult{Conv: conv, Messages: []protocol.Message{{Conv: conv, Seq: 2, From: 2, Body: []byte("hey")}, {Conv: conv, Seq: 1, From: 1, Body: []byte("hi")}}}, nil
-}
-func (f *fake) Ack(_ context.Context, conv string, seq uint64) error { f.acks[conv] = seq; return nil }
-func (f *fake) SearchUsers(_ context.Context, prefix, _ string, _ uint32) (protocol.UserList, error) {
-	if id, ok := f.users[strings.ToLower(prefix)]; ok {
-		return protocol.UserList{Users: []protocol.UserInfo{{UserID: id, Username: prefix}}}, nil
-	}
-	return protocol.UserList{}, nil
-}
-func (f *fake) AnswerFriend(_ context.Context, from int64, accept bool) error {
-	f.answers = append(f.answers, protocol.FriendAnswer{From: from, Accept: accept})
-	return nil
-}
-
-// drive feeds msg to the model and runs every command it returns, feeding
-// their results back, until none is left.
-func drive(m *Model, msg tea.Msg) {
-	queue := []tea.Msg{msg}
-	for len(queue) > 0 {
-		next := queue[0]
-		queue = queue[1:]
-		if batch, ok := next.(tea.BatchMsg); ok {
-			for _, c := range batch {
-				if c != nil {
-					queue = append(queue, c())
-				}
-			}
-			continue
-		}
-		if next == nil {
-			continue
-		}
-		_, cmd := m.Update(next)
-		if cmd != nil {
-			queue = append(queue, cmd())
-		}
-	}
-}
-
-func typeText(m *Model, s string) {
-	for _, r := range s {
-		if r == ' ' {
-			drive(m, tea.KeyMsg{Type: tea.KeySpace})
-			continue
-		}
-		drive(m, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
-	}
-}
-
-func press(m *Model, k tea.KeyType) { drive(m, tea.KeyMsg{Type: k}) }
-
-func loggedIn(t *testing.T) (*Model, *fake) {
-	t.Helper()
-	f := newFake()
-	m := New(f)
-	typeText(m, "alice")
-	press(m, tea.KeyTab)
-	typeText(m, "secret")
-	press(m, tea.KeyEnter)
-	if m.screen != screenChat || m.me != 1 {
-		t.Fatalf("after login: screen %d me %d notice %q", m.screen, m.me, m.notice)
-	}
-	return m, f
-}
-
 func TestLoginScreen(t *testing.T) {
 	f := newFake()
-	m := New(f)
+	var saved []protocol.LoginOK
+	m := New(f, Config{Addr: "127.0.0.1:7070", Saved: func(ok protocol.LoginOK) error {
+		saved = append(saved, ok)
+		return nil
+	}})
+	run(m, m.Init()) // no token: nothing to resume
 	typeText(m, "alicex")
 	press(m, tea.KeyBackspace)
-	press(m, tea.KeyTab)
+	press(m, tea.KeyEnter) // to the password field, as it is empty
 	typeText(m, "wrong")
-	if v := m.View(); !strings.Contains(v, "username: alice\n") || !strings.Contains(v, "password: *****") {
+	if v := screenText(m); !strings.Contains(v, "username alice") || !strings.Contains(v, "password *****") {
 		t.Fatalf("login view:\n%s", v)
 	}
 	press(m, tea.KeyEnter)
-	if m.screen != screenLogin || m.notice != "wrong username or password" {
+	if m.screen != screenLogin || m.notice != "wrong username or password" || !m.bad {
 		t.Fatalf("bad password: screen %d notice %q", m.screen, m.notice)
 	}
-	for range 5 {
-		press(m, tea.KeyBackspace)
-	}
-	typeText(m, "secret")
+	press(m, tea.KeyCtrlU) // the field's own editing keys work
+	typeText(m, "alice-password")
 	press(m, tea.KeyEnter)
 	if m.screen != screenChat || !strings.Contains(m.notice, "logged in as alice") {
 		t.Fatalf("login: screen %d notice %q", m.screen, m.notice)
 	}
-	if m.password != "" {
-		t.Fatal("the password stays in memory after login")
+	if m.pass.Value() != "" {
+		t.Fatal("the password stays in memory after the login")
+	}
+	if len(saved) != 1 || saved[0].Token != "good-token" {
+		t.Fatalf("saved %+v", saved)
 	}
 }
 
-func TestConversationsAndSending(t *testing.T) {
-	m, f := loggedIn(t)
-	// The list came from Conversations, its history was loaded.
-	if v := m.View(); !strings.Contains(v, "▸bob (1)") || !strings.Contains(v, "bob: hey") || !strings.Contains(v, "me: hi") {
-		t.Fatalf("view after login:\n%s", v)
+func TestRegister(t *testing.T) {
+	f := newFake()
+	m := New(f, Config{})
+	typeText(m, "bob")
+	press(m, tea.KeyTab)
+	typeText(m, "secret-enough")
+	press(m, tea.KeyCtrlR)
+	if m.screen != screenLogin || m.notice != "that username is taken" {
+		t.Fatalf("taken: %q", m.notice)
 	}
-	typeText(m, "how are you")
+	press(m, tea.KeyShiftTab)
+	typeText(m, "by")
+	press(m, tea.KeyCtrlR)
+	if m.screen != screenChat || m.names[m.me] != "bobby" {
+		t.Fatalf("register: screen %d notice %q", m.screen, m.notice)
+	}
+}
+
+func TestResumeSavedSession(t *testing.T) {
+	f := newFake()
+	m := loggedIn(t, f)
+	// The first conversation opened: its history loaded, its unread
+	// message acknowledged.
+	v := screenText(m)
+	for _, want := range []string{"▸ bob", "alice: hi bob", "bob: hey alice", "● online · 127.0.0.1:7070", "● bob"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("no %q in\n%s", want, v)
+		}
+	}
+	if f.acks[protocol.DirectConv(1, 2)] != 2 {
+		t.Errorf("acks %v", f.acks)
+	}
+}
+
+func TestResumeWithRevokedToken(t *testing.T) {
+	f := newFake()
+	m := New(f, Config{Token: "revoked", Username: "alice"})
+	if !m.busy || !strings.Contains(m.notice, "resuming") {
+		t.Fatalf("before: %q", m.notice)
+	}
+	run(m, m.Init())
+	if m.screen != screenLogin || !strings.Contains(m.notice, "expired or was revoked") || !m.pass.Focused() {
+		t.Fatalf("after: screen %d, notice %q", m.screen, m.notice)
+	}
+	typeText(m, "alice-password")
 	press(m, tea.KeyEnter)
+	if m.screen != screenChat {
+		t.Fatalf("password login after it: %q", m.notice)
+	}
+}
+
+func TestTypingAndSending(t *testing.T) {
+	f := newFake()
+	m := loggedIn(t, f)
+	typeText(m, "how are yuo")
+	press(m, tea.KeyBackspace, tea.KeyBackspace)
+	typeText(m, "ou")
+	if m.input.Value() != "how are you" {
+		t.Fatalf("input %q", m.input.Value())
+	}
+	// Letters that come in one burst are text, even "down" or "left".
+	drive(m, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(" down left")})
+	press(m, tea.KeyLeft, tea.KeyLeft, tea.KeyLeft, tea.KeyLeft, tea.KeyLeft)
+	press(m, tea.KeyCtrlK)
+	if m.input.Value() != "how are you down" {
+		t.Fatalf("input %q", m.input.Value())
+	}
+	press(m, tea.KeyCtrlW, tea.KeyBackspace)
+	cmd := step(m, tea.KeyMsg{Type: tea.KeyEnter})
+	if m.input.Value() != "" || !strings.Contains(screenText(m), "alice: how are you (sending…)") {
+		t.Fatalf("before the ack: input %q\n%s", m.input.Value(), screenText(m))
+	}
+	run(m, cmd)
 	if len(f.sent) != 1 || f.sent[0].To != 2 || string(f.sent[0].Body) != "how are you" {
 		t.Fatalf("sent %+v", f.sent)
 	}
-	if m.input != "" || !strings.Contains(m.View(), "me: how are you") {
-		t.Fatalf("after sending: input %q\n%s", m.input, m.View())
+	if v := screenText(m); !strings.Contains(v, "alice: how are you") || strings.Contains(v, "sending") {
+		t.Fatalf("after the ack:\n%s", v)
+	}
+	c := m.conv(m.current)
+	if n := len(c.msgs); n != 3 || c.msgs[2].Seq != 3 || len(c.pending) != 0 {
+		t.Fatalf("messages %d, pending %d", n, len(c.pending))
+	}
+	enter(m, "//me waves")
+	if got := string(f.sent[1].Body); got != "/me waves" {
+		t.Fatalf("a // line sent %q", got)
 	}
 }
 
-func TestIncomingInAnotherConversation(t *testing.T) {
-	m, _ := loggedIn(t)
-	drive(m, IncomingMsg{M: protocol.Message{Conv: "d:1:3", Seq: 1, From: 3, Body: []byte("psst")}})
-	c := m.conv("d:1:3")
-	if c == nil || c.unread != 1 || m.current != "d:1:2" || !strings.Contains(m.notice, "new message") {
-		t.Fatalf("unread %+v current %s notice %q", c, m.current, m.notice)
+// A send that loses the connection waits, goes out again with the same
+// client_msg_id after the next login, and is shown once.
+func TestSendDuringReconnect(t *testing.T) {
+	f := newFake()
+	m := loggedIn(t, f)
+	f.sendErrs = []error{client.ErrDisconnected}
+	drive(m, EventMsg{E: client.Event{Type: client.EventDisconnected, Err: errors.New("read: connection reset")}})
+	enter(m, "are you there?")
+	if v := screenText(m); !strings.Contains(v, "are you there? (waiting for the connection)") {
+		t.Fatalf("while down:\n%s", v)
 	}
-	drive(m, IncomingMsg{M: protocol.Message{Conv: "d:1:3", Seq: 2, From: 3, Body: []byte("again")}})
-	if c.unread != 2 || m.convs[0] != c {
-		t.Fatalf("second message: unread %d, first in list %s", c.unread, m.convs[0].id)
+	drive(m, EventMsg{E: client.Event{Type: client.EventReconnecting, Attempt: 1, Delay: 100 * time.Millisecond}})
+	if !strings.Contains(screenText(m), "● reconnecting (attempt 1)") {
+		t.Fatalf("status:\n%s", screenText(m))
 	}
-	// Switching to it clears the count and acks.
-	for m.current != "d:1:3" {
-		press(m, tea.KeyTab)
+	drive(m, EventMsg{E: client.Event{Type: client.EventLoggedIn, Addr: "127.0.0.1:7070", UserID: 1}})
+	if len(f.sent) != 2 || f.sent[0].ClientMsgID != f.sent[1].ClientMsgID {
+		t.Fatalf("sent %+v", f.sent)
 	}
-	if c.unread != 0 {
-		t.Fatalf("unread after opening: %d", c.unread)
+	v := screenText(m)
+	if strings.Count(v, "alice: are you there?") != 1 || strings.Contains(v, "waiting") || !strings.Contains(v, "back online") {
+		t.Fatalf("after the reconnect:\n%s", v)
 	}
 }
 
-func TestFriendRequestAccept(t *testing.T) {
-	m, f := loggedIn(t)
-	drive(m, NoticeMsg{N: client.Notice{Friend: &protocol.FriendEvent{Kind: protocol.FriendRequested, User: protocol.UserInfo{UserID: 3, Username: "carol"}, Note: "hi!"}}})
-	if !strings.Contains(m.notice, "/accept carol") {
+func TestSendRefused(t *testing.T) {
+	f := newFake()
+	m := loggedIn(t, f)
+	f.sendErrs = []error{&protocol.Error{Code: protocol.CodeNotFriends}}
+	enter(m, "hello?")
+	if v := screenText(m); !strings.Contains(v, "✗ not sent: you can only message friends") || !m.bad {
+		t.Fatalf("refused:\n%s", v)
+	}
+	enter(m, "/retry")
+	if len(f.sent) != 2 || strings.Contains(screenText(m), "✗") {
+		t.Fatalf("retry: sent %d\n%s", len(f.sent), screenText(m))
+	}
+}
+
+func TestSwitchingConversations(t *testing.T) {
+	f := newFake()
+	crag := protocol.GroupConv(7)
+	f.groups = []protocol.GroupInfo{{GroupID: 7, Name: "crag", Members: 3, Created: t0}}
+	f.history[crag] = []protocol.Message{msg(crag, 1, 3, "rope?"), msg(crag, 2, 2, "got one")}
+	for i := range f.history[crag] {
+		f.history[crag][i].ServerTime -= 3_600_000 // an hour before bob's
+	}
+	f.convs = append(f.convs, protocol.Conversation{Conv: crag, LastSeq: 2, Unread: 2, Last: &f.history[crag][1]})
+	m := loggedIn(t, f)
+	// bob's conversation is newer, so first and open; #crag waits.
+	if m.current != protocol.DirectConv(1, 2) || m.conv(crag).unread() != 2 {
+		t.Fatalf("current %s, #crag unread %d", m.current, m.conv(crag).unread())
+	}
+	if l := lineWith(screenText(m), "  #crag"); !strings.HasSuffix(strings.TrimSpace(strings.Split(l, "│")[0]), " 2") {
+		t.Fatalf("no unread badge on %q", l)
+	}
+	press(m, tea.KeyTab)
+	if m.current != crag || m.conv(crag).unread() != 0 || f.acks[crag] != 2 {
+		t.Fatalf("after Tab: current %s, unread %d, acks %v", m.current, m.conv(crag).unread(), f.acks)
+	}
+	v := screenText(m)
+	for _, want := range []string{"▸ #crag", "#crag · 3 members · id 7", "carol: rope?", "bob: got one"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("no %q in\n%s", want, v)
+		}
+	}
+	enter(m, "on my way")
+	if len(f.sent) != 1 || f.sent[0].GroupID != 7 {
+		t.Fatalf("sent to the group: %+v", f.sent)
+	}
+	press(m, tea.KeyShiftTab)
+	if m.current == crag {
+		t.Fatal("Shift+Tab stayed")
+	}
+}
+
+func TestUnreadInAnotherConversation(t *testing.T) {
+	f := newFake()
+	m := loggedIn(t, f)
+	carolConv := protocol.DirectConv(1, 3)
+	later := func(x protocol.Message) protocol.Message { x.ServerTime += 3_600_000; return x }
+	drive(m, IncomingMsg{M: later(msg(carolConv, 1, 3, "psst"))})
+	c := m.conv(carolConv)
+	if c == nil || c.unread() != 1 || m.current != protocol.DirectConv(1, 2) {
+		t.Fatalf("conversation %+v, current %s", c, m.current)
+	}
+	if !strings.Contains(m.notice, "new message from carol: psst") {
 		t.Fatalf("notice %q", m.notice)
 	}
-	typeText(m, "/accept carol")
-	press(m, tea.KeyEnter)
-	if len(f.answers) != 1 || f.answers[0] != (protocol.FriendAnswer{From: 3, Accept: true}) {
-		t.Fatalf("answers %+v", f.answers)
+	drive(m, IncomingMsg{M: later(msg(carolConv, 2, 3, "again"))}, IncomingMsg{M: later(msg(carolConv, 2, 3, "again"))})
+	if c.unread() != 2 || m.convs[0] != c {
+		t.Fatalf("unread %d, first %s", c.unread(), m.convs[0].id)
 	}
-	if m.current != "d:1:3" || !strings.Contains(m.notice, "carol is now your friend") {
-		t.Fatalf("after accept: current %s notice %q", m.current, m.notice)
+	if v := screenText(m); !strings.Contains(v, "carol") || !strings.Contains(v, " 2 ") {
+		t.Fatalf("no badge:\n%s", v)
 	}
-	typeText(m, "/accept nobody")
-	press(m, tea.KeyEnter)
-	if !strings.Contains(m.notice, `no user named "nobody"`) {
-		t.Fatalf("unknown user: %q", m.notice)
+	// A refresh that already counts them does not count them twice.
+	f.convs = append(f.convs, protocol.Conversation{Conv: carolConv, LastSeq: 2, Unread: 2})
+	drive(m, EventMsg{E: client.Event{Type: client.EventLoggedIn}})
+	if c.unread() != 2 {
+		t.Fatalf("after a refresh: %d", c.unread())
+	}
+	// One in the conversation shown is read at once.
+	bobConv := protocol.DirectConv(1, 2)
+	drive(m, IncomingMsg{M: msg(bobConv, 3, 2, "still there?")})
+	if m.conv(bobConv).unread() != 0 || f.acks[bobConv] != 3 || !strings.Contains(screenText(m), "bob: still there?") {
+		t.Fatalf("current conversation: unread %d, acks %v", m.conv(bobConv).unread(), f.acks)
+	}
+}
+
+func TestScrollLoadsOlderHistory(t *testing.T) {
+	f := newFake()
+	bobConv := protocol.DirectConv(1, 2)
+	f.history[bobConv] = nil
+	for seq := uint64(1); seq <= 120; seq++ {
+		f.history[bobConv] = append(f.history[bobConv], msg(bobConv, seq, 2-int64(seq%2), fmt.Sprintf("message %d", seq)))
+	}
+	f.convs[0].LastSeq, f.convs[0].Unread = 120, 0
+	m := loggedIn(t, f)
+	c := m.conv(bobConv)
+	if len(c.msgs) != 50 || c.msgs[0].Seq != 71 || !strings.Contains(chatText(m), "message 120") {
+		t.Fatalf("first page: %d messages from %d", len(c.msgs), c.msgs[0].Seq)
+	}
+	press(m, tea.KeyPgUp)
+	if v := chatText(m); !strings.Contains(v, "scrolled 19 lines") || strings.Contains(v, "message 120") || len(f.befores) != 1 {
+		t.Fatalf("scrolled up:\n%s", v)
+	}
+	// At the top the page before loads; what was shown stays in place.
+	cmd := step(m, tea.KeyMsg{Type: tea.KeyPgUp})
+	v := chatText(m)
+	if !strings.Contains(v, "loading older messages…") || !strings.Contains(v, "message 71") {
+		t.Fatalf("at the top:\n%s", v)
+	}
+	bottom := lastLine(v)
+	run(m, cmd)
+	if len(f.befores) != 2 || f.befores[1] != 71 || len(c.msgs) != 100 {
+		t.Fatalf("History calls %v, %d messages", f.befores, len(c.msgs))
+	}
+	if v := chatText(m); lastLine(v) != bottom || !strings.Contains(v, "message 70") {
+		t.Fatalf("the load moved the view: bottom %q, was %q\n%s", lastLine(v), bottom, v)
+	}
+	for range 30 {
+		press(m, tea.KeyPgUp)
+	}
+	if len(c.msgs) != 120 || !strings.Contains(screenText(m), "the beginning of your conversation with bob") {
+		t.Fatalf("at the top: %d messages\n%s", len(c.msgs), screenText(m))
+	}
+	for range 40 {
+		press(m, tea.KeyPgDown)
+	}
+	if m.scroll != 0 || !strings.Contains(chatText(m), "message 120") {
+		t.Fatalf("back down: scroll %d", m.scroll)
 	}
 }
 
 func TestStatusLine(t *testing.T) {
-	m, _ := loggedIn(t)
-	drive(m, EventMsg{E: client.Event{Type: client.EventDisconnected, Err: errors.New("connection reset")}})
-	drive(m, EventMsg{E: client.Event{Type: client.EventReconnecting, Attempt: 2, Delay: 300 * time.Millisecond}})
-	if !strings.Contains(m.View(), "[reconnecting (attempt 2, in 300ms)]") {
-		t.Fatalf("status while reconnecting:\n%s", m.View())
-	}
-	drive(m, EventMsg{E: client.Event{Type: client.EventRedirected, Addr: "10.0.0.2:7070"}})
-	if m.status != "redirected to 10.0.0.2:7070" {
-		t.Fatalf("status %q", m.status)
-	}
-	drive(m, EventMsg{E: client.Event{Type: client.EventClosed, Err: &client.KickError{Reason: protocol.KickBanned, Message: "account banned"}}})
-	if m.status != "closed" || !strings.Contains(m.notice, "account banned") {
-		t.Fatalf("closed: %q %q", m.status, m.notice)
-	}
-}
-
-func TestParse(t *testing.T) {
+	m := loggedIn(t, newFake())
 	for _, c := range []struct {
-		line, name, args, text, err string
+		e            client.Event
+		status, note string
 	}{
-		{line: "/add bob hello there", name: "add", args: "bob hello there", text: "hello there"},
-		{line: "/group new climbing bob carol", name: "group new", args: "climbing bob carol", text: "bob carol"},
-		{line: "/group open lobby", name: "group open", args: "lobby"},
-		{line: "/help", name: "help"},
-		{line: "/add", err: "usage: /add NAME [NOTE]"},
-		{line: "/group", err: "usage: /group new"},
-		{line: "/frobnicate", err: "unknown command /frobnicate"},
-		{line: "/", err: "empty command"},
+		{client.Event{Type: client.EventDisconnected, Err: errors.New("read: connection reset")}, "● disconnected", "connection lost: read: connection reset"},
+		{client.Event{Type: client.EventReconnecting, Attempt: 2, Delay: 300 * time.Millisecond}, "● reconnecting (attempt 2)", ""},
+		{client.Event{Type: client.EventRedirected, Addr: "10.0.0.2:7070"}, "● redirected to 10.0.0.2:7070", ""},
+		{client.Event{Type: client.EventLoggedIn, Addr: "10.0.0.2:7070"}, "● online · 10.0.0.2:7070", "back online"},
+		{client.Event{Type: client.EventDisconnected, Err: &client.KickError{Reason: protocol.KickShutdown}}, "● disconnected", "connection lost: the server is shutting down"},
+		{client.Event{Type: client.EventClosed, Err: &client.KickError{Reason: protocol.KickBanned, Message: "spam"}}, "● closed", "closed: this account is banned: spam"},
 	} {
-		got, err := Parse(c.line)
-		if c.err != "" {
-			if err == nil || !strings.Contains(err.Error(), c.err) {
-				t.Errorf("%q: error %v, want %q", c.line, err, c.err)
-			}
-			continue
-		}
-		if err != nil || got.Name != c.name || strings.Join(got.Args, " ") != c.args || got.Text != c.text {
-			t.Errorf("%q: %+v %v", c.line, got, err)
+		drive(m, EventMsg{E: c.e})
+		status := strings.Split(screenText(m), "\n")[m.height-2]
+		if !strings.Contains(status, c.status) || !strings.Contains(status, c.note) {
+			t.Errorf("after %s: status line %q, want %q and %q", c.e.Type, status, c.status, c.note)
 		}
 	}
 }
 
-func TestHelpAndBadCommand(t *testing.T) {
-	m, _ := loggedIn(t)
-	typeText(m, "/help")
-	press(m, tea.KeyEnter)
-	if !strings.Contains(m.View(), "/accept NAME") {
-		t.Fatalf("help not shown:\n%s", m.View())
+func TestFriendRequestAccept(t *testing.T) {
+	f := newFake()
+	m := loggedIn(t, f)
+	f.reqs.Incoming = []protocol.PendingRequest{{From: carol, To: alice, Note: "climbing?"}}
+	drive(m, NoticeMsg{N: client.Notice{Friend: &protocol.FriendEvent{Kind: protocol.FriendRequested, User: carol, Note: "climbing?"}}})
+	if !strings.Contains(m.notice, `carol wants to be your friend ("climbing?"): /accept carol or /decline carol`) {
+		t.Fatalf("notice %q", m.notice)
+	}
+	if v := screenText(m); !strings.Contains(v, "Friend requests") || !strings.Contains(v, "? carol") {
+		t.Fatalf("side:\n%s", v)
+	}
+	enter(m, "/requests")
+	if v := screenText(m); !strings.Contains(v, `from carol "climbing?" — /accept carol`) {
+		t.Fatalf("requests panel:\n%s", v)
+	}
+	enter(m, "/accept carol")
+	if len(f.answers) != 1 || f.answers[0] != (protocol.FriendAnswer{From: 3, Accept: true}) {
+		t.Fatalf("answers %+v", f.answers)
+	}
+	v := screenText(m)
+	if m.current != protocol.DirectConv(1, 3) || !strings.Contains(m.notice, "carol is now your friend") ||
+		strings.Contains(v, "? carol") || !strings.Contains(v, "○ carol") {
+		t.Fatalf("after accept: current %s, notice %q\n%s", m.current, m.notice, v)
+	}
+	f.reqs.Incoming = []protocol.PendingRequest{{From: dave, To: alice}}
+	enter(m, "/decline dave")
+	if f.answers[1] != (protocol.FriendAnswer{From: 4, Accept: false}) || !strings.Contains(m.notice, "declined dave") {
+		t.Fatalf("decline: %+v %q", f.answers, m.notice)
+	}
+	enter(m, "/accept dave")
+	if m.notice != "there is no friend request from them" {
+		t.Fatalf("no request: %q", m.notice)
+	}
+	enter(m, "/accept nobody")
+	if m.notice != `no user named "nobody"` {
+		t.Fatalf("unknown user: %q", m.notice)
+	}
+	f.reqs.Outgoing = []protocol.PendingRequest{{From: alice, To: dave}}
+	enter(m, "/add dave fellow climber")
+	if len(f.requested) != 1 || f.requested[0] != (protocol.FriendRequest{To: 4, Note: "fellow climber"}) {
+		t.Fatalf("requested %+v", f.requested)
+	}
+	if v := screenText(m); !strings.Contains(v, "… dave (waiting)") {
+		t.Fatalf("outgoing request not listed:\n%s", v)
+	}
+	drive(m, NoticeMsg{N: client.Notice{Friend: &protocol.FriendEvent{Kind: protocol.FriendAccepted, User: dave}}})
+	if m.notice != "dave accepted: you are friends now — /msg dave" {
+		t.Fatalf("accepted: %q", m.notice)
+	}
+}
+
+func TestPresence(t *testing.T) {
+	f := newFake()
+	m := loggedIn(t, f)
+	drive(m, NoticeMsg{N: client.Notice{Presence: &protocol.Presence{UserID: 2, Online: false}}})
+	if v := screenText(m); !strings.Contains(v, "○ bob") || !strings.Contains(v, "bob went offline") || !strings.Contains(v, "bob · ○ offline") {
+		t.Fatalf("offline:\n%s", v)
+	}
+	drive(m, NoticeMsg{N: client.Notice{Presence: &protocol.Presence{UserID: 2, Online: true}}})
+	if !strings.Contains(screenText(m), "● bob") {
+		t.Fatal("not back online")
+	}
+}
+
+func TestGroups(t *testing.T) {
+	f := newFake()
+	m := loggedIn(t, f)
+	enter(m, "/leave")
+	if m.notice != "/leave acts on a group: open one first (Tab)" {
+		t.Fatalf("leave in a 1:1: %q", m.notice)
+	}
+	enter(m, "/group new crag bob carol")
+	if len(f.created) != 1 || f.created[0].Name != "crag" || fmt.Sprint(f.created[0].Members) != "[2 3]" || f.created[0].Open {
+		t.Fatalf("created %+v", f.created)
+	}
+	if m.current != protocol.GroupConv(7) || !strings.Contains(screenText(m), "▸ #crag") {
+		t.Fatalf("current %s\n%s", m.current, screenText(m))
+	}
+	enter(m, "/invite dave")
+	if len(f.invited) != 1 || f.invited[0].GroupID != 7 || f.invited[0].Users[0] != 4 {
+		t.Fatalf("invited %+v", f.invited)
+	}
+	f.members[7] = []protocol.Member{{UserInfo: alice, Owner: true}, {UserInfo: protocol.UserInfo{UserID: 2, Username: "bob", Online: true}}}
+	enter(m, "/members")
+	if v := screenText(m); !strings.Contains(v, "members of #crag") || !strings.Contains(v, "○ alice (owner)") || !strings.Contains(v, "● bob") {
+		t.Fatalf("members:\n%s", v)
 	}
 	press(m, tea.KeyEsc)
-	typeText(m, "/leave")
-	press(m, tea.KeyEnter)
-	if m.notice != "open a group conversation first" {
-		t.Fatalf("leave outside a group: %q", m.notice)
+	if m.panel != nil {
+		t.Fatal("Esc left the panel")
 	}
+	enter(m, "/leave")
+	if len(f.left) != 1 || m.conv(protocol.GroupConv(7)) != nil || m.current == protocol.GroupConv(7) {
+		t.Fatalf("left %v, current %s", f.left, m.current)
+	}
+	enter(m, "/join 9")
+	if len(f.joined) != 1 || f.joined[0] != 9 || m.current != protocol.GroupConv(9) || !strings.Contains(m.notice, "you joined #lobby") {
+		t.Fatalf("join: %v %s %q", f.joined, m.current, m.notice)
+	}
+	// Someone adds alice to a group: it shows up, named once refreshed.
+	f.groups = append(f.groups, protocol.GroupInfo{GroupID: 8, Name: "boulder", Members: 2})
+	drive(m, NoticeMsg{N: client.Notice{Group: &protocol.GroupEvent{GroupID: 8, Kind: protocol.GroupJoined, Actor: 2, Users: []int64{1}}}})
+	if m.notice != "bob added you to #boulder" || m.conv(protocol.GroupConv(8)) == nil || !strings.Contains(screenText(m), "#boulder") {
+		t.Fatalf("added: %q\n%s", m.notice, screenText(m))
+	}
+	f.groups = f.groups[:len(f.groups)-1]
+	drive(m, NoticeMsg{N: client.Notice{Group: &protocol.GroupEvent{GroupID: 8, Kind: protocol.GroupDisbanded, Actor: 2}}})
+	if m.notice != "bob disbanded #boulder" || m.conv(protocol.GroupConv(8)) != nil {
+		t.Fatalf("disbanded: %q", m.notice)
+	}
+}
+
+func TestDeleteHistory(t *testing.T) {
+	f := newFake()
+	m := loggedIn(t, f)
+	enter(m, "/delete 1")
+	bobConv := protocol.DirectConv(1, 2)
+	if len(f.deleted) != 1 || fmt.Sprint(f.deleted[0].Seqs) != "[2]" || strings.Contains(screenText(m), "hey alice") {
+		t.Fatalf("deleted %+v\n%s", f.deleted, screenText(m))
+	}
+	enter(m, "/delete")
+	if d := f.deleted[1]; d.Conv != bobConv || d.UpTo != 2 || d.Seqs != nil || strings.Contains(screenText(m), "hi bob") ||
+		!strings.Contains(m.notice, "hidden from you") {
+		t.Fatalf("deleted %+v, notice %q", f.deleted, m.notice)
+	}
+}
+
+func TestHelpAndMistakes(t *testing.T) {
+	m := loggedIn(t, newFake())
+	enter(m, "/help")
+	if v := screenText(m); !strings.Contains(v, "/accept NAME") || !strings.Contains(v, "/group new NAME [USER...]") {
+		t.Fatalf("help:\n%s", v)
+	}
+	press(m, tea.KeyEsc)
+	enter(m, "/frobnicate")
+	if m.notice != "no command /frobnicate: /help lists them" || !m.bad {
+		t.Fatalf("unknown: %q", m.notice)
+	}
+	enter(m, "/join crag")
+	if !strings.Contains(m.notice, `usage: /join GROUP_ID (a number, not "crag")`) {
+		t.Fatalf("join: %q", m.notice)
+	}
+	enter(m, "/msg alice")
+	if !strings.Contains(m.notice, "that is you") {
+		t.Fatalf("msg self: %q", m.notice)
+	}
+	cmd := step(m, tea.KeyMsg{Type: tea.KeyCtrlC})
+	if !m.Quitting() || cmd == nil || cmd() != tea.Quit() {
+		t.Fatal("Ctrl+C does not quit")
+	}
+}
+
+// Text from others cannot drive the terminal.
+func TestControlCharactersShownInert(t *testing.T) {
+	f := newFake()
+	m := loggedIn(t, f)
+	drive(m, IncomingMsg{M: msg(protocol.DirectConv(1, 2), 3, 2, "evil\x1b[2Jtext\x07")})
+	if v := m.View(); strings.Contains(v, "\x1b[2J") || strings.Contains(v, "\x07") || !strings.Contains(screenText(m), "evil�[2Jtext�") {
+		t.Fatalf("view %q", v)
+	}
+}
+
+// lineWith is the first line of v that contains s.
+func lineWith(v, s string) string {
+	for _, l := range strings.Split(v, "\n") {
+		if strings.Contains(l, s) {
+			return l
+		}
+	}
+	return ""
+}
+
+// chatText is the chat area of the view, without the list beside it.
+func chatText(m *Model) string {
+	var b strings.Builder
+	for _, l := range strings.Split(screenText(m), "\n") {
+		if _, chat, ok := strings.Cut(l, "│"); ok {
+			b.WriteString(chat + "\n")
+		}
+	}
+	return b.String()
+}
+
+func lastLine(v string) string {
+	lines := strings.Split(strings.TrimRight(v, "\n"), "\n")
+	return lines[len(lines)-1]
 }

@@ -1,130 +1,338 @@
 package ui
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
-	"github.com/parleyim/parley/client"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
+
 	"github.com/parleyim/parley/protocol"
 )
 
-// Plain says an error in words for people.
-func Plain(err error) string {
-	var pe *protocol.Error
-	var ke *client.KickError
-	switch {
-	case errors.As(err, &pe):
-		switch pe.Code {
-		case protocol.CodeBadCredentials:
-			return "wrong username or password"
-		case protocol.CodeUsernameTaken:
-			return "that username is taken"
-		case protocol.CodeNotFriends:
-			return "you can only message friends: /add NAME first"
-		case protocol.CodeBanned:
-			return "this account is banned until " + time.UnixMilli(pe.Until).Format(time.RFC1123)
-		case protocol.CodeNotMember:
-			return "you are not a member of that group"
-		}
-		return fmt.Sprintf("the server said no: %s (%s)", pe.Message, pe.Code)
-	case errors.As(err, &ke):
-		return "disconnected by the server: " + ke.Message
-	case errors.Is(err, client.ErrClosed):
-		return "connection closed"
+// styles are the screen's colours. On a terminal without colours (and in
+// tests) lipgloss renders them as plain text.
+type styles struct {
+	title, dim, me, other, badge, sel, head lipgloss.Style
+	good, warn, bad, box                    lipgloss.Style
+}
+
+func newStyles() styles {
+	return styles{
+		title: lipgloss.NewStyle().Bold(true),
+		dim:   lipgloss.NewStyle().Foreground(lipgloss.AdaptiveColor{Light: "244", Dark: "243"}),
+		me:    lipgloss.NewStyle().Bold(true).Foreground(lipgloss.AdaptiveColor{Light: "25", Dark: "39"}),
+		other: lipgloss.NewStyle().Bold(true).Foreground(lipgloss.AdaptiveColor{Light: "130", Dark: "214"}),
+		badge: lipgloss.NewStyle().Bold(true).Foreground(lipgloss.Color("231")).Background(lipgloss.Color("161")),
+		sel:   lipgloss.NewStyle().Bold(true).Foreground(lipgloss.AdaptiveColor{Light: "25", Dark: "39"}),
+		head:  lipgloss.NewStyle().Bold(true).Underline(true),
+		good:  lipgloss.NewStyle().Foreground(lipgloss.AdaptiveColor{Light: "28", Dark: "42"}),
+		warn:  lipgloss.NewStyle().Foreground(lipgloss.AdaptiveColor{Light: "130", Dark: "220"}),
+		bad:   lipgloss.NewStyle().Foreground(lipgloss.AdaptiveColor{Light: "160", Dark: "203"}),
+		box:   lipgloss.NewStyle().Border(lipgloss.RoundedBorder()).Padding(1, 3),
 	}
-	return err.Error()
 }
 
 // View implements tea.Model.
 func (m *Model) View() string {
+	if m.quitting {
+		return ""
+	}
 	if m.screen == screenLogin {
 		return m.loginView()
 	}
+	sw := m.sideWidth()
+	cw := m.width - sw - 1
+	rows := m.height - 2
+	side := m.sideLines(sw, rows)
+	chat := m.chatView(cw, rows)
+	sep := m.st.dim.Render("│")
 	var b strings.Builder
-	left := 24
-	rows := max(m.height-4, 5)
-	list := m.listLines(left)
-	chat := m.chatLines(max(m.width-left-3, 20), rows)
-	if len(m.panel) > 0 {
-		chat = append(append([]string{}, m.panel...), chat...)
-		if len(chat) > rows {
-			chat = chat[:rows]
-		}
-	}
 	for i := range rows {
-		l, r := "", ""
-		if i < len(list) {
-			l = list[i]
-		}
-		if i < len(chat) {
-			r = chat[i]
-		}
-		fmt.Fprintf(&b, "%-*s │ %s\n", left, clip(l, left), r)
+		b.WriteString(fit(at(side, i), sw) + sep + fit(at(chat, i), cw) + "\n")
 	}
-	fmt.Fprintf(&b, "%s\n", strings.Repeat("─", max(m.width, 10)))
-	fmt.Fprintf(&b, "[%s] %s\n", m.status, m.notice)
-	fmt.Fprintf(&b, "> %s", m.input)
+	b.WriteString(fit(m.statusLine(), m.width) + "\n")
+	b.WriteString(fit(m.input.View(), m.width))
 	return b.String()
 }
 
 func (m *Model) loginView() string {
-	var b strings.Builder
-	b.WriteString("parley — log in (Enter) or register (Ctrl+R); Tab switches field\n\n")
-	cursor := func(f int) string {
-		if m.field == f {
-			return "▸"
+	field := func(label string, t string, focused bool) string {
+		l := m.st.dim.Render(label)
+		if focused {
+			l = m.st.sel.Render(label)
 		}
-		return " "
+		return l + " " + t
 	}
-	fmt.Fprintf(&b, "%s username: %s\n", cursor(0), m.username)
-	fmt.Fprintf(&b, "%s password: %s\n\n", cursor(1), strings.Repeat("*", len([]rune(m.password))))
-	fmt.Fprintf(&b, "[%s] %s\n", m.status, m.notice)
-	return b.String()
+	box := m.st.box.Render(strings.Join([]string{
+		m.st.title.Render("parley") + m.st.dim.Render(" · "+m.addr),
+		"",
+		field("username", m.user.View(), m.user.Focused()),
+		field("password", m.pass.View(), m.pass.Focused()),
+		"",
+		m.st.dim.Render("Enter  log in"),
+		m.st.dim.Render("Ctrl+R register a new account"),
+		m.st.dim.Render("Tab    next field · Ctrl+C quit"),
+	}, "\n"))
+	notice := oneLine(Clean(m.notice))
+	if m.bad {
+		notice = m.st.bad.Render(notice)
+	}
+	return lipgloss.Place(m.width, m.height, lipgloss.Center, lipgloss.Center, box+"\n\n"+notice)
 }
 
-func (m *Model) listLines(width int) []string {
-	out := []string{"conversations"}
+func (m *Model) sideWidth() int { return min(max(m.width/4, 18), 32) }
+
+// chatRows is how many message lines the chat area shows.
+func (m *Model) chatRows() int { return max(m.height-3, 1) }
+
+func (m *Model) sideLines(w, rows int) []string {
+	out := []string{m.st.head.Render("Conversations")}
+	sel := 0
 	for _, c := range m.convs {
-		sel := " "
+		title := m.title(c)
+		mark := "  "
+		st := m.st.title
 		if c.id == m.current {
-			sel = "▸"
+			mark, st, sel = "▸ ", m.st.sel, len(out)
 		}
-		unread := ""
-		if c.unread > 0 {
-			unread = fmt.Sprintf(" (%d)", c.unread)
+		line := mark + st.Render(oneLine(Clean(title)))
+		if n := c.unread(); n > 0 {
+			badge := m.st.badge.Render(fmt.Sprintf(" %d ", n))
+			line = fit(line, w-ansi.StringWidth(badge)) + badge
 		}
-		out = append(out, clip(sel+c.title+unread, width))
+		preview := ""
+		if c.lastText != "" {
+			preview = Clean(oneLine(c.lastText))
+			if c.kind == protocol.ConvGroup || c.lastFrom == m.me {
+				preview = m.nameOf(c.lastFrom) + ": " + preview
+			}
+		}
+		out = append(out, line, "  "+m.st.dim.Render(preview))
 	}
-	if len(m.friends) > 0 {
-		out = append(out, "", "friends")
-		for _, f := range m.friends {
-			out = append(out, " "+mark(f.Online)+" "+f.Username)
+	if len(m.convs) == 0 {
+		out = append(out, m.st.dim.Render("  none yet"))
+	}
+	if len(m.incoming)+len(m.outgoing) > 0 {
+		out = append(out, "", m.st.head.Render("Friend requests"))
+		for _, r := range m.incoming {
+			out = append(out, " "+m.st.warn.Render("?")+" "+r.From.Username+m.st.dim.Render(" /accept"))
 		}
+		for _, r := range m.outgoing {
+			out = append(out, " "+m.st.dim.Render("… "+r.To.Username+" (waiting)"))
+		}
+	}
+	out = append(out, "", m.st.head.Render("Friends"))
+	for _, f := range m.friends {
+		dot := m.st.dim.Render("○")
+		if f.Online {
+			dot = m.st.good.Render("●")
+		}
+		out = append(out, " "+dot+" "+f.Username)
+	}
+	if len(m.friends) == 0 {
+		out = append(out, m.st.dim.Render("  none yet: /add NAME"))
+	}
+	if sel >= rows-1 { // keep the conversation shown in sight
+		out = append(out[:1], out[sel-rows+3:]...)
 	}
 	return out
 }
 
-func (m *Model) chatLines(width, rows int) []string {
+// chatView is the chat area: a title line, then the messages, or the
+// panel over them.
+func (m *Model) chatView(w, rows int) []string {
+	if m.panel != nil {
+		end := min(m.panelTop+rows-1, len(m.panel))
+		head := m.st.dim.Render(" Esc closes")
+		if end < len(m.panel) {
+			head += m.st.dim.Render(" · PgDn for more")
+		}
+		out := []string{head}
+		for _, l := range m.panel[m.panelTop:end] {
+			out = append(out, " "+oneLine(Clean(l)))
+		}
+		return out
+	}
 	c := m.conv(m.current)
 	if c == nil {
-		return []string{"no conversation yet: /msg NAME, /add NAME, /group new NAME — /help"}
+		var out []string
+		for _, l := range []string{"", "No conversation yet. To start one:", "", "  /add NAME         ask someone to be your friend",
+			"  /msg NAME         write to a friend", "  /group new NAME   make a group", "  /join GROUP_ID    join an open group", "",
+			"/help lists every command."} {
+			out = append(out, " "+m.st.dim.Render(l))
+		}
+		return out
 	}
-	out := []string{c.title}
+	head := " " + m.st.title.Render(oneLine(Clean(m.title(c)))) + m.st.dim.Render(m.about(c))
+	if m.scroll > 0 {
+		head += m.st.warn.Render(fmt.Sprintf("  ↑ scrolled %d lines (PgDn)", m.scroll))
+	}
+	lines := m.chatLines(c)
+	end := max(len(lines)-m.scroll, 0)
+	start := max(end-(rows-1), 0)
+	body := lines[start:end]
+	if pad := rows - 1 - len(body); pad > 0 { // messages sit at the bottom
+		body = append(make([]string, pad), body...)
+	}
+	return append([]string{head}, body...)
+}
+
+// about is the chat title's second part: presence, or the group's facts.
+func (m *Model) about(c *conv) string {
+	if c.kind == protocol.ConvGroup {
+		g, ok := m.groups[c.group]
+		if !ok {
+			return ""
+		}
+		kind := "invite-only"
+		if g.Open {
+			kind = "open"
+		}
+		return fmt.Sprintf(" · %d members · id %d · %s", g.Members, g.GroupID, kind)
+	}
+	for _, f := range m.friends {
+		if f.UserID == c.peer {
+			if f.Online {
+				return " · ● online"
+			}
+			return " · ○ offline"
+		}
+	}
+	return " · not a friend"
+}
+
+// chatLines are every loaded line of c at the chat area's width, oldest
+// first: a line about older history, the messages, then those not yet
+// stored.
+func (m *Model) chatLines(c *conv) []string {
+	w := max(m.width-m.sideWidth()-1, 10)
+	var top string
+	switch {
+	case c.loading:
+		top = "loading older messages…"
+	case c.more:
+		top = "↑ PgUp for older messages"
+	case c.kind == protocol.ConvGroup:
+		top = "— the beginning of " + m.title(c) + " —"
+	default:
+		top = "— the beginning of your conversation with " + m.title(c) + " —"
+	}
+	out := []string{" " + m.st.dim.Render(oneLine(Clean(top)))}
+	day := ""
 	for _, x := range c.msgs {
-		t := time.UnixMilli(x.ServerTime).Format("15:04")
-		out = append(out, clip(fmt.Sprintf("%s %s: %s", t, m.nameOf(x.From), x.Body), width))
+		t := time.UnixMilli(x.ServerTime)
+		if d := t.Format("Mon 2 Jan 2006"); d != day {
+			day = d
+			out = append(out, " "+m.st.dim.Render("── "+d+" ──"))
+		}
+		out = append(out, m.message(w, t, x.From, string(x.Body), "")...)
 	}
-	if len(out) > rows {
-		out = append(out[:1], out[len(out)-rows+1:]...)
+	for _, o := range c.pending {
+		note := m.st.dim.Render(" (sending…)")
+		switch {
+		case o.failed != "":
+			note = m.st.bad.Render(" ✗ not sent: " + o.failed + " — /retry")
+		case o.waiting:
+			note = m.st.warn.Render(" (waiting for the connection)")
+		}
+		out = append(out, m.message(w, time.UnixMilli(o.at), m.me, string(o.send.Body), note)...)
 	}
 	return out
 }
 
+// message lays out one message: "15:04 name: text", wrapped under the
+// text.
+func (m *Model) message(w int, t time.Time, from int64, body, note string) []string {
+	const indent = 7 // " 15:04 "
+	name := m.nameOf(from)
+	if from == m.me {
+		name = m.names[m.me]
+	}
+	st := m.st.other
+	if from == m.me {
+		st = m.st.me
+	}
+	text := ansi.Wrap(name+": "+Clean(body), max(w-indent, 10), "")
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		if i == 0 {
+			if rest, ok := strings.CutPrefix(l, name+":"); ok {
+				l = st.Render(name) + ":" + rest
+			}
+			lines[i] = " " + m.st.dim.Render(t.Format("15:04")) + " " + l
+		} else {
+			lines[i] = strings.Repeat(" ", indent) + l
+		}
+	}
+	lines[len(lines)-1] += note
+	return lines
+}
+
+func (m *Model) statusLine() string {
+	var st lipgloss.Style
+	switch m.state {
+	case stateOnline:
+		st = m.st.good
+	case stateReconnecting, stateRedirected, stateConnected:
+		st = m.st.warn
+	default:
+		st = m.st.bad
+	}
+	s := st.Render("● " + m.statusText())
+	if m.me != 0 {
+		s += m.st.dim.Render(" │ ") + m.names[m.me]
+	}
+	if m.notice != "" {
+		n := oneLine(Clean(m.notice))
+		if m.bad {
+			n = m.st.bad.Render(n)
+		}
+		s += m.st.dim.Render(" │ ") + n
+	}
+	return s
+}
+
+// fit cuts or pads s to exactly w cells.
+func fit(s string, w int) string {
+	if w <= 0 {
+		return ""
+	}
+	s = ansi.Truncate(s, w, "…")
+	return s + strings.Repeat(" ", max(w-ansi.StringWidth(s), 0))
+}
+
+func at(lines []string, i int) string {
+	if i < len(lines) {
+		return lines[i]
+	}
+	return ""
+}
+
+// Clean keeps what others typed from driving the terminal: control
+// characters, escape sequences among them, become visible marks; line
+// breaks stay.
+func Clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n':
+			return r
+		case r == '\t':
+			return ' '
+		case unicode.IsControl(r), r == unicode.ReplacementChar:
+			return '�'
+		}
+		return r
+	}, strings.ToValidUTF8(s, "�"))
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ⏎ ") }
+
 func clip(s string, n int) string {
-	r := []rune(s)
-	if len(r) > n {
+	s = oneLine(Clean(s))
+	if r := []rune(s); len(r) > n {
 		return string(r[:n-1]) + "…"
 	}
 	return s

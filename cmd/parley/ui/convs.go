@@ -1,0 +1,465 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/parleyim/parley/client"
+	"github.com/parleyim/parley/protocol"
+)
+
+// conv is one conversation of the list.
+type conv struct {
+	id    string
+	kind  protocol.ConvKind
+	peer  int64 // of a direct conversation, once the user is known
+	group int64
+
+	msgs    []protocol.Message // loaded so far, by seq
+	pending []*outgoing        // sent from here, not yet stored
+
+	lastText string // the newest message, for the list
+	lastFrom int64
+	lastTime int64 // Unix ms: orders the list
+
+	loaded  bool   // a page of history was asked for
+	loading bool   // one is in flight
+	more    bool   // older messages exist on the server
+	next    uint64 // before_seq of the next older page
+
+	// Unread: the server's count as of its last_seq base, plus the
+	// messages from others pushed since with a seq above it.
+	srvUnread int
+	base      uint64
+	extra     map[uint64]bool
+	read      uint64 // the read cursor sent with Ack
+}
+
+// outgoing is a message typed here that the server has not acknowledged.
+type outgoing struct {
+	send    protocol.Send
+	at      int64  // Unix ms, for the view
+	waiting bool   // it goes out again on the next login
+	failed  string // refused, in words; /retry sends it again
+}
+
+func (c *conv) unread() int { return c.srvUnread + len(c.extra) }
+
+// top is the highest seq known of the conversation.
+func (c *conv) top() uint64 {
+	t := c.base
+	if n := len(c.msgs); n > 0 {
+		t = max(t, c.msgs[n-1].Seq)
+	}
+	return t
+}
+
+func (m *Model) conv(id string) *conv {
+	for _, c := range m.convs {
+		if c.id == id {
+			return c
+		}
+	}
+	return nil
+}
+
+// ensure returns the conversation, adding it to the list if new.
+func (m *Model) ensure(id string) *conv {
+	if c := m.conv(id); c != nil {
+		return c
+	}
+	c := &conv{id: id, more: true, extra: map[uint64]bool{}}
+	if p, ok := protocol.ParseConv(id); ok {
+		c.kind, c.group = p.Kind, p.Group
+		if p.Kind == protocol.ConvDirect && m.me != 0 {
+			c.peer = p.Peer(m.me)
+		}
+	}
+	m.convs = append(m.convs, c)
+	return c
+}
+
+// sortConvs puts the most recent first.
+func (m *Model) sortConvs() {
+	slices.SortStableFunc(m.convs, func(a, b *conv) int {
+		switch {
+		case a.lastTime > b.lastTime:
+			return -1
+		case a.lastTime < b.lastTime:
+			return 1
+		}
+		return 0
+	})
+}
+
+// title names a conversation: the other user, or "#" and the group's name.
+func (m *Model) title(c *conv) string {
+	switch c.kind {
+	case protocol.ConvGroup:
+		return m.groupTitle(c.group)
+	case protocol.ConvDirect:
+		if c.peer == 0 {
+			if p, ok := protocol.ParseConv(c.id); ok {
+				c.peer = p.Peer(m.me)
+			}
+		}
+		return m.nameOf(c.peer)
+	}
+	return c.id
+}
+
+// open shows a conversation from its newest message.
+func (m *Model) open(id string) tea.Cmd {
+	c := m.ensure(id)
+	m.current, m.scroll, m.panel = id, 0, nil
+	return m.show(c)
+}
+
+// show marks the conversation shown read and loads its history.
+func (m *Model) show(c *conv) tea.Cmd {
+	cmds := []tea.Cmd{m.markRead(c)}
+	if !c.loaded {
+		cmds = append(cmds, m.loadHistory(c))
+	}
+	if c.kind == protocol.ConvDirect {
+		cmds = append(cmds, m.learn(c.peer))
+	}
+	return tea.Batch(cmds...)
+}
+
+func (m *Model) cycle(step int) tea.Cmd {
+	if len(m.convs) == 0 {
+		m.fail("no conversations yet: /msg NAME, /add NAME or /group new NAME")
+		return nil
+	}
+	i := slices.IndexFunc(m.convs, func(c *conv) bool { return c.id == m.current })
+	if i < 0 && step < 0 {
+		i = 0
+	}
+	i = (i + step + len(m.convs)) % len(m.convs)
+	return m.open(m.convs[i].id)
+}
+
+// drop removes a conversation from the list (a group left or gone).
+func (m *Model) drop(id string) {
+	i := slices.IndexFunc(m.convs, func(c *conv) bool { return c.id == id })
+	if i < 0 {
+		return
+	}
+	m.convs = slices.Delete(m.convs, i, i+1)
+	if m.current == id {
+		m.current, m.scroll = "", 0
+		if len(m.convs) > 0 {
+			m.current = m.convs[0].id
+		}
+	}
+}
+
+// markRead clears the unread count and moves the read cursor.
+func (m *Model) markRead(c *conv) tea.Cmd {
+	c.srvUnread, c.extra = 0, map[uint64]bool{}
+	top := c.top()
+	if top <= c.read {
+		return nil
+	}
+	c.read = top
+	b, id := m.b, c.id
+	return m.call(func(ctx context.Context) tea.Msg {
+		if err := b.Ack(ctx, id, top); err != nil {
+			return doneMsg{err: err}
+		}
+		return nil
+	})
+}
+
+// add records a message of c; it reports false for one it had.
+func (m *Model) add(c *conv, x protocol.Message) bool {
+	i, found := slices.BinarySearchFunc(c.msgs, x.Seq, func(y protocol.Message, seq uint64) int {
+		switch {
+		case y.Seq < seq:
+			return -1
+		case y.Seq > seq:
+			return 1
+		}
+		return 0
+	})
+	if found {
+		return false
+	}
+	c.msgs = slices.Insert(c.msgs, i, x)
+	if i == len(c.msgs)-1 {
+		c.lastText, c.lastFrom = string(x.Body), x.From
+		c.lastTime = max(c.lastTime, x.ServerTime)
+	}
+	return true
+}
+
+// received adds a pushed message. One for another conversation raises its
+// unread count and says so.
+func (m *Model) received(x protocol.Message) tea.Cmd {
+	c := m.ensure(x.Conv)
+	shown := x.Conv == m.current
+	before := 0
+	if shown && m.scroll > 0 {
+		before = len(m.chatLines(c))
+	}
+	if !m.add(c, x) {
+		return nil
+	}
+	if shown && m.scroll > 0 {
+		m.scroll += len(m.chatLines(c)) - before // the view stays where it was
+	}
+	m.sortConvs()
+	cmds := []tea.Cmd{m.learn(x.From)}
+	switch {
+	case x.From == m.me:
+	case m.current == "":
+		cmds = append(cmds, m.open(x.Conv))
+	case shown && m.screen == screenChat:
+		cmds = append(cmds, m.markRead(c))
+	case x.Seq > c.base && x.Seq > c.read:
+		c.extra[x.Seq] = true
+		where := ""
+		if c.kind == protocol.ConvGroup {
+			where = " in " + m.title(c)
+		}
+		m.say(fmt.Sprintf("new message from %s%s: %s — Tab to read", m.nameOf(x.From), where, clip(string(x.Body), 40)))
+	}
+	return tea.Batch(cmds...)
+}
+
+// loadHistory asks for the page before the oldest message loaded.
+func (m *Model) loadHistory(c *conv) tea.Cmd {
+	if c.loading || (c.loaded && !c.more) {
+		return nil
+	}
+	c.loading, c.loaded = true, true
+	b, id, before, n := m.b, c.id, c.next, m.cfg.PageSize
+	return m.call(func(ctx context.Context) tea.Msg {
+		res, err := b.History(ctx, id, before, n)
+		return historyMsg{conv: id, res: res, err: err}
+	})
+}
+
+func (m *Model) history(h historyMsg) tea.Cmd {
+	c := m.conv(h.conv)
+	if c == nil {
+		return nil
+	}
+	c.loading = false
+	if h.err != nil {
+		c.loaded = false // PgUp asks again
+		m.fail(Plain(h.err))
+		return nil
+	}
+	var cmds []tea.Cmd
+	for _, x := range h.res.Messages {
+		m.add(c, x)
+		cmds = append(cmds, m.learn(x.From))
+	}
+	c.more, c.next = h.res.HasMore, h.res.Next
+	if c.id == m.current {
+		cmds = append(cmds, m.markRead(c))
+		if c.more && m.scroll >= m.maxScroll() {
+			// The page does not fill the screen, or the reader is at the
+			// top already: the next one.
+			cmds = append(cmds, m.loadHistory(c))
+		}
+	}
+	m.sortConvs()
+	return tea.Batch(cmds...)
+}
+
+// snapshot applies a refresh.
+func (m *Model) snapshot(s snapshotMsg) tea.Cmd {
+	m.refreshing = false
+	var cmds []tea.Cmd
+	if m.stale {
+		m.stale = false
+		cmds = append(cmds, m.refresh())
+	}
+	if s.err != nil {
+		if !errors.Is(s.err, client.ErrClosed) {
+			m.fail(Plain(s.err))
+		}
+		return tea.Batch(cmds...)
+	}
+	m.friends = s.friends
+	m.incoming, m.outgoing = s.reqs.Incoming, s.reqs.Outgoing
+	for _, f := range s.friends {
+		m.names[f.UserID] = f.Username
+	}
+	for _, r := range append(slices.Clone(s.reqs.Incoming), s.reqs.Outgoing...) {
+		m.names[r.From.UserID], m.names[r.To.UserID] = r.From.Username, r.To.Username
+	}
+	m.groups = map[int64]protocol.GroupInfo{}
+	for _, g := range s.groups {
+		m.groups[g.GroupID] = g
+		m.notice = rename(m.notice, fmt.Sprintf("#group-%d", g.GroupID), "#"+g.Name)
+		c := m.ensure(protocol.GroupConv(g.GroupID))
+		c.lastTime = max(c.lastTime, g.Created)
+	}
+	for _, sc := range s.convs {
+		p, ok := protocol.ParseConv(sc.Conv)
+		if !ok {
+			continue
+		}
+		if _, member := m.groups[p.Group]; p.Kind == protocol.ConvGroup && !member {
+			continue // a group left: its conversation is gone from the list
+		}
+		c := m.ensure(sc.Conv)
+		c.srvUnread, c.base = int(sc.Unread), sc.LastSeq
+		c.read = max(c.read, sc.AckSeq)
+		for seq := range c.extra {
+			if seq <= sc.LastSeq {
+				delete(c.extra, seq)
+			}
+		}
+		if l := sc.Last; l != nil && (len(c.msgs) == 0 || l.Seq >= c.msgs[len(c.msgs)-1].Seq) {
+			c.lastText, c.lastFrom = string(l.Body), l.From
+			c.lastTime = max(c.lastTime, l.ServerTime)
+			cmds = append(cmds, m.learn(l.From))
+		}
+		if c.kind == protocol.ConvDirect {
+			cmds = append(cmds, m.learn(p.Peer(m.me)))
+		}
+	}
+	for _, c := range slices.Clone(m.convs) {
+		if _, member := m.groups[c.group]; c.kind == protocol.ConvGroup && !member {
+			m.drop(c.id)
+		}
+	}
+	m.sortConvs()
+	if c := m.conv(m.current); c != nil {
+		cmds = append(cmds, m.show(c))
+	} else if len(m.convs) > 0 {
+		cmds = append(cmds, m.open(m.convs[0].id))
+	}
+	if !m.refreshed && len(m.incoming) > 0 {
+		m.say(fmt.Sprintf("%d friend request(s) waiting: /requests lists them, /accept NAME answers", len(m.incoming)))
+	}
+	m.refreshed = true
+	return tea.Batch(cmds...)
+}
+
+// send sends a line to the conversation shown.
+func (m *Model) send(text string) tea.Cmd {
+	c := m.conv(m.current)
+	if c == nil || (c.kind != protocol.ConvGroup && c.kind != protocol.ConvDirect) {
+		m.fail("no conversation open: /msg NAME, or /group new NAME")
+		return nil
+	}
+	s := protocol.Send{ClientMsgID: m.b.NewClientMsgID(), Body: []byte(text)}
+	if c.kind == protocol.ConvGroup {
+		s.GroupID = c.group
+	} else {
+		s.To = c.peer
+	}
+	c.pending = append(c.pending, &outgoing{send: s, at: time.Now().UnixMilli()})
+	c.lastTime = time.Now().UnixMilli()
+	m.scroll = 0
+	m.sortConvs()
+	return m.sendCmd(c.id, s)
+}
+
+func (m *Model) sendCmd(conv string, s protocol.Send) tea.Cmd {
+	b := m.b
+	return m.call(func(ctx context.Context) tea.Msg {
+		ack, err := b.SendRaw(ctx, s)
+		return sentMsg{conv: conv, id: s.ClientMsgID, ack: ack, err: err}
+	})
+}
+
+// sent applies a Send's answer: stored, refused, or unknown until the
+// connection is back.
+func (m *Model) sent(r sentMsg) {
+	c := m.conv(r.conv)
+	if c == nil {
+		return
+	}
+	i := slices.IndexFunc(c.pending, func(o *outgoing) bool { return o.send.ClientMsgID == r.id })
+	if i < 0 {
+		return
+	}
+	o := c.pending[i]
+	var pe *protocol.Error
+	switch {
+	case r.err == nil:
+		c.pending = slices.Delete(c.pending, i, i+1)
+		m.add(c, protocol.Message{
+			MsgID: r.ack.MsgID, Conv: r.conv, Seq: r.ack.Seq, From: m.me, To: o.send.To, GroupID: o.send.GroupID,
+			ClientMsgID: o.send.ClientMsgID, Body: o.send.Body, ServerTime: r.ack.ServerTime,
+		})
+	case errors.As(r.err, &pe), errors.Is(r.err, client.ErrClosed):
+		o.failed = Plain(r.err)
+		m.fail("not sent: " + o.failed)
+	default:
+		// The connection dropped or the server was slow: the message may
+		// be stored. The same client_msg_id goes out again after the next
+		// login, and the server keeps one copy.
+		o.waiting = true
+		m.fail("not sent yet: it goes out again when the connection is back (/retry sends it now)")
+	}
+}
+
+// resend sends again the pending messages that want it.
+func (m *Model) resend(want func(*outgoing) bool) tea.Cmd {
+	var cmds []tea.Cmd
+	for _, c := range m.convs {
+		for _, o := range c.pending {
+			if want(o) {
+				o.waiting, o.failed = false, ""
+				cmds = append(cmds, m.sendCmd(c.id, o.send))
+			}
+		}
+	}
+	return tea.Batch(cmds...)
+}
+
+// giveUp marks what waits for a reconnect as failed: none will come.
+func (m *Model) giveUp() {
+	for _, c := range m.convs {
+		for _, o := range c.pending {
+			if o.waiting {
+				o.waiting, o.failed = false, "the connection is closed"
+			}
+		}
+	}
+}
+
+// scrollBy moves the chat up (n > 0) or down; at the top it loads the
+// page before.
+func (m *Model) scrollBy(n int) tea.Cmd {
+	if m.panel != nil {
+		m.panelTop = min(max(m.panelTop-n, 0), max(len(m.panel)-m.chatRows(), 0))
+		return nil
+	}
+	c := m.conv(m.current)
+	if c == nil {
+		return nil
+	}
+	m.scroll += n
+	m.clampScroll()
+	if n > 0 && m.scroll >= m.maxScroll() && c.more {
+		return m.loadHistory(c)
+	}
+	return nil
+}
+
+func (m *Model) clampScroll() {
+	m.scroll = min(max(m.scroll, 0), m.maxScroll())
+}
+
+// maxScroll is how far up the loaded lines of the conversation shown go.
+func (m *Model) maxScroll() int {
+	c := m.conv(m.current)
+	if c == nil {
+		return 0
+	}
+	return max(len(m.chatLines(c))-m.chatRows(), 0)
+}
