@@ -4,18 +4,28 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"math"
+	"strconv"
+	"strings"
 
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/storage"
 )
 
-// messageCols are the columns of a message, in scanMessage's order.
-const messageCols = `conv, seq, msg_id, sender, recipient, group_id, client_msg_id, content_type, body, server_time`
+// messageCols are the columns of a message, in scanMessage's order;
+// mCols the same of the shard table aliased m.
+const (
+	messageCols = `conv, seq, msg_id, sender, recipient, group_id, client_msg_id, content_type, body, server_time`
+	mCols       = `m.conv, m.seq, m.msg_id, m.sender, m.recipient, m.group_id, m.client_msg_id, m.content_type, m.body, m.server_time`
+)
 
-// notHidden is a condition on messages m for the user given as its one
-// parameter.
-const notHidden = `NOT EXISTS (SELECT 1 FROM hidden h WHERE h.user_id = ? AND h.conv = m.conv AND h.seq = m.seq)`
+// hiddenJoin joins to each message m the row saying that the user given as
+// its one parameter hid it; a query keeps the messages with `h.seq IS NULL`.
+// (As NOT EXISTS, MariaDB materializes every hidden row of the user first;
+// as an anti-join it looks up one primary key per message.) Messages at or
+// below the user's cleared_seq are excluded by the query itself.
+const hiddenJoin = `LEFT JOIN hidden h ON h.user_id = ? AND h.conv = m.conv AND h.seq = m.seq`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -68,9 +78,9 @@ func (s *Store) After(ctx context.Context, user int64, conv string, afterSeq uin
 	if limit < 1 || afterSeq >= lastSeq {
 		return nil, afterSeq, lastSeq, lastSeq > afterSeq, nil
 	}
-	msgs, err = s.messages(ctx, tx, "sync", limit, `SELECT `+messageCols+` FROM `+s.table(conv)+` m
-		WHERE m.conv = ? AND m.seq > ? AND `+notHidden+` ORDER BY m.seq LIMIT ?`,
-		conv, max(afterSeq, cleared), user, sqlLimit(limit))
+	msgs, err = s.messages(ctx, tx, "sync", limit, `SELECT `+mCols+` FROM `+s.table(conv)+` m `+hiddenJoin+`
+		WHERE m.conv = ? AND m.seq > ? AND h.seq IS NULL ORDER BY m.seq LIMIT ?`,
+		user, conv, max(afterSeq, cleared), sqlLimit(limit))
 	if err != nil {
 		return nil, 0, 0, false, err
 	}
@@ -93,11 +103,11 @@ func (s *Store) Before(ctx context.Context, user int64, conv string, beforeSeq u
 	if below == 0 || below > math.MaxInt64 {
 		below = math.MaxInt64
 	}
-	msgs, err = s.messages(ctx, s.db, "history", limit, `SELECT `+messageCols+` FROM `+s.table(conv)+` m
+	msgs, err = s.messages(ctx, s.db, "history", limit, `SELECT `+mCols+` FROM `+s.table(conv)+` m `+hiddenJoin+`
 		WHERE m.conv = ? AND m.seq < ?
 		AND m.seq > COALESCE((SELECT cleared_seq FROM user_convs WHERE user_id = ? AND conv = ?), 0)
-		AND `+notHidden+` ORDER BY m.seq DESC LIMIT ?`,
-		conv, below, user, conv, user, sqlLimit(limit))
+		AND h.seq IS NULL ORDER BY m.seq DESC LIMIT ?`,
+		user, conv, below, user, conv, sqlLimit(limit))
 	if err != nil {
 		return nil, 0, false, err
 	}
@@ -191,9 +201,14 @@ func (s *Store) Hide(ctx context.Context, user int64, conv string, seqs []uint64
 	})
 }
 
-// Conversations implements storage.Messages: the page from the cursor and
-// conversation tables, then per row its unread count and last visible
-// message from its shard.
+// convsChunk is how many conversations one detail query of Conversations
+// covers.
+const convsChunk = 32
+
+// Conversations implements storage.Messages. It reads one snapshot: the
+// page from the cursor and conversation tables, ordered by the time of the
+// last message and then by id; then, for convsChunk conversations per round
+// trip, each one's unread count and last visible message from its shard.
 func (s *Store) Conversations(ctx context.Context, user int64, limit int) ([]protocol.Conversation, error) {
 	if s.closed.Load() {
 		return nil, storage.ErrClosed
@@ -201,15 +216,22 @@ func (s *Store) Conversations(ctx context.Context, user int64, limit int) ([]pro
 	if limit < 1 {
 		return nil, nil
 	}
-	type row struct {
-		c       protocol.Conversation
-		cleared uint64
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		return nil, s.fail("conversations", err)
 	}
-	var page []row
-	err := s.each(ctx, s.db, "conversations", func(r *sql.Rows) error {
-		var x row
-		err := r.Scan(&x.c.Conv, &x.c.LastSeq, &x.c.AckSeq, &x.cleared)
-		page = append(page, x)
+	defer func() { _ = tx.Rollback() }()
+	var (
+		page    []protocol.Conversation
+		cleared []uint64
+	)
+	err = s.each(ctx, tx, "conversations", func(r *sql.Rows) error {
+		var (
+			c  protocol.Conversation
+			cl uint64
+		)
+		err := r.Scan(&c.Conv, &c.LastSeq, &c.AckSeq, &cl)
+		page, cleared = append(page, c), append(cleared, cl)
 		return err
 	}, `SELECT uc.conv, c.last_seq, uc.ack_seq, uc.cleared_seq
 		FROM user_convs uc JOIN conversations c ON c.conv = uc.conv
@@ -218,24 +240,63 @@ func (s *Store) Conversations(ctx context.Context, user int64, limit int) ([]pro
 	if err != nil {
 		return nil, err
 	}
-	out := make([]protocol.Conversation, 0, len(page))
-	for _, x := range page {
-		c := x.c
-		t := s.table(c.Conv)
-		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+t+` m
-			WHERE m.conv = ? AND m.seq > ? AND m.sender <> ? AND `+notHidden,
-			c.Conv, max(c.AckSeq, x.cleared), user, user).Scan(&c.Unread); err != nil {
-			return nil, s.fail("conversations", err)
+	for lo := 0; lo < len(page); lo += convsChunk {
+		if err := s.convDetails(ctx, tx, user, page[lo:min(lo+convsChunk, len(page))], cleared[lo:]); err != nil {
+			return nil, err
 		}
-		last, err := scanMessage(s.db.QueryRowContext(ctx, `SELECT `+messageCols+` FROM `+t+` m
-			WHERE m.conv = ? AND m.seq > ? AND `+notHidden+` ORDER BY m.seq DESC LIMIT 1`, c.Conv, x.cleared, user))
-		switch {
-		case err == nil:
-			c.Last = &last
-		case !errors.Is(err, sql.ErrNoRows):
-			return nil, s.fail("conversations", err)
-		}
-		out = append(out, c)
 	}
-	return out, nil
+	return page, nil
+}
+
+// convDetails fills in the unread count and last message of each of page,
+// whose cleared seqs are cleared[i], with one UNION ALL over their shards.
+func (s *Store) convDetails(ctx context.Context, tx *sql.Tx, user int64, page []protocol.Conversation, cleared []uint64) error {
+	var (
+		q    strings.Builder
+		args []any
+	)
+	for i, c := range page {
+		if i > 0 {
+			q.WriteString("\nUNION ALL\n")
+		}
+		t := s.table(c.Conv)
+		// i: the row; the unread messages; the newest visible message, or
+		// NULLs (the LEFT JOIN keeps the row when there is none).
+		q.WriteString(`SELECT ` + strconv.Itoa(i) + ` AS i,
+			(SELECT COUNT(*) FROM ` + t + ` m ` + hiddenJoin + `
+				WHERE m.conv = ? AND m.seq > ? AND m.sender <> ? AND h.seq IS NULL) AS unread,
+			l.seq, l.msg_id, l.sender, l.recipient, l.group_id, l.client_msg_id, l.content_type, l.body, l.server_time
+			FROM (SELECT 1 AS one) o LEFT JOIN ` + t + ` l ON l.conv = ? AND l.seq = (
+				SELECT m.seq FROM ` + t + ` m ` + hiddenJoin + `
+				WHERE m.conv = ? AND m.seq > ? AND h.seq IS NULL ORDER BY m.seq DESC LIMIT 1)`)
+		args = append(args, user, c.Conv, max(c.AckSeq, cleared[i]), user,
+			c.Conv, user, c.Conv, cleared[i])
+	}
+	return s.each(ctx, tx, "conversations", func(r *sql.Rows) error {
+		var (
+			i                                        int
+			unread                                   uint64
+			seq                                      sql.Null[uint64]
+			msgID, sender, recipient, groupID, ctype sql.NullInt64
+			stime                                    sql.NullInt64
+			cmid                                     sql.NullString
+			body                                     []byte
+		)
+		if err := r.Scan(&i, &unread, &seq, &msgID, &sender, &recipient, &groupID, &cmid, &ctype, &body, &stime); err != nil {
+			return err
+		}
+		if i < 0 || i >= len(page) {
+			return fmt.Errorf("conversation detail row %d of %d", i, len(page))
+		}
+		c := &page[i]
+		c.Unread = unread
+		if seq.Valid {
+			if body == nil {
+				body = []byte{}
+			}
+			c.Last = &protocol.Message{Conv: c.Conv, Seq: seq.V, MsgID: msgID.Int64, From: sender.Int64, To: recipient.Int64,
+				GroupID: groupID.Int64, ClientMsgID: cmid.String, ContentType: uint16(ctype.Int64), Body: body, ServerTime: stime.Int64}
+		}
+		return nil
+	}, q.String(), args...)
 }

@@ -129,10 +129,29 @@ var migrations = []migration{
 		}
 		return stmts
 	}},
+	// utf8mb4_bin is a PAD SPACE collation: it compares 'x' and 'x ' equal,
+	// so a unique key on it would take "x " for a repeat of "x". The columns
+	// that identify something are bytes, compared exactly as Go compares
+	// strings (and sorted in Go's order, which SearchUsers pages by).
+	{version: 2, name: "exact keys: client_msg_id, name_key, lower_name as bytes", stmts: func(shards int) []string {
+		stmts := []string{
+			`ALTER TABLE message_ids MODIFY client_msg_id VARBINARY(255) NOT NULL`,
+			`ALTER TABLE users MODIFY name_key VARBINARY(512) NOT NULL, MODIFY lower_name VARBINARY(512) NOT NULL`,
+		}
+		for i := range shards {
+			stmts = append(stmts, `ALTER TABLE `+shardTable(i)+` MODIFY client_msg_id VARBINARY(255) NOT NULL DEFAULT ''`)
+		}
+		return stmts
+	}},
 }
 
-// lockName serializes migrations of one database across processes.
-const lockName = "parley_migrate"
+// maxClientMsgID is the longest client message id the schema holds, in bytes.
+const maxClientMsgID = 255
+
+// lockName serializes migrations of one database across processes; the
+// lock is named after the database too (cut to the 64 characters MySQL
+// allows), so databases on one server migrate independently.
+const lockName = "parley_migrate."
 
 // migrate brings the schema up to date and returns the versions applied.
 func migrate(ctx context.Context, db *sql.DB, shards int) ([]int, error) {
@@ -142,10 +161,13 @@ func migrate(ctx context.Context, db *sql.DB, shards int) ([]int, error) {
 	}
 	defer conn.Close()
 	var got sql.NullInt64
-	if err := conn.QueryRowContext(ctx, `SELECT GET_LOCK(CONCAT(DATABASE(), '.', ?), 60)`, lockName).Scan(&got); err != nil || got.Int64 != 1 {
-		return nil, fmt.Errorf("mysql: migration lock: %v (got %v)", err, got)
+	if err := conn.QueryRowContext(ctx, `SELECT GET_LOCK(LEFT(CONCAT(?, DATABASE()), 64), 60)`, lockName).Scan(&got); err != nil {
+		return nil, fmt.Errorf("mysql: migration lock: %w", err)
 	}
-	defer conn.ExecContext(context.Background(), `SELECT RELEASE_LOCK(CONCAT(DATABASE(), '.', ?))`, lockName) //nolint:errcheck
+	if got.Int64 != 1 {
+		return nil, fmt.Errorf("mysql: migration lock: another process held it for 60 s")
+	}
+	defer conn.ExecContext(context.Background(), `SELECT RELEASE_LOCK(LEFT(CONCAT(?, DATABASE()), 64))`, lockName) //nolint:errcheck
 
 	for _, stmt := range []string{
 		`CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -1,15 +1,49 @@
 // Package mysql is the MySQL/MariaDB backend of storage.Store, for a
 // cluster of Parley nodes sharing one database.
 //
-// Messages live in Shards tables, messages_00 … messages_NN, chosen by a
-// hash of the conversation id (shardOf), so one conversation's messages are
-// in one table and sync and history read one index range. Appends are
-// group-committed by one writer goroutine per Store: concurrent Appends
-// share a transaction and multi-row INSERTs. Sequence numbers come from the
-// conversations row, locked FOR UPDATE inside that transaction, so they stay
-// dense even when several nodes append to one conversation at once.
-// Everything else (accounts, cursors, friends, groups, bans) is a short
-// transaction of its own.
+// # Schema
+//
+// Every table is InnoDB, utf8mb4 with the binary collation; columns that
+// identify something (client_msg_id, the username keys) are VARBINARY, so
+// they compare exactly as Go compares strings (utf8mb4_bin pads with spaces:
+// it takes "x " for "x"). Bodies are bytes (MEDIUMBLOB), times Unix ms.
+//
+//	schema_migrations  version → applied; steps in migrate.go, run at Open
+//	meta               'shards' → the shard count the database was made with
+//	users              id, username, name_key (storage.FoldName, unique),
+//	                   lower_name (SearchUsers), profile columns
+//	tokens             hash → user, expiry
+//	conversations      conv → last_seq, last_time: the row every Append of
+//	                   the conversation locks, and the Conversations order
+//	messages_00 … NN   (conv, seq) → the message; one table per shard
+//	message_ids        (sender, client_msg_id) → conv, seq: dedupe across shards
+//	user_convs         (user, conv) → ack_seq, cleared_seq: membership and cursor
+//	hidden             (user, conv, seq): messages one user hid
+//	friends, friend_requests, chat_groups, group_members, bans
+//
+// A conversation's messages live in messages_NN, NN = FNV-1a 32 of its id
+// modulo the shard count (shardOf), so sync and history read one range of
+// one primary key. The shard count is fixed when the database is created;
+// Open refuses another (ErrShardCount).
+//
+// # Writes
+//
+// Appends are group-committed by one writer goroutine per Store (writer.go):
+// concurrent Appends share a transaction and multi-row INSERTs. Sequence
+// numbers come from the conversations rows, locked FOR UPDATE inside that
+// transaction, so they stay dense even when several nodes append to one
+// conversation at once. Everything else (accounts, cursors, friends,
+// groups, bans) is a short transaction of its own; a deadlock is retried.
+//
+// Lock order, where a transaction holds more than one row lock:
+//
+//	Append batch     conversations rows, by conv id
+//	group membership chat_groups row, then the group's conversations row
+//	friend request   both users rows, by id
+//
+// Durability is the server's: an acknowledged Append survives a crash of
+// the database machine only with innodb_flush_log_at_trx_commit = 1 (the
+// default); Open logs a warning otherwise.
 package mysql
 
 import (
@@ -19,6 +53,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,7 +66,8 @@ import (
 // Config configures Open. Zero values are documented per field.
 type Config struct {
 	// DSN is a go-sql-driver/mysql data source name,
-	// user:pass@tcp(host:port)/db. Open sets parseTime and utf8mb4.
+	// user:pass@tcp(host:port)/db; it must name the database. Open sets
+	// parseTime and utf8mb4 itself. Required.
 	DSN string
 	// Shards is the number of message tables; fixed when the database is
 	// created (Open refuses another count). Default 16, at most 256.
@@ -39,6 +75,8 @@ type Config struct {
 	// Hook receives committed messages; may be nil.
 	Hook storage.CommitHook
 	// MaxBatch bounds the Appends of one group commit. Default 256.
+	// (The rows of a batch are inserted in statements of at most ~1 MiB of
+	// bodies, so a batch never meets max_allowed_packet.)
 	MaxBatch int
 	// MaxOpenConns bounds the connection pool. Default 16.
 	MaxOpenConns int
@@ -109,6 +147,9 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: DSN: %v", ErrConfig, err)
 	}
+	if dc.DBName == "" {
+		return nil, fmt.Errorf("%w: DSN names no database", ErrConfig)
+	}
 	dc.ParseTime = true
 	dc.Collation = "utf8mb4_bin"
 	dc.MultiStatements = false
@@ -133,9 +174,26 @@ func Open(cfg Config) (*Store, error) {
 	if len(applied) > 0 {
 		cfg.Logger.Info("mysql: schema migrated", "versions", applied, "shards", cfg.Shards)
 	}
+	warnDurability(ctx, db, cfg.Logger)
 	s.w = newWriter(s, cfg.Hook, cfg.MaxBatch)
 	go s.w.run()
 	return s, nil
+}
+
+// warnDurability logs a warning when the server does not flush its log at
+// each commit: Append promises that an acknowledged message survives a crash
+// of the database machine, which only innodb_flush_log_at_trx_commit = 1
+// (the default) keeps.
+func warnDurability(ctx context.Context, db *sql.DB, log *slog.Logger) {
+	var flush sql.NullInt64
+	if err := db.QueryRowContext(ctx, `SELECT @@innodb_flush_log_at_trx_commit`).Scan(&flush); err != nil {
+		log.Warn("mysql: cannot read innodb_flush_log_at_trx_commit", "err", err)
+		return
+	}
+	if flush.Int64 != 1 {
+		log.Warn("mysql: innodb_flush_log_at_trx_commit is not 1: acknowledged messages may be lost if the database machine crashes",
+			"innodb_flush_log_at_trx_commit", flush.Int64)
+	}
 }
 
 // Close implements storage.Store: queued Appends are committed first.
@@ -168,10 +226,24 @@ func (s *Store) fail(what string, err error) error {
 	return fmt.Errorf("mysql: %s: %w", what, err)
 }
 
+// Server error numbers the store acts on.
+const (
+	errDupEntry        = 1062 // ER_DUP_ENTRY
+	errLockWaitTimeout = 1205 // ER_LOCK_WAIT_TIMEOUT
+	errLockDeadlock    = 1213 // ER_LOCK_DEADLOCK
+)
+
 // isDuplicate reports a unique-key violation.
 func isDuplicate(err error) bool {
 	var me *driver.MySQLError
-	return errors.As(err, &me) && me.Number == 1062
+	return errors.As(err, &me) && me.Number == errDupEntry
+}
+
+// isDeadlock reports a transaction the server rolled back to break a lock
+// cycle or a lock wait; running it again is safe.
+func isDeadlock(err error) bool {
+	var me *driver.MySQLError
+	return errors.As(err, &me) && (me.Number == errLockDeadlock || me.Number == errLockWaitTimeout)
 }
 
 // tx runs fn in a transaction, retrying a deadlock or lock timeout a few
@@ -183,8 +255,7 @@ func (s *Store) tx(ctx context.Context, what string, fn func(tx *sql.Tx) error) 
 	}
 	for attempt := 0; ; attempt++ {
 		err := s.tryTx(ctx, fn)
-		var me *driver.MySQLError
-		if attempt < 3 && errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205) {
+		if attempt < 3 && isDeadlock(err) {
 			continue
 		}
 		if err == nil || isDomain(err) {
@@ -258,8 +329,8 @@ func (s *Store) each(ctx context.Context, q querier, what string, scan func(*sql
 func (s *Store) CreateUser(ctx context.Context, username string, passHash []byte) (storage.User, error) {
 	u := storage.User{Username: username, PassHash: append([]byte(nil), passHash...), Created: time.UnixMilli(time.Now().UnixMilli())}
 	err := s.tx(ctx, "create user", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO users (username, name_key, lower_name, pass_hash, created) VALUES (?, ?, LOWER(?), ?, ?)`,
-			username, storage.FoldName(username), username, u.PassHash, u.Created.UnixMilli())
+		res, err := tx.ExecContext(ctx, `INSERT INTO users (username, name_key, lower_name, pass_hash, created) VALUES (?, ?, ?, ?, ?)`,
+			username, storage.FoldName(username), strings.ToLower(username), u.PassHash, u.Created.UnixMilli())
 		if isDuplicate(err) {
 			return storage.ErrUsernameTaken
 		}

@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -82,14 +83,21 @@ func (s *Store) SearchUsers(ctx context.Context, prefix, after string, limit int
 func (s *Store) RequestFriend(ctx context.Context, from, to int64, note string, now time.Time) (mutual bool, err error) {
 	err = s.tx(ctx, "friend request", func(tx *sql.Tx) error {
 		mutual = false
-		// Lock both users' rows in id order, so crossed requests serialize.
-		var locked int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT id FROM users WHERE id IN (?, ?) ORDER BY id FOR UPDATE) x`,
-			from, to).Scan(&locked); err != nil {
+		// Lock both users' rows in id order, so that crossed requests
+		// (from two nodes at once) serialize: the second sees the first's
+		// request and makes the two friends.
+		found := false
+		err := s.each(ctx, tx, "friend request", func(r *sql.Rows) error {
+			var id int64
+			err := r.Scan(&id)
+			found = found || id == to
+			return err
+		}, `SELECT id FROM users WHERE id IN (?, ?) ORDER BY id FOR UPDATE`, from, to)
+		if err != nil {
 			return err
 		}
-		if ok, err := exists(ctx, tx, `SELECT 1 FROM users WHERE id = ?`, to); err != nil || !ok {
-			return orNotFound(err)
+		if !found {
+			return storage.ErrNotFound
 		}
 		if ok, err := exists(ctx, tx, `SELECT 1 FROM friends WHERE user_id = ? AND friend_id = ?`, from, to); err != nil || ok {
 			return orDomain(err, storage.ErrAlreadyFriends)
@@ -202,8 +210,8 @@ func (s *Store) AreFriends(ctx context.Context, a, b int64) (bool, error) {
 func join(ctx context.Context, tx *sql.Tx, group, user int64, now time.Time) error {
 	conv := protocol.GroupConv(group)
 	var last uint64
-	err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT last_seq FROM conversations WHERE conv = ? FOR UPDATE), 0)`, conv).Scan(&last)
-	if err != nil {
+	err := tx.QueryRowContext(ctx, `SELECT last_seq FROM conversations WHERE conv = ? FOR UPDATE`, conv).Scan(&last)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO group_members (group_id, user_id, joined) VALUES (?, ?, ?)`, group, user, now.UnixMilli()); err != nil {

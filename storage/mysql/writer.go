@@ -5,12 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	driver "github.com/go-sql-driver/mysql"
 
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/storage"
@@ -24,12 +24,28 @@ import (
 // (so two nodes never lock two conversations in opposite orders), reads
 // their last sequences, assigns the next ones, writes the messages with one
 // multi-row INSERT per shard table, and commits. Then it passes the new
-// messages to the commit hook, in order, and answers the callers. A failed
-// batch fails every request in it and stores nothing; a deadlock with
-// another node is retried.
+// messages to the commit hook, in order, and answers the callers.
+//
+// A failed batch fails every request in it and stores nothing, and the
+// writer goes on with the next one: database/sql replaces a broken
+// connection, so the store recovers by itself once the server is back. Two
+// failures are retried whole, since the transaction was rolled back and
+// running it again is safe: a deadlock with another node, and a
+// client_msg_id that another node stored at the same time in another
+// conversation (the retry finds it and answers dup). A connection lost
+// mid-batch is not retried: the commit may or may not have happened, so the
+// callers get the error and resend (with a client_msg_id, idempotently).
 
 // batchTimeout bounds one batch transaction.
 const batchTimeout = 20 * time.Second
+
+// Limits of one multi-row INSERT: rows well under the 65,535 placeholders of
+// a prepared statement, and bodies well inside max_allowed_packet (16 MiB by
+// default on MariaDB, 4 MiB on old MySQL) even escaped to twice their size.
+const (
+	maxInsertRows  = 1000
+	maxInsertBytes = 1 << 20
+)
 
 type appendReq struct {
 	ctx    context.Context
@@ -42,10 +58,19 @@ type appendReq struct {
 	err    error
 }
 
+// maxKnownConvs bounds the writer's set of conversations known to have a
+// row; past it the set is emptied and refills as batches commit.
+const maxKnownConvs = 1 << 16
+
 type writer struct {
 	s        *Store
 	hook     storage.CommitHook
 	maxBatch int
+
+	// known holds conversations whose conversations row exists (rows are
+	// never deleted), so a batch locks them without creating them first.
+	// Owned by the run goroutine.
+	known map[string]struct{}
 
 	mu     sync.RWMutex // guards closed and the sends on reqs
 	closed bool
@@ -54,7 +79,8 @@ type writer struct {
 }
 
 func newWriter(s *Store, hook storage.CommitHook, maxBatch int) *writer {
-	return &writer{s: s, hook: hook, maxBatch: maxBatch, reqs: make(chan *appendReq, maxBatch), done: make(chan struct{})}
+	return &writer{s: s, hook: hook, maxBatch: maxBatch, known: make(map[string]struct{}),
+		reqs: make(chan *appendReq, maxBatch), done: make(chan struct{})}
 }
 
 // Append implements storage.Messages.
@@ -68,6 +94,10 @@ func (s *Store) Append(ctx context.Context, m *protocol.Message) (protocol.Messa
 	parsed, ok := protocol.ParseConv(m.Conv)
 	if !ok {
 		return protocol.Message{}, false, fmt.Errorf("mysql: append: invalid conversation id %q", m.Conv)
+	}
+	if len(m.ClientMsgID) > maxClientMsgID {
+		// Checked here so that it fails this call, not the whole batch.
+		return protocol.Message{}, false, fmt.Errorf("mysql: append: client_msg_id longer than %d bytes", maxClientMsgID)
 	}
 	r := &appendReq{ctx: ctx, m: *m, parsed: parsed, done: make(chan struct{})}
 	r.m.Seq = 0
@@ -154,8 +184,8 @@ func (w *writer) commit(batch []*appendReq) {
 	var err error
 	for attempt := 0; ; attempt++ {
 		stored, err = w.store(live)
-		var me *driver.MySQLError
-		if err != nil && attempt < 3 && errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205) {
+		if err != nil && attempt < 3 && (isDeadlock(err) || isDuplicate(err)) {
+			w.s.log.Debug("mysql: append batch retried", "appends", len(live), "err", err)
 			continue
 		}
 		break
@@ -168,6 +198,9 @@ func (w *writer) commit(batch []*appendReq) {
 			close(r.done)
 		}
 		return
+	}
+	if w.s.log.Enabled(context.Background(), slog.LevelDebug) {
+		w.s.log.Debug("mysql: append batch committed", "appends", len(live), "messages", len(stored))
 	}
 	if w.hook != nil && len(stored) > 0 {
 		w.hook(stored)
@@ -193,9 +226,15 @@ func (w *writer) store(reqs []*appendReq) ([]protocol.Message, error) {
 	}
 	defer func() { _ = tx.Rollback() }()
 
-	last, err := lockConvs(ctx, tx, reqs)
+	last, err := w.lockConvs(ctx, tx, reqs)
 	if err != nil {
 		return nil, err
+	}
+	// A direct conversation gets its membership rows with its first
+	// message; they are never deleted.
+	fresh := map[string]bool{}
+	for c, seq := range last {
+		fresh[c] = seq == 0
 	}
 	prev, err := w.findDups(ctx, tx, reqs)
 	if err != nil {
@@ -204,7 +243,6 @@ func (w *writer) store(reqs []*appendReq) ([]protocol.Message, error) {
 	var (
 		stored  []protocol.Message
 		inBatch = map[dupKey]int{} // → index in stored
-		shards  = map[string][]*protocol.Message{}
 		times   = map[string]int64{}
 	)
 	for _, r := range reqs {
@@ -228,23 +266,30 @@ func (w *writer) store(reqs []*appendReq) ([]protocol.Message, error) {
 		r.stored = m
 		stored = append(stored, m)
 	}
+	shards := make([][]*protocol.Message, w.s.shards)
 	for i := range stored {
-		t := w.s.table(stored[i].Conv)
-		shards[t] = append(shards[t], &stored[i])
+		n := shardOf(stored[i].Conv, w.s.shards)
+		shards[n] = append(shards[n], &stored[i])
 	}
-	for t, msgs := range shards {
-		if err := insertMessages(ctx, tx, t, msgs); err != nil {
+	for n, msgs := range shards {
+		if err := insertMessages(ctx, tx, shardTable(n), msgs); err != nil {
 			return nil, err
 		}
 	}
 	if err := insertIDs(ctx, tx, stored); err != nil {
 		return nil, err
 	}
-	if err := updateConvs(ctx, tx, reqs, last, times); err != nil {
+	if err := updateConvs(ctx, tx, reqs, last, times, fresh); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
+	}
+	if len(w.known)+len(last) > maxKnownConvs {
+		clear(w.known)
+	}
+	for c := range last {
+		w.known[c] = struct{}{}
 	}
 	return stored, nil
 }
@@ -254,25 +299,71 @@ func placeholders(n int, tuple string) string {
 	return strings.TrimSuffix(strings.Repeat(tuple+",", n), ",")
 }
 
-// lockConvs creates missing conversation rows and locks every row of the
-// batch, in id order, and returns their last sequences.
-func lockConvs(ctx context.Context, tx *sql.Tx, reqs []*appendReq) (map[string]uint64, error) {
-	var convs []string
+// lockConvs locks the conversations rows of the batch in id order, creating
+// those not known to exist, and returns their last sequences. In the steady
+// state that is one locking read.
+func (w *writer) lockConvs(ctx context.Context, tx *sql.Tx, reqs []*appendReq) (map[string]uint64, error) {
+	var convs, unknown []string
 	for _, r := range reqs {
 		convs = append(convs, r.m.Conv)
 	}
 	slices.Sort(convs)
 	convs = slices.Compact(convs)
-	args := make([]any, len(convs))
-	for i, c := range convs {
-		args[i] = c
+	for _, c := range convs {
+		if _, ok := w.known[c]; !ok {
+			unknown = append(unknown, c)
+		}
+	}
+	if err := createConvs(ctx, tx, unknown); err != nil {
+		return nil, err
+	}
+	last, err := selectConvs(ctx, tx, convs)
+	if err != nil {
+		return nil, err
+	}
+	if len(last) == len(convs) {
+		return last, nil
+	}
+	// A row known to exist is gone (the tables were emptied under us).
+	var missing []string
+	for _, c := range convs {
+		if _, ok := last[c]; !ok {
+			missing = append(missing, c)
+			delete(w.known, c)
+		}
+	}
+	if err := createConvs(ctx, tx, missing); err != nil {
+		return nil, err
+	}
+	more, err := selectConvs(ctx, tx, missing)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(last, more)
+	if len(last) != len(convs) {
+		return nil, fmt.Errorf("lock conversations: %d rows for %d conversations", len(last), len(convs))
+	}
+	return last, nil
+}
+
+// createConvs creates the conversations rows of convs (sorted) that do not
+// exist, and locks them.
+func createConvs(ctx context.Context, tx *sql.Tx, convs []string) error {
+	if len(convs) == 0 {
+		return nil
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (conv, last_seq, last_time) VALUES `+
-		placeholders(len(convs), "(?, 0, 0)")+` ON DUPLICATE KEY UPDATE conv = conv`, args...); err != nil {
-		return nil, fmt.Errorf("create conversations: %w", err)
+		placeholders(len(convs), "(?, 0, 0)")+` ON DUPLICATE KEY UPDATE conv = conv`, anys(convs)...); err != nil {
+		return fmt.Errorf("create conversations: %w", err)
 	}
+	return nil
+}
+
+// selectConvs locks the conversations rows of convs (sorted) and returns
+// their last sequences.
+func selectConvs(ctx context.Context, tx *sql.Tx, convs []string) (map[string]uint64, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT conv, last_seq FROM conversations WHERE conv IN (`+
-		placeholders(len(convs), "?")+`) ORDER BY conv FOR UPDATE`, args...)
+		placeholders(len(convs), "?")+`) ORDER BY conv FOR UPDATE`, anys(convs)...)
 	if err != nil {
 		return nil, fmt.Errorf("lock conversations: %w", err)
 	}
@@ -289,6 +380,14 @@ func lockConvs(ctx context.Context, tx *sql.Tx, reqs []*appendReq) (map[string]u
 		last[c] = seq
 	}
 	return last, rows.Err()
+}
+
+func anys[T any](xs []T) []any {
+	out := make([]any, len(xs))
+	for i, x := range xs {
+		out[i] = x
+	}
+	return out
 }
 
 // findDups returns the stored messages that requests of the batch repeat.
@@ -336,40 +435,61 @@ func (w *writer) findDups(ctx context.Context, tx *sql.Tx, reqs []*appendReq) (m
 	return out, nil
 }
 
+// insertMessages writes msgs to one shard table, in statements within the
+// INSERT limits.
 func insertMessages(ctx context.Context, tx *sql.Tx, table string, msgs []*protocol.Message) error {
-	args := make([]any, 0, len(msgs)*10)
-	for _, m := range msgs {
-		args = append(args, m.Conv, m.Seq, m.MsgID, m.From, m.To, m.GroupID, m.ClientMsgID, m.ContentType, m.Body, m.ServerTime)
-	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (`+messageCols+`) VALUES `+
-		placeholders(len(msgs), "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), args...)
-	if err != nil {
-		return fmt.Errorf("insert messages: %w", err)
+	for len(msgs) > 0 {
+		n, size := 0, 0
+		for n < len(msgs) && n < maxInsertRows && (n == 0 || size+len(msgs[n].Body) <= maxInsertBytes) {
+			size += len(msgs[n].Body)
+			n++
+		}
+		args := make([]any, 0, n*10)
+		for _, m := range msgs[:n] {
+			args = append(args, m.Conv, m.Seq, m.MsgID, m.From, m.To, m.GroupID, m.ClientMsgID, m.ContentType, m.Body, m.ServerTime)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (`+messageCols+`) VALUES `+
+			placeholders(n, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), args...); err != nil {
+			return fmt.Errorf("insert messages: %w", err)
+		}
+		msgs = msgs[n:]
 	}
 	return nil
 }
 
+// insertIDs records the client message ids of msgs for dedupe.
 func insertIDs(ctx context.Context, tx *sql.Tx, msgs []protocol.Message) error {
 	var args []any
-	for _, m := range msgs {
-		if m.ClientMsgID != "" {
-			args = append(args, m.From, m.ClientMsgID, m.Conv, m.Seq)
+	flush := func() error {
+		if len(args) == 0 {
+			return nil
 		}
-	}
-	if len(args) == 0 {
+		_, err := tx.ExecContext(ctx, `INSERT INTO message_ids (sender, client_msg_id, conv, seq) VALUES `+
+			placeholders(len(args)/4, "(?, ?, ?, ?)"), args...)
+		args = args[:0]
+		if err != nil {
+			return fmt.Errorf("insert message ids: %w", err)
+		}
 		return nil
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO message_ids (sender, client_msg_id, conv, seq) VALUES `+
-		placeholders(len(args)/4, "(?, ?, ?, ?)"), args...)
-	if err != nil {
-		return fmt.Errorf("insert message ids: %w", err)
+	for _, m := range msgs {
+		if m.ClientMsgID == "" {
+			continue
+		}
+		args = append(args, m.From, m.ClientMsgID, m.Conv, m.Seq)
+		if len(args) == 4*maxInsertRows {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 	}
-	return nil
+	return flush()
 }
 
 // updateConvs writes the conversations' new last seq and time, and the
-// membership rows of direct conversations' users.
-func updateConvs(ctx context.Context, tx *sql.Tx, reqs []*appendReq, last map[string]uint64, times map[string]int64) error {
+// membership rows of the users of direct conversations that were fresh
+// (without messages) before the batch.
+func updateConvs(ctx context.Context, tx *sql.Tx, reqs []*appendReq, last map[string]uint64, times map[string]int64, fresh map[string]bool) error {
 	var convArgs, memberArgs []any
 	seen := map[string]bool{}
 	for _, r := range reqs {
@@ -380,7 +500,7 @@ func updateConvs(ctx context.Context, tx *sql.Tx, reqs []*appendReq, last map[st
 		}
 		seen[c] = true
 		convArgs = append(convArgs, c, last[c], t)
-		if r.parsed.Kind == protocol.ConvDirect {
+		if r.parsed.Kind == protocol.ConvDirect && fresh[c] {
 			memberArgs = append(memberArgs, r.parsed.A, c, r.parsed.B, c)
 		}
 	}
