@@ -36,7 +36,7 @@ build:
 
 # The standard load test: a parleyd on a fresh embedded store (cheap bcrypt,
 # no per-connection rate limit, metrics on), then the echo baseline, p2p,
-# a 1,000-member group and 5,000 held connections. Results, with charts,
+# a 1,000-member group and 15,000 held connections. Results, with charts,
 # in bench-results/ (docs/benchmarks.md explains them).
 BENCH_ADDR ?= 127.0.0.1:7480
 BENCH_METRICS ?= 127.0.0.1:7481
@@ -45,8 +45,8 @@ bench: build
 	bin/parleyd --listen $(BENCH_ADDR) --data-dir bench-results/data --metrics-listen $(BENCH_METRICS) \
 	  --bcrypt-cost 4 --rate-limit -1 --log-level warn & pid=$$!; sleep 1; \
 	bin/parley-bench --addr $(BENCH_ADDR) --metrics http://$(BENCH_METRICS) --duration 10s \
-	  --pairs 50 --members 1000 --senders 2 --window 4 --conns 5000 \
-	  --json bench-results/report.json --html bench-results/report.html p2p group conns; \
+	  --conns 15000 --parallel 128 --pairs 50 --window 16 --members 1000 --senders 2 --group-window 4 \
+	  --json bench-results/report.json --html bench-results/report.html conns baseline p2p group; \
 	status=$$?; kill $$pid; wait $$pid; exit $$status
 
 lint:

@@ -1,7 +1,15 @@
 // Package bench is the load-test harness behind parley-bench: scenarios
-// that drive a Parley server over raw protocol connections (conns, p2p,
-// group), a raw length-prefixed echo baseline over gnet measured the same
-// way, and the report (table, JSON, HTML chart).
+// that drive a Parley server over raw protocol connections (p2p, group,
+// conns; a cluster's nodes are the same scenarios over several addresses),
+// a raw length-prefixed echo baseline over gnet driven like p2p, an
+// embedded server for self-contained runs, and the report (table, JSON,
+// HTML charts).
+//
+// Connections come in two kinds. A conn has a reader goroutine and
+// answers calls; the senders use them. A holder keeps connections on a few
+// gnet event loops, for the many that mostly wait or read: the held
+// connections of conns and the receivers of group. Frames are built and
+// parsed with package protocol.
 package bench
 
 import (
@@ -11,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +29,9 @@ import (
 
 // Password is the password of every user a scenario registers.
 const Password = "bench-password"
+
+// maxFrame is the largest frame the bench accepts from a server.
+const maxFrame = 16 << 20
 
 // sources spreads connections over source addresses in 127.0.0.0/8, so a
 // run is not bound by one address's ephemeral ports.
@@ -51,9 +63,11 @@ type conn struct {
 	mu      sync.Mutex
 	waiting map[uint32]chan frame
 	loginID uint32 // the Login or Register waiting for its answer
-	onFrame func(h protocol.Header, body []byte)
-	done    chan struct{}
-	err     error
+	// heartbeat is the ping interval the server announced at login.
+	heartbeat time.Duration
+	onFrame   func(h protocol.Header, body []byte)
+	done      chan struct{}
+	err       error
 }
 
 type frame struct {
@@ -66,19 +80,25 @@ func newConn(ctx context.Context, addr string, onFrame func(protocol.Header, []b
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{c: nc, w: bufio.NewWriterSize(nc, 16<<10), waiting: map[uint32]chan frame{}, onFrame: onFrame, done: make(chan struct{})}
+	c := &conn{c: nc, w: bufio.NewWriterSize(nc, 8<<10), waiting: map[uint32]chan frame{}, onFrame: onFrame, done: make(chan struct{})}
 	go c.read()
 	return c, nil
 }
 
+// read decodes frames as they arrive; it reads straight into one buffer
+// that grows only as far as the largest frame needs.
 func (c *conn) read() {
 	defer close(c.done)
-	r := bufio.NewReaderSize(c.c, 64<<10)
-	var buf []byte
-	chunk := make([]byte, 32<<10)
+	buf := make([]byte, 0, 8<<10)
 	for {
+		if cap(buf)-len(buf) < 2<<10 {
+			buf = append(make([]byte, 0, 2*cap(buf)), buf...)
+		}
+		k, rerr := c.c.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
+		off := 0
 		for {
-			h, body, n, err := protocol.Decode(buf, 16<<20)
+			h, body, n, err := protocol.Decode(buf[off:], maxFrame)
 			if errors.Is(err, protocol.ErrIncomplete) {
 				break
 			}
@@ -86,31 +106,34 @@ func (c *conn) read() {
 				c.fail(err)
 				return
 			}
-			c.mu.Lock()
-			if h.Type == protocol.TypeRedirect && h.RequestID == 0 {
-				h.RequestID = c.loginID // a Redirect answers the login
-			}
-			ch := c.waiting[h.RequestID]
-			if ch != nil && h.RequestID != 0 && h.Type != protocol.TypePush {
-				delete(c.waiting, h.RequestID)
-			}
-			c.mu.Unlock()
-			if ch != nil && h.RequestID != 0 && h.Type != protocol.TypePush {
-				ch <- frame{h: h, body: append([]byte(nil), body...)}
-			} else if c.onFrame != nil {
-				c.onFrame(h, body)
-			}
-			buf = buf[n:]
+			off += n
+			c.dispatch(h, body)
 		}
-		if len(buf) == 0 {
-			buf = nil
-		}
-		k, err := r.Read(chunk)
-		buf = append(buf, chunk[:k]...)
-		if err != nil {
-			c.fail(err)
+		buf = buf[:copy(buf, buf[off:])]
+		if rerr != nil {
+			c.fail(rerr)
 			return
 		}
+	}
+}
+
+// dispatch hands an answer to the call waiting for it and any other frame
+// to onFrame. body is valid only during the call.
+func (c *conn) dispatch(h protocol.Header, body []byte) {
+	reply := h.RequestID != 0 && h.Type != protocol.TypePush
+	c.mu.Lock()
+	if h.Type == protocol.TypeRedirect && h.RequestID == 0 {
+		h.RequestID, reply = c.loginID, true // a Redirect answers the login
+	}
+	ch := c.waiting[h.RequestID]
+	if ch != nil && reply {
+		delete(c.waiting, h.RequestID)
+	}
+	c.mu.Unlock()
+	if ch != nil && reply {
+		ch <- frame{h: h, body: append([]byte(nil), body...)}
+	} else if c.onFrame != nil {
+		c.onFrame(h, body)
 	}
 }
 
@@ -218,6 +241,7 @@ func (c *conn) login(ctx context.Context, name string) (int64, error) {
 	if errors.As(err, &pe) && pe.Code == protocol.CodeUsernameTaken {
 		err = c.call(ctx, protocol.TypeLogin, &protocol.Login{Username: name, Password: Password}, &ok)
 	}
+	c.heartbeat = time.Duration(ok.Heartbeat) * time.Millisecond
 	return ok.UserID, err
 }
 
@@ -242,4 +266,108 @@ func connectUser(ctx context.Context, addr, name string, onFrame func(protocol.H
 		}
 		return c, id, nil
 	}
+}
+
+// connSet is the connections a scenario opened, closed together at its end.
+type connSet struct {
+	mu    sync.Mutex
+	conns []*conn
+}
+
+func newConnSet() *connSet { return &connSet{} }
+
+// connect is connectUser, keeping the connection in the set.
+func (s *connSet) connect(ctx context.Context, addr, name string, onFrame func(protocol.Header, []byte)) (*conn, int64, error) {
+	c, id, err := connectUser(ctx, addr, name, onFrame)
+	if err == nil {
+		s.mu.Lock()
+		s.conns = append(s.conns, c)
+		s.mu.Unlock()
+	}
+	return c, id, err
+}
+
+// keepAlive pings every connection of the set, and those held, once per
+// the shortest heartbeat interval the server announced (the server closes
+// a connection silent for three), until the returned stop is called.
+// Receivers send nothing else.
+func (s *connSet) keepAlive(held []*heldConn) (stop func()) {
+	s.mu.Lock()
+	conns := slices.Clone(s.conns)
+	s.mu.Unlock()
+	every := time.Duration(0)
+	for _, c := range conns {
+		if c.heartbeat > 0 && (every == 0 || c.heartbeat < every) {
+			every = c.heartbeat
+		}
+	}
+	for _, hc := range held {
+		if hc.heartbeat > 0 && (every == 0 || hc.heartbeat < every) {
+			every = hc.heartbeat
+		}
+	}
+	if every == 0 {
+		every = 10 * time.Second
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			for _, c := range conns {
+				_, _ = c.send(protocol.TypePing, &protocol.Ping{}, true)
+			}
+			for _, hc := range held {
+				_, _ = hc.ping()
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+func (s *connSet) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		c.close()
+	}
+	s.conns = nil
+}
+
+// forEach runs f for 0..n-1, parallel at a time (32 if 0), and returns
+// the first error with the count of them.
+func forEach(n, parallel int, f func(i int) error) error {
+	if parallel <= 0 {
+		parallel = 32
+	}
+	sem := make(chan struct{}, parallel)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := f(i); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d of %d failed, the first: %w", len(errs), n, errs[0])
 }

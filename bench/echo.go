@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"github.com/panjf2000/gnet/v2/pkg/logging"
 )
 
 // The baseline: a minimal length-prefixed echo server on gnet (a 4-byte
@@ -53,7 +55,8 @@ func StartEcho(addr string, loops int) (stop func(), err error) {
 	s := &echoServer{booted: make(chan struct{})}
 	errc := make(chan error, 1)
 	go func() {
-		errc <- gnet.Run(s, "tcp://"+addr, gnet.WithMulticore(true), gnet.WithNumEventLoop(loops), gnet.WithReusePort(true))
+		errc <- gnet.Run(s, "tcp://"+addr, gnet.WithMulticore(true), gnet.WithNumEventLoop(loops), gnet.WithReusePort(true),
+			gnet.WithLogLevel(logging.ErrorLevel))
 	}()
 	select {
 	case <-s.booted:
@@ -97,14 +100,14 @@ func Echo(ctx context.Context, o P2POptions) (Result, error) {
 			head := make([]byte, 4)
 			body := make([]byte, 1<<16)
 			for {
-				if _, err := ioReadFull(r, head); err != nil {
+				if _, err := io.ReadFull(r, head); err != nil {
 					return
 				}
 				n := int(binary.BigEndian.Uint32(head))
 				if n > len(body) {
 					body = make([]byte, n)
 				}
-				if _, err := ioReadFull(r, body[:n]); err != nil {
+				if _, err := io.ReadFull(r, body[:n]); err != nil {
 					return
 				}
 				if live.Load() {
@@ -151,19 +154,4 @@ func Echo(ctx context.Context, o P2POptions) (Result, error) {
 		res.Failures = map[string]int{"stalled": int(n)}
 	}
 	return res, nil
-}
-
-func ioReadFull(r *bufio.Reader, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		k, err := r.Read(b[n:])
-		n += k
-		if err != nil {
-			if n == len(b) {
-				return n, nil
-			}
-			return n, err
-		}
-	}
-	return n, nil
 }

@@ -1,28 +1,38 @@
 package bench
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 )
 
-// Latency records durations in microseconds, 1µs to 60s, 3 significant
-// digits, over the whole run and per second.
+// Latency records durations in microseconds, 1µs to 60s, with 3
+// significant digits (an HDR histogram), over the whole run and per
+// second. It is safe for concurrent use.
 type Latency struct {
 	mu     sync.Mutex
 	all    *hdrhistogram.Histogram
 	second *hdrhistogram.Histogram
 }
 
-func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, 60_000_000, 3) }
+// Histogram bounds, in microseconds. Longer durations are recorded as the
+// highest; shorter as 1µs.
+const (
+	histLowest  = 1
+	histHighest = 60_000_000
+	histDigits  = 3
+)
+
+func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(histLowest, histHighest, histDigits) }
 
 // NewLatency returns an empty recorder.
 func NewLatency() *Latency { return &Latency{all: newHist(), second: newHist()} }
 
 // Record adds one duration.
 func (l *Latency) Record(d time.Duration) {
-	us := max(d.Microseconds(), 1)
+	us := min(max(d.Microseconds(), histLowest), histHighest)
 	l.mu.Lock()
 	_ = l.all.RecordValue(us)
 	_ = l.second.RecordValue(us)
@@ -54,6 +64,39 @@ func (l *Latency) Total() Percentiles {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return percentiles(l.all)
+}
+
+// Encoded is the whole run's histogram in the HdrHistogram compressed
+// format (base64), for merging the results of several processes.
+func (l *Latency) Encoded() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, err := l.all.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// MergeEncoded adds histograms in the Encoded format into one and returns
+// its percentiles and encoding.
+func MergeEncoded(encoded ...string) (Percentiles, string, error) {
+	sum := newHist()
+	for _, e := range encoded {
+		if e == "" {
+			continue
+		}
+		h, err := hdrhistogram.Decode([]byte(e))
+		if err != nil {
+			return Percentiles{}, "", fmt.Errorf("bench: decode histogram: %w", err)
+		}
+		sum.Merge(h)
+	}
+	b, err := sum.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+	if err != nil {
+		return Percentiles{}, "", err
+	}
+	return percentiles(sum), string(b), nil
 }
 
 // cut returns the percentiles of the second that ends and starts the next.

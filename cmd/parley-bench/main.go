@@ -1,20 +1,31 @@
 // Command parley-bench load-tests a Parley server and reports throughput
-// and latency as ratios of a raw echo baseline measured in the same run.
+// and latency, with 1:1 delivery as a ratio of a raw echo baseline
+// measured in the same run.
 //
-//	parley-bench [flags] p2p group conns
+//	parley-bench [flags] [conns] [baseline] [p2p] [group] [cluster]
 //
-// Scenarios:
+// Scenarios, run in the order given (default: conns baseline p2p group):
 //
-//	p2p     pairs exchange 1:1 messages flat out, then at half that rate;
-//	        the echo baseline runs first with the same load
-//	group   senders post to one group of --members, all online
-//	conns   --conns connections log in and are held with heartbeats
-//	cluster p2p and group with connections spread over the --nodes of a
-//	        cluster, each login following its redirect to the user's node
+//	baseline  the bench's own length-prefixed echo server on gnet, in this
+//	          process, driven with the p2p load: round trips per second
+//	p2p       pairs exchange 1:1 messages flat out (or at --rate), then at
+//	          half the flat-out rate; runs the baseline first unless it ran
+//	          already or --baseline=false
+//	group     --senders of each of --groups groups of --members, all
+//	          online, post to their group
+//	conns     --conns connections log in and are held with heartbeats;
+//	          over --procs worker processes when one process's open-file
+//	          limit is too small
+//	cluster   p2p and group with the connections spread over the --nodes of
+//	          a cluster, each login following its redirect
 //
 // --embedded runs a server in this process on a temporary embedded store
 // (no --addr needed); otherwise point --addr at a parleyd, and --metrics
-// at its --metrics-listen for server-side figures.
+// at its --metrics-listen for server-side figures. A live line on stderr
+// each second, a table on stdout at the end; --json and --html keep the
+// run, --from redraws a kept one. `parley-bench worker` is the worker
+// process of conns over --procs, not for direct use. docs/benchmarks.md
+// has the method and the standard suite.
 package main
 
 import (
@@ -22,128 +33,189 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
+	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/panjf2000/gnet/v2/pkg/logging"
+
 	"github.com/parleyim/parley/bench"
-	"github.com/parleyim/parley/server"
-	"github.com/parleyim/parley/storage"
-	"github.com/parleyim/parley/storage/sqlite"
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	logging.SetDefaultLoggerAndFlusher(gnetLog{}, nil)
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == workerCmd {
+		err = runWorker(os.Args[2:])
+	} else {
+		err = run(os.Args[1:])
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "parley-bench:", err)
 		os.Exit(1)
 	}
 }
 
 type flags struct {
-	addr, metrics, jsonOut, htmlOut, prefix string
-	nodes                                   string
-	embedded                                bool
-	duration                                time.Duration
-	pairs, window, size                     int
-	rate                                    float64
-	members, senders                        int
-	conns, parallel                         int
-	connRate                                float64
-	pingEvery                               time.Duration
+	addr, nodes, metrics     string
+	jsonOut, htmlOut, prefix string
+	cpuProfile, from         string
+	settle                   time.Duration
+	embedded, baseline       bool
+	duration                 time.Duration
+	pairs, window, size      int
+	messages                 int
+	rate                     float64
+	groups, members, senders int
+	groupWindow              int
+	conns, parallel, procs   int
+	loops                    int
+	connRate                 float64
+	pingEvery                time.Duration
 }
 
-func run(args []string) error {
-	var f flags
-	fs := flag.NewFlagSet("parley-bench", flag.ContinueOnError)
+func (f *flags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:7070", "server address")
 	fs.StringVar(&f.nodes, "nodes", "", "cluster: comma-separated node addresses")
-	fs.StringVar(&f.metrics, "metrics", "", "base URL of parleyd's metrics endpoint, e.g. http://127.0.0.1:7071")
+	fs.StringVar(&f.metrics, "metrics", "", "base URL of parleyd's metrics endpoint (--metrics-listen), e.g. http://127.0.0.1:7071")
 	fs.BoolVar(&f.embedded, "embedded", false, "run a server in this process on a temporary embedded store")
+	fs.BoolVar(&f.baseline, "baseline", true, "p2p: measure the echo baseline first")
 	fs.DurationVar(&f.duration, "duration", 10*time.Second, "measured period of each scenario")
 	fs.IntVar(&f.pairs, "pairs", 50, "p2p: sender → receiver pairs")
-	fs.IntVar(&f.window, "window", 16, "unacked sends per sender")
+	fs.IntVar(&f.window, "window", 16, "p2p: unacked sends per sender")
 	fs.IntVar(&f.size, "size", 64, "message body bytes")
+	fs.IntVar(&f.messages, "messages", 0, "p2p, group: messages per sender (0: as many as --duration allows)")
 	fs.Float64Var(&f.rate, "rate", 0, "p2p: total sends per second (0: flat out, then half of that)")
-	fs.IntVar(&f.members, "members", 1000, "group: members, all online")
-	fs.IntVar(&f.senders, "senders", 2, "group: members that post")
+	fs.IntVar(&f.groups, "groups", 1, "group: groups, each with its own members")
+	fs.IntVar(&f.members, "members", 1000, "group: members of each group, all online")
+	fs.IntVar(&f.senders, "senders", 2, "group: members of each group that post")
+	fs.IntVar(&f.groupWindow, "group-window", 4, "group: unacked sends per sender")
 	fs.IntVar(&f.conns, "conns", 2000, "conns: connections to hold")
-	fs.IntVar(&f.parallel, "parallel", 64, "conns: logins in flight")
+	fs.IntVar(&f.parallel, "parallel", 64, "logins in flight")
+	fs.IntVar(&f.procs, "procs", -1, "conns: worker processes holding the connections (0: this process; -1: as many as the open-file limit needs)")
+	fs.IntVar(&f.loops, "loops", 2, "conns: event loops holding the connections in each process")
 	fs.Float64Var(&f.connRate, "conn-rate", 0, "conns: new connections per second (0: as fast as --parallel allows)")
 	fs.DurationVar(&f.pingEvery, "ping-every", 10*time.Second, "conns: heartbeat interval of each connection")
 	fs.StringVar(&f.jsonOut, "json", "", "write the report as JSON to this file")
 	fs.StringVar(&f.htmlOut, "html", "", "write the report with charts as HTML to this file")
 	fs.StringVar(&f.prefix, "prefix", "", "username prefix (default: unique per run)")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write this process's CPU profile to this file")
+	fs.StringVar(&f.from, "from", "", "run nothing: print the table of this JSON report (and write --html from it)")
+	fs.DurationVar(&f.settle, "settle", 2*time.Second, "pause before each scenario, so the server is done with the one before")
+}
+
+func run(args []string) error {
+	var f flags
+	fs := flag.NewFlagSet("parley-bench", flag.ContinueOnError)
+	f.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if f.from != "" {
+		rep, err := bench.ReadReport(f.from)
+		if err != nil {
+			return err
+		}
+		f.jsonOut = ""
+		return writeReport(rep, f)
+	}
 	scenarios := fs.Args()
 	if len(scenarios) == 0 {
-		scenarios = []string{"p2p", "group", "conns"}
+		scenarios = []string{"conns", "baseline", "p2p", "group"}
+	}
+	for _, sc := range scenarios {
+		switch sc {
+		case "baseline", "p2p", "group", "conns":
+		case "cluster":
+			if f.nodes == "" {
+				return errors.New("cluster needs --nodes")
+			}
+		default:
+			return fmt.Errorf("unknown scenario %q (baseline, p2p, group, conns, cluster)", sc)
+		}
 	}
 	if f.prefix == "" {
 		f.prefix = fmt.Sprintf("b%x_", time.Now().UnixNano()%(1<<32))
 	}
-	if lim, err := raiseFileLimit(); err == nil {
-		fmt.Fprintf(os.Stderr, "open-file limit %d\n", lim)
+	limit, err := raiseFileLimit()
+	if err != nil {
+		return fmt.Errorf("open-file limit: %w", err)
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	if f.embedded {
-		stop, addr, err := embedded()
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
 		if err != nil {
 			return err
 		}
-		defer stop()
-		f.addr = addr
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	opts := bench.Options{Addr: f.addr, Duration: f.duration, Progress: os.Stderr}
+	if f.metrics != "" {
+		opts.Stats = bench.MetricsURL(f.metrics)
+	}
+	if f.embedded {
+		emb, err := bench.StartEmbedded(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		if err != nil {
+			return fmt.Errorf("embedded server: %w", err)
+		}
+		defer emb.Stop()
+		opts.Addr, opts.Stats = emb.Addr, emb.Stats
 	}
 	host, _ := os.Hostname()
 	rep := &bench.Report{Started: time.Now().UTC().Format(time.RFC3339), Host: host, Ratios: map[string]float64{}}
-	opts := bench.Options{Addr: f.addr, Metrics: f.metrics, Duration: f.duration, Progress: os.Stderr}
-	for _, sc := range scenarios {
-		opts.Prefix = f.prefix + sc + "_"
+	echoRate := 0.0 // round trips/s of the baseline, once measured
+	for i, sc := range scenarios {
+		if i > 0 {
+			pause(ctx, f.settle)
+		}
+		o := opts
+		o.Prefix = f.prefix + sc + "_"
 		switch sc {
+		case "baseline":
+			if echoRate, err = baseline(ctx, f, o, rep); err != nil {
+				return err
+			}
 		case "p2p":
-			if err := p2p(ctx, f, opts, rep); err != nil {
+			if echoRate == 0 && f.baseline {
+				if echoRate, err = baseline(ctx, f, o, rep); err != nil {
+					return err
+				}
+				pause(ctx, f.settle)
+			}
+			if err := p2p(ctx, f, o, echoRate, rep); err != nil {
 				return err
 			}
 		case "group":
-			res, err := bench.Group(ctx, bench.GroupOptions{Options: opts, Members: f.members, Senders: f.senders, Window: f.window, Size: f.size})
+			res, err := bench.Group(ctx, groupOptions(f, o))
 			if err != nil {
 				return fmt.Errorf("group: %w", err)
 			}
 			rep.Results = append(rep.Results, res)
 		case "conns":
-			res, err := bench.Conns(ctx, bench.ConnsOptions{Options: opts, N: f.conns, Rate: f.connRate, Parallel: f.parallel, PingEvery: f.pingEvery})
+			res, err := conns(ctx, f, o, limit)
 			if err != nil {
 				return fmt.Errorf("conns: %w", err)
 			}
 			rep.Results = append(rep.Results, res)
 		case "cluster":
-			if f.nodes == "" {
-				return errors.New("cluster needs --nodes")
+			if err := cluster(ctx, f, o, rep); err != nil {
+				return err
 			}
-			co := opts
-			co.Addrs = strings.Split(f.nodes, ",")
-			res, err := bench.P2P(ctx, bench.P2POptions{Options: co, Pairs: f.pairs, Window: f.window, Rate: f.rate, Size: f.size})
-			if err != nil {
-				return fmt.Errorf("cluster p2p: %w", err)
-			}
-			res.Scenario = "cluster-p2p"
-			rep.Results = append(rep.Results, res)
-			co.Prefix += "g_"
-			res, err = bench.Group(ctx, bench.GroupOptions{Options: co, Members: f.members, Senders: f.senders, Window: f.window, Size: f.size})
-			if err != nil {
-				return fmt.Errorf("cluster group: %w", err)
-			}
-			res.Scenario = "cluster-group"
-			rep.Results = append(rep.Results, res)
-		default:
-			return fmt.Errorf("unknown scenario %q (p2p, group, conns, cluster)", sc)
 		}
 	}
+	return writeReport(rep, f)
+}
+
+func writeReport(rep *bench.Report, f flags) error {
 	if err := rep.WriteTable(os.Stdout); err != nil {
 		return err
 	}
@@ -160,91 +232,144 @@ func run(args []string) error {
 	return nil
 }
 
-// p2p runs the echo baseline, then p2p flat out (or at --rate), then p2p
-// at half the flat-out rate, and records the ratios.
-func p2p(ctx context.Context, f flags, opts bench.Options, rep *bench.Report) error {
-	echoAddr, err := freeAddr()
+func p2pOptions(f flags, o bench.Options) bench.P2POptions {
+	return bench.P2POptions{Options: o, Pairs: f.pairs, Window: f.window, Rate: f.rate, Size: f.size, Messages: f.messages, Parallel: f.parallel}
+}
+
+func groupOptions(f flags, o bench.Options) bench.GroupOptions {
+	return bench.GroupOptions{Options: o, Groups: f.groups, Members: f.members, Senders: f.senders, Window: f.groupWindow,
+		Size: f.size, Messages: f.messages, Parallel: f.parallel}
+}
+
+// baseline runs the echo server in this process, drives it with the p2p
+// load pattern and returns its round trips per second.
+func baseline(ctx context.Context, f flags, o bench.Options, rep *bench.Report) (float64, error) {
+	addr, err := bench.FreeAddr()
 	if err != nil {
-		return err
+		return 0, err
 	}
-	stop, err := bench.StartEcho(echoAddr, 2)
+	stop, err := bench.StartEcho(addr, 2)
 	if err != nil {
-		return fmt.Errorf("echo server: %w", err)
+		return 0, fmt.Errorf("echo server: %w", err)
 	}
-	eo := opts
-	eo.Addr = echoAddr
-	echo, err := bench.Echo(ctx, bench.P2POptions{Options: eo, Pairs: f.pairs, Window: f.window, Size: f.size})
+	o.Addr, o.Stats = addr, nil
+	res, err := bench.Echo(ctx, p2pOptions(f, o))
 	stop()
 	if err != nil {
-		return fmt.Errorf("echo baseline: %w", err)
+		return 0, fmt.Errorf("echo baseline: %w", err)
 	}
-	rep.Results = append(rep.Results, echo)
-	full, err := bench.P2P(ctx, bench.P2POptions{Options: opts, Pairs: f.pairs, Window: f.window, Rate: f.rate, Size: f.size})
+	rep.Results = append(rep.Results, res)
+	return res.Rate, nil
+}
+
+// p2p runs p2p flat out (or at --rate), then at half the flat-out rate,
+// and records the ratio to the echo baseline.
+func p2p(ctx context.Context, f flags, o bench.Options, echoRate float64, rep *bench.Report) error {
+	full, err := bench.P2P(ctx, p2pOptions(f, o))
 	if err != nil {
 		return fmt.Errorf("p2p: %w", err)
 	}
 	rep.Results = append(rep.Results, full)
-	if echo.Rate > 0 {
-		rep.Ratios["p2p delivered / echo round trips"] = full.Rate / echo.Rate
+	if echoRate > 0 {
+		rep.Ratios["p2p delivered msgs/s ÷ echo round trips/s"] = full.Rate / echoRate
 	}
-	if f.rate == 0 && full.Rate > 0 {
-		half := opts
-		half.Prefix += "half_"
-		res, err := bench.P2P(ctx, bench.P2POptions{Options: half, Pairs: f.pairs, Window: f.window, Rate: full.Rate / 2, Size: f.size})
-		if err != nil {
-			return fmt.Errorf("p2p at half rate: %w", err)
-		}
-		res.Scenario = "p2p-half"
-		rep.Results = append(rep.Results, res)
+	if f.rate != 0 || f.messages != 0 || full.Rate == 0 {
+		return nil
 	}
+	pause(ctx, f.settle)
+	half := p2pOptions(f, o)
+	half.Prefix += "half_"
+	half.Rate = full.Rate / 2
+	half.Name = "p2p-half"
+	res, err := bench.P2P(ctx, half)
+	if err != nil {
+		return fmt.Errorf("p2p at half rate: %w", err)
+	}
+	rep.Results = append(rep.Results, res)
 	return nil
 }
 
-// embedded starts a server in this process on a temporary embedded store,
-// with cheap password hashing and no per-connection rate limit (the load
-// would trip it) and returns its address.
-func embedded() (stop func(), addr string, err error) {
-	dir, err := os.MkdirTemp("", "parley-bench-")
+// cluster runs p2p and group with the connections spread over the nodes.
+func cluster(ctx context.Context, f flags, o bench.Options, rep *bench.Report) error {
+	o.Addrs = strings.Split(f.nodes, ",")
+	o.Name = "cluster-p2p"
+	res, err := bench.P2P(ctx, p2pOptions(f, o))
 	if err != nil {
-		return nil, "", err
+		return fmt.Errorf("cluster p2p: %w", err)
 	}
-	if addr, err = freeAddr(); err != nil {
-		return nil, "", err
-	}
-	srv, err := server.New(server.Config{Addr: addr, BcryptCost: 4, RateLimit: -1}, func(hook storage.CommitHook) (storage.Store, error) {
-		return sqlite.Open(sqlite.Config{Dir: dir, Hook: hook})
-	})
+	rep.Results = append(rep.Results, res)
+	o.Prefix += "g_"
+	o.Name = "cluster-group"
+	res, err = bench.Group(ctx, groupOptions(f, o))
 	if err != nil {
-		return nil, "", err
+		return fmt.Errorf("cluster group: %w", err)
 	}
-	if err := srv.Start(); err != nil {
-		return nil, "", err
-	}
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Stop(ctx)
-		_ = os.RemoveAll(dir)
-	}, addr, nil
+	rep.Results = append(rep.Results, res)
+	return nil
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// conns holds the connections in this process, or over worker processes
+// when the open-file limit of one process is the bound: each connection
+// is a file here, and a second one in this process when the server is
+// embedded.
+func conns(ctx context.Context, f flags, o bench.Options, limit uint64) (bench.Result, error) {
+	co := bench.ConnsOptions{Options: o, N: f.conns, Rate: f.connRate, Parallel: f.parallel, PingEvery: f.pingEvery, Loops: f.loops}
+	procs := f.procs
+	if procs < 0 {
+		perProc := max(int(limit)-1024, 1)
+		need := f.conns
+		if f.embedded {
+			need *= 2
+		}
+		if need > perProc {
+			procs = (f.conns + perProc - 1) / perProc
+		} else {
+			procs = 0
+		}
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	if procs == 0 {
+		return bench.Conns(ctx, co)
+	}
+	fmt.Fprintf(os.Stderr, "conns: %d connections over %d worker processes\n", f.conns, procs)
+	return connsOverProcs(ctx, co, procs)
 }
 
+// gnetLog takes gnet's package-level log: warnings and errors go to
+// stderr, its info lines ("Starting gnet client ...") are dropped so as
+// not to break the live line.
+type gnetLog struct{}
+
+func (gnetLog) Debugf(string, ...any)         {}
+func (gnetLog) Infof(string, ...any)          {}
+func (gnetLog) Warnf(format string, a ...any) { fmt.Fprintf(os.Stderr, "gnet: "+format+"\n", a...) }
+func (gnetLog) Errorf(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "gnet: "+format+"\n", a...)
+}
+func (gnetLog) Fatalf(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "gnet: "+format+"\n", a...)
+	os.Exit(1)
+}
+
+// pause waits d or until ctx is done.
+func pause(ctx context.Context, d time.Duration) {
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+	}
+}
+
+// raiseFileLimit raises the soft open-file limit to the hard one and
+// returns it.
 func raiseFileLimit() (uint64, error) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return 0, err
 	}
-	lim.Cur = lim.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, errors.Join(err)
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return 0, err
+		}
 	}
 	return lim.Cur, nil
 }

@@ -22,10 +22,15 @@ type metricsStats struct {
 	RSS uint64 `json:"rss"` // resident set size, bytes
 }
 
-// serveMetrics serves the admin endpoint: GET /stats (JSON; ?gc=1 collects
-// garbage first) and
-// /debug/pprof/. It returns a function that stops it.
-func serveMetrics(addr string, srv *server.Server, log *slog.Logger) (func(), error) {
+// serveMetrics serves the admin endpoint on addr until stop is called:
+//
+//	GET /stats         srv.Stats() and the process's RSS as JSON; with ?gc=1
+//	                   garbage is collected and freed memory returned to the
+//	                   OS first, so RSS is the memory the server holds
+//	/debug/pprof/...   the runtime profiles (profile?seconds=N for CPU)
+//
+// It is for operators and parley-bench: bind it to loopback.
+func serveMetrics(addr string, srv *server.Server, log *slog.Logger) (stop func(), err error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("gc") == "1" {
@@ -36,9 +41,11 @@ func serveMetrics(addr string, srv *server.Server, log *slog.Logger) (func(), er
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(metricsStats{Stats: srv.Stats(), RSS: rss()})
 	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/", pprof.Index) // and the named profiles: heap, goroutine, ...
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/heap", pprof.Index)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err

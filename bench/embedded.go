@@ -1,0 +1,100 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/parleyim/parley/server"
+	"github.com/parleyim/parley/storage"
+	"github.com/parleyim/parley/storage/sqlite"
+)
+
+// Embedded is a Parley server in this process on a fresh embedded store in
+// a temporary directory, for runs that start nothing else. Its settings
+// are a load test's: cheap password hashing (runs register thousands of
+// users) and no per-connection rate limit (a flat-out sender would trip
+// it); the DM policy is the default, friends only, as the scenarios
+// befriend their pairs.
+type Embedded struct {
+	Addr string
+	srv  *server.Server
+	dir  string
+}
+
+// StartEmbedded starts the server on a free loopback port.
+func StartEmbedded(log *slog.Logger) (*Embedded, error) {
+	dir, err := os.MkdirTemp("", "parley-bench-")
+	if err != nil {
+		return nil, err
+	}
+	addr, err := FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cfg := server.Config{Addr: addr, BcryptCost: 4, RateLimit: -1, Logger: log}
+	srv, err := server.New(cfg, func(hook storage.CommitHook) (storage.Store, error) {
+		return sqlite.Open(sqlite.Config{Dir: dir, Hook: hook})
+	})
+	if err == nil {
+		err = srv.Start()
+	}
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	return &Embedded{Addr: addr, srv: srv, dir: dir}, nil
+}
+
+// Stats reads the server's figures and this process's RSS, which is the
+// server's alone only when the load runs in other processes (--procs).
+func (e *Embedded) Stats(_ context.Context, settle bool) (ServerSample, error) {
+	if settle {
+		debug.FreeOSMemory()
+	}
+	st := e.srv.Stats()
+	return ServerSample{RSS: RSS(), HeapAlloc: st.HeapAlloc, Goroutines: st.Goroutines, Conns: st.Conns, Messages: st.Messages, Pushes: st.Pushes}, nil
+}
+
+// Stop stops the server and removes its store.
+func (e *Embedded) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = e.srv.Stop(ctx)
+	_ = os.RemoveAll(e.dir)
+}
+
+// FreeAddr returns a loopback address whose port was free a moment ago
+// (the server binds a fixed port on every event loop).
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// RSS is this process's resident set size in bytes (VmRSS of
+// /proc/self/status); 0 where that is not available.
+func RSS() uint64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
