@@ -1,14 +1,11 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"log/slog"
 	"net"
 	"os"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/parleyim/parley/server"
@@ -59,7 +56,7 @@ func (e *Embedded) Stats(_ context.Context, settle bool) (ServerSample, error) {
 		debug.FreeOSMemory()
 	}
 	st := e.srv.Stats()
-	return ServerSample{RSS: RSS(), HeapAlloc: st.HeapAlloc, Goroutines: st.Goroutines, Conns: st.Conns, Messages: st.Messages, Pushes: st.Pushes}, nil
+	return ServerSample{RSS: server.RSS(), HeapAlloc: st.HeapAlloc, Goroutines: st.Goroutines, Conns: st.Conns, Messages: st.Messages, Pushes: st.Pushes}, nil
 }
 
 // Stop stops the server and removes its store.
@@ -79,22 +76,4 @@ func FreeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
-}
-
-// RSS is this process's resident set size in bytes (VmRSS of
-// /proc/self/status); 0 where that is not available.
-func RSS() uint64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }

@@ -1,7 +1,11 @@
 package server
 
 import (
+	"bufio"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -51,4 +55,22 @@ func (s *Server) Stats() Stats {
 		PauseTotal:  ms.PauseTotalNs,
 		StartedUnix: s.startedAt.Unix(),
 	}
+}
+
+// RSS is this process's resident set size in bytes (VmRSS of
+// /proc/self/status); 0 where that is not available.
+func RSS() uint64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }

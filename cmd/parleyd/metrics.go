@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"os"
 	"runtime/debug"
-	"strconv"
-	"strings"
 
 	"github.com/parleyim/parley/server"
 )
@@ -39,7 +35,7 @@ func serveMetrics(addr string, srv *server.Server, log *slog.Logger) (stop func(
 			debug.FreeOSMemory()
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(metricsStats{Stats: srv.Stats(), RSS: rss()})
+		_ = json.NewEncoder(w).Encode(metricsStats{Stats: srv.Stats(), RSS: server.RSS()})
 	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index) // and the named profiles: heap, goroutine, ...
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -58,21 +54,4 @@ func serveMetrics(addr string, srv *server.Server, log *slog.Logger) (stop func(
 	}()
 	log.Info("metrics endpoint", "addr", l.Addr().String())
 	return func() { _ = hs.Close() }, nil
-}
-
-// rss reads VmRSS from /proc/self/status, in bytes; 0 if unknown.
-func rss() uint64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
