@@ -44,11 +44,16 @@ import (
 	"github.com/panjf2000/gnet/v2/pkg/logging"
 
 	"github.com/parleyim/parley/bench"
+	"github.com/parleyim/parley/cmd/internal/version"
 )
 
 func main() {
 	logging.SetDefaultLoggerAndFlusher(gnetLog{}, nil)
 	var err error
+	if version.Requested(os.Args[1:]) {
+		fmt.Println(version.String("parley-bench"))
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == workerCmd {
 		err = runWorker(os.Args[2:])
 	} else {

@@ -12,6 +12,7 @@
 //	--json            print results as JSON on stdout, and failures as JSON on stderr
 //	--open            with `group create`: anyone may join
 //	--timeout D       of each command (default 15s)
+//	--version         print the version and exit
 //
 // register and login keep the session's resume token in the config file;
 // every other command logs in with it.
@@ -38,6 +39,7 @@ import (
 	"time"
 
 	"github.com/parleyim/parley/client"
+	"github.com/parleyim/parley/cmd/internal/version"
 	"github.com/parleyim/parley/cmd/parley/ui"
 	"github.com/parleyim/parley/protocol"
 )
@@ -83,6 +85,10 @@ func failf(code int, format string, a ...any) error {
 }
 
 func run(args []string, in io.Reader, out, errw io.Writer) int {
+	if version.Requested(args) {
+		fmt.Fprintln(out, version.String("parley"))
+		return exitOK
+	}
 	a := &app{in: in, out: out, errw: errw}
 	pos, err := a.parseFlags(args)
 	if err != nil {

@@ -17,8 +17,8 @@ const adminUsage = `usage:
   parleyd admin ban   --user NAME --days N [--reason TEXT]
   parleyd admin unban --user NAME
   parleyd admin bans
-The admin commands work on the server's store (the same --data-dir or
-PARLEY_* settings); a running server kicks a banned user within seconds.`
+The admin commands work on the server's store (the same --config,
+--data-dir or PARLEY_* settings); a running server kicks a banned user within seconds.`
 
 // admin runs an admin command against the store and writes its result to
 // stdout.
@@ -29,14 +29,12 @@ func admin(args []string, stdout io.Writer) error {
 	cmd, args := args[0], args[1:]
 	var so storeOptions
 	fs := flag.NewFlagSet("parleyd admin "+cmd, flag.ContinueOnError)
+	fs.String("config", "", "the server's TOML config file (PARLEY_CONFIG)")
 	so.register(fs)
 	user := fs.String("user", "", "username")
 	days := fs.Float64("days", 0, "ban length in days (fractions allowed)")
 	reason := fs.String("reason", "", "why, for the record")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := applyEnv(fs, lookupEnv); err != nil {
+	if _, err := configure(fs, args, lookupEnv, true, "user", "days", "reason"); err != nil {
 		return err
 	}
 	needUser := cmd == "ban" || cmd == "unban"

@@ -4,9 +4,13 @@
 //	parleyd admin ban --user NAME --days N [--reason TEXT]
 //	parleyd admin unban --user NAME
 //	parleyd admin bans       list the bans in force
+//	parleyd config print [flags]  the effective configuration, secrets masked
+//	parleyd --version
 //
-// Every flag has an environment equivalent: --data-dir is PARLEY_DATA_DIR.
-// A flag given on the command line wins over the environment.
+// Every flag has an environment twin and a config file key: --data-dir is
+// PARLEY_DATA_DIR and data_dir in the TOML file of --config (PARLEY_CONFIG).
+// Flags win over the environment, the environment over the file, the file
+// over the defaults.
 package main
 
 import (
@@ -14,16 +18,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/parleyim/parley/cmd/internal/version"
 	"github.com/parleyim/parley/router"
 	"github.com/parleyim/parley/server"
 	"github.com/parleyim/parley/storage"
@@ -33,9 +38,14 @@ import (
 
 func main() {
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == "admin" {
+	switch {
+	case version.Requested(os.Args[1:]):
+		fmt.Println(version.String("parleyd"))
+	case len(os.Args) > 1 && os.Args[1] == "admin":
 		err = admin(os.Args[2:], os.Stdout)
-	} else {
+	case len(os.Args) > 1 && os.Args[1] == "config":
+		err = configCmd(os.Args[2:], os.Stdout)
+	default:
 		err = run(os.Args[1:])
 	}
 	if err != nil {
@@ -108,9 +118,12 @@ type options struct {
 	grace      time.Duration
 }
 
-func run(args []string) error {
-	var o options
+// flagSet defines parleyd's settings on o. Each flag is also a
+// PARLEY_* variable and a key of the config file (config.go).
+func flagSet(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("parleyd", flag.ContinueOnError)
+	fs.String("config", "", "TOML config file (PARLEY_CONFIG); keys are the flag names with _ for -")
+	fs.Bool("version", false, "print the version and exit")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:7070", "TCP address to serve clients on")
 	o.store.register(fs)
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -134,10 +147,27 @@ func run(args []string) error {
 	fs.StringVar(&o.dmPolicy, "dm-policy", "friends", "who may message whom 1:1: friends or anyone")
 	fs.IntVar(&o.maxGroup, "max-group-size", 2000, "most members of a group, the owner included")
 	fs.DurationVar(&o.grace, "presence-grace", 5*time.Second, "how long a user may be gone before friends see it offline")
-	if err := fs.Parse(args); err != nil {
-		return err
+	return fs
+}
+
+// loadOptions reads the settings from args, the environment and the config
+// file, and validates them.
+func loadOptions(args []string, lookup func(string) (string, bool)) (options, *flag.FlagSet, configSource, error) {
+	var o options
+	fs := flagSet(&o)
+	src, err := configure(fs, args, lookup, false)
+	if err != nil {
+		return o, fs, nil, err
 	}
-	if err := applyEnv(fs, lookupEnv); err != nil {
+	if len(fs.Args()) > 0 {
+		return o, fs, nil, fmt.Errorf("unexpected argument %q (parleyd -h lists the flags)", fs.Arg(0))
+	}
+	return o, fs, src, o.validate()
+}
+
+func run(args []string) error {
+	o, _, _, err := loadOptions(args, lookupEnv)
+	if err != nil {
 		return err
 	}
 	log, err := newLogger(o.logLevel, o.logFormat)
@@ -147,24 +177,21 @@ func run(args []string) error {
 	return serve(o, log)
 }
 
-// applyEnv sets each flag not given on the command line from PARLEY_<NAME>,
-// the flag name upper-cased with dashes as underscores.
-func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] || err != nil {
-			return
-		}
-		name := "PARLEY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := lookup(name); ok {
-			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("%s=%q: %w", name, v, e)
-			}
-		}
-	})
-	return err
+// configCmd is `parleyd config print [flags]`: the effective configuration,
+// secrets masked, as a config file.
+func configCmd(args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "print" {
+		return errors.New("usage: parleyd config print [flags]: the effective configuration, as a TOML file")
+	}
+	o, fs, src, err := loadOptions(args[1:], lookupEnv)
+	if src == nil {
+		return err
+	}
+	if perr := printConfig(stdout, fs, src); perr != nil {
+		return perr
+	}
+	_ = o
+	return err // printed, but still invalid
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {
