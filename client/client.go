@@ -15,7 +15,8 @@
 // drops what the application has not read. Close must always be called; it
 // waits for every goroutine of the client.
 //
-// Lock order: Client.mu before conn.mu; conn.wmu before conn.mu. Client.tmu
+// Lock order: Client.mu before conn.mu; conn.wmu before conn.mu; conn.mu
+// before sendQueue.mu. Client.tmu
 // and Client.evMu are leaves: nothing else is locked while they are held.
 package client
 
@@ -153,6 +154,8 @@ type Client struct {
 	notices  chan Notice
 	evClosed bool
 
+	sq *sendQueue // Sends, in call order; see sendq.go
+
 	closeOnce sync.Once
 	closeCh   chan struct{} // closed by Close: the delivery goroutine drops what is left
 	wg        sync.WaitGroup
@@ -175,6 +178,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		idStart: hex.EncodeToString(prefix[:]) + "-",
 		ready:   make(chan struct{}),
 		tr:      newTracker(),
+		sq:      newSendQueue(),
 		wake:    make(chan struct{}, 1),
 		msgs:    make(chan protocol.Message, opts.PushBuffer),
 		events:  make(chan Event, eventBuffer),
@@ -190,9 +194,10 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	}
 	c.cn = cn
 	c.state = StateConnected
-	c.wg.Add(2)
+	c.wg.Add(3)
 	go c.deliver()
 	go c.read(cn)
+	go c.sendLoop()
 	return c, nil
 }
 
@@ -288,9 +293,10 @@ func (c *Client) NewClientMsgID() string {
 	return c.idStart + strconv.FormatUint(c.msgSeq.Add(1), 10)
 }
 
-// Send sends a message to user to with a new client_msg_id. Its error is a
-// *SendError holding that id: after ErrDisconnected or ErrTimeout the
-// message may be stored, and SendRaw(ctx, e.Send) retries it safely.
+// Send sends a message to user to with a new client_msg_id, in call order
+// with the client's other sends (see SendRaw). Its error is a *SendError
+// holding that id: after ErrTimeout or ErrClosed the message may be stored,
+// and SendRaw(ctx, e.Send) retries it safely.
 func (c *Client) Send(ctx context.Context, to int64, contentType uint16, body []byte) (protocol.SendAck, error) {
 	return c.SendRaw(ctx, protocol.Send{ClientMsgID: c.NewClientMsgID(), To: to, ContentType: contentType, Body: body})
 }
@@ -298,19 +304,6 @@ func (c *Client) Send(ctx context.Context, to int64, contentType uint16, body []
 // SendGroup is Send to a group.
 func (c *Client) SendGroup(ctx context.Context, group int64, contentType uint16, body []byte) (protocol.SendAck, error) {
 	return c.SendRaw(ctx, protocol.Send{ClientMsgID: c.NewClientMsgID(), GroupID: group, ContentType: contentType, Body: body})
-}
-
-// SendRaw sends s as given: a retry with the same ClientMsgID is stored
-// once, and its ack has Duplicate set. Errors are *SendError.
-func (c *Client) SendRaw(ctx context.Context, s protocol.Send) (protocol.SendAck, error) {
-	c.tmu.Lock()
-	c.tr.sending(s.ClientMsgID)
-	c.tmu.Unlock()
-	var ack protocol.SendAck
-	if _, err := c.Do(ctx, protocol.TypeSend, &s, &ack); err != nil {
-		return protocol.SendAck{}, &SendError{Send: s, Err: err}
-	}
-	return ack, nil
 }
 
 // Ack moves the user's read cursor of conv to seq.

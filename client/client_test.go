@@ -275,17 +275,17 @@ func TestReconnectResumesAndSyncs(t *testing.T) {
 	pc.push(msg(convA, 1))
 	expectSeqs(t, c, convA, 1)
 
-	// A Send is in flight when the connection drops.
-	var sendErr error
-	res := async(func() error { _, sendErr = c.Send(context.Background(), 2, 0, []byte("lost?")); return sendErr })
+	// A Send is in flight when the connection drops: it stays queued, and
+	// is written again after the re-login.
+	var firstAck protocol.SendAck
+	res := async(func() error {
+		var err error
+		firstAck, err = c.Send(context.Background(), 2, 0, []byte("lost?"))
+		return err
+	})
 	var s protocol.Send
 	pc.expect(protocol.TypeSend, &s)
 	pc.close()
-	err := wait(t, res)
-	var se *SendError
-	if !errors.Is(err, ErrDisconnected) || !errors.As(err, &se) || se.Send.ClientMsgID != s.ClientMsgID {
-		t.Fatalf("Send error %v, want ErrDisconnected with the client_msg_id", err)
-	}
 	if ev := waitEvent(t, c, EventDisconnected); ev.Err == nil {
 		t.Fatal("Disconnected without a cause")
 	}
@@ -307,7 +307,8 @@ func TestReconnectResumesAndSyncs(t *testing.T) {
 	var id uint32
 	var sync protocol.Sync
 	var pingID uint32
-	for id == 0 || sync.Conv == "" || pingID == 0 {
+	resent := false
+	for id == 0 || sync.Conv == "" || pingID == 0 || !resent {
 		h, body, err := pc.read(waitLong)
 		if err != nil {
 			t.Fatal(err)
@@ -320,6 +321,14 @@ func TestReconnectResumesAndSyncs(t *testing.T) {
 			_ = protocol.DecodeBody(body, &conversations)
 			id = h.RequestID
 			pc.send(protocol.TypeConversationList, id, &protocol.ConversationList{Conversations: []protocol.Conversation{{Conv: convA, LastSeq: 3}}})
+		case protocol.TypeSend:
+			var again protocol.Send
+			_ = protocol.DecodeBody(body, &again)
+			if again.ClientMsgID != s.ClientMsgID || string(again.Body) != "lost?" {
+				t.Fatalf("resent %+v, want %+v", again, s)
+			}
+			resent = true
+			pc.send(protocol.TypeSendAck, h.RequestID, &protocol.SendAck{MsgID: 9003, Conv: convA, Seq: 3, Duplicate: true})
 		case protocol.TypeSync:
 			_ = protocol.DecodeBody(body, &sync)
 			own := protocol.Message{MsgID: 9003, Conv: convA, Seq: 3, From: 1, To: 2, ClientMsgID: s.ClientMsgID}
@@ -335,10 +344,14 @@ func TestReconnectResumesAndSyncs(t *testing.T) {
 		t.Fatalf("Ping across the reconnect: %v", err)
 	}
 	expectSeqs(t, c, convA, 2)
+	if err := wait(t, res); err != nil || !firstAck.Duplicate || firstAck.MsgID != 9003 {
+		t.Fatalf("Send across the reconnect: %v %+v", err, firstAck)
+	}
 
-	// The retry with the same client_msg_id is acked as a duplicate.
+	// A retry by the application with the same client_msg_id is acked as
+	// a duplicate too.
 	var ack protocol.SendAck
-	res = async(func() error { var err error; ack, err = c.SendRaw(context.Background(), se.Send); return err })
+	res = async(func() error { var err error; ack, err = c.SendRaw(context.Background(), s); return err })
 	var again protocol.Send
 	id = pc.expect(protocol.TypeSend, &again)
 	if again.ClientMsgID != s.ClientMsgID {

@@ -41,8 +41,9 @@ type conn struct {
 	wmu  sync.Mutex // held for the whole of one frame's write
 	wbuf []byte     // under wmu
 
-	mu      sync.Mutex
-	waiters map[uint32]chan reply
+	mu sync.Mutex
+	// waiters are called, under mu, with the reply to their request id.
+	waiters map[uint32]func(reply)
 	err     error         // why the conn died; set once
 	done    chan struct{} // closed when err is set
 }
@@ -60,7 +61,7 @@ func newConn(c *Client, nc net.Conn, addr string) *conn {
 		addr:    addr,
 		log:     c.log.With("addr", addr),
 		epoch:   time.Now(),
-		waiters: make(map[uint32]chan reply),
+		waiters: make(map[uint32]func(reply)),
 		done:    make(chan struct{}),
 	}
 }
@@ -114,7 +115,7 @@ func (cn *conn) request(ctx context.Context, t protocol.Type, body any) (reply, 
 		cn.mu.Unlock()
 		return reply{}, cn.lostErr()
 	}
-	cn.waiters[id] = ch
+	cn.waiters[id] = func(r reply) { ch <- r }
 	cn.mu.Unlock()
 	if t == protocol.TypeLogin || t == protocol.TypeRegister {
 		cn.loginID.Store(id)
@@ -145,6 +146,26 @@ func (cn *conn) request(ctx context.Context, t protocol.Type, body any) (reply, 
 			return reply{}, ctxErr(ctx)
 		}
 	}
+}
+
+// start writes a frame with a fresh request id and returns without waiting:
+// f is called, on the reader under mu, with the reply. If the conn dies
+// first f is never called. An error means the frame was not written whole
+// (the conn is dead then, unless it is an encoding error).
+func (cn *conn) start(t protocol.Type, body any, f func(reply)) error {
+	id := cn.c.nextRequestID()
+	cn.mu.Lock()
+	if cn.err != nil {
+		cn.mu.Unlock()
+		return cn.lostErr()
+	}
+	cn.waiters[id] = f
+	cn.mu.Unlock()
+	if err := cn.write(t, id, body); err != nil {
+		cn.forget(id)
+		return err
+	}
+	return nil
 }
 
 // waiting reports whether a request with id waits for its reply.
@@ -321,10 +342,10 @@ func (cn *conn) handle(h protocol.Header, body []byte) error {
 		cn.c.onSendAck(cn, ack)
 	}
 	cn.mu.Lock()
-	ch, ok := cn.waiters[h.RequestID]
+	f, ok := cn.waiters[h.RequestID]
 	if ok {
 		delete(cn.waiters, h.RequestID)
-		ch <- reply{typ: h.Type, body: append([]byte(nil), body...)}
+		f(reply{typ: h.Type, body: append([]byte(nil), body...)})
 	}
 	cn.mu.Unlock()
 	if !ok && h.Type != protocol.TypePong {
