@@ -76,10 +76,10 @@ func (s *Server) acquireHash(ctx context.Context) error {
 // a wrong username costs as much time as a wrong password.
 var dummyHash, _ = bcrypt.GenerateFromPassword(prehash("parley-no-such-user"), bcrypt.MinCost)
 
-func (s *Server) handleRegister(ctx context.Context, ss *session, reqID uint32, r *protocol.Register, out []byte) []byte {
-	fail := func(code protocol.Code, msg string) []byte {
-		ss.state.CompareAndSwap(stateLoggingIn, stateAnonymous)
-		return appendError(out, reqID, code, msg)
+func (s *Server) handleRegister(c *call, r *protocol.Register) (any, error) {
+	ctx := c.ctx
+	fail := func(code protocol.Code, msg string) (any, error) {
+		return nil, refuse(code, msg)
 	}
 	if !validUsername(r.Username) {
 		return fail(protocol.CodeInvalidUsername, "username must be 3-32 of A-Z a-z 0-9 _ . -")
@@ -89,30 +89,27 @@ func (s *Server) handleRegister(ctx context.Context, ss *session, reqID uint32, 
 	}
 	hash, err := s.hashPassword(ctx, r.Password)
 	if err != nil {
-		ss.state.CompareAndSwap(stateLoggingIn, stateAnonymous)
-		return s.storeError(out, reqID, "register", err)
+		return nil, err
 	}
 	u, err := s.store.CreateUser(ctx, r.Username, hash)
 	if errors.Is(err, storage.ErrUsernameTaken) {
 		return fail(protocol.CodeUsernameTaken, "username is taken")
 	}
 	if err != nil {
-		ss.state.CompareAndSwap(stateLoggingIn, stateAnonymous)
-		return s.storeError(out, reqID, "register", err)
+		return nil, err
 	}
-	return s.loggedIn(ctx, ss, reqID, u, nil, out)
+	return s.loggedIn(ctx, c.ss, u, nil)
 }
 
-func (s *Server) handleLogin(ctx context.Context, ss *session, reqID uint32, l *protocol.Login, out []byte) []byte {
+func (s *Server) handleLogin(c *call, l *protocol.Login) (any, error) {
+	ctx, ss := c.ctx, c.ss
 	now := time.Now()
-	fail := func(code protocol.Code, msg string, until time.Time) []byte {
-		ss.state.CompareAndSwap(stateLoggingIn, stateAnonymous)
-		e := &protocol.Error{Code: code, Message: msg}
+	fail := func(code protocol.Code, msg string, until time.Time) (any, error) {
+		e := &protoError{code: code, msg: msg}
 		if !until.IsZero() {
-			e.Until = until.UnixMilli()
+			e.until = until.UnixMilli()
 		}
-		out, _ = protocol.AppendFrame(out, protocol.TypeError, reqID, e)
-		return out
+		return nil, e
 	}
 	ipKey := "ip:" + ss.ip
 	if blocked, until := s.logins.blocked(ipKey, s.cfg.LoginFailuresPerIP, now); blocked {
@@ -127,15 +124,13 @@ func (s *Server) handleLogin(ctx context.Context, ss *session, reqID uint32, l *
 			return fail(protocol.CodeTokenInvalid, "resume token unknown, revoked or expired; log in with a password", time.Time{})
 		}
 		if err != nil {
-			ss.state.CompareAndSwap(stateLoggingIn, stateAnonymous)
-			return s.storeError(out, reqID, "login", err)
+			return nil, err
 		}
 		u, err := s.store.UserByID(ctx, userID)
 		if err != nil {
-			ss.state.CompareAndSwap(stateLoggingIn, stateAnonymous)
-			return s.storeError(out, reqID, "login", err)
+			return nil, err
 		}
-		return s.loggedIn(ctx, ss, reqID, u, &resume{token: l.Token, hash: hash, expires: expires}, out)
+		return s.loggedIn(ctx, ss, u, &resume{token: l.Token, hash: hash, expires: expires})
 	}
 
 	userKey := "u:" + strings.ToLower(l.Username)
@@ -148,13 +143,11 @@ func (s *Server) handleLogin(ctx context.Context, ss *session, reqID uint32, l *
 	case err == nil:
 		hash = u.PassHash
 	case !errors.Is(err, storage.ErrNotFound):
-		ss.state.CompareAndSwap(stateLoggingIn, stateAnonymous)
-		return s.storeError(out, reqID, "login", err)
+		return nil, err
 	}
 	ok, herr := s.checkPassword(ctx, hash, l.Password)
 	if herr != nil {
-		ss.state.CompareAndSwap(stateLoggingIn, stateAnonymous)
-		return s.storeError(out, reqID, "login", herr)
+		return nil, herr
 	}
 	if err != nil || !ok {
 		s.logins.fail(userKey, now)
@@ -162,7 +155,7 @@ func (s *Server) handleLogin(ctx context.Context, ss *session, reqID uint32, l *
 		return fail(protocol.CodeBadCredentials, "wrong username or password", time.Time{})
 	}
 	s.logins.reset(userKey)
-	return s.loggedIn(ctx, ss, reqID, u, nil, out)
+	return s.loggedIn(ctx, ss, u, nil)
 }
 
 // resume is the token a client logged in with.
@@ -174,29 +167,23 @@ type resume struct {
 
 // loggedIn finishes a login: a new resume token unless the client resumed
 // with one, the session joins the hub, and LoginOK is the answer.
-func (s *Server) loggedIn(ctx context.Context, ss *session, reqID uint32, u storage.User, r *resume, out []byte) []byte {
+func (s *Server) loggedIn(ctx context.Context, ss *session, u storage.User, r *resume) (any, error) {
 	now := time.Now()
 	until, err := s.checkBan(ctx, u.ID)
 	if err != nil {
-		ss.state.CompareAndSwap(stateLoggingIn, stateAnonymous)
-		return s.storeError(out, reqID, "login", err)
+		return nil, err
 	}
 	if !until.IsZero() {
-		ss.state.CompareAndSwap(stateLoggingIn, stateAnonymous)
-		out, _ = protocol.AppendFrame(out, protocol.TypeError, reqID, &protocol.Error{
-			Code: protocol.CodeBanned, Message: "account banned", Until: until.UnixMilli(),
-		})
-		return out
+		return nil, &protoError{code: protocol.CodeBanned, msg: "account banned", until: until.UnixMilli()}
 	}
-	if out, moved := s.redirect(ss, u.ID, out); moved {
-		return out
+	if moved := s.redirect(ss, u.ID); moved != nil {
+		return moved, nil
 	}
 	if r == nil {
 		token := newToken()
 		r = &resume{token: token, hash: tokenHash(token), expires: now.Add(s.cfg.TokenTTL)}
 		if err := s.store.CreateToken(ctx, r.hash, u.ID, r.expires); err != nil {
-			ss.state.CompareAndSwap(stateLoggingIn, stateAnonymous)
-			return s.storeError(out, reqID, "login", err)
+			return nil, err
 		}
 	}
 	ss.user.Store(u.ID)
@@ -212,7 +199,7 @@ func (s *Server) loggedIn(ctx context.Context, ss *session, reqID uint32, u stor
 	}
 	s.stats.logins.Add(1)
 	s.log.Debug("login", "user", u.ID, "session", ss.id)
-	return appendReply(out, protocol.TypeLoginOK, reqID, &protocol.LoginOK{
+	return &protocol.LoginOK{
 		UserID:       u.ID,
 		Username:     u.Username,
 		Token:        r.token,
@@ -220,16 +207,16 @@ func (s *Server) loggedIn(ctx context.Context, ss *session, reqID uint32, u stor
 		ServerTime:   now.UnixMilli(),
 		Heartbeat:    s.cfg.Heartbeat.Milliseconds(),
 		NodeID:       s.cfg.NodeID,
-	})
+	}, nil
 }
 
-func (s *Server) handleLogout(ctx context.Context, ss *session, reqID uint32, out []byte) []byte {
-	if err := s.store.DeleteToken(ctx, ss.tokenHash); err != nil {
-		return s.storeError(out, reqID, "logout", err)
+func (s *Server) handleLogout(c *call, _ *protocol.Logout) (any, error) {
+	ss := c.ss
+	if err := s.store.DeleteToken(c.ctx, ss.tokenHash); err != nil {
+		return nil, err
 	}
-	ss.write(appendReply(out, protocol.TypeOK, reqID, &protocol.OK{}))
-	ss.kick(protocol.KickLogout, "logged out")
-	return nil
+	c.then = func() { ss.kick(protocol.KickLogout, "logged out") }
+	return &protocol.OK{}, nil
 }
 
 func newToken() string {

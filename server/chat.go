@@ -13,16 +13,17 @@ const maxClientMsgID = 64
 
 // handleSend stores a message and answers SendAck once it is durable;
 // delivery to the recipients follows from the store's commit hook.
-func (s *Server) handleSend(ctx context.Context, ss *session, user int64, reqID uint32, m *protocol.Send, out []byte) []byte {
+func (s *Server) handleSend(c *call, m *protocol.Send) (any, error) {
+	ctx, user := c.ctx, c.user
 	switch {
 	case m.ClientMsgID == "" || len(m.ClientMsgID) > maxClientMsgID:
-		return appendError(out, reqID, protocol.CodeBadMessage, "client_msg_id must be 1-64 bytes")
+		return nil, refuse(protocol.CodeBadMessage, "client_msg_id must be 1-64 bytes")
 	case (m.To == 0) == (m.GroupID == 0):
-		return appendError(out, reqID, protocol.CodeBadMessage, "set exactly one of to and group_id")
+		return nil, refuse(protocol.CodeBadMessage, "set exactly one of to and group_id")
 	case len(m.Body) > s.cfg.MaxMessage:
-		return appendError(out, reqID, protocol.CodeMessageTooLong, "message body above the limit")
+		return nil, refuse(protocol.CodeMessageTooLong, "message body above the limit")
 	case m.To == user:
-		return appendError(out, reqID, protocol.CodeSelfMessage, "cannot message yourself")
+		return nil, refuse(protocol.CodeSelfMessage, "cannot message yourself")
 	}
 	msg := protocol.Message{
 		MsgID:       s.ids.Generate().Int64(),
@@ -33,122 +34,127 @@ func (s *Server) handleSend(ctx context.Context, ss *session, user int64, reqID 
 		ServerTime:  time.Now().UnixMilli(),
 	}
 	if m.GroupID != 0 {
-		if code, err := s.groupMember(ctx, m.GroupID, user); err != nil || code != 0 {
-			return s.codeOr(out, reqID, code, "send", err)
+		if err := s.groupMember(ctx, m.GroupID, user); err != nil {
+			return nil, err
 		}
 		msg.Conv, msg.GroupID = protocol.GroupConv(m.GroupID), m.GroupID
 	} else {
 		if _, err := s.store.UserByID(ctx, m.To); errors.Is(err, storage.ErrNotFound) {
-			return appendError(out, reqID, protocol.CodeNoSuchUser, "no such user")
+			return nil, refuseCode(protocol.CodeNoSuchUser)
 		} else if err != nil {
-			return s.storeError(out, reqID, "send", err)
+			return nil, err
 		}
-		if code, err := s.mayMessage(ctx, user, m.To); err != nil || code != 0 {
-			return s.codeOr(out, reqID, code, "send", err)
+		if err := s.mayMessage(ctx, user, m.To); err != nil {
+			return nil, err
 		}
 		msg.Conv, msg.To = protocol.DirectConv(user, m.To), m.To
 	}
-	s.delivery.origin(msg.MsgID, ss)
+	s.delivery.origin(msg.MsgID, c.ss)
 	stored, dup, err := s.store.Append(ctx, &msg)
 	if err != nil || dup {
 		s.delivery.forget(msg.MsgID)
 	}
 	if err != nil {
-		return s.storeError(out, reqID, "send", err)
+		return nil, err
 	}
 	if !dup {
 		s.stats.messages.Add(1)
 	}
-	return appendReply(out, protocol.TypeSendAck, reqID, &protocol.SendAck{
+	return &protocol.SendAck{
 		MsgID:      stored.MsgID,
 		Conv:       stored.Conv,
 		Seq:        stored.Seq,
 		ServerTime: stored.ServerTime,
 		Duplicate:  dup,
-	})
+	}, nil
 }
 
-// member checks that user may read conv: 0 if so, or the code to answer.
-func (s *Server) member(ctx context.Context, user int64, conv string) (protocol.Code, error) {
+// member checks that user may read conv: nil if so, or the refusal.
+func (s *Server) member(ctx context.Context, user int64, conv string) error {
 	p, ok := protocol.ParseConv(conv)
 	switch {
 	case !ok:
-		return protocol.CodeBadConv, nil
+		return refuseCode(protocol.CodeBadConv)
 	case p.Kind == protocol.ConvGroup:
 		return s.groupMember(ctx, p.Group, user)
 	case !p.Has(user):
-		return protocol.CodeBadConv, nil
+		return refuseCode(protocol.CodeBadConv)
 	}
-	return 0, nil
+	return nil
 }
 
-func (s *Server) handleAck(ctx context.Context, user int64, reqID uint32, a *protocol.Ack, out []byte) []byte {
-	if code, err := s.member(ctx, user, a.Conv); err != nil || code != 0 {
-		return s.codeOr(out, reqID, code, "read", err)
+func (s *Server) handleAck(c *call, a *protocol.Ack) (any, error) {
+	ctx, user := c.ctx, c.user
+	if err := s.member(ctx, user, a.Conv); err != nil {
+		return nil, err
 	}
 	if err := s.store.Ack(ctx, user, a.Conv, a.Seq); err != nil {
-		return s.storeError(out, reqID, "ack", err)
+		return nil, err
 	}
-	return appendReply(out, protocol.TypeOK, reqID, &protocol.OK{})
+	return &protocol.OK{}, nil
 }
 
-func (s *Server) handleSync(ctx context.Context, user int64, reqID uint32, q *protocol.Sync, out []byte) []byte {
-	if code, err := s.member(ctx, user, q.Conv); err != nil || code != 0 {
-		return s.codeOr(out, reqID, code, "read", err)
+func (s *Server) handleSync(c *call, q *protocol.Sync) (any, error) {
+	ctx, user := c.ctx, c.user
+	if err := s.member(ctx, user, q.Conv); err != nil {
+		return nil, err
 	}
 	msgs, next, last, more, err := s.store.After(ctx, user, q.Conv, q.LastAckID, s.limit(q.Limit))
 	if err != nil {
-		return s.storeError(out, reqID, "sync", err)
+		return nil, err
 	}
 	if kept := fitReply(msgs); kept < len(msgs) {
 		msgs, next, more = msgs[:kept], msgs[kept-1].Seq, true
 	}
-	return appendReply(out, protocol.TypeSyncResult, reqID, &protocol.SyncResult{
+	return &protocol.SyncResult{
 		Conv: q.Conv, Messages: nonNil(msgs), Next: next, LastSeq: last, HasMore: more,
-	})
+	}, nil
 }
 
-func (s *Server) handleHistory(ctx context.Context, user int64, reqID uint32, q *protocol.History, out []byte) []byte {
-	if code, err := s.member(ctx, user, q.Conv); err != nil || code != 0 {
-		return s.codeOr(out, reqID, code, "read", err)
+func (s *Server) handleHistory(c *call, q *protocol.History) (any, error) {
+	ctx, user := c.ctx, c.user
+	if err := s.member(ctx, user, q.Conv); err != nil {
+		return nil, err
 	}
 	msgs, next, more, err := s.store.Before(ctx, user, q.Conv, q.BeforeSeq, s.limit(q.Limit))
 	if err != nil {
-		return s.storeError(out, reqID, "history", err)
+		return nil, err
 	}
 	if kept := fitReply(msgs); kept < len(msgs) {
 		msgs, next, more = msgs[:kept], msgs[kept-1].Seq, true
 	}
-	return appendReply(out, protocol.TypeHistoryResult, reqID, &protocol.HistoryResult{
+	return &protocol.HistoryResult{
 		Conv: q.Conv, Messages: nonNil(msgs), Next: next, HasMore: more,
-	})
+	}, nil
 }
 
-func (s *Server) handleDeleteHistory(ctx context.Context, user int64, reqID uint32, d *protocol.DeleteHistory, out []byte) []byte {
-	if code, err := s.member(ctx, user, d.Conv); err != nil || code != 0 {
-		return s.codeOr(out, reqID, code, "read", err)
+func (s *Server) handleDeleteHistory(c *call, d *protocol.DeleteHistory) (any, error) {
+	ctx, user := c.ctx, c.user
+	if err := s.member(ctx, user, d.Conv); err != nil {
+		return nil, err
 	}
 	if len(d.Seqs) == 0 && d.UpTo == 0 {
-		return appendError(out, reqID, protocol.CodeBadBody, "name seqs or up_to")
+		return nil, refuse(protocol.CodeBadBody, "name seqs or up_to")
 	}
 	if len(d.Seqs) > s.cfg.MaxSyncLimit {
-		return appendError(out, reqID, protocol.CodeBadBody, "too many seqs in one request")
+		return nil, refuse(protocol.CodeBadBody, "too many seqs in one request")
 	}
 	if err := s.store.Hide(ctx, user, d.Conv, d.Seqs, d.UpTo); err != nil {
-		return s.storeError(out, reqID, "delete history", err)
+		return nil, err
 	}
-	return appendReply(out, protocol.TypeOK, reqID, &protocol.OK{})
+	return &protocol.OK{}, nil
 }
 
-func (s *Server) handleConversations(ctx context.Context, user int64, reqID uint32, q *protocol.Conversations, out []byte) []byte {
+func (s *Server) handleConversations(c *call, q *protocol.Conversations) (any, error) {
+	ctx, user := c.ctx, c.user
 	convs, err := s.store.Conversations(ctx, user, s.limit(q.Limit))
 	if err != nil {
-		return s.storeError(out, reqID, "conversations", err)
+		return nil, err
 	}
 	if convs == nil {
 		convs = []protocol.Conversation{}
 	}
-	return appendReply(out, protocol.TypeConversationList, reqID, &protocol.ConversationList{Conversations: convs})
+	return &protocol.ConversationList{Conversations: convs}, nil
 }
 
 // maxReply bounds the frames the server sends; docs/protocol.md promises

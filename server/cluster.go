@@ -112,15 +112,14 @@ func (s *Server) slotsChanged(old, next router.Table) {
 }
 
 // redirect answers a login of a user owned by another node with a
-// Redirect to it; it reports false when the user is this node's.
-func (s *Server) redirect(ss *session, user int64, out []byte) ([]byte, bool) {
+// Redirect to it; it returns nil when the user is this node's.
+func (s *Server) redirect(ss *session, user int64) *otherFrame {
 	n, ok := s.remoteOwner(user)
 	if !ok {
-		return out, false
+		return nil
 	}
 	ss.state.CompareAndSwap(stateLoggingIn, stateAnonymous)
 	// Redirect carries request id 0 (docs/protocol.md); it answers the
 	// login that is waiting.
-	out, _ = protocol.AppendFrame(out, protocol.TypeRedirect, 0, &protocol.Redirect{Addr: n.Addr, NodeID: n.Snowflake})
-	return out, true
+	return &otherFrame{typ: protocol.TypeRedirect, body: &protocol.Redirect{Addr: n.Addr, NodeID: n.Snowflake}}
 }

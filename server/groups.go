@@ -76,20 +76,20 @@ func (c *memberCache) drop(group int64) {
 	c.mu.Unlock()
 }
 
-// groupMember checks that user is a member of group: 0 if so, or the code
-// to answer.
-func (s *Server) groupMember(ctx context.Context, group, user int64) (protocol.Code, error) {
+// groupMember checks that user is a member of group: nil if so, or the
+// refusal (NO_SUCH_GROUP, NOT_MEMBER).
+func (s *Server) groupMember(ctx context.Context, group, user int64) error {
 	ids, err := s.members.get(ctx, group)
 	if errors.Is(err, storage.ErrNotFound) {
-		return protocol.CodeNoSuchGroup, nil
+		return refuseCode(protocol.CodeNoSuchGroup)
 	}
 	if err != nil {
-		return 0, err
+		return err
 	}
 	if _, ok := slices.BinarySearch(ids, user); !ok {
-		return protocol.CodeNotMember, nil
+		return refuseCode(protocol.CodeNotMember)
 	}
-	return 0, nil
+	return nil
 }
 
 // pushGroup sends a frame to every logged-in session of the users but skip.
@@ -110,32 +110,20 @@ func groupInfo(g storage.Group) protocol.GroupInfo {
 
 func validGroupName(name string) bool { return name != "" && len(name) <= maxGroupName }
 
-// groupErr answers the storage errors group requests share.
-func (s *Server) groupErr(out []byte, reqID uint32, op string, err error) []byte {
-	switch {
-	case errors.Is(err, storage.ErrGroupFull):
-		return appendError(out, reqID, protocol.CodeGroupFull, "the group would pass its maximum size")
-	case errors.Is(err, storage.ErrNotMember):
-		return appendError(out, reqID, protocol.CodeNotMember, "not a member of the group")
-	case errors.Is(err, storage.ErrAlreadyMember):
-		return appendError(out, reqID, protocol.CodeAlreadyMember, "already a member")
-	}
-	return s.storeError(out, reqID, op, err)
-}
-
-func (s *Server) handleGroupCreate(ctx context.Context, ss *session, user int64, reqID uint32, q *protocol.GroupCreate, out []byte) []byte {
+func (s *Server) handleGroupCreate(c *call, q *protocol.GroupCreate) (any, error) {
+	ctx, user, ss := c.ctx, c.user, c.ss
 	if !validGroupName(q.Name) {
-		return appendError(out, reqID, protocol.CodeBadGroupName, "a group name must be 1-64 bytes")
+		return nil, refuse(protocol.CodeBadGroupName, "a group name must be 1-64 bytes")
 	}
 	if len(q.Members) >= s.cfg.MaxGroupSize*2 {
-		return appendError(out, reqID, protocol.CodeGroupFull, "too many members")
+		return nil, refuse(protocol.CodeGroupFull, "too many members")
 	}
 	g, err := s.store.CreateGroup(ctx, user, q.Name, q.Open, q.Members, s.cfg.MaxGroupSize, time.Now())
 	if errors.Is(err, storage.ErrNotFound) {
-		return appendError(out, reqID, protocol.CodeNoSuchUser, "a member is not a user")
+		return nil, refuse(protocol.CodeNoSuchUser, "a member is not a user")
 	}
 	if err != nil {
-		return s.groupErr(out, reqID, "group create", err)
+		return nil, err
 	}
 	ids, err := s.members.get(ctx, g.ID)
 	if err != nil {
@@ -144,37 +132,38 @@ func (s *Server) handleGroupCreate(ctx context.Context, ss *session, user int64,
 		s.pushGroup(ids, groupEvent(&protocol.GroupEvent{GroupID: g.ID, Kind: protocol.GroupJoined, Actor: user, Users: ids}), ss)
 	}
 	info := groupInfo(g)
-	return appendReply(out, protocol.TypeGroupInfo, reqID, &info)
+	return &info, nil
 }
 
-func (s *Server) handleGroupJoin(ctx context.Context, ss *session, user int64, reqID uint32, q *protocol.GroupJoin, out []byte) []byte {
+func (s *Server) handleGroupJoin(c *call, q *protocol.GroupJoin) (any, error) {
+	ctx, user, ss := c.ctx, c.user, c.ss
 	g, err := s.store.Group(ctx, q.GroupID)
 	if errors.Is(err, storage.ErrNotFound) {
-		return appendError(out, reqID, protocol.CodeNoSuchGroup, "no such group")
+		return nil, refuse(protocol.CodeNoSuchGroup, "no such group")
 	}
 	if err != nil {
-		return s.storeError(out, reqID, "group join", err)
+		return nil, err
 	}
 	if !g.Open {
-		return appendError(out, reqID, protocol.CodeGroupClosed, "the group is not open; ask a member for an invitation")
+		return nil, refuse(protocol.CodeGroupClosed, "the group is not open; ask a member for an invitation")
 	}
 	added, err := s.store.AddMembers(ctx, g.ID, []int64{user}, s.cfg.MaxGroupSize, time.Now())
 	if errors.Is(err, storage.ErrNotFound) {
-		return appendError(out, reqID, protocol.CodeNoSuchGroup, "no such group")
+		return nil, refuse(protocol.CodeNoSuchGroup, "no such group")
 	}
 	if err != nil {
-		return s.groupErr(out, reqID, "group join", err)
+		return nil, err
 	}
 	if len(added) == 0 {
-		return appendError(out, reqID, protocol.CodeAlreadyMember, "already a member")
+		return nil, refuse(protocol.CodeAlreadyMember, "already a member")
 	}
 	s.members.invalidate(g.ID)
 	s.announce(ctx, g.ID, ss, &protocol.GroupEvent{GroupID: g.ID, Kind: protocol.GroupJoined, Actor: user, Users: added})
 	if g, err = s.store.Group(ctx, g.ID); err != nil {
-		return s.storeError(out, reqID, "group join", err)
+		return nil, err
 	}
 	info := groupInfo(g)
-	return appendReply(out, protocol.TypeGroupInfo, reqID, &info)
+	return &info, nil
 }
 
 // announce pushes a group event to the group's current members but skip.
@@ -187,180 +176,166 @@ func (s *Server) announce(ctx context.Context, group int64, skip *session, e *pr
 	s.pushGroup(ids, groupEvent(e), skip)
 }
 
-func (s *Server) handleGroupInvite(ctx context.Context, ss *session, user int64, reqID uint32, q *protocol.GroupInvite, out []byte) []byte {
+func (s *Server) handleGroupInvite(c *call, q *protocol.GroupInvite) (any, error) {
+	ctx, user, ss := c.ctx, c.user, c.ss
 	if len(q.Users) == 0 {
-		return appendError(out, reqID, protocol.CodeBadBody, "name the users to invite")
+		return nil, refuse(protocol.CodeBadBody, "name the users to invite")
 	}
 	if len(q.Users) >= s.cfg.MaxGroupSize*2 {
-		return appendError(out, reqID, protocol.CodeGroupFull, "too many users")
+		return nil, refuse(protocol.CodeGroupFull, "too many users")
 	}
-	if code, err := s.groupMember(ctx, q.GroupID, user); err != nil || code != 0 {
-		return s.codeOr(out, reqID, code, "group invite", err)
+	if err := s.groupMember(ctx, q.GroupID, user); err != nil {
+		return nil, err
 	}
 	added, err := s.store.AddMembers(ctx, q.GroupID, q.Users, s.cfg.MaxGroupSize, time.Now())
 	if errors.Is(err, storage.ErrNotFound) {
-		return appendError(out, reqID, protocol.CodeNoSuchUser, "an invited id is not a user")
+		return nil, refuse(protocol.CodeNoSuchUser, "an invited id is not a user")
 	}
 	if err != nil {
-		return s.groupErr(out, reqID, "group invite", err)
+		return nil, err
 	}
 	if len(added) > 0 {
 		s.members.invalidate(q.GroupID)
 		s.announce(ctx, q.GroupID, ss, &protocol.GroupEvent{GroupID: q.GroupID, Kind: protocol.GroupJoined, Actor: user, Users: added})
 	}
-	return appendReply(out, protocol.TypeOK, reqID, &protocol.OK{})
+	return &protocol.OK{}, nil
 }
 
-func (s *Server) handleGroupLeave(ctx context.Context, ss *session, user int64, reqID uint32, q *protocol.GroupLeave, out []byte) []byte {
-	g, code, err := s.groupOf(ctx, q.GroupID, user)
-	if err != nil || code != 0 {
-		return s.codeOr(out, reqID, code, "group leave", err)
+func (s *Server) handleGroupLeave(c *call, q *protocol.GroupLeave) (any, error) {
+	ctx, user, ss := c.ctx, c.user, c.ss
+	g, err := s.groupOf(ctx, q.GroupID, user)
+	if err != nil {
+		return nil, err
 	}
 	if g.Owner == user {
-		return appendError(out, reqID, protocol.CodeOwnerCannotLeave, "the owner must transfer the group or disband it")
+		return nil, refuse(protocol.CodeOwnerCannotLeave, "the owner must transfer the group or disband it")
 	}
 	if err := s.store.RemoveMember(ctx, g.ID, user); err != nil {
-		return s.groupErr(out, reqID, "group leave", err)
+		return nil, err
 	}
 	s.members.invalidate(g.ID)
 	e := &protocol.GroupEvent{GroupID: g.ID, Kind: protocol.GroupLeft, Actor: user, Users: []int64{user}}
 	s.announce(ctx, g.ID, ss, e)
 	s.pushUser(user, groupEvent(e), ss)
-	return appendReply(out, protocol.TypeOK, reqID, &protocol.OK{})
+	return &protocol.OK{}, nil
 }
 
-// groupOf loads a group that user is a member of: the group, or the code
-// to answer.
-func (s *Server) groupOf(ctx context.Context, group, user int64) (storage.Group, protocol.Code, error) {
+// groupOf loads a group that user is a member of: the group, or the
+// refusal.
+func (s *Server) groupOf(ctx context.Context, group, user int64) (storage.Group, error) {
 	g, err := s.store.Group(ctx, group)
 	if errors.Is(err, storage.ErrNotFound) {
-		return g, protocol.CodeNoSuchGroup, nil
+		return g, refuseCode(protocol.CodeNoSuchGroup)
 	}
 	if err != nil {
-		return g, 0, err
+		return g, err
 	}
-	code, err := s.groupMember(ctx, group, user)
-	return g, code, err
+	return g, s.groupMember(ctx, group, user)
 }
 
-// owned loads a group that user owns: the group, or the code to answer.
-func (s *Server) owned(ctx context.Context, group, user int64) (storage.Group, protocol.Code, error) {
-	g, code, err := s.groupOf(ctx, group, user)
-	if err == nil && code == 0 && g.Owner != user {
-		code = protocol.CodeNotOwner
+// owned loads a group that user owns: the group, or the refusal.
+func (s *Server) owned(ctx context.Context, group, user int64) (storage.Group, error) {
+	g, err := s.groupOf(ctx, group, user)
+	if err == nil && g.Owner != user {
+		err = refuseCode(protocol.CodeNotOwner)
 	}
-	return g, code, err
+	return g, err
 }
 
-// codeOr answers a failed check: its code, or the storage error.
-func (s *Server) codeOr(out []byte, reqID uint32, code protocol.Code, op string, err error) []byte {
-	if err != nil {
-		return s.storeError(out, reqID, op, err)
-	}
-	var msg string
-	switch code {
-	case protocol.CodeNoSuchGroup:
-		msg = "no such group"
-	case protocol.CodeNotMember:
-		msg = "not a member of the group"
-	case protocol.CodeNotOwner:
-		msg = "only the group's owner may do this"
-	case protocol.CodeNotFriends:
-		msg = "only friends may message each other"
-	case protocol.CodeBadConv:
-		msg = "not a conversation of yours"
-	}
-	return appendError(out, reqID, code, msg)
-}
-
-func (s *Server) handleGroupRename(ctx context.Context, ss *session, user int64, reqID uint32, q *protocol.GroupRename, out []byte) []byte {
+func (s *Server) handleGroupRename(c *call, q *protocol.GroupRename) (any, error) {
+	ctx, user, ss := c.ctx, c.user, c.ss
 	if !validGroupName(q.Name) {
-		return appendError(out, reqID, protocol.CodeBadGroupName, "a group name must be 1-64 bytes")
+		return nil, refuse(protocol.CodeBadGroupName, "a group name must be 1-64 bytes")
 	}
-	g, code, err := s.owned(ctx, q.GroupID, user)
-	if err != nil || code != 0 {
-		return s.codeOr(out, reqID, code, "group rename", err)
+	g, err := s.owned(ctx, q.GroupID, user)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.store.RenameGroup(ctx, g.ID, q.Name); err != nil {
-		return s.groupErr(out, reqID, "group rename", err)
+		return nil, err
 	}
 	s.announce(ctx, g.ID, ss, &protocol.GroupEvent{GroupID: g.ID, Kind: protocol.GroupRenamed, Actor: user, Name: q.Name})
-	return appendReply(out, protocol.TypeOK, reqID, &protocol.OK{})
+	return &protocol.OK{}, nil
 }
 
-func (s *Server) handleGroupRemove(ctx context.Context, ss *session, user int64, reqID uint32, q *protocol.GroupRemove, out []byte) []byte {
-	g, code, err := s.owned(ctx, q.GroupID, user)
-	if err != nil || code != 0 {
-		return s.codeOr(out, reqID, code, "group remove", err)
+func (s *Server) handleGroupRemove(c *call, q *protocol.GroupRemove) (any, error) {
+	ctx, user, ss := c.ctx, c.user, c.ss
+	g, err := s.owned(ctx, q.GroupID, user)
+	if err != nil {
+		return nil, err
 	}
 	if q.UserID == user {
-		return appendError(out, reqID, protocol.CodeOwnerCannotLeave, "the owner must transfer the group or disband it")
+		return nil, refuse(protocol.CodeOwnerCannotLeave, "the owner must transfer the group or disband it")
 	}
 	if err := s.store.RemoveMember(ctx, g.ID, q.UserID); err != nil {
-		return s.groupErr(out, reqID, "group remove", err)
+		return nil, err
 	}
 	s.members.invalidate(g.ID)
 	e := &protocol.GroupEvent{GroupID: g.ID, Kind: protocol.GroupRemoved, Actor: user, Users: []int64{q.UserID}}
 	s.announce(ctx, g.ID, ss, e)
 	s.pushUser(q.UserID, groupEvent(e), nil)
-	return appendReply(out, protocol.TypeOK, reqID, &protocol.OK{})
+	return &protocol.OK{}, nil
 }
 
-func (s *Server) handleGroupTransfer(ctx context.Context, ss *session, user int64, reqID uint32, q *protocol.GroupTransfer, out []byte) []byte {
-	g, code, err := s.owned(ctx, q.GroupID, user)
-	if err != nil || code != 0 {
-		return s.codeOr(out, reqID, code, "group transfer", err)
+func (s *Server) handleGroupTransfer(c *call, q *protocol.GroupTransfer) (any, error) {
+	ctx, user, ss := c.ctx, c.user, c.ss
+	g, err := s.owned(ctx, q.GroupID, user)
+	if err != nil {
+		return nil, err
 	}
 	if q.UserID == user {
-		return appendReply(out, protocol.TypeOK, reqID, &protocol.OK{})
+		return &protocol.OK{}, nil
 	}
 	if err := s.store.SetGroupOwner(ctx, g.ID, q.UserID); err != nil {
-		return s.groupErr(out, reqID, "group transfer", err)
+		return nil, err
 	}
 	s.announce(ctx, g.ID, ss, &protocol.GroupEvent{GroupID: g.ID, Kind: protocol.GroupOwner, Actor: user, Users: []int64{q.UserID}})
-	return appendReply(out, protocol.TypeOK, reqID, &protocol.OK{})
+	return &protocol.OK{}, nil
 }
 
-func (s *Server) handleGroupDisband(ctx context.Context, ss *session, user int64, reqID uint32, q *protocol.GroupDisband, out []byte) []byte {
-	g, code, err := s.owned(ctx, q.GroupID, user)
-	if err != nil || code != 0 {
-		return s.codeOr(out, reqID, code, "group disband", err)
+func (s *Server) handleGroupDisband(c *call, q *protocol.GroupDisband) (any, error) {
+	ctx, user, ss := c.ctx, c.user, c.ss
+	g, err := s.owned(ctx, q.GroupID, user)
+	if err != nil {
+		return nil, err
 	}
 	former, err := s.members.get(ctx, g.ID)
 	if err != nil {
-		return s.storeError(out, reqID, "group disband", err)
+		return nil, err
 	}
 	if err := s.store.DeleteGroup(ctx, g.ID); err != nil {
-		return s.storeError(out, reqID, "group disband", err)
+		return nil, err
 	}
 	s.members.invalidate(g.ID)
 	s.pushGroup(former, groupEvent(&protocol.GroupEvent{GroupID: g.ID, Kind: protocol.GroupDisbanded, Actor: user}), ss)
-	return appendReply(out, protocol.TypeOK, reqID, &protocol.OK{})
+	return &protocol.OK{}, nil
 }
 
-func (s *Server) handleGroups(ctx context.Context, user int64, reqID uint32, out []byte) []byte {
+func (s *Server) handleGroups(c *call, _ *protocol.Groups) (any, error) {
+	ctx, user := c.ctx, c.user
 	groups, err := s.store.GroupsOf(ctx, user)
 	if err != nil {
-		return s.storeError(out, reqID, "groups", err)
+		return nil, err
 	}
 	res := protocol.GroupList{Groups: make([]protocol.GroupInfo, len(groups))}
 	for i, g := range groups {
 		res.Groups[i] = groupInfo(g)
 	}
-	return appendReply(out, protocol.TypeGroupList, reqID, &res)
+	return &res, nil
 }
 
-func (s *Server) handleGroupMembers(ctx context.Context, user int64, reqID uint32, q *protocol.GroupMembers, out []byte) []byte {
-	g, code, err := s.groupOf(ctx, q.GroupID, user)
-	if err != nil || code != 0 {
-		return s.codeOr(out, reqID, code, "group members", err)
+func (s *Server) handleGroupMembers(c *call, q *protocol.GroupMembers) (any, error) {
+	ctx, user := c.ctx, c.user
+	g, err := s.groupOf(ctx, q.GroupID, user)
+	if err != nil {
+		return nil, err
 	}
 	members, err := s.store.Members(ctx, g.ID)
 	if errors.Is(err, storage.ErrNotFound) {
-		return appendError(out, reqID, protocol.CodeNoSuchGroup, "no such group")
+		return nil, refuse(protocol.CodeNoSuchGroup, "no such group")
 	}
 	if err != nil {
-		return s.storeError(out, reqID, "group members", err)
+		return nil, err
 	}
 	res := protocol.MemberList{GroupID: g.ID, Members: make([]protocol.Member, len(members))}
 	ps := make([]storage.Profile, len(members))
@@ -371,5 +346,5 @@ func (s *Server) handleGroupMembers(ctx context.Context, user int64, reqID uint3
 	for i, m := range members {
 		res.Members[i] = protocol.Member{UserInfo: s.userInfo(m.Profile, on), Owner: m.ID == g.Owner, Joined: m.Joined.UnixMilli()}
 	}
-	return appendReply(out, protocol.TypeMemberList, reqID, &res)
+	return &res, nil
 }

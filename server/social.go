@@ -67,9 +67,10 @@ func (s *Server) pushLocal(user int64, frame []byte, skip *session) {
 	}
 }
 
-func (s *Server) handleUserSearch(ctx context.Context, reqID uint32, q *protocol.UserSearch, out []byte) []byte {
+func (s *Server) handleUserSearch(c *call, q *protocol.UserSearch) (any, error) {
+	ctx := c.ctx
 	if q.Prefix == "" || len(q.Prefix) > maxSearchPrefix {
-		return appendError(out, reqID, protocol.CodeBadBody, "prefix must be 1-32 bytes")
+		return nil, refuse(protocol.CodeBadBody, "prefix must be 1-32 bytes")
 	}
 	limit := defaultSearch
 	if q.Limit > 0 {
@@ -77,7 +78,7 @@ func (s *Server) handleUserSearch(ctx context.Context, reqID uint32, q *protocol
 	}
 	found, err := s.store.SearchUsers(ctx, q.Prefix, q.After, limit)
 	if err != nil {
-		return s.storeError(out, reqID, "user search", err)
+		return nil, err
 	}
 	res := protocol.UserList{Users: make([]protocol.UserInfo, len(found))}
 	on := s.whoIsOnline(ctx, found...)
@@ -87,54 +88,57 @@ func (s *Server) handleUserSearch(ctx context.Context, reqID uint32, q *protocol
 	if len(found) == limit {
 		res.Next = found[len(found)-1].Username
 	}
-	return appendReply(out, protocol.TypeUserList, reqID, &res)
+	return &res, nil
 }
 
-func (s *Server) handleProfileGet(ctx context.Context, user int64, reqID uint32, q *protocol.ProfileGet, out []byte) []byte {
+func (s *Server) handleProfileGet(c *call, q *protocol.ProfileGet) (any, error) {
+	ctx, user := c.ctx, c.user
 	id := q.UserID
 	if id == 0 {
 		id = user
 	}
 	p, err := s.store.Profile(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
-		return appendError(out, reqID, protocol.CodeNoSuchUser, "no such user")
+		return nil, refuse(protocol.CodeNoSuchUser, "no such user")
 	}
 	if err != nil {
-		return s.storeError(out, reqID, "profile", err)
+		return nil, err
 	}
 	info := s.userInfo(p, s.whoIsOnline(ctx, p))
-	return appendReply(out, protocol.TypeUserInfo, reqID, &info)
+	return &info, nil
 }
 
-func (s *Server) handleProfileUpdate(ctx context.Context, user int64, reqID uint32, q *protocol.ProfileUpdate, out []byte) []byte {
+func (s *Server) handleProfileUpdate(c *call, q *protocol.ProfileUpdate) (any, error) {
+	ctx, user := c.ctx, c.user
 	if len(q.DisplayName) > maxDisplayName || len(q.AvatarURL) > maxAvatarURL {
-		return appendError(out, reqID, protocol.CodeBadProfile, "display name above 64 bytes or avatar URL above 512")
+		return nil, refuse(protocol.CodeBadProfile, "display name above 64 bytes or avatar URL above 512")
 	}
 	p, err := s.store.SetProfile(ctx, user, q.DisplayName, q.AvatarURL)
 	if err != nil {
-		return s.storeError(out, reqID, "profile update", err)
+		return nil, err
 	}
 	info := s.userInfo(p, nil)
-	return appendReply(out, protocol.TypeUserInfo, reqID, &info)
+	return &info, nil
 }
 
-func (s *Server) handleFriendRequest(ctx context.Context, ss *session, user int64, reqID uint32, q *protocol.FriendRequest, out []byte) []byte {
+func (s *Server) handleFriendRequest(c *call, q *protocol.FriendRequest) (any, error) {
+	ctx, user := c.ctx, c.user
 	switch {
 	case q.To == user:
-		return appendError(out, reqID, protocol.CodeSelfFriend, "cannot befriend yourself")
+		return nil, refuse(protocol.CodeSelfFriend, "cannot befriend yourself")
 	case len(q.Note) > maxFriendNote:
-		return appendError(out, reqID, protocol.CodeBadBody, "note above 256 bytes")
+		return nil, refuse(protocol.CodeBadBody, "note above 256 bytes")
 	}
 	mutual, err := s.store.RequestFriend(ctx, user, q.To, q.Note, time.Now())
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return appendError(out, reqID, protocol.CodeNoSuchUser, "no such user")
+		return nil, refuse(protocol.CodeNoSuchUser, "no such user")
 	case errors.Is(err, storage.ErrAlreadyFriends):
-		return appendError(out, reqID, protocol.CodeAlreadyFriends, "already friends")
+		return nil, refuse(protocol.CodeAlreadyFriends, "already friends")
 	case errors.Is(err, storage.ErrRequestExists):
-		return appendError(out, reqID, protocol.CodeRequestExists, "a request to this user is pending")
+		return nil, refuse(protocol.CodeRequestExists, "a request to this user is pending")
 	case err != nil:
-		return s.storeError(out, reqID, "friend request", err)
+		return nil, err
 	}
 	me, other, err := s.profiles(ctx, user, q.To)
 	if err != nil {
@@ -145,17 +149,18 @@ func (s *Server) handleFriendRequest(ctx context.Context, ss *session, user int6
 	} else {
 		s.pushUser(q.To, friendEvent(protocol.FriendRequested, s.userInfo(me, nil), q.Note), nil)
 	}
-	return appendReply(out, protocol.TypeOK, reqID, &protocol.OK{})
+	return &protocol.OK{}, nil
 }
 
-func (s *Server) handleFriendRequests(ctx context.Context, user int64, reqID uint32, out []byte) []byte {
+func (s *Server) handleFriendRequests(c *call, _ *protocol.FriendRequests) (any, error) {
+	ctx, user := c.ctx, c.user
 	in, outgoing, err := s.store.FriendRequests(ctx, user)
 	if err != nil {
-		return s.storeError(out, reqID, "friend requests", err)
+		return nil, err
 	}
-	return appendReply(out, protocol.TypeFriendReqList, reqID, &protocol.FriendRequestList{
+	return &protocol.FriendRequestList{
 		Incoming: s.pending(ctx, in), Outgoing: s.pending(ctx, outgoing),
-	})
+	}, nil
 }
 
 func (s *Server) pending(ctx context.Context, reqs []storage.FriendRequest) []protocol.PendingRequest {
@@ -173,13 +178,14 @@ func (s *Server) pending(ctx context.Context, reqs []storage.FriendRequest) []pr
 	return res
 }
 
-func (s *Server) handleFriendAnswer(ctx context.Context, user int64, reqID uint32, q *protocol.FriendAnswer, out []byte) []byte {
+func (s *Server) handleFriendAnswer(c *call, q *protocol.FriendAnswer) (any, error) {
+	ctx, user := c.ctx, c.user
 	err := s.store.AnswerFriend(ctx, q.From, user, q.Accept, time.Now())
 	if errors.Is(err, storage.ErrNotFound) {
-		return appendError(out, reqID, protocol.CodeNoSuchRequest, "no pending request from this user")
+		return nil, refuse(protocol.CodeNoSuchRequest, "no pending request from this user")
 	}
 	if err != nil {
-		return s.storeError(out, reqID, "friend answer", err)
+		return nil, err
 	}
 	kind := protocol.FriendDeclined
 	if q.Accept {
@@ -190,36 +196,38 @@ func (s *Server) handleFriendAnswer(ctx context.Context, user int64, reqID uint3
 	} else {
 		s.log.Warn("friend event not sent", "err", err)
 	}
-	return appendReply(out, protocol.TypeOK, reqID, &protocol.OK{})
+	return &protocol.OK{}, nil
 }
 
-func (s *Server) handleFriendDelete(ctx context.Context, user int64, reqID uint32, q *protocol.FriendDelete, out []byte) []byte {
+func (s *Server) handleFriendDelete(c *call, q *protocol.FriendDelete) (any, error) {
+	ctx, user := c.ctx, c.user
 	err := s.store.Unfriend(ctx, user, q.UserID)
 	if errors.Is(err, storage.ErrNotFriends) {
-		return appendError(out, reqID, protocol.CodeNotAFriend, "not friends")
+		return nil, refuse(protocol.CodeNotAFriend, "not friends")
 	}
 	if err != nil {
-		return s.storeError(out, reqID, "friend delete", err)
+		return nil, err
 	}
 	if me, err := s.store.Profile(ctx, user); err == nil {
 		s.pushUser(q.UserID, friendEvent(protocol.FriendRemoved, s.userInfo(me, nil), ""), nil)
 	} else {
 		s.log.Warn("friend event not sent", "err", err)
 	}
-	return appendReply(out, protocol.TypeOK, reqID, &protocol.OK{})
+	return &protocol.OK{}, nil
 }
 
-func (s *Server) handleFriends(ctx context.Context, user int64, reqID uint32, out []byte) []byte {
+func (s *Server) handleFriends(c *call, _ *protocol.Friends) (any, error) {
+	ctx, user := c.ctx, c.user
 	friends, err := s.store.FriendsOf(ctx, user)
 	if err != nil {
-		return s.storeError(out, reqID, "friends", err)
+		return nil, err
 	}
 	res := protocol.FriendList{Friends: make([]protocol.UserInfo, len(friends))}
 	on := s.whoIsOnline(ctx, friends...)
 	for i, p := range friends {
 		res.Friends[i] = s.userInfo(p, on)
 	}
-	return appendReply(out, protocol.TypeFriendList, reqID, &res)
+	return &res, nil
 }
 
 // profiles loads two profiles.
@@ -235,15 +243,15 @@ func friendEvent(kind string, user protocol.UserInfo, note string) []byte {
 	return protocol.MustFrame(protocol.TypeFriendEvent, 0, &protocol.FriendEvent{Kind: kind, User: user, Note: note})
 }
 
-// mayMessage applies the direct-message policy: it returns 0 when user may
-// send to peer, or the error code.
-func (s *Server) mayMessage(ctx context.Context, user, peer int64) (protocol.Code, error) {
+// mayMessage applies the direct-message policy: nil when user may send to
+// peer, or the refusal.
+func (s *Server) mayMessage(ctx context.Context, user, peer int64) error {
 	if s.cfg.DMPolicy == DMAnyone {
-		return 0, nil
+		return nil
 	}
 	ok, err := s.store.AreFriends(ctx, user, peer)
 	if err != nil || ok {
-		return 0, err
+		return err
 	}
-	return protocol.CodeNotFriends, nil
+	return refuseCode(protocol.CodeNotFriends)
 }
