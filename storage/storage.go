@@ -81,6 +81,20 @@ type Messages interface {
 	// batches concurrent calls into one transaction (group commit).
 	Append(ctx context.Context, m *protocol.Message) (stored protocol.Message, dup bool, err error)
 
+	// AppendAsync is Append without waiting for the commit. done is called exactly once, from the
+	// backend's writer, after the batch holding m is durable (stored, dup, nil) or has failed (err);
+	// done must not block. Messages handed in by one goroutine are committed in call order (within a
+	// conversation their seqs ascend in call order). If ctx ends before m joins a batch, done gets
+	// ctx.Err() and nothing is stored.
+	//
+	// A call that fails before m is queued (the store is closed, m is
+	// invalid, ctx has already ended) calls done before AppendAsync returns,
+	// on the caller's goroutine. AppendAsync copies m (its body too) before
+	// it returns and does not modify it; it may wait while the backend's
+	// queue is full. When done gets a nil error, reads (After, Before,
+	// Conversations) already see the message.
+	AppendAsync(ctx context.Context, m *protocol.Message, done func(stored protocol.Message, dup bool, err error))
+
 	// After returns messages of conv with Seq > afterSeq, oldest first, at
 	// most limit, skipping those user has hidden. next is the afterSeq to ask
 	// for the following page (the highest sequence examined), lastSeq the

@@ -51,11 +51,20 @@ type appendReq struct {
 	ctx    context.Context
 	m      protocol.Message
 	parsed protocol.ParsedConv
-	done   chan struct{}
+	done   func(protocol.Message, bool, error) // called once, by finish
 
 	stored protocol.Message
 	dup    bool
 	err    error
+}
+
+// finish answers the request with its result.
+func (r *appendReq) finish() {
+	if r.err != nil {
+		r.done(protocol.Message{}, false, r.err)
+		return
+	}
+	r.done(r.stored, r.dup, nil)
 }
 
 // maxKnownConvs bounds the writer's set of conversations known to have a
@@ -83,27 +92,26 @@ func newWriter(s *Store, hook storage.CommitHook, maxBatch int) *writer {
 		reqs: make(chan *appendReq, maxBatch), done: make(chan struct{})}
 }
 
-// Append implements storage.Messages.
+// Append implements storage.Messages: AppendAsync, then the wait.
 func (s *Store) Append(ctx context.Context, m *protocol.Message) (protocol.Message, bool, error) {
-	if s.closed.Load() {
-		return protocol.Message{}, false, storage.ErrClosed
+	type result struct {
+		stored protocol.Message
+		dup    bool
+		err    error
 	}
-	if m == nil {
-		return protocol.Message{}, false, errors.New("mysql: append: nil message")
+	ch := make(chan result, 1)
+	s.AppendAsync(ctx, m, func(stored protocol.Message, dup bool, err error) {
+		ch <- result{stored, dup, err}
+	})
+	var r result
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		// The append still commits if the writer has started it.
+		return protocol.Message{}, false, ctx.Err()
 	}
-	parsed, ok := protocol.ParseConv(m.Conv)
-	if !ok {
-		return protocol.Message{}, false, fmt.Errorf("mysql: append: invalid conversation id %q", m.Conv)
-	}
-	if len(m.ClientMsgID) > maxClientMsgID {
-		// Checked here so that it fails this call, not the whole batch.
-		return protocol.Message{}, false, fmt.Errorf("mysql: append: client_msg_id longer than %d bytes", maxClientMsgID)
-	}
-	r := &appendReq{ctx: ctx, m: *m, parsed: parsed, done: make(chan struct{})}
-	r.m.Seq = 0
-	r.m.Body = append([]byte{}, m.Body...)
-	if err := s.w.do(r); err != nil {
-		return protocol.Message{}, false, err
+	if r.err != nil {
+		return protocol.Message{}, false, r.err
 	}
 	if !r.dup {
 		m.Seq = r.stored.Seq
@@ -111,25 +119,51 @@ func (s *Store) Append(ctx context.Context, m *protocol.Message) (protocol.Messa
 	return r.stored, r.dup, nil
 }
 
-func (w *writer) do(r *appendReq) error {
+// AppendAsync implements storage.Messages. The message and its body are
+// copied before it returns; the writer calls done after the commit (or the
+// failure) of the batch that holds it, before it starts the next batch.
+func (s *Store) AppendAsync(ctx context.Context, m *protocol.Message, done func(protocol.Message, bool, error)) {
+	if s.closed.Load() {
+		done(protocol.Message{}, false, storage.ErrClosed)
+		return
+	}
+	if m == nil {
+		done(protocol.Message{}, false, errors.New("mysql: append: nil message"))
+		return
+	}
+	parsed, ok := protocol.ParseConv(m.Conv)
+	if !ok {
+		done(protocol.Message{}, false, fmt.Errorf("mysql: append: invalid conversation id %q", m.Conv))
+		return
+	}
+	if len(m.ClientMsgID) > maxClientMsgID {
+		// Checked here so that it fails this call, not the whole batch.
+		done(protocol.Message{}, false, fmt.Errorf("mysql: append: client_msg_id longer than %d bytes", maxClientMsgID))
+		return
+	}
+	r := &appendReq{ctx: ctx, m: *m, parsed: parsed, done: done}
+	r.m.Seq = 0
+	r.m.Body = append([]byte{}, m.Body...)
+	if err := s.w.enqueue(r); err != nil {
+		done(protocol.Message{}, false, err)
+	}
+}
+
+// enqueue queues r; the writer will finish it. It fails (and r is not
+// queued) if the writer is closed or r's context ends before there is room
+// in the queue. Requests queued by one goroutine commit in the order queued.
+func (w *writer) enqueue(r *appendReq) error {
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
 	w.mu.RLock()
+	defer w.mu.RUnlock()
 	if w.closed {
-		w.mu.RUnlock()
 		return storage.ErrClosed
 	}
 	select {
 	case w.reqs <- r:
-		w.mu.RUnlock()
-	case <-r.ctx.Done():
-		w.mu.RUnlock()
-		return r.ctx.Err()
-	}
-	select {
-	case <-r.done:
-		return r.err
+		return nil
 	case <-r.ctx.Done():
 		return r.ctx.Err()
 	}
@@ -172,7 +206,7 @@ func (w *writer) commit(batch []*appendReq) {
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.err = err // the caller has gone; nothing is stored for it
-			close(r.done)
+			r.finish()
 			continue
 		}
 		live = append(live, r)
@@ -195,7 +229,7 @@ func (w *writer) commit(batch []*appendReq) {
 		w.s.log.Error("mysql: append batch failed", "appends", len(live), "err", err)
 		for _, r := range live {
 			r.err, r.dup = err, false
-			close(r.done)
+			r.finish()
 		}
 		return
 	}
@@ -206,7 +240,7 @@ func (w *writer) commit(batch []*appendReq) {
 		w.hook(stored)
 	}
 	for _, r := range live {
-		close(r.done)
+		r.finish()
 	}
 }
 

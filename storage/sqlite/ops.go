@@ -12,31 +12,65 @@ import (
 
 // The writes: each kind of op, and the Store methods that queue them.
 
-// Append implements storage.Messages. The message and its body are copied
-// before they are queued; m.Seq is set when the message is newly stored. The
+// Append implements storage.Messages: AppendAsync, then the wait. The
 // returned message shares its body with the one given to the commit hook:
 // neither may be modified.
 func (s *Store) Append(ctx context.Context, m *protocol.Message) (protocol.Message, bool, error) {
+	type result struct {
+		stored protocol.Message
+		dup    bool
+		err    error
+	}
+	ch := make(chan result, 1)
+	s.AppendAsync(ctx, m, func(stored protocol.Message, dup bool, err error) {
+		ch <- result{stored, dup, err}
+	})
+	var r result
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		// The append still commits if the writer has started it.
+		return protocol.Message{}, false, ctx.Err()
+	}
+	if r.err != nil {
+		return protocol.Message{}, false, r.err
+	}
+	if !r.dup {
+		m.Seq = r.stored.Seq
+	}
+	return r.stored, r.dup, nil
+}
+
+// AppendAsync implements storage.Messages. The message and its body are
+// copied before it returns; the writer calls done after the commit (or the
+// failure) of the batch that holds it, before it starts the next batch.
+func (s *Store) AppendAsync(ctx context.Context, m *protocol.Message, done func(protocol.Message, bool, error)) {
 	if s.closed.Load() {
-		return protocol.Message{}, false, storage.ErrClosed
+		done(protocol.Message{}, false, storage.ErrClosed)
+		return
 	}
 	if m == nil {
-		return protocol.Message{}, false, errors.New("sqlite: append: nil message")
+		done(protocol.Message{}, false, errors.New("sqlite: append: nil message"))
+		return
 	}
 	parsed, ok := protocol.ParseConv(m.Conv)
 	if !ok {
-		return protocol.Message{}, false, fmt.Errorf("sqlite: append: invalid conversation id %q", m.Conv)
+		done(protocol.Message{}, false, fmt.Errorf("sqlite: append: invalid conversation id %q", m.Conv))
+		return
 	}
 	o := &appendOp{m: *m, parsed: parsed}
 	o.m.Seq = 0
 	o.m.Body = bytesCopy(m.Body)
-	if err := s.w.do(ctx, o); err != nil {
-		return protocol.Message{}, false, err
+	o.notify = func(err error) {
+		if err != nil {
+			done(protocol.Message{}, false, err)
+			return
+		}
+		done(o.stored, o.dup, nil)
 	}
-	if !o.dup {
-		m.Seq = o.stored.Seq
+	if err := s.w.enqueue(ctx, o); err != nil {
+		done(protocol.Message{}, false, err)
 	}
-	return o.stored, o.dup, nil
 }
 
 type appendOp struct {

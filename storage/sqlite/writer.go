@@ -42,14 +42,24 @@ type op interface {
 
 // opBase is the part of an op shared by every kind.
 type opBase struct {
-	ctx  context.Context
-	done chan error // buffered; receives the op's result once
-	err  error      // domain error, set by exec; written by the writer only
+	ctx    context.Context
+	done   chan error  // buffered; receives the op's result once (do)
+	notify func(error) // or, if set, is called with it instead (async ops)
+	err    error       // domain error, set by exec; written by the writer only
 
 	skipped bool // the caller's context ended before the op ran
 }
 
 func (o *opBase) base() *opBase { return o }
+
+// finish answers the op, once.
+func (o *opBase) finish(err error) {
+	if o.notify != nil {
+		o.notify(err)
+		return
+	}
+	o.done <- err
+}
 
 // writer owns the write connection and the goroutine that batches ops.
 type writer struct {
@@ -88,27 +98,36 @@ func newWriter(ctx context.Context, db *sql.DB, hook storage.CommitHook, maxBatc
 // do queues o and waits for its result. If ctx ends first do returns
 // ctx.Err(); the op still commits if the writer had already started it.
 func (w *writer) do(ctx context.Context, o op) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	b := o.base()
-	b.ctx = ctx
 	b.done = make(chan error, 1)
-	w.mu.RLock()
-	if w.closed {
-		w.mu.RUnlock()
-		return storage.ErrClosed
-	}
-	select {
-	case w.ops <- o:
-		w.mu.RUnlock()
-	case <-ctx.Done():
-		w.mu.RUnlock()
-		return ctx.Err()
+	if err := w.enqueue(ctx, o); err != nil {
+		return err
 	}
 	select {
 	case err := <-b.done:
 		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// enqueue queues o without waiting for its result; o's finish will be
+// called by the writer. It fails (and o is not queued) if the writer is
+// closed or ctx ends before there is room in the queue. Ops queued by one
+// goroutine run in the order queued.
+func (w *writer) enqueue(ctx context.Context, o op) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	o.base().ctx = ctx
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		return storage.ErrClosed
+	}
+	select {
+	case w.ops <- o:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -167,9 +186,9 @@ func (w *writer) commit(ops []op) {
 		w.log.Error("sqlite: write batch failed", "ops", len(ops), "err", err)
 		for _, o := range ops {
 			if ob := o.base(); ob.skipped {
-				ob.done <- ob.err
+				ob.finish(ob.err)
 			} else {
-				ob.done <- err
+				ob.finish(err)
 			}
 		}
 		return
@@ -182,7 +201,7 @@ func (w *writer) commit(ops []op) {
 	}
 	for _, o := range ops {
 		ob := o.base()
-		ob.done <- ob.err
+		ob.finish(ob.err)
 	}
 }
 

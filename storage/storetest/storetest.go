@@ -58,6 +58,7 @@ func Run(t *testing.T, open Open) {
 		{"ConversationsBothUsers", testConversationsBothUsers},
 		{"Closed", testClosed},
 	}
+	cases = append(cases, asyncCases...)
 	cases = append(cases, socialCases...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
