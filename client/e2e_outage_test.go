@@ -14,7 +14,7 @@ import (
 
 	"github.com/parleyim/parley/client"
 	"github.com/parleyim/parley/protocol"
-	"github.com/parleyim/parley/router"
+	predis "github.com/parleyim/parley/router/redis"
 	"github.com/parleyim/parley/server"
 	"github.com/parleyim/parley/server/servertest"
 	"github.com/parleyim/parley/storage/mysql/mysqltest"
@@ -164,7 +164,7 @@ func TestRedisOutage(t *testing.T) {
 	proxy := servertest.NewProxy(t, redisAddr())
 	rdb := redis.NewClient(&redis.Options{Addr: proxy.Addr(), MaxRetries: 1, DialTimeout: time.Second})
 	srv := servertest.Start(t, func(c *server.Config) {
-		c.Presence = router.NewRedisPresence(rdb, fmt.Sprintf("parley_t_outage_%d", time.Now().UnixNano()))
+		c.Presence = predis.NewPresence(rdb, fmt.Sprintf("parley_t_outage_%d", time.Now().UnixNano()))
 		c.RequestTimeout = 2 * time.Second
 	})
 	alice := register(t, srv, "alice")

@@ -1,6 +1,11 @@
 // Package router is what makes several Parley nodes one service: the
-// directory of which node holds each user's connections (Presence), and,
-// with the cluster, the slot table and cross-node delivery.
+// directory of which node holds each user's connections (Presence), the
+// membership and slot table (Membership, Cluster, Table), and cross-node
+// delivery (Bus, Outbox). It holds the interfaces and their in-memory
+// implementations, with which a cluster of nodes runs inside one process;
+// router/redis and router/rocketmq are the real ones, and each passes the
+// same contract suite (router/presencetest, router/membershiptest,
+// router/bustest).
 package router
 
 import (
@@ -36,7 +41,7 @@ var (
 // and may or may not have taken effect, like any failed call; after Close
 // every call returns ErrClosed. Every method is safe for concurrent use.
 //
-// Implementations: MemoryPresence (one node, in process) and RedisPresence
+// Implementations: MemoryPresence (one node, in process) and router/redis
 // (a cluster). Both pass the contract suite in router/presencetest.
 type Presence interface {
 	// Connect records one more connection of user on node. first reports

@@ -12,11 +12,31 @@ import (
 // (router.Table). A login on another node is redirected there; when a slot
 // moves, its users on this node are kicked with SLOT_MOVED and reconnect.
 // Frames for users of other nodes travel over the Bus, one envelope per
-// node however many of its users it is for. Without Config.Cluster every
-// user is local.
+// node however many of its users it is for, posted to an Outbox: nothing
+// on the send path waits for the broker, and what the broker refuses is
+// retried, in order, until it takes it (docs/cluster.md). Without
+// Config.Cluster every user is local.
 
-// busTimeout bounds one Bus send.
-const busTimeout = 5 * time.Second
+// Cluster is the membership the server needs: router.Cluster, on Redis or
+// in memory.
+type Cluster interface {
+	// Self is this node.
+	Self() router.NodeInfo
+	// Owner is the member that owns user's slot, and whether there is one.
+	Owner(user int64) (router.NodeInfo, bool)
+	// Members lists the live members.
+	Members() []router.NodeInfo
+	// OnChange sets the function called with each newer slot table.
+	OnChange(fn func(old, next router.Table))
+	// Leave removes this node from the cluster at once.
+	Leave(ctx context.Context) error
+}
+
+var _ Cluster = (*router.Cluster)(nil)
+
+// outboxFlush bounds how long a stopping node tries to hand what its
+// outbox holds to the bus.
+const outboxFlush = 5 * time.Second
 
 // remoteOwner returns the node that owns user when it is another node.
 func (s *Server) remoteOwner(user int64) (router.NodeInfo, bool) {
@@ -55,42 +75,53 @@ func (s *Server) routeRemote(users []int64, frame []byte) {
 		}
 	}
 	for node, us := range byNode {
-		ctx, cancel := context.WithTimeout(context.Background(), busTimeout)
-		if err := s.cfg.Bus.Send(ctx, node, router.Envelope{Kind: router.EnvPush, Users: us, Frame: frame}); err != nil {
-			// The users sync what they missed.
-			s.log.Warn("cross-node push failed", "node", node, "users", len(us), "err", err)
-		}
-		cancel()
+		s.outbox.Post(node, router.Envelope{Kind: router.EnvPush, Users: us, Frame: frame})
 	}
 }
 
-// receive handles an envelope from another node.
-func (s *Server) receive(env router.Envelope) {
-	switch env.Kind {
-	case router.EnvPush:
-		for _, u := range env.Users {
-			s.pushLocal(u, env.Frame, nil)
+// receive handles a batch of envelopes from another node.
+func (s *Server) receive(envs []router.Envelope) {
+	for _, env := range envs {
+		switch env.Kind {
+		case router.EnvPush:
+			for _, u := range env.Users {
+				s.pushLocal(u, env.Frame, nil)
+			}
+			s.stats.pushes.Add(uint64(len(env.Users)))
+		case router.EnvGroupChanged:
+			s.members.drop(env.Group)
 		}
-		s.stats.pushes.Add(uint64(len(env.Users)))
-	case router.EnvGroupChanged:
-		s.members.drop(env.Group)
+	}
+}
+
+// broadcast posts env to every other live node.
+func (s *Server) broadcast(env router.Envelope) {
+	self := s.cfg.Cluster.Self().Name
+	for _, n := range s.cfg.Cluster.Members() {
+		if n.Name != self {
+			s.outbox.Post(n.Name, env)
+		}
 	}
 }
 
 // groupChanged tells every other node that a group's members changed.
 func (s *Server) groupChanged(group int64) {
-	var nodes []string
-	self := s.cfg.Cluster.Self().Name
-	for _, n := range s.cfg.Cluster.Members() {
-		if n.Name != self {
-			nodes = append(nodes, n.Name)
-		}
+	s.broadcast(router.Envelope{Kind: router.EnvGroupChanged, Group: group})
+}
+
+// stopOutbox hands what the outbox holds to the bus, for a while, and
+// closes both.
+func (s *Server) stopOutbox() {
+	if s.outbox == nil {
+		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), busTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), outboxFlush)
 	defer cancel()
-	if err := s.cfg.Bus.Broadcast(ctx, nodes, router.Envelope{Kind: router.EnvGroupChanged, Group: group}); err != nil {
-		s.log.Warn("group change not broadcast", "group", group, "err", err)
+	if err := s.outbox.Close(ctx); err != nil {
+		_, dropped, _, queued := s.outbox.Stats()
+		s.log.Warn("bus outbox not flushed", "queued", queued, "dropped", dropped, "err", err)
 	}
+	_ = s.cfg.Bus.Close()
 }
 
 // slotsChanged kicks the users of slots this node no longer owns; they

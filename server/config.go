@@ -95,7 +95,7 @@ type Config struct {
 	// Cluster makes the server one node of a cluster; nil: a single node.
 	// Bus must be set with it. The server leaves the cluster and closes the
 	// bus when it stops.
-	Cluster *router.Cluster
+	Cluster Cluster
 	Bus     router.Bus
 	// BanPoll is how often the server looks for bans of connected users
 	// made by the admin tools. Default 2s.

@@ -51,7 +51,9 @@ type Server struct {
 	log   *slog.Logger
 	store storage.Store
 	dir   router.Presence
-	ids   *snowflake.Node
+	// outbox posts to the other nodes of a cluster (server/cluster.go).
+	outbox *router.Outbox
+	ids    *snowflake.Node
 
 	hub      *hub
 	pool     *workerPool
@@ -111,6 +113,7 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 	s.store = store
 	s.members = newMemberCache(store)
 	if cfg.Cluster != nil {
+		s.outbox = router.NewOutbox(router.OutboxConfig{Bus: cfg.Bus, Logger: cfg.Logger})
 		s.members.changed = s.groupChanged
 	}
 	s.presence = newPresence(s, cfg.PresenceGrace)
@@ -213,9 +216,7 @@ func (s *Server) Stop(ctx context.Context) error {
 			err = e
 		}
 		s.delivery.stop()
-		if s.cfg.Bus != nil {
-			_ = s.cfg.Bus.Close()
-		}
+		s.stopOutbox()
 	})
 	return err
 }

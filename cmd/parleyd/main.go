@@ -30,6 +30,8 @@ import (
 
 	"github.com/parleyim/parley/cmd/internal/version"
 	"github.com/parleyim/parley/router"
+	predis "github.com/parleyim/parley/router/redis"
+	"github.com/parleyim/parley/router/rocketmq"
 	"github.com/parleyim/parley/server"
 	"github.com/parleyim/parley/storage"
 	"github.com/parleyim/parley/storage/mysql"
@@ -223,8 +225,7 @@ func joinCluster(o options, log *slog.Logger) (*router.Cluster, router.Bus, erro
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cluster, err := router.JoinCluster(ctx, router.ClusterConfig{
-		Redis:  redis.NewClient(&redis.Options{Addr: o.redisAddr}),
-		Prefix: o.prefix,
+		Store:  predis.NewMembership(redis.NewClient(&redis.Options{Addr: o.redisAddr}), o.prefix),
 		Name:   o.nodeName,
 		Addr:   o.advertise,
 		TTL:    o.clusterTTL,
@@ -233,7 +234,7 @@ func joinCluster(o options, log *slog.Logger) (*router.Cluster, router.Bus, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	bus, err := router.NewRocketMQBus(router.RocketMQConfig{
+	bus, err := rocketmq.New(rocketmq.Config{
 		NameServers: []string{o.mqNamesrv}, Topic: o.mqTopic, Node: o.nodeName, Logger: log,
 	})
 	if err != nil {
@@ -261,7 +262,7 @@ func serve(o options, log *slog.Logger) error {
 		bus     router.Bus
 	)
 	if o.redisAddr != "" {
-		dir = router.NewRedisPresence(redis.NewClient(&redis.Options{Addr: o.redisAddr}), o.prefix)
+		dir = predis.NewPresence(redis.NewClient(&redis.Options{Addr: o.redisAddr}), o.prefix)
 	}
 	if o.cluster {
 		if cluster, bus, err = joinCluster(o, log); err != nil {

@@ -294,7 +294,7 @@ func testDropNode(t *testing.T, p router.Presence) {
 // node's.
 func testDropManyUsers(t *testing.T, p router.Presence) {
 	beat(t, p, "a", "b")
-	const users = 1500 // several chunks of RedisPresence's DropNode
+	const users = 1500 // several chunks of the Redis DropNode
 	for u := int64(1); u <= users; u++ {
 		connect(t, p, u, "a", true)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/parleyim/parley/router"
+	predis "github.com/parleyim/parley/router/redis"
 	"github.com/parleyim/parley/server"
 	"github.com/parleyim/parley/storage"
 	"github.com/parleyim/parley/storage/mysql"
@@ -159,7 +160,7 @@ func NewPresence(t testing.TB) router.Presence {
 		}
 		var b [6]byte
 		_, _ = rand.Read(b[:])
-		return router.NewRedisPresence(rdb, "parley_t_"+hex.EncodeToString(b[:]))
+		return predis.NewPresence(rdb, "parley_t_"+hex.EncodeToString(b[:]))
 	default:
 		t.Fatalf("PARLEY_TEST_PRESENCE=%q: want memory or redis", kind)
 		return nil

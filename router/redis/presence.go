@@ -1,4 +1,6 @@
-package router
+// Package redis holds the Redis implementations of the router's
+// interfaces: Presence and Membership, shared by the nodes of a cluster.
+package redis
 
 import (
 	"context"
@@ -9,10 +11,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/parleyim/parley/router"
 )
 
-// RedisPresence is Presence in Redis, shared by the nodes of a cluster.
+// Presence is router.Presence in Redis, shared by the nodes of a cluster.
 //
 // Keys, under a configurable prefix P:
 //
@@ -27,21 +31,21 @@ import (
 // Redis (with replicas), not a Redis Cluster. Nodes reads the hashes, then
 // the alive keys of the nodes they name: two round trips, however many
 // users.
-type RedisPresence struct {
-	rdb    redis.UniversalClient
+type Presence struct {
+	rdb    goredis.UniversalClient
 	prefix string
 	closed atomic.Bool
 }
 
-var _ Presence = (*RedisPresence)(nil)
+var _ router.Presence = (*Presence)(nil)
 
-// NewRedisPresence uses rdb under the key prefix (default "parley").
+// NewPresence uses rdb under the key prefix (default "parley").
 // Close closes rdb.
-func NewRedisPresence(rdb redis.UniversalClient, prefix string) *RedisPresence {
+func NewPresence(rdb goredis.UniversalClient, prefix string) *Presence {
 	if prefix == "" {
 		prefix = "parley"
 	}
-	return &RedisPresence{rdb: rdb, prefix: prefix}
+	return &Presence{rdb: rdb, prefix: prefix}
 }
 
 // The pieces of the keys; the scripts get them as arguments, so the layout
@@ -53,11 +57,11 @@ const (
 	usersTail = ":users"
 )
 
-func (p *RedisPresence) userKey(user int64) string {
+func (p *Presence) userKey(user int64) string {
 	return p.prefix + userPart + strconv.FormatInt(user, 10)
 }
-func (p *RedisPresence) aliveKey(node string) string { return p.prefix + nodePart + node + aliveTail }
-func (p *RedisPresence) usersKey(node string) string { return p.prefix + nodePart + node + usersTail }
+func (p *Presence) aliveKey(node string) string { return p.prefix + nodePart + node + aliveTail }
+func (p *Presence) usersKey(node string) string { return p.prefix + nodePart + node + usersTail }
 
 // onlineLua defines online(fields, skip): how many nodes but skip in a
 // user's HGETALL reply hold a connection and are alive. ARGV[2] and
@@ -78,7 +82,7 @@ end
 
 // KEYS: the user's hash, the node's user set. ARGV: node, alive key head,
 // alive key tail, user. Returns 1 if the user came online.
-var connectScript = redis.NewScript(onlineLua + `
+var connectScript = goredis.NewScript(onlineLua + `
 local others = online(redis.call('HGETALL', KEYS[1]), ARGV[1])
 local alive = redis.call('EXISTS', ARGV[2] .. ARGV[1] .. ARGV[3])
 local mine = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
@@ -88,7 +92,7 @@ return 0
 `)
 
 // KEYS and ARGV as connectScript's. Returns 1 if the user went offline.
-var disconnectScript = redis.NewScript(onlineLua + `
+var disconnectScript = goredis.NewScript(onlineLua + `
 local mine = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 if mine <= 0 then return 0 end
 mine = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
@@ -107,7 +111,7 @@ const dropChunk = 512
 // KEYS: the node's user set. ARGV: node, user key head (P:presence:),
 // count. Pops up to count users off the set and removes node from their
 // hashes; returns how many it popped.
-var dropScript = redis.NewScript(`
+var dropScript = goredis.NewScript(`
 local users = redis.call('SPOP', KEYS[1], ARGV[3])
 for _, u in ipairs(users) do
   redis.call('HDEL', ARGV[2] .. u, ARGV[1])
@@ -115,17 +119,17 @@ end
 return #users
 `)
 
-// fail wraps an error of Redis, or reports ErrClosed.
-func (p *RedisPresence) fail(op string, err error) error {
-	if errors.Is(err, redis.ErrClosed) {
-		return ErrClosed
+// fail wraps an error of Redis, or reports router.ErrClosed.
+func (p *Presence) fail(op string, err error) error {
+	if errors.Is(err, goredis.ErrClosed) {
+		return router.ErrClosed
 	}
 	return fmt.Errorf("router: redis presence %s: %w", op, err)
 }
 
-func (p *RedisPresence) run(ctx context.Context, s *redis.Script, user int64, node string) (bool, error) {
+func (p *Presence) run(ctx context.Context, s *goredis.Script, user int64, node string) (bool, error) {
 	if p.closed.Load() {
-		return false, ErrClosed
+		return false, router.ErrClosed
 	}
 	keys := []string{p.userKey(user), p.usersKey(node)}
 	r, err := s.Run(ctx, p.rdb, keys, node, p.prefix+nodePart, aliveTail, user).Int()
@@ -133,7 +137,7 @@ func (p *RedisPresence) run(ctx context.Context, s *redis.Script, user int64, no
 }
 
 // Connect implements Presence: one script run.
-func (p *RedisPresence) Connect(ctx context.Context, user int64, node string) (bool, error) {
+func (p *Presence) Connect(ctx context.Context, user int64, node string) (bool, error) {
 	first, err := p.run(ctx, connectScript, user, node)
 	if err != nil {
 		return false, p.fail("connect", err)
@@ -142,7 +146,7 @@ func (p *RedisPresence) Connect(ctx context.Context, user int64, node string) (b
 }
 
 // Disconnect implements Presence: one script run.
-func (p *RedisPresence) Disconnect(ctx context.Context, user int64, node string) (bool, error) {
+func (p *Presence) Disconnect(ctx context.Context, user int64, node string) (bool, error) {
 	last, err := p.run(ctx, disconnectScript, user, node)
 	if err != nil {
 		return false, p.fail("disconnect", err)
@@ -152,9 +156,9 @@ func (p *RedisPresence) Disconnect(ctx context.Context, user int64, node string)
 
 // Nodes implements Presence: one pipeline for the users' hashes, one for
 // the alive keys of the nodes they name.
-func (p *RedisPresence) Nodes(ctx context.Context, users []int64) (map[int64][]string, error) {
+func (p *Presence) Nodes(ctx context.Context, users []int64) (map[int64][]string, error) {
 	if p.closed.Load() {
-		return nil, ErrClosed
+		return nil, router.ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -164,14 +168,14 @@ func (p *RedisPresence) Nodes(ctx context.Context, users []int64) (map[int64][]s
 		return out, nil
 	}
 	pipe := p.rdb.Pipeline()
-	hashes := make([]*redis.MapStringStringCmd, len(users))
+	hashes := make([]*goredis.MapStringStringCmd, len(users))
 	for i, u := range users {
 		hashes[i] = pipe.HGetAll(ctx, p.userKey(u))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, p.fail("nodes", err)
 	}
-	alive := map[string]*redis.IntCmd{}
+	alive := map[string]*goredis.IntCmd{}
 	pipe = p.rdb.Pipeline()
 	for _, h := range hashes {
 		for n := range h.Val() {
@@ -202,12 +206,12 @@ func (p *RedisPresence) Nodes(ctx context.Context, users []int64) (map[int64][]s
 }
 
 // Heartbeat implements Presence: one SET with the ttl, in milliseconds.
-func (p *RedisPresence) Heartbeat(ctx context.Context, node string, ttl time.Duration) error {
+func (p *Presence) Heartbeat(ctx context.Context, node string, ttl time.Duration) error {
 	if p.closed.Load() {
-		return ErrClosed
+		return router.ErrClosed
 	}
 	if ttl < time.Millisecond {
-		return ErrTTL
+		return router.ErrTTL
 	}
 	if err := p.rdb.Set(ctx, p.aliveKey(node), time.Now().UnixMilli(), ttl).Err(); err != nil {
 		return p.fail("heartbeat", err)
@@ -219,9 +223,9 @@ func (p *RedisPresence) Heartbeat(ctx context.Context, node string, ttl time.Dur
 // readers stop counting the node at once, then forgets its users in
 // chunks of dropChunk, one script run each. If it fails part way, the
 // rest stays behind the missing alive key and a later DropNode finishes.
-func (p *RedisPresence) DropNode(ctx context.Context, node string) error {
+func (p *Presence) DropNode(ctx context.Context, node string) error {
 	if p.closed.Load() {
-		return ErrClosed
+		return router.ErrClosed
 	}
 	if err := p.rdb.Del(ctx, p.aliveKey(node)).Err(); err != nil {
 		return p.fail("drop node", err)
@@ -239,9 +243,9 @@ func (p *RedisPresence) DropNode(ctx context.Context, node string) error {
 }
 
 // Close implements Presence: it closes the Redis client.
-func (p *RedisPresence) Close() error {
+func (p *Presence) Close() error {
 	if p.closed.Swap(true) {
-		return ErrClosed
+		return router.ErrClosed
 	}
 	return p.rdb.Close()
 }

@@ -1,4 +1,4 @@
-package router_test
+package redis_test
 
 import (
 	"context"
@@ -11,7 +11,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/parleyim/parley/router"
+	"github.com/parleyim/parley/router/membershiptest"
 	"github.com/parleyim/parley/router/presencetest"
+	predis "github.com/parleyim/parley/router/redis"
 )
 
 // redisAddr is PARLEY_REDIS_ADDR, or the Redis of `make services`.
@@ -22,7 +24,7 @@ func redisAddr() string {
 	return "127.0.0.1:6379"
 }
 
-// newRedis returns a RedisPresence under a key prefix of its own, whose
+// newRedis returns a Presence under a key prefix of its own, whose
 // keys are deleted when the test ends. Without Redis the test fails: it
 // is a service of `make services`, not an option.
 func newRedis(t testing.TB) router.Presence {
@@ -38,7 +40,7 @@ func newRedis(t testing.TB) router.Presence {
 	_, _ = rand.Read(b[:])
 	prefix := "parley_t_" + hex.EncodeToString(b[:])
 	t.Cleanup(func() { deleteKeys(t, prefix) })
-	return router.NewRedisPresence(rdb, prefix)
+	return predis.NewPresence(rdb, prefix)
 }
 
 // deleteKeys deletes every key under prefix.
@@ -55,13 +57,13 @@ func deleteKeys(t testing.TB, prefix string) {
 	}
 }
 
-func TestRedisPresence(t *testing.T) {
+func TestPresence(t *testing.T) {
 	presencetest.Run(t, func(t *testing.T) router.Presence { return newRedis(t) })
 }
 
-// The keys are the ones written down on RedisPresence, and a node's
+// The keys are the ones written down on Presence, and a node's
 // heartbeat is one key however many users it holds.
-func TestRedisPresenceKeys(t *testing.T) {
+func TestPresenceKeys(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr()})
 	defer rdb.Close()
 	ctx := t.Context()
@@ -72,7 +74,7 @@ func TestRedisPresenceKeys(t *testing.T) {
 	_, _ = rand.Read(b[:])
 	prefix := "parley_t_" + hex.EncodeToString(b[:])
 	t.Cleanup(func() { deleteKeys(t, prefix) })
-	p := router.NewRedisPresence(redis.NewClient(&redis.Options{Addr: redisAddr()}), prefix)
+	p := predis.NewPresence(redis.NewClient(&redis.Options{Addr: redisAddr()}), prefix)
 	defer p.Close()
 
 	if err := p.Heartbeat(ctx, "n1", time.Minute); err != nil {
@@ -109,4 +111,23 @@ func TestRedisPresenceKeys(t *testing.T) {
 	if n := rdb.Exists(ctx, prefix+":presence:1", prefix+":node:n1:users", prefix+":node:n1:alive").Val(); n != 0 {
 		t.Fatalf("%d keys left after DropNode", n)
 	}
+}
+
+// newPrefix returns a key prefix of the test's own, deleted when it ends.
+func newPrefix(t testing.TB) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	prefix := "parley_t_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() { deleteKeys(t, prefix) })
+	return prefix
+}
+
+func TestMembership(t *testing.T) {
+	membershiptest.Run(t, func(t *testing.T) router.Membership {
+		rdb := redis.NewClient(&redis.Options{Addr: redisAddr()})
+		if err := rdb.Ping(t.Context()).Err(); err != nil {
+			t.Fatalf("Redis not reachable at %s: run `make services` (%v)", redisAddr(), err)
+		}
+		return predis.NewMembership(rdb, newPrefix(t))
+	})
 }

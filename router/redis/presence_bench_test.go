@@ -1,4 +1,4 @@
-package router_test
+package redis_test
 
 import (
 	"context"

@@ -1,0 +1,254 @@
+// Package clienttest drives Parley clients in tests: a Member records what
+// its client receives, and Traffic keeps a steady stream of 1:1 and group
+// sends going and checks that every acked message reached every recipient
+// exactly once and in order.
+package clienttest
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parleyim/parley/client"
+	"github.com/parleyim/parley/protocol"
+)
+
+// Member is a logged-in client that records its events and messages.
+type Member struct {
+	*client.Client
+	Name string
+	ID   int64
+
+	mu     sync.Mutex
+	events []client.Event
+	msgs   map[string][]protocol.Message // by conv, in arrival order
+}
+
+// LastLogin is the address of the member's last login.
+func (m *Member) LastLogin() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := len(m.events) - 1; i >= 0; i-- {
+		if m.events[i].Type == client.EventLoggedIn {
+			return m.events[i].Addr
+		}
+	}
+	return ""
+}
+
+// Count is the number of events of typ so far.
+func (m *Member) Count(typ client.EventType) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, e := range m.events {
+		if e.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+// Received is the messages of conv received so far, in arrival order.
+func (m *Member) Received(conv string) []protocol.Message {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.msgs[conv])
+}
+
+// Join registers name through seed (following redirects) with a client
+// that reconnects and syncs on login.
+func Join(t testing.TB, seed, name string) *Member {
+	t.Helper()
+	c, err := client.Dial(context.Background(), seed, client.Options{
+		Reconnect: true, SyncOnLogin: true, MinBackoff: 50 * time.Millisecond, MaxBackoff: 300 * time.Millisecond,
+		RequestTimeout: 10 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Member{Client: c, Name: name, msgs: map[string][]protocol.Message{}}
+	go func() {
+		for ev := range c.Events() {
+			m.mu.Lock()
+			m.events = append(m.events, ev)
+			m.mu.Unlock()
+		}
+	}()
+	go func() {
+		for msg := range c.Messages() {
+			m.mu.Lock()
+			m.msgs[msg.Conv] = append(m.msgs[msg.Conv], msg)
+			m.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { _ = c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ok, err := c.Register(ctx, name, name+"-password")
+	if err != nil {
+		t.Fatalf("register %s: %v", name, err)
+	}
+	m.ID = ok.UserID
+	return m
+}
+
+// Eventually polls cond every 10ms for up to limit.
+func Eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v: %s", limit, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Traffic is a steady stream of sends: each sender sends one message every
+// Every, 1:1 to a peer or to a group, until Stop.
+type Traffic struct {
+	t     testing.TB
+	Every time.Duration
+	wg    sync.WaitGroup
+	stop  chan struct{}
+
+	mu     sync.Mutex
+	acked  map[string][]uint64 // conv → acked seqs
+	to     map[string][]*Member
+	from   map[string][]*Member // the senders of each group conv, who get no pushes of their own
+	failed int
+	last   time.Time // of the last ack
+}
+
+// NewTraffic returns traffic that has not started.
+func NewTraffic(t testing.TB, every time.Duration) *Traffic {
+	return &Traffic{t: t, Every: every, stop: make(chan struct{}), acked: map[string][]uint64{}, to: map[string][]*Member{}, from: map[string][]*Member{}}
+}
+
+// Direct starts from sending to to.
+func (tr *Traffic) Direct(from, to *Member) {
+	conv := protocol.DirectConv(from.ID, to.ID)
+	tr.mu.Lock()
+	tr.to[conv] = []*Member{to}
+	tr.mu.Unlock()
+	tr.run(from, func(ctx context.Context, body []byte) (protocol.SendAck, error) {
+		return from.Send(ctx, to.ID, 0, body)
+	})
+}
+
+// Group starts from sending to group, whose other members are to.
+func (tr *Traffic) Group(from *Member, group int64, to []*Member) {
+	conv := protocol.GroupConv(group)
+	tr.mu.Lock()
+	tr.from[conv] = append(tr.from[conv], from)
+	for _, m := range to {
+		if !slices.Contains(tr.to[conv], m) {
+			tr.to[conv] = append(tr.to[conv], m)
+		}
+	}
+	tr.mu.Unlock()
+	tr.run(from, func(ctx context.Context, body []byte) (protocol.SendAck, error) {
+		return from.SendGroup(ctx, group, 0, body)
+	})
+}
+
+func (tr *Traffic) run(from *Member, send func(context.Context, []byte) (protocol.SendAck, error)) {
+	tr.wg.Add(1)
+	go func() {
+		defer tr.wg.Done()
+		tick := time.NewTicker(tr.Every)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-tr.stop:
+				return
+			case <-tick.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			ack, err := send(ctx, fmt.Appendf(nil, "%s #%d", from.Name, i))
+			cancel()
+			tr.mu.Lock()
+			if err == nil {
+				tr.acked[ack.Conv] = append(tr.acked[ack.Conv], ack.Seq)
+				tr.last = time.Now()
+			} else {
+				tr.failed++
+			}
+			tr.mu.Unlock()
+		}
+	}()
+}
+
+// Stop stops the senders and waits for them.
+func (tr *Traffic) Stop() {
+	close(tr.stop)
+	tr.wg.Wait()
+}
+
+// Counts are the acked and failed sends so far.
+func (tr *Traffic) Counts() (acked, failed int) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for _, s := range tr.acked {
+		acked += len(s)
+	}
+	return acked, tr.failed
+}
+
+// Check waits up to limit for every recipient to hold every acked message
+// of its conversations, then checks that each got each message once, in
+// sequence order, with no gap. It returns how long the last recipient
+// took, from the call.
+func (tr *Traffic) Check(limit time.Duration) time.Duration {
+	t := tr.t
+	t.Helper()
+	start := time.Now()
+	tr.mu.Lock()
+	acked := map[string][]uint64{}
+	for conv, s := range tr.acked {
+		acked[conv] = slices.Clone(s)
+	}
+	tr.mu.Unlock()
+	var slowest time.Duration
+	for conv, want := range acked {
+		if len(want) == 0 {
+			continue
+		}
+		top := slices.Max(want)
+		for _, m := range tr.to[conv] {
+			if slices.Contains(tr.from[conv], m) {
+				continue // its own messages are acked to it, not pushed
+			}
+			var got []protocol.Message
+			Eventually(t, limit-time.Since(start), fmt.Sprintf("%s has %s up to #%d", m.Name, conv, top), func() bool {
+				got = m.Received(conv)
+				return len(got) > 0 && got[len(got)-1].Seq >= top
+			})
+			slowest = max(slowest, time.Since(start))
+			seen := map[uint64]bool{}
+			for i, msg := range got {
+				if seen[msg.Seq] {
+					t.Fatalf("%s got %s #%d twice", m.Name, conv, msg.Seq)
+				}
+				seen[msg.Seq] = true
+				if i > 0 && msg.Seq <= got[i-1].Seq {
+					t.Fatalf("%s got %s #%d after #%d", m.Name, conv, msg.Seq, got[i-1].Seq)
+				}
+			}
+			first := got[0].Seq
+			if first > slices.Min(want) {
+				t.Fatalf("%s's %s starts at #%d, after acked #%d", m.Name, conv, first, slices.Min(want))
+			}
+			for s := first; s <= got[len(got)-1].Seq; s++ {
+				if !seen[s] {
+					t.Fatalf("%s has a gap in %s at #%d", m.Name, conv, s)
+				}
+			}
+		}
+	}
+	return slowest
+}

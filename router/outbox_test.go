@@ -1,0 +1,172 @@
+package router_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parleyim/parley/router"
+)
+
+type recorder struct {
+	mu      sync.Mutex
+	users   []int64
+	batches int
+}
+
+func (r *recorder) handle(envs []router.Envelope) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.batches++
+	for _, e := range envs {
+		r.users = append(r.users, e.Users[0])
+	}
+}
+
+func (r *recorder) waitFor(t *testing.T, n int) []int64 {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r.mu.Lock()
+		got := slices.Clone(r.users)
+		r.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d envelopes arrived", len(got), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Posts never wait for the bus: while it is down they queue, in order, and
+// all of them leave, in batches, once it is back.
+func TestOutboxRetriesInOrder(t *testing.T) {
+	net := router.NewMemoryNetwork()
+	a, b := net.Bus("a"), net.Bus("b")
+	defer a.Close()
+	defer b.Close()
+	rec := &recorder{}
+	if err := b.Listen(rec.handle); err != nil {
+		t.Fatal(err)
+	}
+	o := router.NewOutbox(router.OutboxConfig{Bus: a, MaxBatch: 100, MaxBackoff: 20 * time.Millisecond})
+	defer o.Close(context.Background())
+
+	net.SetDown(true)
+	start := time.Now()
+	const n = 1000
+	for i := int64(1); i <= n; i++ {
+		if !o.Post("b", router.Envelope{Kind: router.EnvPush, Users: []int64{i}, Frame: []byte("x")}) {
+			t.Fatal("Post refused")
+		}
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("posting %d envelopes to a down bus took %v", n, d)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if _, _, failures, queued := o.Stats(); failures == 0 || queued != n {
+		t.Fatalf("while down: %d failures, %d queued", failures, queued)
+	}
+	net.SetDown(false)
+	got := rec.waitFor(t, n)
+	want := make([]int64, n)
+	for i := range want {
+		want[i] = int64(i + 1)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("arrived out of order or twice: %v", got)
+	}
+	rec.mu.Lock()
+	batches := rec.batches
+	rec.mu.Unlock()
+	if batches > 20 {
+		t.Fatalf("%d envelopes in %d bus messages; want batches of up to 100", n, batches)
+	}
+	if sent, dropped, _, queued := o.Stats(); sent != n || dropped != 0 || queued != 0 {
+		t.Fatalf("sent %d dropped %d queued %d", sent, dropped, queued)
+	}
+}
+
+// Past MaxBytes the oldest queued envelopes are dropped and counted; the
+// newest leave once the bus is back.
+func TestOutboxBound(t *testing.T) {
+	net := router.NewMemoryNetwork()
+	a, b := net.Bus("a"), net.Bus("b")
+	defer a.Close()
+	defer b.Close()
+	rec := &recorder{}
+	if err := b.Listen(rec.handle); err != nil {
+		t.Fatal(err)
+	}
+	o := router.NewOutbox(router.OutboxConfig{Bus: a, MaxBytes: 10 * (100 + 8 + 16), MaxBackoff: 10 * time.Millisecond})
+	defer o.Close(context.Background())
+	net.SetDown(true)
+	for i := int64(1); i <= 100; i++ {
+		o.Post("b", router.Envelope{Kind: router.EnvPush, Users: []int64{i}, Frame: make([]byte, 100)})
+	}
+	_, dropped, _, queued := o.Stats()
+	if queued > 10 || dropped != uint64(100-queued) {
+		t.Fatalf("%d queued, %d dropped", queued, dropped)
+	}
+	net.SetDown(false)
+	got := rec.waitFor(t, queued)
+	if got[len(got)-1] != 100 || !slices.IsSorted(got) {
+		t.Fatalf("got %v", got)
+	}
+}
+
+// Close sends what is queued before it returns, when the bus works.
+func TestOutboxCloseFlushes(t *testing.T) {
+	net := router.NewMemoryNetwork()
+	a, b := net.Bus("a"), net.Bus("b")
+	defer a.Close()
+	defer b.Close()
+	rec := &recorder{}
+	if err := b.Listen(rec.handle); err != nil {
+		t.Fatal(err)
+	}
+	o := router.NewOutbox(router.OutboxConfig{Bus: a})
+	for i := int64(1); i <= 500; i++ {
+		o.Post("b", router.Envelope{Kind: router.EnvPush, Users: []int64{i}})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := o.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(t, 500)
+	if o.Post("b", router.Envelope{Kind: router.EnvPush, Users: []int64{1}}) {
+		t.Fatal("Post after Close accepted")
+	}
+}
+
+func TestBatchCodec(t *testing.T) {
+	envs := []router.Envelope{{Kind: 1, Users: []int64{1, -2}, Frame: []byte("ab")}, {Kind: 2, Group: 5}}
+	b := router.AppendBatch(nil, envs)
+	got, err := router.DecodeBatch(b)
+	if err != nil || len(got) != 2 || got[0].Users[1] != -2 || string(got[0].Frame) != "ab" || got[1].Group != 5 {
+		t.Fatalf("%+v %v", got, err)
+	}
+	for i := range b {
+		if _, err := router.DecodeBatch(b[:i]); err == nil {
+			t.Fatalf("a batch cut at %d decoded", i)
+		}
+	}
+}
+
+func FuzzDecodeBatch(f *testing.F) {
+	f.Add(router.AppendBatch(nil, []router.Envelope{{Kind: 1, Users: []int64{1}, Frame: []byte("x")}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		envs, err := router.DecodeBatch(b)
+		if err != nil {
+			return
+		}
+		if again := router.AppendBatch(nil, envs); string(again) != string(b) && len(again) > len(b) {
+			t.Fatalf("re-encoding grew: %d > %d", len(again), len(b))
+		}
+	})
+}

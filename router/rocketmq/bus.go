@@ -1,0 +1,179 @@
+// Package rocketmq is the router.Bus of a cluster on Apache RocketMQ.
+package rocketmq
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	mq "github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/apache/rocketmq-client-go/v2/producer"
+	"github.com/apache/rocketmq-client-go/v2/rlog"
+
+	"github.com/parleyim/parley/router"
+)
+
+// Bus is the router.Bus of a cluster on RocketMQ: one topic for the whole
+// cluster, the receiving node's name as the message tag, and a consumer
+// group per node that subscribes to its own tag only. A batch is one MQ
+// message (router.AppendBatch).
+//
+// Order: every message from node A to node B carries the sharding key
+// "A>B", and a hash queue selector puts all of them on one queue of the
+// topic; B's consumer is orderly (one queue at a time, in offset order,
+// under the broker's queue lock). So the batches A sends B one after the
+// other arrive in that order, as router.Bus promises.
+type Bus struct {
+	cfg      Config
+	producer mq.Producer
+
+	mu       sync.Mutex
+	consumer mq.PushConsumer
+	closed   bool
+}
+
+// Config configures New.
+type Config struct {
+	NameServers []string // host:port of the name servers
+	Topic       string   // default "PARLEY_NODES"
+	Node        string   // this node's name: the tag it consumes
+	Logger      *slog.Logger
+}
+
+var _ router.Bus = (*Bus)(nil)
+
+var quiet sync.Once
+
+// tagOf turns a node name into a valid tag and consumer group name: only
+// letters, digits, '-' and '_' (so "10.0.0.7:7070" is "10_0_0_7_7070").
+func tagOf(node string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, node)
+}
+
+// New starts a producer; Listen starts the consumer.
+func New(cfg Config) (*Bus, error) {
+	quiet.Do(func() { rlog.SetLogLevel("error") })
+	if cfg.Topic == "" {
+		cfg.Topic = "PARLEY_NODES"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	p, err := mq.NewProducer(
+		producer.WithNameServer(cfg.NameServers),
+		producer.WithGroupName("parley-producer-"+tagOf(cfg.Node)),
+		producer.WithInstanceName("parley-p-"+tagOf(cfg.Node)),
+		producer.WithQueueSelector(producer.NewHashQueueSelector()),
+		producer.WithRetry(1),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("rocketmq: producer: %w", err)
+	}
+	if err := p.Start(); err != nil {
+		return nil, fmt.Errorf("rocketmq: producer: %w", err)
+	}
+	return &Bus{cfg: cfg, producer: p}, nil
+}
+
+func (b *Bus) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+// Send implements router.Bus.
+func (b *Bus) Send(ctx context.Context, node string, envs []router.Envelope) error {
+	if b.isClosed() {
+		return router.ErrClosed
+	}
+	msg := primitive.NewMessage(b.cfg.Topic, router.AppendBatch(nil, envs)).
+		WithTag(tagOf(node)).
+		WithShardingKey(b.cfg.Node + ">" + node)
+	res, err := b.producer.SendSync(ctx, msg)
+	if err != nil {
+		return fmt.Errorf("rocketmq: send to %s: %w", node, err)
+	}
+	if res.Status != primitive.SendOK {
+		return fmt.Errorf("rocketmq: send to %s: status %d", node, res.Status)
+	}
+	return nil
+}
+
+// Listen implements router.Bus: an orderly push consumer of this node's
+// tag, in a consumer group of its own, from the first offset it has not
+// consumed.
+func (b *Bus) Listen(handle func([]router.Envelope)) error {
+	if b.isClosed() {
+		return router.ErrClosed
+	}
+	// The broker creates a topic on its first message, and a consumer
+	// cannot start on a topic that does not exist yet.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	probe := primitive.NewMessage(b.cfg.Topic, router.AppendBatch(nil, nil)).WithTag("parley-probe")
+	if _, err := b.producer.SendSync(ctx, probe); err != nil {
+		return fmt.Errorf("rocketmq: topic %s: %w", b.cfg.Topic, err)
+	}
+	c, err := mq.NewPushConsumer(
+		consumer.WithNameServer(b.cfg.NameServers),
+		consumer.WithGroupName("parley-node-"+tagOf(b.cfg.Node)),
+		consumer.WithInstance("parley-c-"+tagOf(b.cfg.Node)),
+		consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset),
+		consumer.WithConsumerModel(consumer.Clustering),
+		consumer.WithConsumerOrder(true),
+		consumer.WithConsumeMessageBatchMaxSize(32),
+		consumer.WithSuspendCurrentQueueTimeMillis(100*time.Millisecond),
+	)
+	if err != nil {
+		return fmt.Errorf("rocketmq: consumer: %w", err)
+	}
+	err = c.Subscribe(b.cfg.Topic, consumer.MessageSelector{Type: consumer.TAG, Expression: tagOf(b.cfg.Node)},
+		func(_ context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+			for _, m := range msgs {
+				envs, err := router.DecodeBatch(m.Body)
+				if err != nil {
+					b.cfg.Logger.Warn("rocketmq: bad batch dropped", "err", err)
+					continue
+				}
+				handle(envs)
+			}
+			return consumer.ConsumeSuccess, nil
+		})
+	if err != nil {
+		return fmt.Errorf("rocketmq: subscribe: %w", err)
+	}
+	if err := c.Start(); err != nil {
+		return fmt.Errorf("rocketmq: consumer: %w", err)
+	}
+	b.mu.Lock()
+	b.consumer = c
+	b.mu.Unlock()
+	return nil
+}
+
+// Close implements router.Bus.
+func (b *Bus) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return router.ErrClosed
+	}
+	b.closed = true
+	c := b.consumer
+	b.mu.Unlock()
+	if c != nil {
+		_ = c.Shutdown()
+	}
+	return b.producer.Shutdown()
+}

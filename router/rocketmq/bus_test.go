@@ -1,0 +1,47 @@
+package rocketmq_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"testing"
+
+	"github.com/parleyim/parley/router"
+	"github.com/parleyim/parley/router/bustest"
+	"github.com/parleyim/parley/router/rocketmq"
+)
+
+func nameServer() string {
+	if a := os.Getenv("PARLEY_MQ_NAMESRV"); a != "" {
+		return a
+	}
+	return "127.0.0.1:9876"
+}
+
+// The contract on the RocketMQ of `make services`, a fresh topic and
+// fresh node names per test.
+func TestBus(t *testing.T) {
+	bustest.Run(t, func(t *testing.T) func(string) router.Bus {
+		var r [4]byte
+		_, _ = rand.Read(r[:])
+		suffix := hex.EncodeToString(r[:])
+		return func(node string) router.Bus {
+			b, err := rocketmq.New(rocketmq.Config{NameServers: []string{nameServer()}, Topic: "PARLEY_T_" + suffix, Node: node + "-" + suffix})
+			if err != nil {
+				t.Fatalf("RocketMQ at %s: %v: run `make services`", nameServer(), err)
+			}
+			return &named{Bus: b, suffix: suffix}
+		}
+	})
+}
+
+// named maps the suite's node names to the test's own.
+type named struct {
+	*rocketmq.Bus
+	suffix string
+}
+
+func (n *named) Send(ctx context.Context, node string, envs []router.Envelope) error {
+	return n.Bus.Send(ctx, node+"-"+n.suffix, envs)
+}

@@ -1,0 +1,173 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/parleyim/parley/client"
+	"github.com/parleyim/parley/client/clienttest"
+	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/router"
+	"github.com/parleyim/parley/server/servertest"
+)
+
+// Three nodes in this process on the in-memory bus: logins are redirected
+// to the owner of the user's slot, 1:1 and group messages cross nodes, a
+// 4th node takes 256 slots and only their users move, and a node that
+// dies under traffic loses no acked message.
+func TestClusterInProcess(t *testing.T) {
+	c := servertest.NewCluster(t, 500*time.Millisecond)
+	n1, n2, n3 := c.Start(nil), c.Start(nil), c.Start(nil)
+	tab := c.WaitOwners(n1, n2, n3)
+
+	var users []*clienttest.Member
+	on := map[string][]*clienttest.Member{}
+	for i := range 12 {
+		m := clienttest.Join(t, n1.Name, fmt.Sprintf("user%02d", i))
+		users = append(users, m)
+		owner := tab.Owner(m.ID)
+		clienttest.Eventually(t, 5*time.Second, m.Name+" on its node", func() bool { return m.LastLogin() == owner })
+		if owner != n1.Name && m.Count(client.EventRedirected) == 0 {
+			t.Fatalf("%s reached %s without a redirect", m.Name, owner)
+		}
+		on[owner] = append(on[owner], m)
+	}
+	if len(on[n1.Name]) == 0 || len(on[n2.Name]) == 0 || len(on[n3.Name]) == 0 {
+		t.Fatalf("users per node: %d %d %d", len(on[n1.Name]), len(on[n2.Name]), len(on[n3.Name]))
+	}
+
+	ctx := context.Background()
+	a, b := on[n1.Name][0], on[n2.Name][0]
+	if _, err := a.Send(ctx, b.ID, 0, []byte("across")); err != nil {
+		t.Fatal(err)
+	}
+	conv := protocol.DirectConv(a.ID, b.ID)
+	clienttest.Eventually(t, 5*time.Second, "1:1 across nodes", func() bool { return len(b.Received(conv)) == 1 })
+	ids := make([]int64, len(users))
+	for i, m := range users {
+		ids[i] = m.ID
+	}
+	creator := on[n3.Name][0]
+	g, err := creator.CreateGroup(ctx, "everyone", false, ids...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := creator.SendGroup(ctx, g.GroupID, 0, []byte("hello all")); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range users {
+		if m != creator {
+			clienttest.Eventually(t, 5*time.Second, m.Name+" gets the group message", func() bool {
+				return len(m.Received(protocol.GroupConv(g.GroupID))) == 1
+			})
+		}
+	}
+
+	// A 4th node: exactly the 256 slots it takes move, and only their
+	// users reconnect.
+	drops := map[*clienttest.Member]int{}
+	for _, m := range users {
+		drops[m] = m.Count(client.EventDisconnected)
+	}
+	n4 := c.Start(nil)
+	after := c.WaitOwners(n1, n2, n3, n4)
+	moved := 0
+	for s := range router.Slots {
+		if tab.Owners[s] != after.Owners[s] {
+			moved++
+			if after.Owners[s] != n4.Name {
+				t.Fatalf("slot %d moved to %s, not to the new node", s, after.Owners[s])
+			}
+		}
+	}
+	if moved != 256 {
+		t.Fatalf("%d slots moved, want 256", moved)
+	}
+	for _, m := range users {
+		if tab.Owner(m.ID) != after.Owner(m.ID) {
+			clienttest.Eventually(t, 5*time.Second, m.Name+" moves to the new node", func() bool { return m.LastLogin() == n4.Name })
+		} else if m.Count(client.EventDisconnected) != drops[m] {
+			t.Fatalf("%s was disconnected though its slot stayed", m.Name)
+		}
+	}
+
+	// Steady 1:1 and group traffic; n3 dies in the middle. Every acked
+	// message reaches every recipient exactly once, in order.
+	tr := clienttest.NewTraffic(t, 10*time.Millisecond)
+	for i := range 6 {
+		tr.Direct(users[i], users[(i+1)%len(users)])
+	}
+	tr.Group(users[0], g.GroupID, users)
+	tr.Group(users[5], g.GroupID, users)
+	time.Sleep(500 * time.Millisecond)
+	c.Kill(n3)
+	final := c.WaitOwners(n1, n2, n4)
+	time.Sleep(500 * time.Millisecond)
+	tr.Stop()
+	for _, m := range users {
+		clienttest.Eventually(t, 10*time.Second, m.Name+" logged in on a live node", func() bool {
+			return m.State() == client.StateLoggedIn && m.LastLogin() == final.Owner(m.ID)
+		})
+	}
+	tr.Check(10 * time.Second)
+	acked, failed := tr.Counts()
+	t.Logf("%d acked (%d failed) through the death of a node", acked, failed)
+}
+
+// While the bus is down, sends across nodes still ack at once; the pushes
+// wait in the sender's outbox and all reach the recipient, in order, soon
+// after the bus is back, with no reconnect and no sync.
+func TestClusterBusOutage(t *testing.T) {
+	c := servertest.NewCluster(t, 500*time.Millisecond)
+	n1, n2 := c.Start(nil), c.Start(nil)
+	tab := c.WaitOwners(n1, n2)
+	var alice, bob *clienttest.Member
+	for i := 0; alice == nil || bob == nil; i++ {
+		m := clienttest.Join(t, n1.Name, fmt.Sprintf("user%d", i))
+		switch {
+		case alice == nil && tab.Owner(m.ID) == n1.Name:
+			alice = m
+		case bob == nil && tab.Owner(m.ID) == n2.Name:
+			bob = m
+		}
+	}
+	clienttest.Eventually(t, 5*time.Second, "bob on n2", func() bool { return bob.LastLogin() == n2.Name })
+	conv := protocol.DirectConv(alice.ID, bob.ID)
+	ctx := context.Background()
+	if _, err := alice.Send(ctx, bob.ID, 0, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	clienttest.Eventually(t, 5*time.Second, "the first message", func() bool { return len(bob.Received(conv)) == 1 })
+
+	c.Net.SetDown(true)
+	var slowest time.Duration
+	const n = 100
+	for i := range n {
+		start := time.Now()
+		if _, err := alice.Send(ctx, bob.ID, 0, fmt.Appendf(nil, "during %d", i)); err != nil {
+			t.Fatal(err)
+		}
+		slowest = max(slowest, time.Since(start))
+	}
+	if slowest > time.Second {
+		t.Fatalf("a send took %v while the bus was down", slowest)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := len(bob.Received(conv)); got != 1 {
+		t.Fatalf("bob got %d messages while the bus was down", got)
+	}
+	back := time.Now()
+	c.Net.SetDown(false)
+	clienttest.Eventually(t, 3*time.Second, "every message after the bus is back", func() bool { return len(bob.Received(conv)) == n+1 })
+	t.Logf("%d messages delivered %v after the bus came back; slowest send while down %v", n, time.Since(back), slowest)
+	for i, m := range bob.Received(conv) {
+		if m.Seq != uint64(i+1) {
+			t.Fatalf("message %d has seq %d", i, m.Seq)
+		}
+	}
+	if d := bob.Count(client.EventDisconnected); d != 0 {
+		t.Fatalf("bob reconnected %d times", d)
+	}
+}
