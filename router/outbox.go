@@ -45,13 +45,13 @@ type OutboxConfig struct {
 
 // link is the queue to one node.
 type link struct {
-	node  string
-	mu    sync.Mutex
-	queue []Envelope
-	bytes int
-	inflight int // the queue's first inflight envelopes are being sent
-	wake  chan struct{} // 1-buffered: something was queued
-	idle  chan struct{} // closed and replaced when the queue empties
+	node     string
+	mu       sync.Mutex
+	queue    []Envelope
+	bytes    int
+	inflight int           // the queue's first inflight envelopes are being sent
+	wake     chan struct{} // 1-buffered: something was queued
+	idle     chan struct{} // closed and replaced when the queue empties
 }
 
 // NewOutbox returns an outbox on cfg.Bus.

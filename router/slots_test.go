@@ -54,4 +54,3 @@ func TestRebalance(t *testing.T) {
 		t.Fatal("SlotOf")
 	}
 }
-
