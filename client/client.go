@@ -168,6 +168,24 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	c := newClient(addr, opts)
+	close(c.ready)
+	cn, err := c.dial(ctx, addr)
+	if err != nil {
+		c.cancel()
+		return nil, err
+	}
+	c.cn = cn
+	c.state = StateConnected
+	c.wg.Add(3)
+	go c.deliver()
+	go c.read(cn)
+	go c.sendLoop()
+	return c, nil
+}
+
+// newClient is a client with nothing running yet.
+func newClient(addr string, opts Options) *Client {
 	var prefix [8]byte
 	_, _ = rand.Read(prefix[:])
 	c := &Client{
@@ -186,18 +204,35 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		closeCh: make(chan struct{}),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	close(c.ready)
-	cn, err := c.dial(ctx, addr)
-	if err != nil {
-		c.cancel()
+	return c
+}
+
+// Resume returns a client for the session of an earlier login (its resume
+// token) at addr, without waiting for the server: it connects and logs in
+// with token in the background, as a reconnect does (Options.Reconnect is
+// implied), retrying with backoff until it is logged in, the server
+// refuses the token (the client closes with that error, TOKEN_INVALID), or
+// Close. Until then requests, Sends among them, wait as they do during a
+// reconnect. The client starts in StateReconnecting; EventLoggedIn tells
+// when it is in.
+func Resume(addr, token string, opts Options) (*Client, error) {
+	opts.Reconnect = true
+	opts.fill()
+	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	c.cn = cn
-	c.state = StateConnected
+	if token == "" {
+		return nil, fmt.Errorf("%w: Resume without a token", ErrOptions)
+	}
+	c := newClient(addr, opts)
+	c.token = token
+	c.state = StateReconnecting
+	c.ready = make(chan struct{})
+	c.reconnecting = true
 	c.wg.Add(3)
 	go c.deliver()
-	go c.read(cn)
 	go c.sendLoop()
+	go c.reconnect(nil)
 	return c, nil
 }
 

@@ -134,3 +134,55 @@ func TestSendOrderAcrossCut(t *testing.T) {
 		t.Fatalf("stored %d messages, in the wrong order or with duplicates: %q", len(got), got)
 	}
 }
+
+// Resume starts without the server: sends made meanwhile wait, in order,
+// and go out once the server is up and the saved token logs in. A token
+// the server refuses closes the client with TOKEN_INVALID.
+func TestResumeOffline(t *testing.T) {
+	st := servertest.NewStorage(t)
+	srv := servertest.StartOn(t, st, nil)
+	addr := srv.Addr()
+	first := connect(t, addr, client.Options{})
+	if _, err := first.Register(ctx(t), "alice", "alice's password"); err != nil {
+		t.Fatal(err)
+	}
+	token := first.Token()
+	bob := register(t, srv, "bob")
+	_ = first.Close()
+	servertest.Stop(t, srv)
+
+	alice, err := client.Resume(addr, token, client.Options{Logger: servertest.Logger(t), MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = alice.Close() })
+	if s := alice.State(); s != client.StateReconnecting {
+		t.Fatalf("state %v, want reconnecting", s)
+	}
+	const n = 5
+	done := sendInOrder(t, alice, bob.id, n, "resumed ")
+	time.Sleep(200 * time.Millisecond) // a few failed attempts
+	servertest.StartOn(t, st, func(c *server.Config) { c.Addr = addr })
+	done()
+	if got := storedTexts(t, alice, bob.id, 10); !slices.Equal(got, want("resumed ", n)) {
+		t.Fatalf("stored %q", got)
+	}
+
+	bad, err := client.Resume(addr, "not-a-token", client.Options{Logger: servertest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	timeout := time.After(wait)
+	for {
+		select {
+		case ev := <-bad.Events():
+			if ev.Type == client.EventClosed {
+				wantCode(t, ev.Err, protocol.CodeTokenInvalid)
+				return
+			}
+		case <-timeout:
+			t.Fatal("a refused token did not close the client")
+		}
+	}
+}

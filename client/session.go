@@ -310,7 +310,7 @@ func (c *Client) reconnect(cause error) {
 		c.mu.Unlock()
 
 		delay := c.backoff(attempt)
-		if attempt == 1 && immediate(cause) {
+		if attempt == 1 && (cause == nil || immediate(cause)) { // nil: Resume's first login
 			delay = 0
 		}
 		c.emit(Event{Type: EventReconnecting, Attempt: attempt, Delay: delay, Err: cause})
