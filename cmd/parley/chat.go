@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"golang.org/x/term"
@@ -12,34 +14,49 @@ import (
 	"github.com/parleyim/parley/protocol"
 )
 
-// chat runs the full-screen chat. It resumes the saved session of this
-// server if there is one, and keeps the session of every login it makes.
+// chat runs the full-screen chat. With a saved session of this server it
+// starts at once, offline if need be, from the cached conversations and
+// the outgoing queue, and logs in in the background; otherwise it shows
+// the login screen, and keeps the session of every login it makes.
 func (a *app) chat() error {
 	in, okIn := a.in.(*os.File)
 	out, okOut := a.out.(*os.File)
 	if !okIn || !okOut || !term.IsTerminal(int(in.Fd())) || !term.IsTerminal(int(out.Fd())) {
 		return failf(exitUsage, "the chat screen needs a terminal; scripts use the one-shot commands (parley help)")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
-	c, err := a.dial(ctx, client.Options{Reconnect: true, SyncOnLogin: true})
-	cancel()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
 	cfg := ui.Config{
 		Addr: a.addr,
+		Dir:  filepath.Dir(a.path),
 		Saved: func(ok protocol.LoginOK) error {
 			return saveConfig(a.path, sessionOf(a.addr, ok))
 		},
 	}
 	if a.cfg.Addr == "" || a.cfg.Addr == a.addr {
-		cfg.Username, cfg.Token = a.cfg.Username, a.cfg.Token
+		cfg.Username = a.cfg.Username
 	}
-	p := tea.NewProgram(ui.New(c, cfg), tea.WithAltScreen(), tea.WithInput(in), tea.WithOutput(out))
+	opts := client.Options{Device: "parley", Reconnect: true, SyncOnLogin: true}
+	var c *client.Client
+	var err error
+	if cfg.Username != "" && a.cfg.Token != "" && a.cfg.UserID != 0 {
+		c, err = client.Resume(a.addr, a.cfg.Token, opts)
+		cfg.Resumed, cfg.UserID = true, a.cfg.UserID
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
+		c, err = a.dial(ctx, opts)
+		cancel()
+	}
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	m := ui.New(c, cfg)
+	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithInput(in), tea.WithOutput(out))
 	ui.Pump(p, c)
 	if _, err := p.Run(); err != nil {
 		return failf(exitUsage, "the screen failed: %v", err)
+	}
+	if n := m.Queued(); n > 0 {
+		fmt.Fprintf(a.errw, "parley: %d message(s) not sent yet, kept in the outgoing queue: they go out the next time you start parley\n", n)
 	}
 	return nil
 }

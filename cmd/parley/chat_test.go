@@ -100,7 +100,7 @@ func TestChatScreens(t *testing.T) {
 	bob.typeLine("/msg alice")
 	bob.waitFor("not a friend")
 	bob.typeLine("hello?")
-	bob.waitFor("✗ not sent: you can only message friends")
+	bob.waitFor("✗ [1] hello?", "not sent: you can only message friends")
 	bob.typeLine("/add alice it's bob")
 	bob.waitFor("friend request sent to alice")
 	alice.waitFor(`bob wants to be your friend ("it's bob"): /accept bob`, "? bob")
@@ -134,7 +134,7 @@ func TestChatScreens(t *testing.T) {
 	alice.waitFor("● reconnecting")
 	bob.typeLine("did you get this?")
 	alice.typeLine("and this?") // typed while offline: it goes out on reconnect
-	alice.waitFor("alice: and this? (sending…)")
+	alice.waitFor("alice: and this? (queued, offline)")
 	link.Restore()
 	alice.waitFor("● online", "bob: did you get this?")
 	bob.waitFor("alice: and this?")

@@ -45,7 +45,8 @@ var specs = []spec{
 	{name: "groups", help: "list your groups, with their ids"},
 	{name: "history", help: "load older messages (PgUp at the top does too)"},
 	{name: "delete", args: "[N]", help: "hide the last N messages (or all) from you only", max: 1, num: true},
-	{name: "retry", help: "send again the messages that did not go out"},
+	{name: "retry", args: "[N]", help: "send again failed message N here (or all of them)", max: 1, num: true},
+	{name: "discard", args: "N", help: "drop failed message N here", min: 1, max: 1, num: true},
 	{name: "help", help: "this list"},
 	{name: "quit", help: "leave parley (Ctrl+C too)"},
 }
@@ -175,8 +176,7 @@ func (m *Model) run(c Command) tea.Cmd {
 	case "help":
 		m.panel, m.panelTop = Help(), 0
 	case "quit":
-		m.quitting = true
-		return tea.Quit
+		return m.quit()
 	case "history":
 		if cur == nil || (cur.loaded && !cur.more) {
 			m.say("no older messages")
@@ -184,7 +184,10 @@ func (m *Model) run(c Command) tea.Cmd {
 		}
 		return m.loadHistory(cur)
 	case "retry":
-		return m.resend(func(o *outgoing) bool { return o.waiting || o.failed != "" })
+		return m.retry(c.Num)
+	case "discard":
+		m.discard(c.Num)
+		return nil
 	case "delete":
 		return m.deleteHistory(cur, int(c.Num))
 	case "msg":

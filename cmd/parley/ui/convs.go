@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 
@@ -20,8 +19,7 @@ type conv struct {
 	peer  int64 // of a direct conversation, once the user is known
 	group int64
 
-	msgs    []protocol.Message // loaded so far, by seq
-	pending []*outgoing        // sent from here, not yet stored
+	msgs []protocol.Message // loaded so far, by seq
 
 	lastText string // the newest message, for the list
 	lastFrom int64
@@ -38,14 +36,6 @@ type conv struct {
 	base      uint64
 	extra     map[uint64]bool
 	read      uint64 // the read cursor sent with Ack
-}
-
-// outgoing is a message typed here that the server has not acknowledged.
-type outgoing struct {
-	send    protocol.Send
-	at      int64  // Unix ms, for the view
-	waiting bool   // it goes out again on the next login
-	failed  string // refused, in words; /retry sends it again
 }
 
 func (c *conv) unread() int { return c.srvUnread + len(c.extra) }
@@ -263,6 +253,7 @@ func (m *Model) history(h historyMsg) tea.Cmd {
 		cmds = append(cmds, m.learn(x.From))
 	}
 	c.more, c.next = h.res.HasMore, h.res.Next
+	m.saveCache()
 	if c.id == m.current {
 		cmds = append(cmds, m.markRead(c))
 		if c.more && m.scroll >= m.maxScroll() {
@@ -344,92 +335,8 @@ func (m *Model) snapshot(s snapshotMsg) tea.Cmd {
 		m.say(fmt.Sprintf("%d friend request(s) waiting: /requests lists them, /accept NAME answers", len(m.incoming)))
 	}
 	m.refreshed = true
+	m.saveCache()
 	return tea.Batch(cmds...)
-}
-
-// send sends a line to the conversation shown.
-func (m *Model) send(text string) tea.Cmd {
-	c := m.conv(m.current)
-	if c == nil || (c.kind != protocol.ConvGroup && c.kind != protocol.ConvDirect) {
-		m.fail("no conversation open: /msg NAME, or /group new NAME")
-		return nil
-	}
-	s := protocol.Send{ClientMsgID: m.b.NewClientMsgID(), Body: []byte(text)}
-	if c.kind == protocol.ConvGroup {
-		s.GroupID = c.group
-	} else {
-		s.To = c.peer
-	}
-	c.pending = append(c.pending, &outgoing{send: s, at: time.Now().UnixMilli()})
-	c.lastTime = time.Now().UnixMilli()
-	m.scroll = 0
-	m.sortConvs()
-	return m.sendCmd(c.id, s)
-}
-
-func (m *Model) sendCmd(conv string, s protocol.Send) tea.Cmd {
-	b := m.b
-	return m.call(func(ctx context.Context) tea.Msg {
-		ack, err := b.SendRaw(ctx, s)
-		return sentMsg{conv: conv, id: s.ClientMsgID, ack: ack, err: err}
-	})
-}
-
-// sent applies a Send's answer: stored, refused, or unknown until the
-// connection is back.
-func (m *Model) sent(r sentMsg) {
-	c := m.conv(r.conv)
-	if c == nil {
-		return
-	}
-	i := slices.IndexFunc(c.pending, func(o *outgoing) bool { return o.send.ClientMsgID == r.id })
-	if i < 0 {
-		return
-	}
-	o := c.pending[i]
-	var pe *protocol.Error
-	switch {
-	case r.err == nil:
-		c.pending = slices.Delete(c.pending, i, i+1)
-		m.add(c, protocol.Message{
-			MsgID: r.ack.MsgID, Conv: r.conv, Seq: r.ack.Seq, From: m.me, To: o.send.To, GroupID: o.send.GroupID,
-			ClientMsgID: o.send.ClientMsgID, Body: o.send.Body, ServerTime: r.ack.ServerTime,
-		})
-	case errors.As(r.err, &pe), errors.Is(r.err, client.ErrClosed):
-		o.failed = Plain(r.err)
-		m.fail("not sent: " + o.failed)
-	default:
-		// The connection dropped or the server was slow: the message may
-		// be stored. The same client_msg_id goes out again after the next
-		// login, and the server keeps one copy.
-		o.waiting = true
-		m.fail("not sent yet: it goes out again when the connection is back (/retry sends it now)")
-	}
-}
-
-// resend sends again the pending messages that want it.
-func (m *Model) resend(want func(*outgoing) bool) tea.Cmd {
-	var cmds []tea.Cmd
-	for _, c := range m.convs {
-		for _, o := range c.pending {
-			if want(o) {
-				o.waiting, o.failed = false, ""
-				cmds = append(cmds, m.sendCmd(c.id, o.send))
-			}
-		}
-	}
-	return tea.Batch(cmds...)
-}
-
-// giveUp marks what waits for a reconnect as failed: none will come.
-func (m *Model) giveUp() {
-	for _, c := range m.convs {
-		for _, o := range c.pending {
-			if o.waiting {
-				o.waiting, o.failed = false, "the connection is closed"
-			}
-		}
-	}
 }
 
 // scrollBy moves the chat up (n > 0) or down; at the top it loads the

@@ -34,6 +34,15 @@ type Config struct {
 	Saved    func(protocol.LoginOK) error
 	Timeout  time.Duration // of each request; 0: 15s
 	PageSize uint32        // messages per history page; 0: 50
+	// Dir keeps each account's outgoing queue and cache (AccountFile);
+	// "": in memory only.
+	Dir string
+	// Resumed: the client logs in with the saved session by itself
+	// (client.Resume), as user UserID named Username. The screen starts
+	// on the chat at once, from the cache and the outgoing queue, and
+	// catches up when the login is through.
+	Resumed bool
+	UserID  int64
 }
 
 type screen uint8
@@ -77,6 +86,17 @@ type Model struct {
 	notice  string
 	bad     bool // notice reports a failure
 
+	outbox    *Outbox     // nil: the queue is kept in memory only
+	out       []*outgoing // the outgoing queue, oldest first, refused ones too
+	cachePath string
+	closed    bool // the client is closed: nothing more goes out
+	quitArmed bool // Ctrl+C was pressed once with messages queued
+	wasOnline bool // logged in once at least
+	// lookingUp is the user /msg looks for on the server; lines typed
+	// meanwhile wait in held for that conversation.
+	lookingUp string
+	held      []string
+
 	width, height int
 	quitting      bool
 }
@@ -107,7 +127,16 @@ func New(b Backend, cfg Config) *Model {
 	} else {
 		m.pass.Focus()
 	}
-	if cfg.Token != "" {
+	if cfg.Resumed {
+		m.screen, m.me, m.state = screenChat, cfg.UserID, stateReconnecting
+		m.names[m.me] = cfg.Username
+		m.input.Focus()
+		m.openAccount()
+		m.say("connecting… what you send goes out when the server answers")
+		if len(m.out) > 0 {
+			m.say(fmt.Sprintf("offline · %d queued · sent when the server answers", len(m.out)))
+		}
+	} else if cfg.Token != "" {
 		m.busy = true
 		m.say("resuming the saved session…")
 	} else {
@@ -176,6 +205,9 @@ type (
 
 // Init implements tea.Model: it resumes the saved session, if any.
 func (m *Model) Init() tea.Cmd {
+	if m.cfg.Resumed {
+		return m.pump()
+	}
 	if m.cfg.Token == "" {
 		return nil
 	}
@@ -224,10 +256,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		switch msg.E.Type {
 		case client.EventLoggedIn:
 			if m.screen == screenChat {
-				return m, tea.Batch(m.refresh(), m.resend(func(o *outgoing) bool { return o.waiting }))
+				return m, tea.Batch(m.refresh(), m.pump())
 			}
 		case client.EventClosed:
-			m.giveUp()
+			m.closed = true
 		}
 	case NoticeMsg:
 		return m, m.noticed(msg.N)
@@ -236,12 +268,15 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case historyMsg:
 		return m, m.history(msg)
 	case sentMsg:
-		m.sent(msg)
+		return m, m.sent(msg)
+	case pumpMsg:
+		return m, m.pump()
 	case profileMsg:
 		if msg.err == nil && msg.user.Username != "" {
 			m.names[msg.id] = msg.user.Username
 			// A notice written before the name was known says it now.
 			m.notice = rename(m.notice, fmt.Sprintf("user-%d", msg.id), msg.user.Username)
+			m.saveCache()
 		}
 	case doneMsg:
 		return m, m.done(msg)
@@ -258,9 +293,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 // key handles one key press.
 func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 	if k.Type == tea.KeyCtrlC {
-		m.quitting = true
-		return tea.Quit
+		return m.quit()
 	}
+	m.quitArmed = false
 	if m.screen == screenLogin {
 		return m.loginKey(k)
 	}
@@ -387,10 +422,61 @@ func (m *Model) loggedIn(r loginMsg) tea.Cmd {
 	m.input.Focus()
 	m.state = stateOnline
 	m.say("logged in as " + r.ok.Username + " — /help lists the commands")
+	m.openAccount()
 	if r.saveErr != nil {
 		m.fail("logged in as " + r.ok.Username + ", but the session could not be saved: " + r.saveErr.Error())
 	}
-	return m.refresh()
+	return tea.Batch(m.refresh(), m.pump())
+}
+
+// openAccount opens the outgoing queue and the cache of the user logged
+// in, once: what a crash or a quit left queued goes out first.
+func (m *Model) openAccount() {
+	if m.cfg.Dir == "" || m.outbox != nil || m.me == 0 {
+		return
+	}
+	ob, err := OpenOutbox(AccountFile(m.cfg.Dir, "outbox", m.cfg.Addr, m.me))
+	if err != nil {
+		m.fail("the outgoing queue cannot be read: " + err.Error())
+		return
+	}
+	m.outbox = ob
+	for _, q := range ob.Items() {
+		m.out = append(m.out, &outgoing{q: q})
+		m.ensure(q.Conv)
+	}
+	m.cachePath = AccountFile(m.cfg.Dir, "cache", m.cfg.Addr, m.me)
+	m.loadCache(LoadCache(m.cachePath))
+}
+
+// quit leaves, unless messages are queued and this is the first Ctrl+C:
+// then it says what is still queued and waits for a second one.
+func (m *Model) quit() tea.Cmd {
+	if n := len(m.out); n > 0 && !m.quitArmed && m.screen == screenChat {
+		m.quitArmed = true
+		m.fail(fmt.Sprintf("%d message(s) not sent yet (%s) — kept for the next start; Ctrl+C again quits", n, m.queueWords()))
+		return nil
+	}
+	m.saveCache()
+	m.quitting = true
+	return tea.Quit
+}
+
+// queueWords says where the queued messages go: "2 to bob, 1 to #crag".
+func (m *Model) queueWords() string {
+	var order []string
+	count := map[string]int{}
+	for _, o := range m.out {
+		if count[o.q.Conv] == 0 {
+			order = append(order, o.q.Conv)
+		}
+		count[o.q.Conv]++
+	}
+	var parts []string
+	for _, id := range order {
+		parts = append(parts, fmt.Sprintf("%d to %s", count[id], m.title(m.ensure(id))))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // enter sends the typed line, or runs it as a slash command. A line that

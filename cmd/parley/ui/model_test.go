@@ -126,8 +126,8 @@ func TestTypingAndSending(t *testing.T) {
 		t.Fatalf("after the ack:\n%s", v)
 	}
 	c := m.conv(m.current)
-	if n := len(c.msgs); n != 3 || c.msgs[2].Seq != 3 || len(c.pending) != 0 {
-		t.Fatalf("messages %d, pending %d", n, len(c.pending))
+	if n := len(c.msgs); n != 3 || c.msgs[2].Seq != 3 || m.Queued() != 0 {
+		t.Fatalf("messages %d, pending %d", n, m.Queued())
 	}
 	enter(m, "//me waves")
 	if got := string(f.sent[1].Body); got != "/me waves" {
@@ -135,16 +135,21 @@ func TestTypingAndSending(t *testing.T) {
 	}
 }
 
-// A send that loses the connection waits, goes out again with the same
-// client_msg_id after the next login, and is shown once.
+// A send that loses the connection stays queued, goes out again with the
+// same client_msg_id after the next login, and is shown once.
 func TestSendDuringReconnect(t *testing.T) {
 	f := newFake()
 	m := loggedIn(t, f)
 	f.sendErrs = []error{client.ErrDisconnected}
 	drive(m, EventMsg{E: client.Event{Type: client.EventDisconnected, Err: errors.New("read: connection reset")}})
-	enter(m, "are you there?")
-	if v := screenText(m); !strings.Contains(v, "are you there? (waiting for the connection)") {
+	typeText(m, "are you there?")
+	cmd := step(m, tea.KeyMsg{Type: tea.KeyEnter})
+	if v := screenText(m); !strings.Contains(v, "are you there? (queued, offline)") {
 		t.Fatalf("while down:\n%s", v)
+	}
+	retry := step(m, cmd()) // the retry timer, not run
+	if retry == nil || m.Queued() != 1 {
+		t.Fatalf("after the drop: retry %v, queued %d", retry, m.Queued())
 	}
 	drive(m, EventMsg{E: client.Event{Type: client.EventReconnecting, Attempt: 1, Delay: 100 * time.Millisecond}})
 	if !strings.Contains(screenText(m), "● reconnecting (attempt 1)") {
@@ -155,7 +160,7 @@ func TestSendDuringReconnect(t *testing.T) {
 		t.Fatalf("sent %+v", f.sent)
 	}
 	v := screenText(m)
-	if strings.Count(v, "alice: are you there?") != 1 || strings.Contains(v, "waiting") || !strings.Contains(v, "back online") {
+	if strings.Count(v, "alice: are you there?") != 1 || strings.Contains(v, "queued") || !strings.Contains(v, "back online") {
 		t.Fatalf("after the reconnect:\n%s", v)
 	}
 }
@@ -165,7 +170,7 @@ func TestSendRefused(t *testing.T) {
 	m := loggedIn(t, f)
 	f.sendErrs = []error{&protocol.Error{Code: protocol.CodeNotFriends}}
 	enter(m, "hello?")
-	if v := screenText(m); !strings.Contains(v, "✗ not sent: you can only message friends") || !m.bad {
+	if v := screenText(m); !strings.Contains(v, "✗ [1] hello?") || !strings.Contains(v, "not sent: you can only message friends") || !m.bad {
 		t.Fatalf("refused:\n%s", v)
 	}
 	enter(m, "/retry")

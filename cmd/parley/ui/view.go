@@ -222,23 +222,42 @@ func (m *Model) chatLines(c *conv) []string {
 	}
 	out := []string{" " + m.st.dim.Render(oneLine(Clean(top)))}
 	day := ""
-	for _, x := range c.msgs {
-		t := time.UnixMilli(x.ServerTime)
+	dayLine := func(t time.Time) {
 		if d := t.Format("Mon 2 Jan 2006"); d != day {
 			day = d
 			out = append(out, " "+m.st.dim.Render("── "+d+" ──"))
 		}
+	}
+	// Refused messages stand where they were typed, in time order, one
+	// line each.
+	failed := m.failedOf(c.id)
+	fi := 0
+	failedLine := func(o *outgoing) {
+		t := time.UnixMilli(o.q.At)
+		dayLine(t)
+		n := fi + 1
+		line := " " + m.st.dim.Render(t.Format("15:04")) + " " + m.st.bad.Render(fmt.Sprintf("✗ [%d]", n)) + " " + clip(o.q.Body, 24) +
+			m.st.dim.Render(fmt.Sprintf(" · /retry %d · /discard %d · ", n, n)) + m.st.bad.Render("not sent: "+o.q.Failed)
+		out = append(out, line)
+		fi++
+	}
+	for _, x := range c.msgs {
+		for fi < len(failed) && failed[fi].q.At < x.ServerTime {
+			failedLine(failed[fi])
+		}
+		t := time.UnixMilli(x.ServerTime)
+		dayLine(t)
 		out = append(out, m.message(w, t, x.From, string(x.Body), "")...)
 	}
-	for _, o := range c.pending {
+	for fi < len(failed) {
+		failedLine(failed[fi])
+	}
+	for _, o := range m.queuedOf(c.id) {
 		note := m.st.dim.Render(" (sending…)")
-		switch {
-		case o.failed != "":
-			note = m.st.bad.Render(" ✗ not sent: " + o.failed + " — /retry")
-		case o.waiting:
-			note = m.st.warn.Render(" (waiting for the connection)")
+		if m.state != stateOnline {
+			note = m.st.warn.Render(" (queued, offline)")
 		}
-		out = append(out, m.message(w, time.UnixMilli(o.at), m.me, string(o.send.Body), note)...)
+		out = append(out, m.message(w, time.UnixMilli(o.q.At), m.me, o.q.Body, note)...)
 	}
 	return out
 }

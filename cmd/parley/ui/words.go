@@ -171,7 +171,7 @@ func (m *Model) event(e client.Event) {
 		if m.state == stateReconnecting || m.state == stateRedirected {
 			m.say("back online")
 		}
-		m.state = stateOnline
+		m.state, m.wasOnline = stateOnline, true
 	case client.EventDisconnected:
 		m.state = stateDisconnected
 		if e.Err != nil {
@@ -179,7 +179,11 @@ func (m *Model) event(e client.Event) {
 		}
 	case client.EventReconnecting:
 		m.state, m.attempt = stateReconnecting, e.Attempt
-		if e.Attempt == 1 {
+		switch {
+		case e.Attempt != 1:
+		case m.cfg.Resumed && !m.wasOnline:
+			m.fail(fmt.Sprintf("offline · %d queued · sent when the server answers", len(m.out)))
+		default:
 			m.fail("connection lost: reconnecting; messages you send now go out when it is back")
 		}
 	case client.EventRedirected:

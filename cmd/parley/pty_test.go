@@ -1,0 +1,215 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleyim/parley/server"
+	"github.com/parleyim/parley/server/servertest"
+)
+
+// ptyTerm is the built parley running in a pseudo-terminal of a private tmux
+// server, 80x24 unless told: the tests type into it, read its screen with
+// capture-pane, and can kill it as a crash would.
+type ptyTerm struct {
+	t    *testing.T
+	sock string
+	n    int // windows started
+}
+
+// newTerm starts a private tmux server; it is killed when the test ends.
+func newTerm(t *testing.T) *ptyTerm {
+	t.Helper()
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("tmux is not installed: the screen tests drive parley in a tmux pseudo-terminal")
+	}
+	dir, err := os.MkdirTemp("", "parley-tmux-") // a short path: sockets have a length limit
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := &ptyTerm{t: t, sock: filepath.Join(dir, "s")}
+	t.Cleanup(func() {
+		_ = exec.Command("tmux", "-S", tm.sock, "kill-server").Run()
+		os.RemoveAll(dir)
+	})
+	return tm
+}
+
+func (tm *ptyTerm) tmux(args ...string) string {
+	tm.t.Helper()
+	out, err := exec.Command("tmux", append([]string{"-S", tm.sock}, args...)...).CombinedOutput()
+	if err != nil {
+		tm.t.Fatalf("tmux %v: %v: %s", args, err, out)
+	}
+	return string(out)
+}
+
+// start runs parley as u in a new 80x24 window; the window stays when
+// parley ends, to show what it printed.
+func (tm *ptyTerm) start(u user, w, h int) {
+	tm.t.Helper()
+	tm.n++
+	name := "w" + strconv.Itoa(tm.n)
+	args := []string{"new-session", "-d", "-s", name, "-x", strconv.Itoa(w), "-y", strconv.Itoa(h),
+		"-e", "PARLEY_ADDR=", "-e", "PARLEY_CONFIG=", "-e", "TERM=xterm-256color",
+		u.bin, "--addr", u.addr, "--config", u.conf}
+	if tm.n == 1 {
+		args = append([]string{"-f", "/dev/null"}, args...)
+	}
+	tm.tmux(args...)
+	tm.tmux("set-option", "-t", name, "remain-on-exit", "on")
+}
+
+func (tm *ptyTerm) target() string { return "w" + strconv.Itoa(tm.n) }
+
+// typeLine types text and presses Enter.
+func (tm *ptyTerm) typeLine(text string) {
+	tm.t.Helper()
+	tm.tmux("send-keys", "-t", tm.target(), "-l", text)
+	tm.tmux("send-keys", "-t", tm.target(), "Enter")
+}
+
+func (tm *ptyTerm) keys(keys ...string) {
+	tm.t.Helper()
+	tm.tmux(append([]string{"send-keys", "-t", tm.target()}, keys...)...)
+}
+
+// screen is what the terminal shows now.
+func (tm *ptyTerm) screen() string {
+	tm.t.Helper()
+	return tm.tmux("capture-pane", "-p", "-t", tm.target())
+}
+
+// waitFor waits until the screen shows every one of want, and returns it.
+func (tm *ptyTerm) waitFor(want ...string) string {
+	tm.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s := tm.screen()
+		if !slices.ContainsFunc(want, func(w string) bool { return !strings.Contains(s, w) }) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			tm.t.Fatalf("the screen never showed %q:\n%s", want, s)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// kill ends parley with SIGKILL, as a crash.
+func (tm *ptyTerm) kill() {
+	tm.t.Helper()
+	pid, err := strconv.Atoi(strings.TrimSpace(tm.tmux("display-message", "-p", "-t", tm.target(), "#{pane_pid}")))
+	if err != nil {
+		tm.t.Fatal(err)
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		tm.t.Fatal(err)
+	}
+	if err := p.Kill(); err != nil {
+		tm.t.Fatal(err)
+	}
+	tm.waitFor("Pane is dead")
+}
+
+// shot logs the screen, framed, for the record.
+func (tm *ptyTerm) shot(title string) {
+	tm.t.Helper()
+	tm.t.Logf("%s\n+%s+\n%s+%s+", title, strings.Repeat("-", 80), frame(tm.screen()), strings.Repeat("-", 80))
+}
+
+func frame(s string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		fmt.Fprintf(&b, "|%s|\n", l+strings.Repeat(" ", max(80-len([]rune(l)), 0)))
+	}
+	return b.String()
+}
+
+// texts is the conversation of u with peer as the server stored it, oldest
+// first.
+func texts(u user, peer string) []string {
+	u.t.Helper()
+	var ms []struct{ Text string }
+	u.okJSON(&ms, "history", peer, "50")
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Text)
+	}
+	return out
+}
+
+// Bugs 1, 6 and 7 of issue 17, and the crash test: alice types five lines
+// while the server is down, parley is killed, started again (still
+// offline, from the saved session, the cache and the outgoing queue), and
+// when the server is back the five are stored in the order typed, once.
+func TestQueueSurvivesCrashAndGoesOutInOrder(t *testing.T) {
+	st := servertest.NewStorage(t)
+	srv := servertest.StartOn(t, st, nil)
+	addr := srv.Addr()
+	bin, dir := binary(t), t.TempDir()
+	alice := user{t: t, bin: bin, addr: addr, conf: filepath.Join(dir, "alice", "config.json")}
+	bob := user{t: t, bin: bin, addr: addr, conf: filepath.Join(dir, "bob", "config.json")}
+	alice.ok("register", "alice", "alice-password")
+	bob.ok("register", "bob", "bob-password")
+	alice.ok("send", "bob", "before the outage")
+
+	tm := newTerm(t)
+	tm.start(alice, 80, 24)
+	tm.waitFor("online", "alice: before the outage")
+	servertest.Stop(t, srv)
+	tm.waitFor("reconnecting")
+	for i := 1; i <= 5; i++ {
+		tm.typeLine(fmt.Sprintf("offline order test %d", i))
+	}
+	tm.waitFor("offline order test 5 (queued, offline)")
+
+	// Bug 6: a quit with messages queued says so first.
+	tm.keys("C-c")
+	tm.waitFor("5 message(s) not sent yet (5 to bob)")
+	tm.kill()
+	if info, err := os.Stat(filepath.Join(dir, "alice")); err != nil || info.Mode().Perm() != 0o700 {
+		t.Fatalf("config directory: %v %v", info, err)
+	}
+	matches, _ := filepath.Glob(filepath.Join(dir, "alice", "outbox-*.json"))
+	if len(matches) != 1 {
+		t.Fatalf("outbox files %v", matches)
+	}
+	if info, err := os.Stat(matches[0]); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("outbox file: %v %v", info, err)
+	}
+
+	// Bug 7: the screen starts while the server is down.
+	tm.start(alice, 80, 24)
+	tm.waitFor("offline · 5 queued", "alice: before the outage", "offline order test 1 (queued, offline)", "offline order test 5 (queued, offline)")
+	tm.shot("offline start with a queue (80x24)")
+
+	servertest.StartOn(t, st, func(c *server.Config) { c.Addr = addr })
+	tm.waitFor("online")
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Contains(tm.screen(), "queued") || strings.Contains(tm.screen(), "sending") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the queue never emptied:\n%s", tm.screen())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	want := []string{"before the outage", "offline order test 1", "offline order test 2", "offline order test 3", "offline order test 4", "offline order test 5"}
+	if got := texts(bob, "alice"); !slices.Equal(got, want) {
+		t.Fatalf("stored %q, want %q", got, want)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "alice", "outbox-*.json")); len(m) != 0 {
+		t.Fatalf("outbox left behind: %v", m)
+	}
+
+	// Nothing queued: Ctrl+C quits at once.
+	tm.keys("C-c")
+	tm.waitFor("Pane is dead")
+}
