@@ -125,6 +125,29 @@ func (b *Bus) Listen(handle func([]router.Envelope)) error {
 	if _, err := b.producer.SendSync(ctx, probe); err != nil {
 		return fmt.Errorf("rocketmq: topic %s: %w", b.cfg.Topic, err)
 	}
+	// The broker tells the name server of a new topic a moment after
+	// creating it, and a consumer does not start before the name server
+	// knows the topic: try again until it does.
+	var c mq.PushConsumer
+	for {
+		var err error
+		if c, err = b.consume(handle); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("rocketmq: consumer: %w", err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	b.mu.Lock()
+	b.consumer = c
+	b.mu.Unlock()
+	return nil
+}
+
+// consume starts an orderly push consumer of this node's tag.
+func (b *Bus) consume(handle func([]router.Envelope)) (mq.PushConsumer, error) {
 	c, err := mq.NewPushConsumer(
 		consumer.WithNameServer(b.cfg.NameServers),
 		consumer.WithGroupName("parley-node-"+tagOf(b.cfg.Node)),
@@ -136,7 +159,7 @@ func (b *Bus) Listen(handle func([]router.Envelope)) error {
 		consumer.WithSuspendCurrentQueueTimeMillis(100*time.Millisecond),
 	)
 	if err != nil {
-		return fmt.Errorf("rocketmq: consumer: %w", err)
+		return nil, err
 	}
 	err = c.Subscribe(b.cfg.Topic, consumer.MessageSelector{Type: consumer.TAG, Expression: tagOf(b.cfg.Node)},
 		func(_ context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
@@ -151,15 +174,13 @@ func (b *Bus) Listen(handle func([]router.Envelope)) error {
 			return consumer.ConsumeSuccess, nil
 		})
 	if err != nil {
-		return fmt.Errorf("rocketmq: subscribe: %w", err)
+		_ = c.Shutdown()
+		return nil, err
 	}
 	if err := c.Start(); err != nil {
-		return fmt.Errorf("rocketmq: consumer: %w", err)
+		return nil, err // Start shuts the consumer down when it fails
 	}
-	b.mu.Lock()
-	b.consumer = c
-	b.mu.Unlock()
-	return nil
+	return c, nil
 }
 
 // Close implements router.Bus.
