@@ -50,7 +50,7 @@ func (a *app) chat() error {
 	}
 	defer c.Close()
 	m := ui.New(c, cfg)
-	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithInput(in), tea.WithOutput(out))
+	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithInput(ui.WholeRunes(in)), tea.WithOutput(out))
 	ui.Pump(p, c)
 	if _, err := p.Run(); err != nil {
 		return failf(exitUsage, "the screen failed: %v", err)

@@ -213,3 +213,36 @@ func TestQueueSurvivesCrashAndGoesOutInOrder(t *testing.T) {
 	tm.keys("C-c")
 	tm.waitFor("Pane is dead")
 }
+
+// Bug 5 of issue 17: 200 CJK characters typed without bracketed paste (600
+// bytes: Bubble Tea's 256-byte reads end inside a character) are stored
+// whole.
+func TestTypedBurstKeepsEveryCharacter(t *testing.T) {
+	srv := servertest.Start(t, nil)
+	bin, dir := binary(t), t.TempDir()
+	alice := user{t: t, bin: bin, addr: srv.Addr(), conf: filepath.Join(dir, "alice", "config.json")}
+	bob := user{t: t, bin: bin, addr: srv.Addr(), conf: filepath.Join(dir, "bob", "config.json")}
+	alice.ok("register", "alice", "alice-password")
+	bob.ok("register", "bob", "bob-password")
+	bob.ok("send", "alice", "hi")
+
+	tm := newTerm(t)
+	tm.start(alice, 80, 24)
+	tm.waitFor("online", "bob: hi")
+	text := strings.Repeat("漢字かな", 50) // 200 characters, 600 bytes
+	tm.typeLine(text)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := texts(bob, "alice")
+		if len(got) == 2 {
+			if got[1] != text {
+				t.Fatalf("stored %d characters, want %d: %q", len([]rune(got[1])), len([]rune(text)), got[1])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never stored; screen:\n%s", tm.screen())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
