@@ -100,7 +100,7 @@ func TestChatScreens(t *testing.T) {
 	bob.typeLine("/msg alice")
 	bob.waitFor("not a friend")
 	bob.typeLine("hello?")
-	bob.waitFor("✗ [1] hello?", "not sent: you can only message friends")
+	bob.waitFor("✗ [1] hello? not sent: you can only message friends")
 	bob.typeLine("/add alice it's bob")
 	bob.waitFor("friend request sent to alice")
 	alice.waitFor(`bob wants to be your friend ("it's bob"): /accept bob`, "? bob")

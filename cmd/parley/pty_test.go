@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parleyim/parley/cmd/parley/ui"
 	"github.com/parleyim/parley/server"
 	"github.com/parleyim/parley/server/servertest"
 )
@@ -46,7 +47,7 @@ func (tm *ptyTerm) tmux(args ...string) string {
 	tm.t.Helper()
 	out, err := exec.Command("tmux", append([]string{"-S", tm.sock}, args...)...).CombinedOutput()
 	if err != nil {
-		tm.t.Fatalf("tmux %v: %v: %s", args, err, out)
+		tm.t.Fatalf("tmux %.200q: %v: %s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
 }
@@ -244,5 +245,50 @@ func TestTypedBurstKeepsEveryCharacter(t *testing.T) {
 			t.Fatalf("never stored; screen:\n%s", tm.screen())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Bug 3 of issue 17: a refused message is one line where it was typed, and
+// later messages show below it; /discard drops it. An overlong line is
+// refused before it is sent, with a counter on the status line.
+func TestFailedMessage(t *testing.T) {
+	srv := servertest.Start(t, func(c *server.Config) { c.DMPolicy = server.DMFriends })
+	bin, dir := binary(t), t.TempDir()
+	alice := user{t: t, bin: bin, addr: srv.Addr(), conf: filepath.Join(dir, "alice", "config.json")}
+	bob := user{t: t, bin: bin, addr: srv.Addr(), conf: filepath.Join(dir, "bob", "config.json")}
+	alice.ok("register", "alice", "alice-password")
+	bob.ok("register", "bob", "bob-password")
+
+	tm := newTerm(t)
+	tm.start(alice, 80, 24)
+	tm.waitFor("online")
+	tm.typeLine("/msg bob")
+	tm.waitFor("bob · not a friend")
+	tm.typeLine("hello bob, are you there?")
+	tm.waitFor("✗ [1] hello bob, are you … not sent: you can only", "/retry 1 or /discard 1")
+
+	bob.ok("add", "alice")
+	alice.ok("accept", "bob")
+	bob.ok("send", "alice", "a message after the failed one")
+	s := tm.waitFor("bob: a message after the failed one")
+	if strings.Index(s, "✗ [1]") > strings.Index(s, "bob: a message after the failed one") {
+		t.Fatalf("the failed message is not in time order:\n%s", s)
+	}
+	tm.shot("a failed message (80x24)")
+
+	for i := 0; i < ui.MaxBody+5; i += 1000 {
+		tm.keys("-l", strings.Repeat("x", min(1000, ui.MaxBody+5-i)))
+	}
+	tm.waitFor("5 bytes over the limit")
+	tm.keys("Enter")
+	tm.waitFor("too long by 5 bytes (limit 16384)")
+	tm.keys("C-u")
+	tm.typeLine("/discard 1")
+	tm.waitFor("discarded 1 message(s)")
+	if strings.Contains(tm.screen(), "✗") {
+		t.Fatalf("discarded, still shown:\n%s", tm.screen())
+	}
+	if got := texts(bob, "alice"); !slices.Equal(got, []string{"a message after the failed one"}) {
+		t.Fatalf("stored %q", got)
 	}
 }

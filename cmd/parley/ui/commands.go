@@ -44,7 +44,7 @@ var specs = []spec{
 	{name: "members", help: "list the members of the group shown", inGroup: true},
 	{name: "groups", help: "list your groups, with their ids"},
 	{name: "history", help: "load older messages (PgUp at the top does too)"},
-	{name: "delete", args: "[N]", help: "hide the last N messages (or all) from you only", max: 1, num: true},
+	{name: "delete", args: "N|all", help: "hide the last N messages (or all) from you only", max: 1, num: true},
 	{name: "retry", args: "[N]", help: "send again failed message N here (or all of them)", max: 1, num: true},
 	{name: "discard", args: "N", help: "drop failed message N here", min: 1, max: 1, num: true},
 	{name: "help", help: "this list"},
@@ -79,6 +79,10 @@ func Parse(line string) (Command, error) {
 		c := Command{Name: name, Args: args}
 		if len(args) > 0 {
 			c.Text = strings.TrimSpace(rest[len(args[0]):])
+		}
+		if s.name == "delete" && len(args) > 0 && strings.EqualFold(args[0], "all") {
+			c.Num = -1
+			return c, nil
 		}
 		if s.num && len(args) > 0 {
 			n, err := strconv.ParseInt(strings.TrimPrefix(args[0], "#"), 10, 64)
@@ -191,15 +195,28 @@ func (m *Model) run(c Command) tea.Cmd {
 	case "delete":
 		return m.deleteHistory(cur, int(c.Num))
 	case "msg":
-		return do(func(ctx context.Context) (doneMsg, error) {
-			u, err := FindUser(ctx, b, c.Args[0])
-			switch {
-			case err != nil:
-				return doneMsg{}, err
-			case u.UserID == me:
-				return doneMsg{}, errors.New("that is you: pick someone else")
+		name := c.Args[0]
+		if id, ok := m.localUser(name); ok {
+			if id == me {
+				m.fail("that is you: pick someone else")
+				return nil
 			}
-			return doneMsg{open: protocol.DirectConv(me, u.UserID)}, nil
+			m.say("")
+			return m.open(protocol.DirectConv(me, id))
+		}
+		// Not known here: ask the server, and hold what is typed
+		// meanwhile for that conversation.
+		m.lookingUp, m.held = name, nil
+		m.say("looking up " + name + "… lines typed now wait for that conversation")
+		return m.call(func(ctx context.Context) tea.Msg {
+			u, err := FindUser(ctx, b, name)
+			if err == nil && u.UserID == me {
+				err = errors.New("that is you: pick someone else")
+			}
+			if err != nil {
+				return doneMsg{err: err, lookup: name}
+			}
+			return doneMsg{open: protocol.DirectConv(me, u.UserID), lookup: name}
 		})
 	case "add":
 		return do(func(ctx context.Context) (doneMsg, error) {
@@ -333,12 +350,35 @@ func (m *Model) run(c Command) tea.Cmd {
 	return nil
 }
 
-// deleteHistory hides the last n loaded messages of c (all when n is 0)
-// from this user.
+// localUser finds a user by name among those this screen knows: friends,
+// and the people of its conversations.
+func (m *Model) localUser(name string) (int64, bool) {
+	for _, f := range m.friends {
+		if strings.EqualFold(f.Username, name) {
+			return f.UserID, true
+		}
+	}
+	for id, n := range m.names {
+		if strings.EqualFold(n, name) {
+			return id, true
+		}
+	}
+	return 0, false
+}
+
+// deleteHistory hides the last n loaded messages of c (all when n is -1,
+// after /delete asked) from this user.
 func (m *Model) deleteHistory(c *conv, n int) tea.Cmd {
 	if c == nil || c.top() == 0 || (n > 0 && len(c.msgs) == 0) {
 		m.fail("nothing to delete here")
 		return nil
+	}
+	if n == 0 {
+		m.fail(fmt.Sprintf("hide the whole history with %s from you? /delete all does it; /delete N hides the last N", m.title(c)))
+		return nil
+	}
+	if n < 0 {
+		n = 0
 	}
 	n = min(n, 500) // the most seqs one DeleteHistory takes
 	var seqs []uint64

@@ -38,7 +38,7 @@ func TestParse(t *testing.T) {
 		{line: "/join", err: "usage: /join GROUP_ID"},
 		{line: "/join lobby", err: `usage: /join GROUP_ID (a number, not "lobby")`},
 		{line: "/join -3", err: "a number"},
-		{line: "/delete all", err: "usage: /delete [N]"},
+		{line: "/delete some", err: "usage: /delete N|all"},
 		{line: "/leave now", err: "usage: /leave"},
 		{line: "/frobnicate", err: "no command /frobnicate: /help lists them"},
 		{line: "/", err: "an empty command"},

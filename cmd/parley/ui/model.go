@@ -196,6 +196,7 @@ type (
 		refresh bool   // reload conversations, friends and groups
 		open    string // show this conversation
 		drop    string // remove this conversation from the list
+		lookup  string // the /msg lookup this answers
 	}
 	panelMsg struct {
 		lines []string
@@ -487,6 +488,10 @@ func (m *Model) enter() tea.Cmd {
 	switch {
 	case line == "":
 		return nil
+	case m.lookingUp != "" && (!strings.HasPrefix(line, "/") || strings.HasPrefix(line, "//")):
+		m.held = append(m.held, strings.TrimPrefix(line, "/"))
+		m.say(fmt.Sprintf("%d line(s) held for %s until the server finds them", len(m.held), m.lookingUp))
+		return nil
 	case strings.HasPrefix(line, "//"):
 		return m.send(line[1:])
 	case strings.HasPrefix(line, "/"):
@@ -573,6 +578,27 @@ func (m *Model) nameOf(id int64) string {
 }
 
 func (m *Model) done(d doneMsg) tea.Cmd {
+	if d.lookup != "" {
+		if d.lookup != m.lookingUp {
+			return nil // a later /msg replaced it
+		}
+		held := m.held
+		m.lookingUp, m.held = "", nil
+		if d.err != nil {
+			if len(held) > 0 {
+				m.input.SetValue(held[len(held)-1])
+				m.fail(fmt.Sprintf("%s — %d held line(s) not sent; the last is back in the input", Plain(d.err), len(held)))
+				return nil
+			}
+			m.fail(Plain(d.err))
+			return nil
+		}
+		cmds := []tea.Cmd{m.open(d.open)}
+		for _, line := range held {
+			cmds = append(cmds, m.queue(m.ensure(d.open), line))
+		}
+		return tea.Batch(cmds...)
+	}
 	if d.err != nil {
 		m.fail(Plain(d.err))
 	} else if d.text != "" {

@@ -436,7 +436,12 @@ func TestDeleteHistory(t *testing.T) {
 	if len(f.deleted) != 1 || fmt.Sprint(f.deleted[0].Seqs) != "[2]" || strings.Contains(screenText(m), "hey alice") {
 		t.Fatalf("deleted %+v\n%s", f.deleted, screenText(m))
 	}
+	// Bug 8 of issue 17: /delete without a number asks first.
 	enter(m, "/delete")
+	if len(f.deleted) != 1 || !strings.Contains(screenText(m), "hi bob") || !strings.Contains(m.notice, "/delete all does it") {
+		t.Fatalf("/delete did not ask: deleted %+v, notice %q", f.deleted, m.notice)
+	}
+	enter(m, "/delete all")
 	if d := f.deleted[1]; d.Conv != bobConv || d.UpTo != 2 || d.Seqs != nil || strings.Contains(screenText(m), "hi bob") ||
 		!strings.Contains(m.notice, "hidden from you") {
 		t.Fatalf("deleted %+v, notice %q", f.deleted, m.notice)
@@ -502,4 +507,36 @@ func chatText(m *Model) string {
 func lastLine(v string) string {
 	lines := strings.Split(strings.TrimRight(v, "\n"), "\n")
 	return lines[len(lines)-1]
+}
+
+// Bug 2 of issue 17: /msg NAME of a known user switches at once, without
+// waiting for the server; an unknown one is looked up, and lines typed
+// meanwhile go to it, not to the conversation shown before.
+func TestMsgSwitchesAtOnce(t *testing.T) {
+	f := newFake()
+	crag := protocol.GroupConv(7)
+	f.groups = []protocol.GroupInfo{{GroupID: 7, Name: "crag", Members: 3, Created: t0 + 1e9}}
+	m := loggedIn(t, f)
+	_ = step(m, tea.KeyMsg{Type: tea.KeyTab}) // to #crag
+	run(m, m.open(crag))
+	if m.current != crag {
+		t.Fatalf("current %q", m.current)
+	}
+	typeText(m, "/msg bob")
+	_ = step(m, tea.KeyMsg{Type: tea.KeyEnter}) // the server is not asked: nothing is run
+	if m.current != protocol.DirectConv(1, 2) {
+		t.Fatalf("after /msg bob, current %q", m.current)
+	}
+	run(m, m.open(crag))
+
+	typeText(m, "/msg carol")
+	lookup := step(m, tea.KeyMsg{Type: tea.KeyEnter})
+	enter(m, "carol to alice while down")
+	if len(f.sent) != 0 {
+		t.Fatalf("a line went out before the lookup: %+v", f.sent)
+	}
+	run(m, lookup)
+	if m.current != protocol.DirectConv(1, 3) || len(f.sent) != 1 || f.sent[0].To != 3 || f.sent[0].GroupID != 0 {
+		t.Fatalf("current %q, sent %+v", m.current, f.sent)
+	}
 }

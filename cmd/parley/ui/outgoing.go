@@ -47,7 +47,7 @@ func (m *Model) send(text string) tea.Cmd {
 // queue puts a line for c in the outgoing queue and starts the queue.
 func (m *Model) queue(c *conv, text string) tea.Cmd {
 	if n := len(text); n > MaxBody {
-		m.fail(fmt.Sprintf("too long: %d bytes, %d over the server's limit of %d — shorten it and press Enter", n, n-MaxBody, MaxBody))
+		m.fail(fmt.Sprintf("too long by %d bytes (limit %d): not sent", n-MaxBody, MaxBody))
 		m.input.SetValue(text)
 		return nil
 	}
@@ -116,7 +116,7 @@ func (m *Model) sent(r sentMsg) tea.Cmd {
 		o.q.Failed = Plain(r.err)
 		_ = m.outbox.Put(o.q)
 		n := m.failedIndex(o)
-		m.fail(fmt.Sprintf("not sent: %s — /retry %d or /discard %d", o.q.Failed, n, n))
+		m.fail(fmt.Sprintf("/retry %d or /discard %d — not sent: %s", n, n, o.q.Failed))
 	case errors.Is(r.err, client.ErrClosed):
 		// Nothing goes out on this client any more; the queue stays on
 		// disk for the next start.

@@ -236,8 +236,8 @@ func (m *Model) chatLines(c *conv) []string {
 		t := time.UnixMilli(o.q.At)
 		dayLine(t)
 		n := fi + 1
-		line := " " + m.st.dim.Render(t.Format("15:04")) + " " + m.st.bad.Render(fmt.Sprintf("✗ [%d]", n)) + " " + clip(o.q.Body, 24) +
-			m.st.dim.Render(fmt.Sprintf(" · /retry %d · /discard %d · ", n, n)) + m.st.bad.Render("not sent: "+o.q.Failed)
+		line := " " + m.st.dim.Render(t.Format("15:04")) + " " + m.st.bad.Render(fmt.Sprintf("✗ [%d]", n)) + " " + clip(o.q.Body, 20) +
+			m.st.bad.Render(" not sent: "+o.q.Failed)
 		out = append(out, line)
 		fi++
 	}
@@ -303,6 +303,9 @@ func (m *Model) statusLine() string {
 	s := st.Render("● " + m.statusText())
 	if m.me != 0 {
 		s += m.st.dim.Render(" │ ") + m.names[m.me]
+	}
+	if l := m.left(); l != "" {
+		s += m.st.dim.Render(" │ ") + m.st.warn.Render(l)
 	}
 	if m.notice != "" {
 		n := oneLine(Clean(m.notice))

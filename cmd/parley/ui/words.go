@@ -144,6 +144,9 @@ const (
 func (m *Model) statusText() string {
 	switch m.state {
 	case stateOnline:
+		if m.width < 100 {
+			return "online"
+		}
 		return "online · " + m.addr
 	case stateReconnecting:
 		return fmt.Sprintf("reconnecting (attempt %d)", m.attempt)
