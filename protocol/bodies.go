@@ -66,6 +66,7 @@ type LoginOK struct {
 	ServerTime   int64  `msgpack:"server_time"`   // Unix ms
 	Heartbeat    int64  `msgpack:"heartbeat"`     // interval in ms
 	NodeID       int64  `msgpack:"node_id,omitempty"`
+	SendWindow   int64  `msgpack:"send_window,omitempty"` // Sends the connection may have unanswered; more get BUSY
 }
 
 // Logout revokes the session's token; the server answers OK and closes.

@@ -207,6 +207,7 @@ func (s *Server) loggedIn(ctx context.Context, ss *session, u storage.User, r *r
 		ServerTime:   now.UnixMilli(),
 		Heartbeat:    s.cfg.Heartbeat.Milliseconds(),
 		NodeID:       s.cfg.NodeID,
+		SendWindow:   int64(s.cfg.MaxPendingSends),
 	}, nil
 }
 

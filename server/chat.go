@@ -11,8 +11,10 @@ import (
 
 const maxClientMsgID = 64
 
-// handleSend stores a message and answers SendAck once it is durable;
-// delivery to the recipients follows from the store's commit hook.
+// handleSend hands a message to the store and returns without waiting for
+// the commit: the SendAck is written when the message is durable
+// (session.sendDone, then drain). Delivery to the recipients follows from
+// the store's commit hook.
 func (s *Server) handleSend(c *call, m *protocol.Send) (any, error) {
 	ctx, user := c.ctx, c.user
 	switch {
@@ -49,24 +51,25 @@ func (s *Server) handleSend(c *call, m *protocol.Send) (any, error) {
 		}
 		msg.Conv, msg.To = protocol.DirectConv(user, m.To), m.To
 	}
-	s.delivery.origin(msg.MsgID, c.ss)
-	stored, dup, err := s.store.Append(ctx, &msg)
-	if err != nil || dup {
-		s.delivery.forget(msg.MsgID)
+	if !c.ss.reserveSend(s.cfg.MaxPendingSends) {
+		return nil, refuse(protocol.CodeBusy, "too many sends waiting for their SendAck; wait for one")
 	}
-	if err != nil {
-		return nil, err
-	}
-	if !dup {
-		s.stats.messages.Add(1)
-	}
-	return &protocol.SendAck{
-		MsgID:      stored.MsgID,
-		Conv:       stored.Conv,
-		Seq:        stored.Seq,
-		ServerTime: stored.ServerTime,
-		Duplicate:  dup,
-	}, nil
+	// The store answers on its writer; the worker goes on with the next
+	// frame meanwhile.
+	ss, reqID, cancel := c.ss, c.reqID, c.keep()
+	s.delivery.origin(msg.MsgID, ss)
+	s.store.AppendAsync(ctx, &msg, func(stored protocol.Message, dup bool, err error) {
+		cancel()
+		if err != nil || dup {
+			s.delivery.forget(msg.MsgID)
+		}
+		if err == nil && !dup {
+			s.stats.messages.Add(1)
+		}
+		stored.Body = nil // the answer needs only the ids
+		ss.sendDone(sendResult{reqID: reqID, stored: stored, dup: dup, err: err})
+	})
+	return later, nil
 }
 
 // member checks that user may read conv: nil if so, or the refusal.

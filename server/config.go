@@ -46,6 +46,11 @@ type Config struct {
 	// InboxFrames bounds the frames of one connection waiting for a worker;
 	// past it frames are answered BUSY. Default 256.
 	InboxFrames int
+	// MaxPendingSends bounds the Sends of one connection handed to the
+	// store and not yet answered; past it a Send is answered BUSY. LoginOK
+	// tells the client (send_window). Default 256, the InboxFrames default,
+	// which is what clients that do not read send_window assume.
+	MaxPendingSends int
 	// MaxOutbound bounds the bytes queued to one connection that the client
 	// has not read; past it the connection is kicked SLOW_CONSUMER. Default 4 MiB.
 	MaxOutbound int
@@ -151,6 +156,9 @@ func (c *Config) fill() {
 	}
 	if c.InboxFrames <= 0 {
 		c.InboxFrames = 256
+	}
+	if c.MaxPendingSends <= 0 {
+		c.MaxPendingSends = 256
 	}
 	if c.MaxOutbound <= 0 {
 		c.MaxOutbound = 4 << 20

@@ -6,14 +6,41 @@ import (
 	"github.com/parleyim/parley/protocol"
 )
 
-// drain is the worker half of the pipeline: it handles a session's queued
-// frames in order and writes their replies in one batch.
-func (s *Server) drain(ss *session, frames []inbound) {
+// drain is the worker half of the pipeline: it writes the answers of the
+// session's sends that the store completed, then handles its queued frames
+// in order, and writes all the replies in one batch.
+//
+// A Send does not wait for its commit (handleSend): the next frames run at
+// once. Any other frame observes the connection's earlier Sends: if some are
+// still in flight, it and the frames after it are parked on the session and
+// the worker moves on; the last Send answered puts the session back in the
+// pool (session.sendDone).
+func (s *Server) drain(ss *session, w work) {
 	var out []byte
-	for _, f := range frames {
+	for i := range w.done {
+		out = s.appendSendResult(out, &w.done[i])
+	}
+	for i, f := range w.frames {
+		if f.typ != protocol.TypeSend && ss.waitForSends(w.frames[i:]) {
+			break
+		}
 		out = s.dispatch(ss, f, out)
 	}
 	ss.write(out)
+}
+
+// appendSendResult appends a Send's answer: SendAck, or the Error.
+func (s *Server) appendSendResult(out []byte, r *sendResult) []byte {
+	if r.err != nil {
+		return s.fail(out, r.reqID, protocol.TypeSend, r.err)
+	}
+	return appendReply(out, protocol.TypeSendAck, r.reqID, &protocol.SendAck{
+		MsgID:      r.stored.MsgID,
+		Conv:       r.stored.Conv,
+		Seq:        r.stored.Seq,
+		ServerTime: r.stored.ServerTime,
+		Duplicate:  r.dup,
+	})
 }
 
 // dispatch re-checks the auth gate in the connection's order and runs the
@@ -34,9 +61,11 @@ func (s *Server) dispatch(ss *session, f inbound, out []byte) []byte {
 		c.user = ss.user.Load()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
-	defer cancel()
-	c.ctx = ctx
+	c.ctx, c.cancel = ctx, cancel
 	reply, err := h.run(s, c, f.body)
+	if !c.kept {
+		cancel()
+	}
 	if h.auth == anonymous {
 		// A login that did not log in lets the connection try again.
 		ss.state.CompareAndSwap(stateLoggingIn, stateAnonymous)

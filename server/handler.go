@@ -69,7 +69,21 @@ type call struct {
 	// then, if a handler sets it, runs after the reply has been queued to
 	// the connection (Logout closes it).
 	then func()
+
+	cancel context.CancelFunc // ends ctx
+	kept   bool               // the handler took over cancel (keep)
 }
+
+// keep hands ctx's cancel to a handler that goes on using ctx after it
+// returns (a Send waiting for its commit); the handler must call it.
+func (c *call) keep() context.CancelFunc {
+	c.kept = true
+	return c.cancel
+}
+
+// later is the reply of a handler that answers by itself once its work
+// completes (Send: the SendAck follows the commit).
+var later = &struct{ later bool }{true}
 
 // handler is one registration of the table.
 type handler struct {
@@ -178,6 +192,9 @@ func (s *Server) fail(out []byte, reqID uint32, t protocol.Type, err error) []by
 func (s *Server) respond(out []byte, h *handler, reqID uint32, reply any, err error) []byte {
 	if err != nil {
 		return s.fail(out, reqID, h.typ, err)
+	}
+	if reply == later {
+		return out
 	}
 	if o, ok := reply.(*otherFrame); ok {
 		out, _ = protocol.AppendFrame(out, o.typ, o.reqID, o.body)

@@ -49,9 +49,52 @@ type session struct {
 	username  string // worker
 	tokenHash []byte // worker
 
-	mu        sync.Mutex
-	inbox     []inbound
-	scheduled bool // in the worker pool's queue or being drained
+	// The inbox and the sends in flight (see work). mu is a leaf lock.
+	mu      sync.Mutex
+	inbox   []inbound
+	done    []sendResult // sends answered by the store, not yet written
+	pending int          // sends handed to the store and not yet answered
+	inPool  bool         // in the worker pool's channel
+	running bool         // a worker is handling the session's work
+	parked  bool         // inbox[0] waits for the pending sends
+}
+
+// work is what a worker takes from a session at once: answered sends to
+// write, then frames to handle in order.
+type work struct {
+	done   []sendResult
+	frames []inbound
+}
+
+func (w *work) reset() {
+	clear(w.done)
+	clear(w.frames)
+	w.done, w.frames = w.done[:0], w.frames[:0]
+}
+
+// sendResult is a Send's answer from the store.
+type sendResult struct {
+	reqID  uint32
+	stored protocol.Message // Body not kept
+	dup    bool
+	err    error
+}
+
+// runnable reports whether the session has work a worker can do now.
+// Called with mu held.
+func (s *session) runnable() bool {
+	return len(s.done) > 0 || len(s.inbox) > 0 && !s.parked
+}
+
+// schedule queues the session to the worker pool if it has work and is
+// neither queued nor running. Called with mu held; the caller submits when
+// it returns true, after unlocking.
+func (s *session) schedule() bool {
+	if s.inPool || s.running || !s.runnable() {
+		return false
+	}
+	s.inPool = true
+	return true
 }
 
 // enqueue hands a frame to the worker pool, keeping the connection's order.
@@ -63,28 +106,83 @@ func (s *session) enqueue(f inbound) bool {
 		return false
 	}
 	s.inbox = append(s.inbox, f)
-	schedule := !s.scheduled
-	s.scheduled = true
+	submit := s.schedule()
 	s.mu.Unlock()
-	if schedule {
+	if submit {
 		s.srv.pool.submit(s)
 	}
 	return true
 }
 
-// take moves the queued frames into buf and returns them; with none queued it
-// marks the session unscheduled and returns nil.
-func (s *session) take(buf []inbound) []inbound {
+// started marks the session taken from the pool's channel by a worker.
+func (s *session) started() {
+	s.mu.Lock()
+	s.inPool, s.running = false, true
+	s.mu.Unlock()
+}
+
+// take moves the session's work into w: answered sends, and the queued
+// frames unless they wait for sends. With nothing to do it marks the
+// session not running and reports false.
+func (s *session) take(w work) (work, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.inbox) == 0 {
-		s.scheduled = false
-		return nil
+	if !s.runnable() {
+		s.running = false
+		return w, false
 	}
-	buf = append(buf[:0], s.inbox...)
-	clear(s.inbox)
-	s.inbox = s.inbox[:0]
-	return buf
+	w.done = append(w.done, s.done...)
+	clear(s.done)
+	s.done = s.done[:0]
+	if !s.parked {
+		w.frames = append(w.frames, s.inbox...)
+		clear(s.inbox)
+		s.inbox = s.inbox[:0]
+	}
+	return w, true
+}
+
+// reserveSend counts a Send handed to the store; it reports false when max
+// are already in flight.
+func (s *session) reserveSend(max int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending >= max {
+		return false
+	}
+	s.pending++
+	return true
+}
+
+// sendDone records a Send's answer and has a worker write it. Called by the
+// store's writer (or inline by AppendAsync): it never blocks. The last
+// pending send answered lets the parked frames run.
+func (s *session) sendDone(r sendResult) {
+	s.mu.Lock()
+	s.done = append(s.done, r)
+	s.pending--
+	if s.pending == 0 {
+		s.parked = false
+	}
+	submit := s.schedule()
+	s.mu.Unlock()
+	if submit {
+		s.srv.pool.submit(s)
+	}
+}
+
+// waitForSends parks rest (the frames from one that must observe the
+// connection's earlier sends) until the sends in flight are answered; it
+// reports false, parking nothing, when none are. rest is copied.
+func (s *session) waitForSends(rest []inbound) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending == 0 {
+		return false
+	}
+	s.inbox = append(append(make([]inbound, 0, len(rest)+len(s.inbox)), rest...), s.inbox...)
+	s.parked = true
+	return true
 }
 
 // write queues bytes to the connection from any goroutine. A client that
