@@ -108,6 +108,7 @@ func Help() []string {
 		"  Tab, Shift+Tab            next, previous conversation (Ctrl+N, Ctrl+P too)",
 		"  PgUp, PgDn, ↑, ↓          scroll; older messages load at the top",
 		"  Esc                       close this list",
+		"  Ctrl+L                    draw the screen again",
 		"  Ctrl+C                    quit",
 		"",
 		"a line starting with // is sent as a message starting with /")

@@ -297,6 +297,9 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 		return m.quit()
 	}
 	m.quitArmed = false
+	if k.Type == tea.KeyCtrlL {
+		return tea.ClearScreen // the whole screen is drawn again
+	}
 	if m.screen == screenLogin {
 		return m.loginKey(k)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/parleyim/parley/client"
 	"github.com/parleyim/parley/protocol"
@@ -538,5 +539,34 @@ func TestMsgSwitchesAtOnce(t *testing.T) {
 	run(m, lookup)
 	if m.current != protocol.DirectConv(1, 3) || len(f.sent) != 1 || f.sent[0].To != 3 || f.sent[0].GroupID != 0 {
 		t.Fatalf("current %q, sent %+v", m.current, f.sent)
+	}
+}
+
+// Bug 4 of issue 17: emoji with a skin tone (👍🏽: two cells by Unicode,
+// four in tmux) never make a line longer than the screen, counted either
+// way, and the header row stays; Ctrl+L repaints.
+func TestWideEmojiKeepTheLayout(t *testing.T) {
+	f := newFake()
+	bobConv := protocol.DirectConv(1, 2)
+	f.history[bobConv] = append(f.history[bobConv], msg(bobConv, 3, 2, strings.Repeat("👍🏽", 45)+" ok"), msg(bobConv, 4, 2, "x "+strings.Repeat("👨‍👩‍👧", 30)))
+	f.convs[0].LastSeq, f.convs[0].Last = 4, &f.history[bobConv][3]
+	m := loggedIn(t, f)
+	for _, w := range []int{80, 100, 57} {
+		drive(m, tea.WindowSizeMsg{Width: w, Height: 24})
+		lines := strings.Split(m.View(), "\n")
+		if len(lines) != 24 || !strings.Contains(ansi.Strip(lines[0]), "Conversations") {
+			t.Fatalf("width %d: %d lines, first %q", w, len(lines), ansi.Strip(lines[0]))
+		}
+		for i, l := range lines {
+			if uw, tw := ansi.StringWidth(l), ansi.StringWidth(l)+extraWidth(l); uw >= w || tw >= w {
+				t.Fatalf("width %d: line %d is %d cells by Unicode, %d drawn part by part: %q", w, i, uw, tw, ansi.Strip(l))
+			}
+		}
+		if v := screenText(m); !strings.Contains(v, " ok") {
+			t.Fatalf("width %d: the end of the message is lost:\n%s", w, v)
+		}
+	}
+	if cmd := step(m, tea.KeyMsg{Type: tea.KeyCtrlL}); cmd == nil || fmt.Sprintf("%T", cmd()) != "tea.clearScreenMsg" {
+		t.Fatal("Ctrl+L does not repaint")
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
+	"github.com/rivo/uniseg"
 
 	"github.com/parleyim/parley/protocol"
 )
@@ -44,7 +46,7 @@ func (m *Model) View() string {
 		return m.loginView()
 	}
 	sw := m.sideWidth()
-	cw := m.width - sw - 1
+	cw := m.chatWidth()
 	rows := m.height - 2
 	side := m.sideLines(sw, rows)
 	chat := m.chatView(cw, rows)
@@ -53,10 +55,17 @@ func (m *Model) View() string {
 	for i := range rows {
 		b.WriteString(fit(at(side, i), sw) + sep + fit(at(chat, i), cw) + "\n")
 	}
-	b.WriteString(fit(m.statusLine(), m.width) + "\n")
-	b.WriteString(fit(m.input.View(), m.width))
+	b.WriteString(fit(m.statusLine(), m.usable()) + "\n")
+	b.WriteString(fit(m.input.View(), m.usable()))
 	return b.String()
 }
+
+// usable is the width the screen draws on: the last column stays empty,
+// a margin for terminals that wrap a line that reaches it.
+func (m *Model) usable() int { return max(m.width-1, 1) }
+
+// chatWidth is the width of the chat area, right of the list.
+func (m *Model) chatWidth() int { return max(m.usable()-m.sideWidth()-1, 1) }
 
 func (m *Model) loginView() string {
 	field := func(label string, t string, focused bool) string {
@@ -274,8 +283,7 @@ func (m *Model) message(w int, t time.Time, from int64, body, note string) []str
 	if from == m.me {
 		st = m.st.me
 	}
-	text := ansi.Wrap(name+": "+Clean(body), max(w-indent, 10), "")
-	lines := strings.Split(text, "\n")
+	lines := wrapSafe(name+": "+Clean(body), max(w-indent, 10))
 	for i, l := range lines {
 		if i == 0 {
 			if rest, ok := strings.CutPrefix(l, name+":"); ok {
@@ -317,13 +325,43 @@ func (m *Model) statusLine() string {
 	return s
 }
 
-// fit cuts or pads s to exactly w cells.
+// fit cuts or pads s to w cells, on every terminal: it counts each
+// grapheme cluster as wide as the terminals that draw its parts one by one
+// (tmux draws 👍🏽 as four cells, where Unicode says two), so that no line
+// ever wraps. Where the terminal agrees with Unicode the line is that much
+// shorter.
 func fit(s string, w int) string {
 	if w <= 0 {
 		return ""
 	}
 	s = ansi.Truncate(s, w, "…")
-	return s + strings.Repeat(" ", max(w-ansi.StringWidth(s), 0))
+	if ex := extraWidth(s); ex > 0 && ansi.StringWidth(s)+ex > w {
+		s = ansi.Truncate(s, max(w-ex, 0), "…")
+	}
+	return s + strings.Repeat(" ", max(w-ansi.StringWidth(s)-extraWidth(s), 0))
+}
+
+// extraWidth is how many more cells than its Unicode width s may take on
+// a terminal that draws the runes of a grapheme cluster (an emoji with a
+// skin tone, a ZWJ sequence, a flag) one by one.
+func extraWidth(s string) int {
+	s = ansi.Strip(s)
+	ex := 0
+	state := -1
+	for len(s) > 0 {
+		var cluster string
+		var w int
+		cluster, s, w, state = uniseg.FirstGraphemeClusterInString(s, state)
+		if len(cluster) <= 1 || utf8.RuneCountInString(cluster) == 1 {
+			continue
+		}
+		sum := 0
+		for _, r := range cluster {
+			sum += uniseg.StringWidth(string(r))
+		}
+		ex += max(sum-w, 0)
+	}
+	return ex
 }
 
 func at(lines []string, i int) string {
@@ -358,4 +396,47 @@ func clip(s string, n int) string {
 		return string(r[:n-1]) + "…"
 	}
 	return s
+}
+
+// wrapSafe wraps plain text at limit cells, words whole where they fit,
+// counting each grapheme cluster as wide as fit does.
+func wrapSafe(text string, limit int) []string {
+	var out []string
+	for _, l := range strings.Split(ansi.Wrap(text, limit, ""), "\n") {
+		for {
+			head, rest := cutSafe(l, limit)
+			out = append(out, head)
+			if rest == "" {
+				break
+			}
+			l = rest
+		}
+	}
+	return out
+}
+
+// cutSafe splits plain s where it passes limit cells, counted as fit
+// does.
+func cutSafe(s string, limit int) (string, string) {
+	width, i := 0, 0
+	state := -1
+	rest := s
+	for len(rest) > 0 {
+		var cluster string
+		var w int
+		cluster, rest, w, state = uniseg.FirstGraphemeClusterInString(rest, state)
+		if utf8.RuneCountInString(cluster) > 1 {
+			sum := 0
+			for _, r := range cluster {
+				sum += uniseg.StringWidth(string(r))
+			}
+			w = max(w, sum)
+		}
+		if width+w > limit && i > 0 {
+			return s[:i], s[i:]
+		}
+		width += w
+		i += len(cluster)
+	}
+	return s, ""
 }
