@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -453,45 +452,7 @@ func TestConversationsManyChunks(t *testing.T) {
 }
 
 func BenchmarkAppend(b *testing.B) {
-	for _, workers := range []int{1, 16, 256} {
-		b.Run(fmt.Sprintf("appenders=%d", workers), func(b *testing.B) {
-			var batches, msgs atomic.Int64
-			s := open(b, Config{Hook: func(m []protocol.Message) {
-				batches.Add(1)
-				msgs.Add(int64(len(m)))
-			}})
-			defer s.Close()
-			body := make([]byte, 100)
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			start := time.Now()
-			for w := range workers {
-				wg.Go(func() {
-					ctx := context.Background()
-					for {
-						i := next.Add(1)
-						if i > int64(b.N) {
-							return
-						}
-						m := &protocol.Message{
-							MsgID: i, Conv: protocol.DirectConv(1, int64(w)+2), From: 1, To: int64(w) + 2,
-							ClientMsgID: fmt.Sprint(i), Body: body, ServerTime: i,
-						}
-						if _, _, err := s.Append(ctx, m); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
-			if n := batches.Load(); n > 0 {
-				b.ReportMetric(float64(msgs.Load())/float64(n), "msgs/batch")
-			}
-		})
-	}
+	storetest.BenchAppend(b, func(b *testing.B, hook storage.CommitHook) storage.Store {
+		return open(b, Config{Hook: hook})
+	}, false)
 }

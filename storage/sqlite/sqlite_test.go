@@ -468,52 +468,13 @@ func TestFoldName(t *testing.T) {
 	}
 }
 
-// BenchmarkAppend appends from 1, 16 and 256 goroutines, each to its own
-// conversation. With group commit the rate grows with the appenders, since
-// one fsync serves a whole batch.
+// BenchmarkAppend is the shared append benchmark (storetest.BenchAppend).
 func BenchmarkAppend(b *testing.B) {
-	for _, workers := range []int{1, 16, 256} {
-		b.Run(fmt.Sprintf("appenders=%d", workers), func(b *testing.B) {
-			var batches, msgs atomic.Int64
-			s, err := Open(Config{Dir: b.TempDir(), Hook: func(m []protocol.Message) {
-				batches.Add(1)
-				msgs.Add(int64(len(m)))
-			}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			body := make([]byte, 100)
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			start := time.Now()
-			for w := range workers {
-				wg.Go(func() {
-					ctx := context.Background()
-					for {
-						i := next.Add(1)
-						if i > int64(b.N) {
-							return
-						}
-						m := &protocol.Message{
-							MsgID: i, Conv: protocol.DirectConv(1, int64(w)+2), From: 1, To: int64(w) + 2,
-							ClientMsgID: fmt.Sprint(i), Body: body, ServerTime: i,
-						}
-						if _, _, err := s.Append(ctx, m); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
-			if n := batches.Load(); n > 0 {
-				b.ReportMetric(float64(msgs.Load())/float64(n), "msgs/batch")
-			}
-		})
-	}
+	storetest.BenchAppend(b, func(b *testing.B, hook storage.CommitHook) storage.Store {
+		s, err := Open(Config{Dir: b.TempDir(), Hook: hook})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}, true)
 }

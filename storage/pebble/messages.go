@@ -1,0 +1,630 @@
+package pebble
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/storage"
+)
+
+// A message value: msg id, sender, recipient, group, server time (8 bytes
+// each), content type (2), the client message id (uvarint length, bytes),
+// then the body to the end. Conv and seq are in the key.
+const (
+	offFrom = 8
+	offTime = 32
+	offCMID = 42
+)
+
+func appendMsgValue(b []byte, m *protocol.Message) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(m.MsgID))
+	b = binary.BigEndian.AppendUint64(b, uint64(m.From))
+	b = binary.BigEndian.AppendUint64(b, uint64(m.To))
+	b = binary.BigEndian.AppendUint64(b, uint64(m.GroupID))
+	b = binary.BigEndian.AppendUint64(b, uint64(m.ServerTime))
+	b = binary.BigEndian.AppendUint16(b, m.ContentType)
+	b = binary.AppendUvarint(b, uint64(len(m.ClientMsgID)))
+	b = append(b, m.ClientMsgID...)
+	return append(b, m.Body...)
+}
+
+func msgTime(v []byte) int64 {
+	if len(v) < offTime+8 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(v[offTime:]))
+}
+
+func msgFrom(v []byte) int64 {
+	if len(v) < offFrom+8 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(v[offFrom:]))
+}
+
+// parseMessage decodes the message at key k with value v; it copies what it
+// keeps.
+func parseMessage(k, v []byte) (protocol.Message, error) {
+	if len(k) < 10 || len(v) < offCMID {
+		return protocol.Message{}, errCorrupt
+	}
+	m := protocol.Message{
+		Conv:        string(k[1 : len(k)-9]),
+		Seq:         seqOfKey(k),
+		MsgID:       int64(binary.BigEndian.Uint64(v)),
+		From:        int64(binary.BigEndian.Uint64(v[8:])),
+		To:          int64(binary.BigEndian.Uint64(v[16:])),
+		GroupID:     int64(binary.BigEndian.Uint64(v[24:])),
+		ServerTime:  int64(binary.BigEndian.Uint64(v[32:])),
+		ContentType: binary.BigEndian.Uint16(v[40:]),
+	}
+	n, w := binary.Uvarint(v[offCMID:])
+	rest := v[offCMID+max(w, 0):]
+	if w <= 0 || uint64(len(rest)) < n {
+		return protocol.Message{}, errCorrupt
+	}
+	m.ClientMsgID = string(rest[:n])
+	m.Body = append([]byte{}, rest[n:]...)
+	return m, nil
+}
+
+// AppendAsync is Append without waiting for the commit. done is called
+// exactly once, from the writer, after the batch holding m is durable
+// (stored, dup, nil) or has failed (err); done must not block. Messages
+// handed in by one goroutine are committed in call order (within a
+// conversation their seqs ascend in call order). If ctx ends before m joins
+// a batch, done gets ctx.Err() and nothing is stored. AppendAsync itself
+// blocks only while the writer's queue is full. m is copied; its Seq is not
+// set.
+func (s *Store) AppendAsync(ctx context.Context, m *protocol.Message, done func(stored protocol.Message, dup bool, err error)) {
+	if s.closed.Load() {
+		done(protocol.Message{}, false, storage.ErrClosed)
+		return
+	}
+	if m == nil {
+		done(protocol.Message{}, false, errors.New("pebble: append: nil message"))
+		return
+	}
+	parsed, ok := protocol.ParseConv(m.Conv)
+	if !ok {
+		done(protocol.Message{}, false, fmt.Errorf("pebble: append: invalid conversation id %q", m.Conv))
+		return
+	}
+	o := &appendOp{m: *m, parsed: parsed, done: done}
+	o.m.Seq = 0
+	o.m.Body = bytes.Clone(m.Body)
+	if m.ClientMsgID != "" {
+		// Look for an earlier copy here, on the caller's goroutine, so the
+		// writer only checks the batches applied since (dupSince).
+		if err := s.findDup(o); err != nil {
+			done(protocol.Message{}, false, err)
+			return
+		}
+	}
+	if err := s.w.queue(ctx, o); err != nil {
+		done(protocol.Message{}, false, err)
+	}
+}
+
+// findDup looks up o's client message id in the database and notes in o
+// what it found and which batches it saw.
+func (s *Store) findDup(o *appendOp) error {
+	if !s.enter() {
+		return storage.ErrClosed
+	}
+	defer s.exit()
+	o.checkedAt, o.checked = s.w.applied.Load(), true
+	mk, found, err := getFrom(s.db, dedupeKey(o.m.From, o.m.ClientMsgID))
+	if err != nil || !found {
+		return err
+	}
+	v, found, err := getFrom(s.db, mk)
+	if err != nil || !found {
+		return fmt.Errorf("pebble: read duplicate %q: found %v: %w", mk, found, err)
+	}
+	prev, err := parseMessage(mk, v)
+	if err != nil {
+		return fmt.Errorf("pebble: read duplicate: %w", err)
+	}
+	o.prev = &prev
+	return nil
+}
+
+type appendResult struct {
+	stored protocol.Message
+	dup    bool
+	err    error
+}
+
+// Append implements storage.Messages. The message and its body are copied
+// before they are queued; m.Seq is set when the message is newly stored. The
+// returned message shares its body with the one given to the commit hook:
+// neither may be modified.
+func (s *Store) Append(ctx context.Context, m *protocol.Message) (protocol.Message, bool, error) {
+	ch := make(chan appendResult, 1)
+	s.AppendAsync(ctx, m, func(stored protocol.Message, dup bool, err error) {
+		ch <- appendResult{stored, dup, err}
+	})
+	var r appendResult
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		return protocol.Message{}, false, ctx.Err()
+	}
+	if r.err != nil {
+		return protocol.Message{}, false, r.err
+	}
+	if !r.dup {
+		m.Seq = r.stored.Seq
+	}
+	return r.stored, r.dup, nil
+}
+
+type appendOp struct {
+	opBase
+	m      protocol.Message
+	parsed protocol.ParsedConv
+	done   func(stored protocol.Message, dup bool, err error)
+
+	// What findDup saw: checked is set once it looked, with the batches
+	// applied when it did (checkedAt); prev is the earlier copy it found.
+	checked   bool
+	checkedAt uint64
+	prev      *protocol.Message
+
+	stored protocol.Message
+	dup    bool
+}
+
+func (o *appendOp) finish(err error) {
+	if err != nil {
+		o.done(protocol.Message{}, false, err)
+		return
+	}
+	o.done(o.stored, o.dup, nil)
+}
+
+func (o *appendOp) exec(t *txn) error {
+	m := &o.m
+	var ref dupRef
+	if m.ClientMsgID != "" {
+		ref = dupRef{m.From, m.ClientMsgID}
+		if o.prev != nil {
+			o.stored, o.dup = *o.prev, true
+			return nil
+		}
+		if prev, ok := t.w.dupSince(t, ref); ok {
+			o.stored, o.dup = prev, true
+			return nil
+		}
+		t.kbuf = append(append(append(t.kbuf[:0], tDedupe), make([]byte, 8)...), m.ClientMsgID...)
+		binary.BigEndian.PutUint64(t.kbuf[1:], uint64(m.From))
+		// findDup saw every batch before the recent ones, which dupSince
+		// covers; else look again.
+		if !o.checked || o.checkedAt+1 < t.w.recentFrom {
+			if prev, found, err := t.findDup(t.kbuf); err != nil || found {
+				o.stored, o.dup = prev, found
+				return err
+			}
+		}
+	}
+	last, err := t.lastSeq(m.Conv)
+	if err != nil {
+		return err
+	}
+	m.Seq = last + 1
+	mk := msgKey(m.Conv, m.Seq)
+	t.vbuf = appendMsgValue(t.vbuf[:0], m)
+	if err := t.set(mk, t.vbuf); err != nil {
+		return err
+	}
+	if m.ClientMsgID != "" {
+		if err := t.set(t.kbuf, mk); err != nil {
+			return err
+		}
+		if t.dups == nil {
+			t.dups = make(map[dupRef]protocol.Message)
+		}
+		t.dups[ref] = *m
+	}
+	if m.Seq == 1 && o.parsed.Kind == protocol.ConvDirect {
+		// The two users are members from the first message on.
+		for _, u := range [2]int64{o.parsed.A, o.parsed.B} {
+			if err := t.setCursor(u, m.Conv, cursorRow{}); err != nil {
+				return err
+			}
+		}
+	}
+	t.setSeq(m.Conv, m.Seq)
+	o.stored = *m
+	t.stored = append(t.stored, *m)
+	return nil
+}
+
+// findDup reads the message a dedupe key k points to, if k exists.
+func (t *txn) findDup(k []byte) (protocol.Message, bool, error) {
+	mk, found, err := t.get(k)
+	if err != nil || !found {
+		return protocol.Message{}, false, err
+	}
+	v, found, err := t.get(mk)
+	if err != nil || !found {
+		return protocol.Message{}, false, fmt.Errorf("read duplicate %q: found %v: %w", mk, found, err)
+	}
+	m, err := parseMessage(mk, v)
+	if err != nil {
+		return protocol.Message{}, false, fmt.Errorf("read duplicate: %w", err)
+	}
+	return m, true, nil
+}
+
+// Ack implements storage.Messages. The move is checked and clamped at once
+// and written with the writer's next batch (see cursors.go): Ack returns
+// before it is durable.
+func (s *Store) Ack(ctx context.Context, user int64, conv string, seq uint64) error {
+	if !s.enter() {
+		return storage.ErrClosed
+	}
+	defer s.exit()
+	if seq == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	last, _, err := lastMessage(s.db, conv)
+	if err != nil {
+		return s.readErr("ack", err)
+	}
+	seq = min(seq, last)
+	if seq == 0 {
+		return nil
+	}
+	v, found, err := getFrom(s.db, cursorKey(user, conv))
+	if err != nil {
+		return s.readErr("ack", err)
+	}
+	if found {
+		row, err := parseCursor(v)
+		if err != nil {
+			return s.readErr("ack", err)
+		}
+		if seq <= row.ack {
+			return nil
+		}
+	} else if !canJoin(user, conv) {
+		return nil // not a member: nothing to move
+	}
+	s.cursors.put(user, conv, seq)
+	s.w.wake()
+	return nil
+}
+
+// Hide implements storage.Messages. Sequences above the conversation's last
+// one are ignored, so a future message is never hidden in advance. As with
+// Ack, upTo creates the user's row only in a direct conversation.
+func (s *Store) Hide(ctx context.Context, user int64, conv string, seqs []uint64, upTo uint64) error {
+	if s.closed.Load() {
+		return storage.ErrClosed
+	}
+	if len(seqs) == 0 && upTo == 0 {
+		return nil
+	}
+	seqs = slices.Clone(seqs)
+	return s.write(ctx, "hide", func(t *txn) (error, error) {
+		last, err := t.lastSeq(conv)
+		if err != nil {
+			return nil, err
+		}
+		upTo := min(upTo, last)
+		for _, seq := range seqs {
+			if seq == 0 || seq > last || seq <= upTo {
+				continue
+			}
+			if err := t.set(hiddenKey(user, conv, seq), nil); err != nil {
+				return nil, err
+			}
+		}
+		if upTo == 0 {
+			return nil, nil
+		}
+		row, found, err := t.cursor(user, conv)
+		if err != nil {
+			return nil, err
+		}
+		if (found || canJoin(user, conv)) && upTo > row.cleared {
+			row.cleared = upTo
+			if err := t.setCursor(user, conv, row); err != nil {
+				return nil, err
+			}
+		}
+		// Hidden keys at or below the cleared seq say nothing more.
+		return nil, t.b.DeleteRange(hiddenKey(user, conv, 0), hiddenKey(user, conv, upTo+1), nil)
+	})
+}
+
+// view is a consistent read of the database.
+type view struct {
+	s    *Store
+	snap *pebble.Snapshot
+}
+
+// cleared returns user's cleared seq in conv and the row's ack (0s if none).
+func (v view) cursor(user int64, conv string) (cursorRow, bool, error) {
+	val, found, err := getFrom(v.snap, cursorKey(user, conv))
+	if err != nil || !found {
+		return cursorRow{}, false, err
+	}
+	r, err := parseCursor(val)
+	return r, true, err
+}
+
+// hiddenSet walks user's hidden seqs of conv alongside a walk of messages.
+type hiddenSet struct {
+	it     *pebble.Iterator
+	prefix []byte
+	ok     bool
+}
+
+func (v view) hidden(user int64, conv string) (*hiddenSet, error) {
+	p := hiddenPrefix(user, conv)
+	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return nil, err
+	}
+	return &hiddenSet{it: it, prefix: p}, nil
+}
+
+// hasUp reports whether seq is hidden; calls must ask ascending seqs.
+func (h *hiddenSet) hasUp(seq uint64, first bool) bool {
+	if first {
+		h.ok = h.it.SeekGE(binary.BigEndian.AppendUint64(slices.Clip(h.prefix), seq))
+	}
+	for h.ok && seqOfKey(h.it.Key()) < seq {
+		h.ok = h.it.Next()
+	}
+	return h.ok && seqOfKey(h.it.Key()) == seq
+}
+
+// hasDown reports whether seq is hidden; calls must ask descending seqs.
+func (h *hiddenSet) hasDown(seq uint64, first bool) bool {
+	if first {
+		h.ok = h.it.SeekLT(binary.BigEndian.AppendUint64(slices.Clip(h.prefix), seq+1))
+	}
+	for h.ok && seqOfKey(h.it.Key()) > seq {
+		h.ok = h.it.Prev()
+	}
+	return h.ok && seqOfKey(h.it.Key()) == seq
+}
+
+func (h *hiddenSet) close() error { return h.it.Close() }
+
+// readView opens a view; the caller closes it with done.
+func (s *Store) readView() view {
+	return view{s: s, snap: s.db.NewSnapshot()}
+}
+
+func (v view) done() { _ = v.snap.Close() }
+
+// walk calls fn for conv's messages with seq in (lo, hi) that user has not
+// hidden, ascending (or descending when down), until fn returns false.
+func (v view) walk(user int64, conv string, lo, hi uint64, down bool, fn func(k, val []byte) bool) (err error) {
+	if hi <= lo+1 {
+		return nil
+	}
+	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: msgKey(conv, lo+1), UpperBound: msgKey(conv, hi)})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, it.Close()) }()
+	hs, err := v.hidden(user, conv)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, hs.close()) }()
+	first := true
+	step := it.Next
+	ok := it.First()
+	if down {
+		step, ok = it.Prev, it.Last()
+	}
+	for ; ok; ok = step() {
+		seq := seqOfKey(it.Key())
+		var hidden bool
+		if down {
+			hidden = hs.hasDown(seq, first)
+		} else {
+			hidden = hs.hasUp(seq, first)
+		}
+		first = false
+		if hidden {
+			continue
+		}
+		val, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		if !fn(it.Key(), val) {
+			return nil
+		}
+	}
+	return it.Error()
+}
+
+// After implements storage.Messages. A limit below 1 returns no messages.
+// It reads one snapshot, so lastSeq and the page agree.
+func (s *Store) After(ctx context.Context, user int64, conv string, afterSeq uint64, limit int) (msgs []protocol.Message, next, lastSeq uint64, more bool, err error) {
+	if !s.enter() {
+		return nil, 0, 0, false, storage.ErrClosed
+	}
+	defer s.exit()
+	if err := ctx.Err(); err != nil {
+		return nil, 0, 0, false, err
+	}
+	v := s.readView()
+	defer v.done()
+	lastSeq, _, err = lastMessage(v.snap, conv)
+	if err != nil {
+		return nil, 0, 0, false, s.readErr("sync", err)
+	}
+	if limit < 1 || afterSeq >= lastSeq {
+		return nil, afterSeq, lastSeq, lastSeq > afterSeq, nil
+	}
+	row, _, err := v.cursor(user, conv)
+	if err != nil {
+		return nil, 0, 0, false, s.readErr("sync", err)
+	}
+	var perr error
+	err = v.walk(user, conv, max(afterSeq, row.cleared), math.MaxUint64, false, func(k, val []byte) bool {
+		m, err := parseMessage(k, val)
+		if err != nil {
+			perr = err
+			return false
+		}
+		msgs = append(msgs, m)
+		return len(msgs) <= limit
+	})
+	if err = errors.Join(err, perr); err != nil {
+		return nil, 0, 0, false, s.readErr("sync", err)
+	}
+	if len(msgs) > limit {
+		msgs = msgs[:limit]
+		return msgs, msgs[limit-1].Seq, lastSeq, true, nil
+	}
+	// Everything up to lastSeq was examined.
+	return msgs, lastSeq, lastSeq, false, nil
+}
+
+// Before implements storage.Messages. A limit below 1 returns no messages.
+// When there is no older page, next is 1: the page below it is empty.
+func (s *Store) Before(ctx context.Context, user int64, conv string, beforeSeq uint64, limit int) (msgs []protocol.Message, next uint64, more bool, err error) {
+	if !s.enter() {
+		return nil, 0, false, storage.ErrClosed
+	}
+	defer s.exit()
+	if err := ctx.Err(); err != nil {
+		return nil, 0, false, err
+	}
+	if limit < 1 {
+		return nil, max(beforeSeq, 1), false, nil
+	}
+	below := beforeSeq
+	if below == 0 {
+		below = math.MaxUint64
+	}
+	v := s.readView()
+	defer v.done()
+	row, _, err := v.cursor(user, conv)
+	if err != nil {
+		return nil, 0, false, s.readErr("history", err)
+	}
+	var perr error
+	err = v.walk(user, conv, row.cleared, below, true, func(k, val []byte) bool {
+		m, err := parseMessage(k, val)
+		if err != nil {
+			perr = err
+			return false
+		}
+		msgs = append(msgs, m)
+		return len(msgs) <= limit
+	})
+	if err = errors.Join(err, perr); err != nil {
+		return nil, 0, false, s.readErr("history", err)
+	}
+	if len(msgs) > limit {
+		msgs = msgs[:limit]
+		return msgs, msgs[limit-1].Seq, true, nil
+	}
+	return msgs, 1, false, nil
+}
+
+// Conversations implements storage.Messages. Conversations with the same
+// last message time are ordered by id. A limit below 1 returns none. It
+// reads the user's rows, then each conversation's newest message; unread
+// counts and last messages are computed for the page only.
+func (s *Store) Conversations(ctx context.Context, user int64, limit int) ([]protocol.Conversation, error) {
+	if !s.enter() {
+		return nil, storage.ErrClosed
+	}
+	defer s.exit()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if limit < 1 {
+		return nil, nil
+	}
+	// Pending cursors first: one written meanwhile is in the snapshot.
+	pending := s.cursors.ofUser(user)
+	v := s.readView()
+	defer v.done()
+	type row struct {
+		conv     string
+		cur      cursorRow
+		lastSeq  uint64
+		lastTime int64
+	}
+	var rows []row
+	p := key(tCursor, user)
+	err := scanFrom(v.snap, p, func(k, val []byte) error {
+		c, err := parseCursor(val)
+		if err != nil {
+			return err
+		}
+		r := row{conv: string(k[len(p):]), cur: c}
+		r.cur.ack = max(r.cur.ack, pending[r.conv])
+		rows = append(rows, r)
+		return nil
+	})
+	if err != nil {
+		return nil, s.readErr("conversations", err)
+	}
+	live := rows[:0]
+	for _, r := range rows {
+		if r.lastSeq, r.lastTime, err = lastMessage(v.snap, r.conv); err != nil {
+			return nil, s.readErr("conversations", err)
+		}
+		if r.lastSeq > 0 {
+			live = append(live, r)
+		}
+	}
+	slices.SortFunc(live, func(a, b row) int {
+		if c := cmp.Compare(b.lastTime, a.lastTime); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.conv, b.conv)
+	})
+	live = live[:min(limit, len(live))]
+	out := make([]protocol.Conversation, 0, len(live))
+	for _, r := range live {
+		c := protocol.Conversation{Conv: r.conv, LastSeq: r.lastSeq, AckSeq: r.cur.ack}
+		err := v.walk(user, r.conv, max(r.cur.ack, r.cur.cleared), math.MaxUint64, false, func(_, val []byte) bool {
+			if msgFrom(val) != user {
+				c.Unread++
+			}
+			return true
+		})
+		if err != nil {
+			return nil, s.readErr("conversations", err)
+		}
+		var perr error
+		err = v.walk(user, r.conv, r.cur.cleared, math.MaxUint64, true, func(k, val []byte) bool {
+			m, err := parseMessage(k, val)
+			c.Last, perr = &m, err
+			return false
+		})
+		if err = errors.Join(err, perr); err != nil {
+			return nil, s.readErr("conversations", err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}

@@ -1,0 +1,497 @@
+package pebble
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/storage"
+)
+
+// Group commit.
+//
+// Callers queue ops on writer.ops. The writer goroutine takes the first op,
+// drains whatever else is queued (up to maxBatch) without waiting, runs them
+// all into one Pebble batch and commits it with one WAL write and one fsync:
+// while it commits, new ops queue up and form the next batch, so the batch
+// grows with the load and one fsync serves many callers.
+//
+// Within a batch the ops run in queue order, so ops queued by one goroutine
+// commit in the order it queued them. An op that meets a domain error (a
+// taken username, a full group) checks before it writes, so it records the
+// error and writes nothing, and the batch goes on; a failure of the engine
+// fails every op of the batch. After the commit is durable the writer calls
+// the commit hook with the messages the batch stored, in the order they were
+// appended, and only then answers the callers. Batches commit one after
+// another, so the hook sees messages in commit order and sequences ascending
+// per conversation.
+//
+// Read cursors (Ack) do not queue ops: they wait in cursors and ride with the
+// next batch, or with a batch of their own ackDelay after the first one.
+
+// maxCachedConvs bounds the writer's conversation → last seq cache; past it
+// the cache is emptied and refills from the database on demand.
+const maxCachedConvs = 1 << 16
+
+// op is one queued write.
+type op interface {
+	base() *opBase
+	// exec runs the op into the batch. It returns an error only when the
+	// batch must fail; a domain error goes in opBase.err.
+	exec(t *txn) error
+	// finish answers the caller with err: the op's domain error, a failure of
+	// the batch, or the caller's ctx.Err() when the op was skipped.
+	finish(err error)
+}
+
+// opBase is the part of an op shared by every kind.
+type opBase struct {
+	ctx context.Context
+	err error // domain error, set by exec; written by the writer only
+	// skipped is set when the caller's context ended before the op ran.
+	skipped bool
+	// reads is set by ops that read what earlier ops of their batch wrote:
+	// such a batch is an indexed one.
+	reads bool
+}
+
+func (o *opBase) base() *opBase { return o }
+
+// writer owns the goroutine that batches ops.
+type writer struct {
+	db       *pebble.DB
+	hook     storage.CommitHook
+	maxBatch int
+	ackDelay time.Duration
+	log      *slog.Logger
+	cursors  *cursors
+
+	// mu guards closed and the sends on ops: close takes it exclusively to
+	// close ops, so no send can follow.
+	mu     sync.RWMutex
+	closed bool
+	ops    chan op
+	kick   chan struct{} // a cursor is pending; capacity 1
+	synced chan *txn     // applied batches, to complete in order
+	done   chan struct{} // closed when complete returns
+
+	// applied counts the batches applied to the database (visible to reads).
+	applied atomic.Uint64
+
+	// Owned by the run goroutine.
+	seqs map[string]uint64 // conv → last seq
+	// recent and recentPrev hold the dedupe keys that the batches applied
+	// since recentFrom wrote (recent those since curFrom), so an append whose
+	// lookup (findDup) ran after batch recentFrom-1 need not look again.
+	recent, recentPrev  map[dupRef]protocol.Message
+	recentFrom, curFrom uint64
+	lastUser            int64
+	lastGroup           int64
+}
+
+// queue hands o to the writer. It blocks while the queue is full, until ctx
+// ends (ctx.Err()) or the store closes (ErrClosed).
+func (w *writer) queue(ctx context.Context, o op) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	o.base().ctx = ctx
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		return storage.ErrClosed
+	}
+	select {
+	case w.ops <- o:
+		return nil
+	default:
+	}
+	select {
+	case w.ops <- o:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// syncOp is an op whose caller waits on a channel.
+type syncOp struct {
+	opBase
+	done chan error
+}
+
+func (o *syncOp) finish(err error) { o.done <- err }
+
+// do queues o (whose finish sends on ch) and waits for its result. If ctx
+// ends first do returns ctx.Err(); the op still commits if the writer had
+// already started it.
+func (w *writer) do(ctx context.Context, o op, ch chan error) error {
+	if err := w.queue(ctx, o); err != nil {
+		return err
+	}
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// wake tells the writer a cursor is pending.
+func (w *writer) wake() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// close stops accepting ops and waits until the queued ones, and the pending
+// cursors, are committed.
+func (w *writer) close() {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.ops)
+	}
+	w.mu.Unlock()
+	<-w.done
+}
+
+// run is the writer goroutine.
+func (w *writer) run() {
+	defer close(w.synced)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	armed := false
+	for {
+		select {
+		case o, ok := <-w.ops:
+			if !ok {
+				w.commit(nil) // the cursors still pending
+				return
+			}
+			batch := make([]op, 1, min(w.maxBatch, 1+len(w.ops)))
+			batch[0] = o
+		fill:
+			for len(batch) < w.maxBatch {
+				select {
+				case o, ok := <-w.ops:
+					if !ok {
+						break fill
+					}
+					batch = append(batch, o)
+				default:
+					break fill
+				}
+			}
+			w.commit(batch)
+		case <-w.kick:
+			if !armed {
+				timer.Reset(w.ackDelay)
+				armed = true
+			}
+		case <-timer.C:
+			armed = false
+			w.commit(nil)
+		}
+	}
+}
+
+// commit runs ops, with the pending cursors, into one batch and applies it
+// to the database without waiting for the fsync; complete waits for it. So
+// the writer builds batch N+1 while the WAL syncs batch N. A batch is visible
+// to reads once applied, a moment before it is durable; nothing is answered,
+// hooked or acknowledged before it is durable.
+func (w *writer) commit(ops []op) {
+	if len(w.seqs) > maxCachedConvs {
+		clear(w.seqs)
+	}
+	acks := w.cursors.take()
+	if len(ops) == 0 && len(acks) == 0 {
+		return
+	}
+	indexed := false
+	for _, o := range ops {
+		indexed = indexed || o.base().reads
+	}
+	t := &txn{w: w, indexed: indexed, ops: ops, acks: acks}
+	if indexed {
+		t.b = w.db.NewIndexedBatch()
+	} else {
+		t.b = w.db.NewBatch()
+	}
+	t.err = t.run(ops, acks)
+	if t.err == nil && !t.b.Empty() {
+		if t.err = w.db.ApplyNoSyncWait(t.b, pebble.Sync); t.err == nil {
+			t.applied = true
+			w.noteApplied(t.dups)
+		}
+	}
+	if t.err != nil {
+		for conv := range t.touched {
+			delete(w.seqs, conv) // the cache may hold seqs that never committed
+		}
+	}
+	w.synced <- t
+}
+
+// recentMax is the size at which the recent dedupe keys rotate.
+const recentMax = 1 << 16
+
+// noteApplied counts an applied batch and remembers its dedupe keys.
+func (w *writer) noteApplied(dups map[dupRef]protocol.Message) {
+	for k, m := range dups {
+		w.recent[k] = m
+	}
+	epoch := w.applied.Add(1)
+	if len(w.recent) >= recentMax {
+		w.recentPrev, w.recentFrom = w.recent, w.curFrom
+		w.recent, w.curFrom = make(map[dupRef]protocol.Message), epoch+1
+	}
+}
+
+// dupSince finds a dedupe key among this batch's and the recent batches'.
+func (w *writer) dupSince(t *txn, ref dupRef) (protocol.Message, bool) {
+	if m, ok := t.dups[ref]; ok {
+		return m, true
+	}
+	if m, ok := w.recent[ref]; ok {
+		return m, true
+	}
+	m, ok := w.recentPrev[ref]
+	return m, ok
+}
+
+// complete is the goroutine that waits for each applied batch to be durable,
+// in commit order, and answers its callers.
+func (w *writer) complete() {
+	defer close(w.done)
+	for t := range w.synced {
+		w.finish(t)
+	}
+}
+
+func (w *writer) finish(t *txn) {
+	err := t.err
+	if t.applied {
+		if err = t.b.SyncWait(); err != nil {
+			err = fmt.Errorf("sync: %w", err)
+		}
+	}
+	_ = t.b.Close()
+	if err != nil {
+		err = fmt.Errorf("pebble: write batch: %w", err)
+		w.log.Error("pebble: write batch failed", "ops", len(t.ops), "err", err)
+		for _, o := range t.ops {
+			if ob := o.base(); ob.skipped {
+				o.finish(ob.err) // the caller has gone
+			} else {
+				o.finish(err)
+			}
+		}
+		return
+	}
+	w.cursors.written(t.acks)
+	if w.log.Enabled(context.Background(), slog.LevelDebug) {
+		w.log.Debug("pebble: batch committed", "ops", len(t.ops), "messages", len(t.stored), "cursors", len(t.acks))
+	}
+	if w.hook != nil && len(t.stored) > 0 {
+		w.hook(t.stored)
+	}
+	for _, o := range t.ops {
+		o.finish(o.base().err)
+	}
+}
+
+// txn is the state of one batch.
+type txn struct {
+	w       *writer
+	ops     []op
+	acks    []pendingCursor
+	err     error // the batch failed before it was applied
+	applied bool  // applied without waiting for its fsync
+	b       *pebble.Batch
+	indexed bool                // b answers reads, seeing its own writes
+	touched map[string]struct{} // convs whose cached seq this batch set
+	stored  []protocol.Message  // new messages, in append order; goes to the hook
+	dups    map[dupRef]protocol.Message
+	kbuf    []byte
+	vbuf    []byte
+}
+
+// dupRef is a (sender, client message id) pair.
+type dupRef struct {
+	from int64
+	cmid string
+}
+
+func (t *txn) run(ops []op, acks []pendingCursor) error {
+	for _, a := range acks {
+		if err := t.writeAck(a); err != nil {
+			return err
+		}
+	}
+	for _, o := range ops {
+		ob := o.base()
+		if err := ob.ctx.Err(); err != nil {
+			ob.err, ob.skipped = err, true // the caller has gone
+			continue
+		}
+		if err := o.exec(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reader is what a txn reads: its batch when indexed, else the database
+// (ops of an unindexed batch read nothing the batch wrote).
+func (t *txn) reader() pebble.Reader {
+	if t.indexed {
+		return t.b
+	}
+	return t.w.db
+}
+
+// get reads a key; found is false when it is absent. The value is a copy.
+func (t *txn) get(k []byte) (v []byte, found bool, err error) {
+	return getFrom(t.reader(), k)
+}
+
+func getFrom(r pebble.Reader, k []byte) ([]byte, bool, error) {
+	v, closer, err := r.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	v = append([]byte{}, v...)
+	return v, true, closer.Close()
+}
+
+func (t *txn) has(k []byte) (bool, error) {
+	_, found, err := t.get(k)
+	return found, err
+}
+
+func (t *txn) set(k, v []byte) error { return t.b.Set(k, v, nil) }
+func (t *txn) del(k []byte) error    { return t.b.Delete(k, nil) }
+
+// delPrefix deletes every key that starts with p.
+func (t *txn) delPrefix(p []byte) error { return t.b.DeleteRange(p, prefixEnd(p), nil) }
+
+// scan calls fn for each key with prefix p, in order, as the txn sees them.
+// Key and value are valid during the call only.
+func (t *txn) scan(p []byte, fn func(k, v []byte) error) error {
+	return scanFrom(t.reader(), p, fn)
+}
+
+// errStop ends a scan early without an error.
+var errStop = errors.New("stop")
+
+func scanFrom(r pebble.Reader, p []byte, fn func(k, v []byte) error) (err error) {
+	return scanRange(r, p, prefixEnd(p), fn)
+}
+
+// scanRange calls fn for each key in [lo, hi) in order, until fn returns
+// errStop (scanRange then returns nil) or another error.
+func scanRange(r pebble.Reader, lo, hi []byte, fn func(k, v []byte) error) (err error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, it.Close()) }()
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		if err := fn(it.Key(), v); err != nil {
+			if errors.Is(err, errStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	return it.Error()
+}
+
+// lastSeq returns conv's last sequence, from the cache or the database.
+func (t *txn) lastSeq(conv string) (uint64, error) {
+	if seq, ok := t.w.seqs[conv]; ok {
+		return seq, nil
+	}
+	// A conversation not in the cache has nothing in this batch.
+	seq, _, err := lastMessage(t.w.db, conv)
+	if err != nil {
+		return 0, fmt.Errorf("read last seq: %w", err)
+	}
+	t.w.seqs[conv] = seq
+	return seq, nil
+}
+
+// lastMessage returns the seq and server time of conv's newest message, or
+// zeros when it has none.
+func lastMessage(r pebble.Reader, conv string) (seq uint64, serverTime int64, err error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: msgPrefix(conv), UpperBound: msgEnd(conv)})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() { err = errors.Join(err, it.Close()) }()
+	if !it.Last() {
+		return 0, 0, it.Error()
+	}
+	v, err := it.ValueAndErr()
+	if err != nil {
+		return 0, 0, err
+	}
+	return seqOfKey(it.Key()), msgTime(v), nil
+}
+
+// setSeq records that conv's last seq is now seq.
+func (t *txn) setSeq(conv string, seq uint64) {
+	t.w.seqs[conv] = seq
+	if t.touched == nil {
+		t.touched = make(map[string]struct{})
+	}
+	t.touched[conv] = struct{}{}
+}
+
+// txOp runs fn in the batch: the rare writes of accounts, tokens and the
+// social graph. fn returns a domain error to hand the caller, having written
+// nothing, or a failure (err) that fails the whole batch.
+type txOp struct {
+	syncOp
+	fn func(t *txn) (domain error, err error)
+}
+
+func (o *txOp) exec(t *txn) error {
+	domain, err := o.fn(t)
+	o.err = domain
+	return err
+}
+
+// write runs fn as one op of the writer and waits for its commit.
+func (s *Store) write(ctx context.Context, what string, fn func(t *txn) (error, error)) error {
+	if s.closed.Load() {
+		return storage.ErrClosed
+	}
+	o := &txOp{fn: func(t *txn) (error, error) {
+		domain, err := fn(t)
+		if err != nil {
+			err = fmt.Errorf("%s: %w", what, err)
+		}
+		return domain, err
+	}}
+	o.reads = true
+	o.done = make(chan error, 1)
+	return s.w.do(ctx, o, o.done)
+}

@@ -1,0 +1,100 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/storage"
+)
+
+// OpenBench returns a new, empty store for a benchmark that passes committed
+// messages to hook. The benchmark closes it.
+type OpenBench func(b *testing.B, hook storage.CommitHook) storage.Store
+
+// BenchConvs is the number of distinct conversations BenchAppend spreads
+// its messages over.
+const BenchConvs = 500
+
+// BenchAppend measures durable appends of 100-byte messages from 1, 16 and
+// 256 goroutines, spread round-robin over BenchConvs conversations. With
+// group commit the rate grows with the appenders, since one fsync serves a
+// whole batch. It reports msgs/s, the messages per commit and, when disk is
+// true (an embedded store), the bytes this process wrote to disk per
+// message, Close included, so a store that defers work to its close pays it.
+func BenchAppend(b *testing.B, open OpenBench, disk bool) {
+	for _, workers := range []int{1, 16, 256} {
+		b.Run(fmt.Sprintf("appenders=%d", workers), func(b *testing.B) {
+			var batches, msgs atomic.Int64
+			s := open(b, func(m []protocol.Message) {
+				batches.Add(1)
+				msgs.Add(int64(len(m)))
+			})
+			body := make([]byte, 100)
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			written := diskWritten(b)
+			b.ResetTimer()
+			start := time.Now()
+			for range workers {
+				wg.Go(func() {
+					ctx := context.Background()
+					for {
+						i := next.Add(1)
+						if i > int64(b.N) {
+							return
+						}
+						peer := i%BenchConvs + 2
+						m := &protocol.Message{
+							MsgID: i, Conv: protocol.DirectConv(1, peer), From: 1, To: peer,
+							ClientMsgID: strconv.FormatInt(i, 10), Body: body, ServerTime: i,
+						}
+						if _, _, err := s.Append(ctx, m); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			b.StopTimer()
+			if err := s.Close(); err != nil {
+				b.Errorf("Close: %v", err)
+			}
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+			if n := batches.Load(); n > 0 {
+				b.ReportMetric(float64(msgs.Load())/float64(n), "msgs/batch")
+			}
+			if disk {
+				b.ReportMetric(float64(diskWritten(b)-written)/float64(b.N), "disk-B/msg")
+			}
+		})
+	}
+}
+
+// diskWritten returns the bytes this process has caused to be written to
+// storage (write_bytes of /proc/self/io), or 0 where that is not available.
+func diskWritten(b *testing.B) int64 {
+	data, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				b.Fatalf("/proc/self/io: %v", err)
+			}
+			return n
+		}
+	}
+	return 0
+}
