@@ -31,6 +31,10 @@ func (a *app) chat() error {
 			return saveConfig(a.path, sessionOf(a.addr, ok))
 		},
 	}
+	if !a.quiet {
+		cfg.Title = true
+		cfg.Bell = func() { _, _ = out.Write([]byte("\a")) }
+	}
 	if a.cfg.Addr == "" || a.cfg.Addr == a.addr {
 		cfg.Username = a.cfg.Username
 	}

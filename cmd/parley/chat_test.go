@@ -105,7 +105,9 @@ func TestChatScreens(t *testing.T) {
 	bob.waitFor("friend request sent to alice")
 	alice.waitFor(`bob wants to be your friend ("it's bob"): /accept bob`, "? bob")
 	alice.typeLine("/accept bob")
-	alice.waitFor("bob is now your friend", "bob · ● online")
+	alice.waitFor("bob is now your friend: /msg bob")
+	alice.typeLine("/msg bob")
+	alice.waitFor("bob · ● online")
 	bob.waitFor("alice accepted: you are friends now")
 
 	// They talk: bob's first try goes out again now that it may.

@@ -187,7 +187,7 @@ func TestAccountsAndFriends(t *testing.T) {
 
 	// Only friends may message each other.
 	alice.failsJSON(exitRefused, "NOT_FRIENDS", "send", "bob", "hi")
-	alice.fails(exitRefused, "you can only message friends", "send", "bob", "hi")
+	alice.fails(exitRefused, "you can only message friends: parley add NAME", "send", "bob", "hi")
 	alice.ok("add", "bob", "it's", "alice")
 	alice.failsJSON(exitRefused, "REQUEST_EXISTS", "add", "bob")
 	var reqs requestsJSON

@@ -11,6 +11,7 @@
 //	                  parley/config.json in the user's config directory, mode 0600)
 //	--json            print results as JSON on stdout, and failures as JSON on stderr
 //	--open            with `group create`: anyone may join
+//	--quiet           the chat rings no bell and keeps no unread count in the title
 //	--timeout D       of each command (default 15s)
 //	--version         print the version and exit
 //
@@ -64,6 +65,7 @@ func main() {
 type app struct {
 	addr, path string
 	json, open bool
+	quiet      bool // the chat: no bell, no unread count in the title
 	timeout    time.Duration
 	cfg        config
 	in         io.Reader
@@ -109,6 +111,7 @@ func (a *app) parseFlags(args []string) ([]string, error) {
 	fs.StringVar(&a.path, "config", envOr("PARLEY_CONFIG", defaultConfigPath()), "")
 	fs.BoolVar(&a.json, "json", false, "")
 	fs.BoolVar(&a.open, "open", false, "")
+	fs.BoolVar(&a.quiet, "quiet", false, "")
 	fs.DurationVar(&a.timeout, "timeout", 15*time.Second, "")
 	var pos []string
 	for {
@@ -154,7 +157,11 @@ func (a *app) classify(err error) *exitError {
 			return &exitError{code: exitNoLogin, wire: pe.Code.String(),
 				msg: "the saved session is no longer valid (it expired, or a logout revoked it): log in again with parley login NAME"}
 		}
-		return &exitError{code: exitRefused, msg: ui.Plain(err), wire: pe.Code.String()}
+		msg := ui.Plain(err)
+		if pe.Code == protocol.CodeNotFriends {
+			msg = "you can only message friends: parley add NAME, and wait until they accept"
+		}
+		return &exitError{code: exitRefused, msg: msg, wire: pe.Code.String()}
 	case errors.As(err, &nu):
 		return &exitError{code: exitRefused, msg: nu.Error(), wire: protocol.CodeNoSuchUser.String()}
 	case errors.Is(err, client.ErrOptions):
@@ -244,6 +251,7 @@ flags (anywhere before --):
   --config FILE      the session file (PARLEY_CONFIG; default ` + defaultConfigPath() + `)
   --json             results as JSON on stdout, failures as JSON on stderr
   --open             with group create: anyone may join
+  --quiet            the chat rings no bell and keeps no unread count in the title
   --timeout D        of each command (default 15s)
 
 exit codes: 0 done; 1 usage; 2 the server refused (or no such user or group);

@@ -106,7 +106,10 @@ func Help() []string {
 		"keys",
 		"  Enter                     send the line",
 		"  Tab, Shift+Tab            next, previous conversation (Ctrl+N, Ctrl+P too)",
-		"  PgUp, PgDn, ↑, ↓          scroll; older messages load at the top",
+		"  PgUp, PgDn, Shift+↑/↓     scroll; older messages load at the top",
+		"  End                       back to the newest message",
+		"  ↑, ↓                      the lines you entered before",
+		"  Alt+Enter                 a new line in the same message",
 		"  Esc                       close this list",
 		"  Ctrl+L                    draw the screen again",
 		"  Ctrl+C                    quit",
@@ -240,8 +243,8 @@ func (m *Model) run(c Command) tea.Cmd {
 			if err := b.AnswerFriend(ctx, u.UserID, accept); err != nil {
 				return doneMsg{}, err
 			}
-			if accept {
-				return doneMsg{text: u.Username + " is now your friend: say hello", refresh: true, open: protocol.DirectConv(me, u.UserID)}, nil
+			if accept { // the conversation shown stays: /msg opens theirs
+				return doneMsg{text: u.Username + " is now your friend: /msg " + u.Username + " to say hello", refresh: true}, nil
 			}
 			return doneMsg{text: "declined " + u.Username + "'s friend request", refresh: true}, nil
 		})
@@ -340,7 +343,7 @@ func (m *Model) run(c Command) tea.Cmd {
 				if g.Open {
 					kind = "open"
 				}
-				out = append(out, fmt.Sprintf("  #%s — id %d, %d members, %s", g.Name, g.GroupID, g.Members, kind))
+				out = append(out, fmt.Sprintf("  #%s — id %d, %s, %s", g.Name, g.GroupID, members(g.Members), kind))
 			}
 			if len(gs) == 0 {
 				out = append(out, "  none yet: /group new NAME, or /join GROUP_ID")
@@ -410,6 +413,14 @@ func (m *Model) deleteHistory(c *conv, n int) tea.Cmd {
 		}
 		return doneMsg{text: fmt.Sprintf("%d message(s) hidden from you (not from the others)", len(seqs))}
 	})
+}
+
+// members says a member count: "1 member", "3 members".
+func members(n int) string {
+	if n == 1 {
+		return "1 member"
+	}
+	return fmt.Sprintf("%d members", n)
 }
 
 func mark(online bool) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	tea "github.com/charmbracelet/bubbletea"
 
@@ -36,6 +37,19 @@ type conv struct {
 	base      uint64
 	extra     map[uint64]bool
 	read      uint64 // the read cursor sent with Ack
+
+	// The unread divider stands before the first message from others
+	// above divider; jump: the view still has to be moved to it.
+	divided, jump bool
+	divider       uint64
+	// notes are group events (joins, leaves...) shown in the timeline.
+	notes []note
+}
+
+// note is a group event shown among the messages, at the time it came.
+type note struct {
+	at int64 // Unix ms
+	e  protocol.GroupEvent
 }
 
 func (c *conv) unread() int { return c.srvUnread + len(c.extra) }
@@ -106,7 +120,8 @@ func (m *Model) title(c *conv) string {
 // open shows a conversation from its newest message.
 func (m *Model) open(id string) tea.Cmd {
 	c := m.ensure(id)
-	m.current, m.scroll, m.panel = id, 0, nil
+	m.current, m.scroll, m.panel, m.newBelow = id, 0, nil, 0
+	c.divided, c.jump = false, false
 	return m.show(c)
 }
 
@@ -152,7 +167,11 @@ func (m *Model) drop(id string) {
 
 // markRead clears the unread count and moves the read cursor.
 func (m *Model) markRead(c *conv) tea.Cmd {
+	if c.unread() > 0 && c.id == m.current && !c.divided {
+		c.divided, c.divider, c.jump = true, c.read, true
+	}
 	c.srvUnread, c.extra = 0, map[uint64]bool{}
+	m.jumpToDivider(c)
 	top := c.top()
 	if top <= c.read {
 		return nil
@@ -203,6 +222,9 @@ func (m *Model) received(x protocol.Message) tea.Cmd {
 	}
 	if shown && m.scroll > 0 {
 		m.scroll += len(m.chatLines(c)) - before // the view stays where it was
+		if x.From != m.me {
+			m.newBelow++
+		}
 	}
 	m.sortConvs()
 	cmds := []tea.Cmd{m.learn(x.From)}
@@ -219,7 +241,11 @@ func (m *Model) received(x protocol.Message) tea.Cmd {
 			where = " in " + m.title(c)
 		}
 		m.say(fmt.Sprintf("new message from %s%s: %s — Tab to read", m.nameOf(x.From), where, clip(string(x.Body), 40)))
+		if bell := m.cfg.Bell; bell != nil {
+			cmds = append(cmds, func() tea.Msg { bell(); return nil })
+		}
 	}
+	cmds = append(cmds, m.titleCmd())
 	return tea.Batch(cmds...)
 }
 
@@ -254,6 +280,7 @@ func (m *Model) history(h historyMsg) tea.Cmd {
 	}
 	c.more, c.next = h.res.HasMore, h.res.Next
 	m.saveCache()
+	m.jumpToDivider(c)
 	if c.id == m.current {
 		cmds = append(cmds, m.markRead(c))
 		if c.more && m.scroll >= m.maxScroll() {
@@ -360,6 +387,46 @@ func (m *Model) scrollBy(n int) tea.Cmd {
 
 func (m *Model) clampScroll() {
 	m.scroll = min(max(m.scroll, 0), m.maxScroll())
+	if m.scroll == 0 {
+		m.newBelow = 0
+	}
+}
+
+// jumpToDivider scrolls the conversation shown so that its unread divider
+// is the second line in sight (one line of what was read above it), once
+// its line is loaded.
+func (m *Model) jumpToDivider(c *conv) {
+	if !c.jump || c.id != m.current {
+		return
+	}
+	lines := m.chatLines(c)
+	i := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, dividerText) })
+	if i < 0 {
+		return
+	}
+	c.jump = false
+	m.scroll = max(len(lines)-i-(m.chatRows()-1), 0)
+	m.clampScroll()
+}
+
+// titleCmd sets the terminal's title to the unread count of the other
+// conversations, when it changed (Config.Title).
+func (m *Model) titleCmd() tea.Cmd {
+	if !m.cfg.Title {
+		return nil
+	}
+	n := 0
+	for _, c := range m.convs {
+		n += c.unread()
+	}
+	if n == m.titleCount {
+		return nil
+	}
+	m.titleCount = n
+	if n == 0 {
+		return tea.SetWindowTitle("parley")
+	}
+	return tea.SetWindowTitle(fmt.Sprintf("(%d) parley", n))
 }
 
 // maxScroll is how far up the loaded lines of the conversation shown go.

@@ -43,6 +43,10 @@ type Config struct {
 	// catches up when the login is through.
 	Resumed bool
 	UserID  int64
+	// Bell is called for a message in a conversation not shown (nil:
+	// none); Title keeps the unread count in the terminal's title.
+	Bell  func()
+	Title bool
 }
 
 type screen uint8
@@ -96,6 +100,13 @@ type Model struct {
 	// meanwhile wait in held for that conversation.
 	lookingUp string
 	held      []string
+
+	newBelow   int      // messages arrived below the view while scrolled up
+	multi      []string // lines of a message composed with Alt+Enter
+	hist       []string // lines entered, oldest first
+	histPos    int      // index in hist while browsing with ↑/↓; len(hist): not browsing
+	histDraft  string   // the input before browsing began
+	titleCount int
 
 	width, height int
 	quitting      bool
@@ -319,11 +330,32 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 		return m.scrollBy(max(m.chatRows()-2, 1))
 	case tea.KeyPgDown:
 		return m.scrollBy(-max(m.chatRows()-2, 1))
-	case tea.KeyUp:
+	case tea.KeyShiftUp:
 		return m.scrollBy(1)
-	case tea.KeyDown:
+	case tea.KeyShiftDown:
 		return m.scrollBy(-1)
+	case tea.KeyUp:
+		if m.panel != nil {
+			return m.scrollBy(1)
+		}
+		m.browse(-1)
+		return nil
+	case tea.KeyDown:
+		if m.panel != nil {
+			return m.scrollBy(-1)
+		}
+		m.browse(1)
+		return nil
+	case tea.KeyEnd:
+		m.scroll = 0
+		m.clampScroll()
+		return nil
 	case tea.KeyEnter:
+		if k.Alt { // a new line in the same message
+			m.multi = append(m.multi, m.input.Value())
+			m.input.Reset()
+			return nil
+		}
 		return m.enter()
 	}
 	return edit(&m.input, k)
@@ -487,7 +519,24 @@ func (m *Model) queueWords() string {
 // starts with "//" is sent as a message starting with "/".
 func (m *Model) enter() tea.Cmd {
 	line := strings.TrimSpace(m.input.Value())
+	if len(m.multi) > 0 {
+		line = strings.TrimSpace(strings.Join(append(m.multi, m.input.Value()), "\n"))
+		m.multi = nil
+		if strings.HasPrefix(line, "/") && !strings.HasPrefix(line, "//") {
+			line = "/" + line // a message of several lines is never a command
+		}
+	}
 	m.input.Reset()
+	if line != "" && (len(m.hist) == 0 || m.hist[len(m.hist)-1] != line) {
+		m.hist = append(m.hist, line)
+		if len(m.hist) > 200 {
+			m.hist = m.hist[1:]
+		}
+	}
+	m.histPos, m.histDraft = len(m.hist), ""
+	if line != "" {
+		m.notice = "" // what the last line brought is stale now
+	}
 	switch {
 	case line == "":
 		return nil
@@ -506,6 +555,27 @@ func (m *Model) enter() tea.Cmd {
 		return m.run(c)
 	}
 	return m.send(line)
+}
+
+// browse moves through the lines entered before: step -1 to older.
+func (m *Model) browse(step int) {
+	if m.histPos > len(m.hist) || m.histPos < 0 {
+		m.histPos = len(m.hist)
+	}
+	if m.histPos == len(m.hist) {
+		m.histDraft = m.input.Value()
+	}
+	next := m.histPos + step
+	if next < 0 || next > len(m.hist) {
+		return
+	}
+	m.histPos = next
+	if next == len(m.hist) {
+		m.input.SetValue(m.histDraft)
+	} else {
+		m.input.SetValue(strings.ReplaceAll(m.hist[next], "\n", " "))
+	}
+	m.input.CursorEnd()
 }
 
 // refresh reloads conversations, friends, requests and groups; requests
@@ -643,6 +713,9 @@ func (m *Model) noticed(n client.Notice) tea.Cmd {
 		return m.refresh()
 	case n.Group != nil:
 		e := n.Group
+		if c := m.conv(protocol.GroupConv(e.GroupID)); c != nil {
+			c.notes = append(c.notes, note{at: time.Now().UnixMilli(), e: *e})
+		}
 		cmds := []tea.Cmd{m.learn(e.Actor)}
 		for _, u := range e.Users {
 			cmds = append(cmds, m.learn(u))

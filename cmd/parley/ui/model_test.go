@@ -337,7 +337,8 @@ func TestFriendRequestAccept(t *testing.T) {
 		t.Fatalf("answers %+v", f.answers)
 	}
 	v := screenText(m)
-	if m.current != protocol.DirectConv(1, 3) || !strings.Contains(m.notice, "carol is now your friend") ||
+	// /accept does not take the screen away from the conversation shown.
+	if m.current != protocol.DirectConv(1, 2) || !strings.Contains(m.notice, "carol is now your friend: /msg carol") ||
 		strings.Contains(v, "? carol") || !strings.Contains(v, "○ carol") {
 		t.Fatalf("after accept: current %s, notice %q\n%s", m.current, m.notice, v)
 	}
@@ -568,5 +569,83 @@ func TestWideEmojiKeepTheLayout(t *testing.T) {
 	}
 	if cmd := step(m, tea.KeyMsg{Type: tea.KeyCtrlL}); cmd == nil || fmt.Sprintf("%T", cmd()) != "tea.clearScreenMsg" {
 		t.Fatal("Ctrl+L does not repaint")
+	}
+}
+
+// The unread divider stands before the first unread message, and the view
+// opens on it when the unread messages do not fit; messages that arrive
+// while scrolled up are counted, "N new ↓", until End.
+func TestUnreadDividerAndNewBelow(t *testing.T) {
+	f := newFake()
+	bobConv := protocol.DirectConv(1, 2)
+	for seq := uint64(3); seq <= 40; seq++ {
+		f.history[bobConv] = append(f.history[bobConv], msg(bobConv, seq, 2, fmt.Sprintf("bob says %d", seq)))
+	}
+	f.convs[0] = protocol.Conversation{Conv: bobConv, LastSeq: 40, AckSeq: 5, Unread: 35, Last: &f.history[bobConv][39]}
+	m := loggedIn(t, f)
+	v := screenText(m)
+	lines := strings.Split(v, "\n")
+	// One line of what was read before stays in sight above the divider.
+	if !strings.Contains(lines[1], "bob says 5") || !strings.Contains(lines[2], dividerText) || !strings.Contains(lines[3], "bob says 6") || strings.Contains(v, "bob: bob says 40") {
+		t.Fatalf("the view does not open on the divider:\n%s", v)
+	}
+	drive(m, IncomingMsg{M: msg(bobConv, 41, 2, "one more")})
+	if v := screenText(m); !strings.Contains(v, "1 new ↓ (End)") || strings.Contains(v, "bob: one more") {
+		t.Fatalf("a message below the view:\n%s", v)
+	}
+	press(m, tea.KeyEnd)
+	if v := screenText(m); !strings.Contains(v, "bob: one more") || strings.Contains(v, "new ↓") {
+		t.Fatalf("after End:\n%s", v)
+	}
+}
+
+// ↑ and ↓ bring back the lines entered before; Alt+Enter starts a new
+// line of the same message.
+func TestInputHistoryAndMultiLine(t *testing.T) {
+	f := newFake()
+	m := loggedIn(t, f)
+	enter(m, "first")
+	enter(m, "second")
+	typeText(m, "draft")
+	press(m, tea.KeyUp)
+	if m.input.Value() != "second" {
+		t.Fatalf("↑: %q", m.input.Value())
+	}
+	press(m, tea.KeyUp, tea.KeyUp)
+	if m.input.Value() != "first" {
+		t.Fatalf("↑↑↑: %q", m.input.Value())
+	}
+	press(m, tea.KeyDown, tea.KeyDown)
+	if m.input.Value() != "draft" {
+		t.Fatalf("back down: %q", m.input.Value())
+	}
+	m.input.Reset()
+	typeText(m, "line one")
+	drive(m, tea.KeyMsg{Type: tea.KeyEnter, Alt: true})
+	if len(f.sent) != 2 || !strings.Contains(screenText(m), "  line one") {
+		t.Fatalf("Alt+Enter sent or hid the line: %+v\n%s", f.sent, screenText(m))
+	}
+	enter(m, "line two")
+	if len(f.sent) != 3 || string(f.sent[2].Body) != "line one\nline two" {
+		t.Fatalf("sent %+v", f.sent)
+	}
+}
+
+// Joins and leaves are lines of the group's timeline; a group of one says
+// "1 member".
+func TestGroupEventsInTimeline(t *testing.T) {
+	f := newFake()
+	crag := protocol.GroupConv(7)
+	f.groups = []protocol.GroupInfo{{GroupID: 7, Name: "crag", Members: 1, Created: t0 + 1e9}}
+	m := loggedIn(t, f)
+	run(m, m.open(crag))
+	if v := screenText(m); !strings.Contains(v, "#crag · 1 member ·") {
+		t.Fatalf("header:\n%s", v)
+	}
+	drive(m, NoticeMsg{N: client.Notice{Group: &protocol.GroupEvent{GroupID: 7, Kind: protocol.GroupJoined, Users: []int64{3}, Actor: 3}}})
+	drive(m, NoticeMsg{N: client.Notice{Group: &protocol.GroupEvent{GroupID: 7, Kind: protocol.GroupLeft, Users: []int64{3}, Actor: 3}}})
+	v := screenText(m)
+	if !strings.Contains(v, "· carol joined #crag") || !strings.Contains(v, "· carol left #crag") {
+		t.Fatalf("timeline:\n%s", v)
 	}
 }

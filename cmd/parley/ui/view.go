@@ -47,7 +47,7 @@ func (m *Model) View() string {
 	}
 	sw := m.sideWidth()
 	cw := m.chatWidth()
-	rows := m.height - 2
+	rows := m.height - 2 - m.composed()
 	side := m.sideLines(sw, rows)
 	chat := m.chatView(cw, rows)
 	sep := m.st.dim.Render("│")
@@ -56,6 +56,9 @@ func (m *Model) View() string {
 		b.WriteString(fit(at(side, i), sw) + sep + fit(at(chat, i), cw) + "\n")
 	}
 	b.WriteString(fit(m.statusLine(), m.usable()) + "\n")
+	for _, l := range m.multi[len(m.multi)-m.composed():] {
+		b.WriteString(fit(m.st.dim.Render("  "+oneLine(Clean(l))), m.usable()) + "\n")
+	}
 	b.WriteString(fit(m.input.View(), m.usable()))
 	return b.String()
 }
@@ -95,7 +98,10 @@ func (m *Model) loginView() string {
 func (m *Model) sideWidth() int { return min(max(m.width/4, 18), 32) }
 
 // chatRows is how many message lines the chat area shows.
-func (m *Model) chatRows() int { return max(m.height-3, 1) }
+func (m *Model) chatRows() int { return max(m.height-3-m.composed(), 1) }
+
+// composed is how many lines written with Alt+Enter show over the input.
+func (m *Model) composed() int { return min(len(m.multi), 5) }
 
 func (m *Model) sideLines(w, rows int) []string {
 	out := []string{m.st.head.Render("Conversations")}
@@ -176,8 +182,10 @@ func (m *Model) chatView(w, rows int) []string {
 		return out
 	}
 	head := " " + m.st.title.Render(oneLine(Clean(m.title(c)))) + m.st.dim.Render(m.about(c))
-	if m.scroll > 0 {
-		head += m.st.warn.Render(fmt.Sprintf("  ↑ scrolled %d lines (PgDn)", m.scroll))
+	if m.newBelow > 0 {
+		head += m.st.warn.Render(fmt.Sprintf("  %d new ↓ (End)", m.newBelow))
+	} else if m.scroll > 0 {
+		head += m.st.warn.Render(fmt.Sprintf("  ↑ scrolled %d lines (PgDn, End)", m.scroll))
 	}
 	lines := m.chatLines(c)
 	end := max(len(lines)-m.scroll, 0)
@@ -200,7 +208,7 @@ func (m *Model) about(c *conv) string {
 		if g.Open {
 			kind = "open"
 		}
-		return fmt.Sprintf(" · %d members · id %d · %s", g.Members, g.GroupID, kind)
+		return fmt.Sprintf(" · %s · id %d · %s", members(g.Members), g.GroupID, kind)
 	}
 	for _, f := range m.friends {
 		if f.UserID == c.peer {
@@ -250,16 +258,34 @@ func (m *Model) chatLines(c *conv) []string {
 		out = append(out, line)
 		fi++
 	}
+	ni := 0
+	noteLine := func(n note) {
+		t := time.UnixMilli(n.at)
+		dayLine(t)
+		out = append(out, " "+m.st.dim.Render(t.Format("15:04")+" · "+oneLine(Clean(m.groupWords(&n.e)))))
+		ni++
+	}
+	divided := !c.divided
 	for _, x := range c.msgs {
 		for fi < len(failed) && failed[fi].q.At < x.ServerTime {
 			failedLine(failed[fi])
 		}
+		for ni < len(c.notes) && c.notes[ni].at < x.ServerTime {
+			noteLine(c.notes[ni])
+		}
 		t := time.UnixMilli(x.ServerTime)
 		dayLine(t)
+		if !divided && x.Seq > c.divider && x.From != m.me {
+			divided = true
+			out = append(out, " "+m.st.bad.Render(dividerText))
+		}
 		out = append(out, m.message(w, t, x.From, string(x.Body), "")...)
 	}
 	for fi < len(failed) {
 		failedLine(failed[fi])
+	}
+	for ni < len(c.notes) {
+		noteLine(c.notes[ni])
 	}
 	for _, o := range m.queuedOf(c.id) {
 		note := m.st.dim.Render(" (sending…)")
@@ -270,6 +296,9 @@ func (m *Model) chatLines(c *conv) []string {
 	}
 	return out
 }
+
+// dividerText marks where the unread messages begin.
+const dividerText = "──────── new ────────"
 
 // message lays out one message: "15:04 name: text", wrapped under the
 // text.
