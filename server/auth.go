@@ -186,6 +186,7 @@ func (s *Server) loggedIn(ctx context.Context, ss *session, u storage.User, r *r
 			return nil, err
 		}
 	}
+	s.users.add(u.ID)
 	ss.user.Store(u.ID)
 	ss.username = u.Username
 	ss.tokenHash = r.hash

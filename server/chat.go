@@ -2,11 +2,9 @@ package server
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/parleyim/parley/protocol"
-	"github.com/parleyim/parley/storage"
 )
 
 const maxClientMsgID = 64
@@ -41,12 +39,7 @@ func (s *Server) handleSend(c *call, m *protocol.Send) (any, error) {
 		}
 		msg.Conv, msg.GroupID = protocol.GroupConv(m.GroupID), m.GroupID
 	} else {
-		if _, err := s.store.UserByID(ctx, m.To); errors.Is(err, storage.ErrNotFound) {
-			return nil, refuseCode(protocol.CodeNoSuchUser)
-		} else if err != nil {
-			return nil, err
-		}
-		if err := s.mayMessage(ctx, user, m.To); err != nil {
+		if err := s.recipient(ctx, user, m.To); err != nil {
 			return nil, err
 		}
 		msg.Conv, msg.To = protocol.DirectConv(user, m.To), m.To

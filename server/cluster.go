@@ -89,7 +89,9 @@ func (s *Server) receive(envs []router.Envelope) {
 			}
 			s.stats.pushes.Add(uint64(len(env.Users)))
 		case router.EnvGroupChanged:
-			s.members.drop(env.Group)
+			s.InvalidateGroup(env.Group)
+		case router.EnvFriendsChanged:
+			s.InvalidateFriends(env.Users...)
 		}
 	}
 }
@@ -102,6 +104,12 @@ func (s *Server) broadcast(env router.Envelope) {
 			s.outbox.Post(n.Name, env)
 		}
 	}
+}
+
+// broadcastFriendsChanged tells every other node that the friendship of a
+// and b changed.
+func (s *Server) broadcastFriendsChanged(a, b int64) {
+	s.broadcast(router.Envelope{Kind: router.EnvFriendsChanged, Users: []int64{a, b}})
 }
 
 // groupChanged tells every other node that a group's members changed.

@@ -59,6 +59,8 @@ type Server struct {
 	pool     *workerPool
 	delivery *delivery
 	members  *memberCache
+	users    *userCache
+	friends  *friendCache
 	presence *presence
 	logins   *attemptLimiter
 	hashSem  chan struct{} // bounds concurrent password hashing
@@ -112,6 +114,7 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 	}
 	s.store = store
 	s.members = newMemberCache(store)
+	s.users, s.friends = newUserCache(store), newFriendCache(store)
 	if cfg.Cluster != nil {
 		s.outbox = router.NewOutbox(router.OutboxConfig{Bus: cfg.Bus, Logger: cfg.Logger})
 		s.members.changed = s.groupChanged

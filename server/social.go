@@ -130,6 +130,9 @@ func (s *Server) handleFriendRequest(c *call, q *protocol.FriendRequest) (any, e
 		return nil, refuse(protocol.CodeBadBody, "note above 256 bytes")
 	}
 	mutual, err := s.store.RequestFriend(ctx, user, q.To, q.Note, time.Now())
+	if mutual || err != nil && !isDomainErr(err) {
+		s.friendsChanged(user, q.To) // they may have become friends
+	}
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return nil, refuse(protocol.CodeNoSuchUser, "no such user")
@@ -181,6 +184,9 @@ func (s *Server) pending(ctx context.Context, reqs []storage.FriendRequest) []pr
 func (s *Server) handleFriendAnswer(c *call, q *protocol.FriendAnswer) (any, error) {
 	ctx, user := c.ctx, c.user
 	err := s.store.AnswerFriend(ctx, q.From, user, q.Accept, time.Now())
+	if q.Accept && !errors.Is(err, storage.ErrNotFound) {
+		s.friendsChanged(q.From, user) // they may have become friends
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, refuse(protocol.CodeNoSuchRequest, "no pending request from this user")
 	}
@@ -202,6 +208,9 @@ func (s *Server) handleFriendAnswer(c *call, q *protocol.FriendAnswer) (any, err
 func (s *Server) handleFriendDelete(c *call, q *protocol.FriendDelete) (any, error) {
 	ctx, user := c.ctx, c.user
 	err := s.store.Unfriend(ctx, user, q.UserID)
+	if !errors.Is(err, storage.ErrNotFriends) {
+		s.friendsChanged(user, q.UserID) // they may no longer be friends
+	}
 	if errors.Is(err, storage.ErrNotFriends) {
 		return nil, refuse(protocol.CodeNotAFriend, "not friends")
 	}
@@ -249,9 +258,17 @@ func (s *Server) mayMessage(ctx context.Context, user, peer int64) error {
 	if s.cfg.DMPolicy == DMAnyone {
 		return nil
 	}
-	ok, err := s.store.AreFriends(ctx, user, peer)
+	ok, err := s.friends.friends(ctx, user, peer)
 	if err != nil || ok {
 		return err
 	}
 	return refuseCode(protocol.CodeNotFriends)
+}
+
+// isDomainErr reports whether err is one of the store's answers that say
+// nothing was changed (as opposed to a failure, after which the change may
+// or may not have happened).
+func isDomainErr(err error) bool {
+	return errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrAlreadyFriends) ||
+		errors.Is(err, storage.ErrRequestExists) || errors.Is(err, storage.ErrNotFriends)
 }
