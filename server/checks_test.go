@@ -54,7 +54,9 @@ func TestRemovedFriendIsRefusedAtOnce(t *testing.T) {
 	alice, bob := dial(t, srv.Addr()), dial(t, srv.Addr())
 	a := alice.register(uniqueName("alice"))
 	b := bob.register(uniqueName("bob"))
-	msg := func(cmid string) *protocol.Send { return &protocol.Send{ClientMsgID: cmid, To: b.UserID, Body: []byte(cmid)} }
+	msg := func(cmid string) *protocol.Send {
+		return &protocol.Send{ClientMsgID: cmid, To: b.UserID, Body: []byte(cmid)}
+	}
 
 	// Not friends (and remembered so).
 	for _, cmid := range []string{"n1", "n2"} {
@@ -108,7 +110,9 @@ func TestRemovedMemberIsRefusedAtOnce(t *testing.T) {
 			break
 		}
 	}
-	msg := func(cmid string) *protocol.Send { return &protocol.Send{ClientMsgID: cmid, GroupID: g.GroupID, Body: []byte(cmid)} }
+	msg := func(cmid string) *protocol.Send {
+		return &protocol.Send{ClientMsgID: cmid, GroupID: g.GroupID, Body: []byte(cmid)}
+	}
 	for _, r := range []*raw{m1, m2} {
 		if typ, code := r.sendCode(msg("before")); typ != protocol.TypeSendAck {
 			t.Fatalf("member's send: %s %s", typ, code)
