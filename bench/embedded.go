@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net"
@@ -23,6 +24,8 @@ type Embedded struct {
 	Addr string
 	srv  *server.Server
 	dir  string
+
+	metrics *server.Metrics
 }
 
 // StartEmbedded starts the server on a free loopback port.
@@ -35,7 +38,8 @@ func StartEmbedded(log *slog.Logger) (*Embedded, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := server.Config{Addr: addr, BcryptCost: 4, RateLimit: -1, Logger: log}
+	m := server.NewMetrics()
+	cfg := server.Config{Addr: addr, BcryptCost: 4, RateLimit: -1, Logger: log, Metrics: m}
 	srv, err := server.New(cfg, func(hook storage.CommitHook) (storage.Store, error) {
 		return sqlite.Open(sqlite.Config{Dir: dir, Hook: hook})
 	})
@@ -46,7 +50,7 @@ func StartEmbedded(log *slog.Logger) (*Embedded, error) {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	return &Embedded{Addr: addr, srv: srv, dir: dir}, nil
+	return &Embedded{Addr: addr, srv: srv, dir: dir, metrics: m}, nil
 }
 
 // Stats reads the server's figures and this process's RSS, which is the
@@ -55,8 +59,9 @@ func (e *Embedded) Stats(_ context.Context, settle bool) (ServerSample, error) {
 	if settle {
 		debug.FreeOSMemory()
 	}
-	st := e.srv.Stats()
-	return ServerSample{RSS: server.RSS(), HeapAlloc: st.HeapAlloc, Goroutines: st.Goroutines, Conns: st.Conns, Messages: st.Messages, Pushes: st.Pushes}, nil
+	var b bytes.Buffer
+	e.metrics.WritePrometheus(&b)
+	return parseMetrics(&b)
 }
 
 // Stop stops the server and removes its store.

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -52,7 +51,7 @@ func (o Options) addr(i int) string {
 }
 
 // ServerSample is one reading of the server's figures (parleyd's GET
-// /stats: server.Stats and the process's RSS).
+// /metrics).
 type ServerSample struct {
 	T          float64 `json:"t"`
 	RSS        uint64  `json:"rss"`
@@ -75,7 +74,7 @@ func MetricsURL(base string) StatsFunc {
 	base = strings.TrimSuffix(base, "/")
 	return func(ctx context.Context, settle bool) (ServerSample, error) {
 		var s ServerSample
-		url := base + "/stats"
+		url := base + "/metrics"
 		if settle {
 			url += "?gc=1"
 		}
@@ -91,7 +90,7 @@ func MetricsURL(base string) StatsFunc {
 		if resp.StatusCode != http.StatusOK {
 			return s, fmt.Errorf("bench: %s: %s", url, resp.Status)
 		}
-		return s, json.NewDecoder(resp.Body).Decode(&s)
+		return parseMetrics(resp.Body)
 	}
 }
 

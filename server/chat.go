@@ -49,10 +49,14 @@ func (s *Server) handleSend(c *call, m *protocol.Send) (any, error) {
 	}
 	// The store answers on its writer; the worker goes on with the next
 	// frame meanwhile.
-	ss, reqID, cancel := c.ss, c.reqID, c.keep()
+	ss, reqID, at, cancel := c.ss, c.reqID, c.at, c.keep()
 	s.delivery.origin(msg.MsgID, ss)
+	t0 := time.Now()
 	s.store.AppendAsync(ctx, &msg, func(stored protocol.Message, dup bool, err error) {
 		cancel()
+		if err == nil {
+			s.m.stored(time.Since(t0), dup)
+		}
 		if err != nil || dup {
 			s.delivery.forget(msg.MsgID)
 		}
@@ -60,7 +64,7 @@ func (s *Server) handleSend(c *call, m *protocol.Send) (any, error) {
 			s.stats.messages.Add(1)
 		}
 		stored.Body = nil // the answer needs only the ids
-		ss.sendDone(sendResult{reqID: reqID, stored: stored, dup: dup, err: err})
+		ss.sendDone(sendResult{reqID: reqID, at: at, stored: stored, dup: dup, err: err})
 	})
 	return later, nil
 }

@@ -88,6 +88,7 @@ func (s *Server) receive(envs []router.Envelope) {
 				s.pushLocal(u, env.Frame, nil)
 			}
 			s.stats.pushes.Add(uint64(len(env.Users)))
+			s.m.pushed(len(env.Users))
 		case router.EnvGroupChanged:
 			s.InvalidateGroup(env.Group)
 		case router.EnvFriendsChanged:

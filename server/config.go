@@ -106,6 +106,10 @@ type Config struct {
 	// made by the admin tools. Default 2s.
 	BanPoll time.Duration
 
+	// Metrics receives the server's figures (metrics.go); nil: none kept.
+	// One Metrics serves one Server.
+	Metrics *Metrics
+
 	// NodeID is this node's snowflake node id, 0-1023. Default 1.
 	NodeID int64
 	// Logger receives the server's logs. Default: discard.

@@ -48,6 +48,7 @@ func (d *delivery) committed(msgs []protocol.Message) {
 	if len(msgs) == 0 {
 		return
 	}
+	d.srv.m.committed(len(msgs))
 	var split [deliveryShards][]protocol.Message
 	for _, m := range msgs {
 		i := maphash.String(d.seed, m.Conv) % deliveryShards
@@ -141,6 +142,7 @@ func (d *delivery) push(m *protocol.Message, targets []*session, emit func(*sess
 		}
 		emit(ss, frame)
 		d.srv.stats.pushes.Add(1)
+		d.srv.m.pushed(1)
 	}
 	return targets
 }

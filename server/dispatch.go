@@ -24,13 +24,18 @@ func (s *Server) drain(ss *session, w work) {
 		if f.typ != protocol.TypeSend && ss.waitForSends(w.frames[i:]) {
 			break
 		}
+		n := len(out)
 		out = s.dispatch(ss, f, out)
+		if s.m != nil && len(out) >= n {
+			s.m.handled(f, out[n:])
+		}
 	}
 	ss.write(out)
 }
 
 // appendSendResult appends a Send's answer: SendAck, or the Error.
 func (s *Server) appendSendResult(out []byte, r *sendResult) []byte {
+	s.m.sendAnswered(r.at)
 	if r.err != nil {
 		return s.fail(out, r.reqID, protocol.TypeSend, r.err)
 	}
@@ -51,7 +56,7 @@ func (s *Server) dispatch(ss *session, f inbound, out []byte) []byte {
 		return appendError(out, f.reqID, protocol.CodeUnknownType, "no handler for "+f.typ.String())
 	}
 	authed := ss.state.Load() == stateAuthed
-	c := &call{ss: ss, reqID: f.reqID}
+	c := &call{ss: ss, reqID: f.reqID, at: f.at}
 	switch {
 	case h.auth == anonymous && authed:
 		return appendError(out, f.reqID, protocol.CodeAlreadyLogged, "already logged in")

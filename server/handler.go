@@ -65,6 +65,7 @@ type call struct {
 	ss    *session
 	user  int64 // the logged-in user; 0 for anonymous frame types
 	reqID uint32
+	at    int64 // Unix ns when the event loop decoded the frame
 
 	// then, if a handler sets it, runs after the reply has been queued to
 	// the connection (Logout closes it).

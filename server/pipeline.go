@@ -17,7 +17,8 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	if !ok {
 		return gnet.Close
 	}
-	now := time.Now().UnixMilli()
+	t := time.Now()
+	now := t.UnixMilli()
 	ss.lastSeen.Store(now)
 
 	buf, _ := c.Peek(-1)
@@ -33,14 +34,16 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 			s.log.Debug("protocol error", "session", ss.id, "err", err, "buffered", len(buf)-consumed)
 			out = s.protocolError(out, h, err)
 			_, _ = c.Discard(len(buf))
+			s.m.framesOutOf(out)
 			_, _ = c.Write(out)
 			ss.kicked.Store(true)
 			return gnet.Close
 		}
 		consumed += n
+		s.m.frameIn(h.Type)
 		// Stage 2: codec. Decoding copies, so the frame no longer refers to
 		// gnet's buffer and may cross to a worker.
-		f := inbound{typ: h.Type, reqID: h.RequestID}
+		f := inbound{typ: h.Type, reqID: h.RequestID, at: t.UnixNano()}
 		var code protocol.Code
 		if f.body, code = decodeClientBody(h.Type, body); code != 0 {
 			out = appendError(out, h.RequestID, code, bodyErrorText(h.Type, code))
@@ -52,6 +55,7 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 		_, _ = c.Discard(consumed) // Discard(0) would drop everything buffered
 	}
 	if len(out) > 0 {
+		s.m.framesOutOf(out)
 		_, _ = c.Write(out)
 	}
 	return gnet.None

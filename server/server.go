@@ -49,6 +49,7 @@ type Server struct {
 
 	cfg   Config
 	log   *slog.Logger
+	m     *Metrics // nil: off
 	store storage.Store
 	dir   router.Presence
 	// outbox posts to the other nodes of a cluster (server/cluster.go).
@@ -105,6 +106,12 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 		beatStopped: make(chan struct{}),
 		dir:         cfg.Presence,
 		runErr:      make(chan error, 1),
+	}
+	if cfg.Metrics != nil {
+		if err := cfg.Metrics.bind(s); err != nil {
+			return nil, err
+		}
+		s.m = cfg.Metrics
 	}
 	s.delivery = newDelivery(s)
 	store, err := open(s.delivery.committed)
@@ -238,14 +245,21 @@ func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 	return gnet.None
 }
 
+// refuse answers a connection that is not taken with a Kick.
+func (s *Server) refuse(reason protocol.KickReason, msg string) ([]byte, gnet.Action) {
+	frame := protocol.MustFrame(protocol.TypeKick, 0, &protocol.Kick{Reason: reason, Message: msg})
+	s.m.framesOutOf(frame)
+	return frame, gnet.Close
+}
+
 // OnOpen implements gnet.EventHandler: it refuses connections past the cap
 // with a Kick, before any more are accepted on this loop.
 func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if s.stopping.Load() {
-		return protocol.MustFrame(protocol.TypeKick, 0, &protocol.Kick{Reason: protocol.KickShutdown, Message: "server shutting down"}), gnet.Close
+		return s.refuse(protocol.KickShutdown, "server shutting down")
 	}
 	if s.conns.Load() >= int64(s.cfg.MaxConns) {
-		return protocol.MustFrame(protocol.TypeKick, 0, &protocol.Kick{Reason: protocol.KickTooManyConns, Message: "server at its connection limit"}), gnet.Close
+		return s.refuse(protocol.KickTooManyConns, "server at its connection limit")
 	}
 	s.conns.Add(1)
 	now := time.Now().UnixMilli()

@@ -23,6 +23,7 @@ type inbound struct {
 	typ   protocol.Type
 	reqID uint32
 	body  any
+	at    int64 // Unix ns when the event loop decoded it (send→ack latency)
 }
 
 // session is the server's state of one connection.
@@ -75,6 +76,7 @@ func (w *work) reset() {
 // sendResult is a Send's answer from the store.
 type sendResult struct {
 	reqID  uint32
+	at     int64 // the Send's inbound.at
 	stored protocol.Message // Body not kept
 	dup    bool
 	err    error
@@ -193,6 +195,7 @@ func (s *session) write(data []byte) {
 	if len(data) == 0 || s.closed.Load() {
 		return
 	}
+	s.srv.m.framesOutOf(data)
 	n := int64(len(data))
 	if s.queued.Add(n) > int64(s.srv.cfg.MaxOutbound) {
 		s.queued.Add(-n)
@@ -224,6 +227,7 @@ func (s *session) kickWith(k protocol.Kick) {
 	}
 	s.srv.log.Debug("kick", "session", s.id, "user", s.user.Load(), "reason", k.Reason.String(), "msg", k.Message)
 	frame := protocol.MustFrame(protocol.TypeKick, 0, &k)
+	s.srv.m.framesOutOf(frame)
 	err := s.c.AsyncWrite(frame, func(c gnet.Conn, _ error) error {
 		return c.Close()
 	})

@@ -144,7 +144,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.advertise, "advertise", "", "the address clients are redirected to (default: --listen)")
 	fs.StringVar(&o.mqNamesrv, "mq-namesrv", "", "RocketMQ name server host:port (cluster)")
 	fs.StringVar(&o.mqTopic, "mq-topic", "PARLEY_NODES", "RocketMQ topic between the nodes (cluster)")
-	fs.StringVar(&o.metrics, "metrics-listen", "", "address of the admin endpoint (GET /stats, /debug/pprof/); empty: off")
+	fs.StringVar(&o.metrics, "metrics-listen", "", "address of the admin endpoint (GET /metrics, /debug/pprof/); empty: off")
 	fs.DurationVar(&o.clusterTTL, "cluster-ttl", 6*time.Second, "a node silent this long is dead and its users move")
 	fs.StringVar(&o.dmPolicy, "dm-policy", "friends", "who may message whom 1:1: friends or anyone")
 	fs.IntVar(&o.maxGroup, "max-group-size", 2000, "most members of a group, the owner included")
@@ -270,7 +270,12 @@ func serve(o options, log *slog.Logger) error {
 		}
 		o.nodeID = cluster.Self().Snowflake
 	}
+	var metrics *server.Metrics
+	if o.metrics != "" {
+		metrics = server.NewMetrics()
+	}
 	srv, err := server.New(server.Config{
+		Metrics:       metrics,
 		Presence:      dir,
 		Cluster:       cluster,
 		Bus:           bus,
@@ -300,7 +305,7 @@ func serve(o options, log *slog.Logger) error {
 	log.Info("parleyd serving", append([]any{"listen", srv.Addr()}, append(o.store.describe(),
 		"max_conns", srv.MaxConns(), "open_file_limit", strconv.Itoa(limit))...)...)
 	if o.metrics != "" {
-		stopMetrics, err := serveMetrics(o.metrics, srv, log)
+		stopMetrics, err := serveMetrics(o.metrics, metrics, log)
 		if err != nil {
 			_ = srv.Stop(context.Background())
 			return fmt.Errorf("metrics endpoint: %w", err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -9,33 +8,31 @@ import (
 	"net/http/pprof"
 	"runtime/debug"
 
+	"github.com/parleyim/parley/cmd/internal/version"
 	"github.com/parleyim/parley/server"
 )
 
-// metricsStats is GET /stats: the server's figures and the process's RSS.
-type metricsStats struct {
-	server.Stats
-	RSS uint64 `json:"rss"` // resident set size, bytes
-}
-
 // serveMetrics serves the admin endpoint on addr until stop is called:
 //
-//	GET /stats         srv.Stats() and the process's RSS as JSON; with ?gc=1
+//	GET /metrics       the server's metrics, the Go runtime's and the
+//	                   process's, in the Prometheus text format; with ?gc=1
 //	                   garbage is collected and freed memory returned to the
-//	                   OS first, so RSS is the memory the server holds
+//	                   OS first, so process_resident_memory_bytes is the
+//	                   memory the server holds (parley-bench uses it)
 //	/debug/pprof/...   the runtime profiles (profile?seconds=N for CPU)
 //
-// It is for operators and parley-bench: bind it to loopback.
-func serveMetrics(addr string, srv *server.Server, log *slog.Logger) (stop func(), err error) {
+// It is for operators, Prometheus and parley-bench: bind it to loopback or
+// a private network; it has no authentication.
+func serveMetrics(addr string, m *server.Metrics, log *slog.Logger) (stop func(), err error) {
+	info := version.Get()
+	m.Gauge(`parley_build_info{version="`+info.Version+`",commit="`+info.Commit+`",go="`+info.Go+`"}`, func() float64 { return 1 })
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("gc") == "1" {
-			// Collect and return freed memory to the OS first, so RSS is
-			// what the server holds, not garbage of a burst just past.
 			debug.FreeOSMemory()
 		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(metricsStats{Stats: srv.Stats(), RSS: server.RSS()})
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		m.WritePrometheus(w)
 	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index) // and the named profiles: heap, goroutine, ...
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
