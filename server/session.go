@@ -76,7 +76,7 @@ func (w *work) reset() {
 // sendResult is a Send's answer from the store.
 type sendResult struct {
 	reqID  uint32
-	at     int64 // the Send's inbound.at
+	at     int64            // the Send's inbound.at
 	stored protocol.Message // Body not kept
 	dup    bool
 	err    error
