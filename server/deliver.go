@@ -10,18 +10,23 @@ import (
 
 const (
 	deliveryShards = 16
-	deliveryQueue  = 4096 // batches queued per shard before the store's writer waits
+	// deliveryBacklog bounds the messages waiting in one shard. Past it
+	// the store's commits are not held up: their pushes are dropped and
+	// counted, and the recipients fetch the messages with Sync when the
+	// next push shows them the gap (docs/protocol.md, Delivery).
+	deliveryBacklog = 1 << 14
 )
 
 // delivery pushes committed messages to the online connections of their
 // recipients. The store's writer hands over every commit in order
-// (committed); messages are split by conversation over a few shards, each a
-// goroutine, so one conversation's pushes leave in sequence order while
-// different conversations fan out in parallel, and never on an event loop.
+// (committed) and never waits: messages are split by conversation over a
+// few shards, each a queue and a goroutine, so one conversation's pushes
+// leave in sequence order while different conversations fan out in
+// parallel, and never on an event loop.
 type delivery struct {
 	srv    *Server
 	seed   maphash.Seed
-	shards [deliveryShards]chan []protocol.Message
+	shards [deliveryShards]*shardQueue
 	wg     sync.WaitGroup
 
 	// origins maps a message id to the session that sent it, which gets a
@@ -29,11 +34,21 @@ type delivery struct {
 	origins sync.Map // int64 → *session
 }
 
+// shardQueue is one shard's backlog: the store's writer appends under mu,
+// the shard's goroutine takes everything at once.
+type shardQueue struct {
+	mu      sync.Mutex
+	msgs    []protocol.Message
+	closed  bool
+	wake    chan struct{} // capacity 1: "msgs changed"
+	dropped uint64        // messages not delivered because the backlog was full
+}
+
 func newDelivery(srv *Server) *delivery {
 	d := &delivery{srv: srv, seed: maphash.MakeSeed()}
 	d.wg.Add(deliveryShards)
 	for i := range d.shards {
-		d.shards[i] = make(chan []protocol.Message, deliveryQueue)
+		d.shards[i] = &shardQueue{wake: make(chan struct{}, 1)}
 		go d.run(d.shards[i])
 	}
 	return d
@@ -42,8 +57,8 @@ func newDelivery(srv *Server) *delivery {
 func (d *delivery) origin(msgID int64, ss *session) { d.origins.Store(msgID, ss) }
 func (d *delivery) forget(msgID int64)              { d.origins.Delete(msgID) }
 
-// committed is the store's CommitHook. It copies the batch, since the
-// store may reuse it.
+// committed is the store's CommitHook. It copies the messages, since the
+// store may reuse the slice, and never blocks.
 func (d *delivery) committed(msgs []protocol.Message) {
 	if len(msgs) == 0 {
 		return
@@ -56,22 +71,67 @@ func (d *delivery) committed(msgs []protocol.Message) {
 	}
 	for i, part := range split {
 		if part != nil {
-			d.shards[i] <- part
+			d.shards[i].put(d, part)
 		}
 	}
 }
 
-// run delivers the batches of one shard. The pushes of one batch (one
-// commit) to one session leave in a single write: a member of a busy group
-// gets the batch's messages in one syscall, not one each.
-func (d *delivery) run(in chan []protocol.Message) {
+// put appends a commit's messages of this shard, or drops them when the
+// backlog is full.
+func (q *shardQueue) put(d *delivery, part []protocol.Message) {
+	q.mu.Lock()
+	if q.closed || len(q.msgs)+len(part) > deliveryBacklog {
+		q.dropped += uint64(len(part))
+		q.mu.Unlock()
+		for _, m := range part {
+			d.origins.Delete(m.MsgID)
+		}
+		d.srv.log.Warn("delivery backlog full: pushes dropped", "messages", len(part))
+		return
+	}
+	q.msgs = append(q.msgs, part...)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take swaps the backlog with spare (emptied) and returns it; ok is false
+// once the queue is closed and empty.
+func (q *shardQueue) take(spare []protocol.Message) (batch []protocol.Message, ok bool) {
+	for {
+		q.mu.Lock()
+		if len(q.msgs) > 0 {
+			batch, q.msgs = q.msgs, spare[:0]
+			q.mu.Unlock()
+			return batch, true
+		}
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			return nil, false
+		}
+		<-q.wake
+	}
+}
+
+// run delivers the backlog of one shard. The pushes of what it takes at
+// once to one session leave in a single write: a member of a busy group
+// gets the messages in one syscall, not one each.
+func (d *delivery) run(q *shardQueue) {
 	defer d.wg.Done()
 	var (
 		targets []*session
 		out     = make(map[*session][]byte)
 		order   []*session // sessions in the order they first got a frame
+		spare   []protocol.Message
 	)
-	for batch := range in {
+	for {
+		batch, ok := q.take(spare)
+		if !ok {
+			return
+		}
 		for i := range batch {
 			targets = d.push(&batch[i], targets[:0], func(ss *session, frame []byte) {
 				buf, ok := out[ss]
@@ -88,6 +148,8 @@ func (d *delivery) run(in chan []protocol.Message) {
 		clear(order)
 		order = order[:0]
 		clear(targets)
+		clear(batch)
+		spare = batch[:0]
 	}
 }
 
@@ -150,8 +212,14 @@ func (d *delivery) push(m *protocol.Message, targets []*session, emit func(*sess
 // stop delivers what is queued and ends the shards. The store must be
 // closed first, so that no commit follows.
 func (d *delivery) stop() {
-	for _, ch := range d.shards {
-		close(ch)
+	for _, q := range d.shards {
+		q.mu.Lock()
+		q.closed = true
+		q.mu.Unlock()
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
 	}
 	d.wg.Wait()
 }
