@@ -292,3 +292,34 @@ func TestFailedMessage(t *testing.T) {
 		t.Fatalf("stored %q", got)
 	}
 }
+
+// The unread divider: alice read bob's first three messages, quit; bob
+// wrote 25 more. On her next start the view opens on the divider, the
+// first unread message right below it.
+func TestUnreadDividerOnScreen(t *testing.T) {
+	srv := servertest.Start(t, nil)
+	bin, dir := binary(t), t.TempDir()
+	alice := user{t: t, bin: bin, addr: srv.Addr(), conf: filepath.Join(dir, "alice", "config.json")}
+	bob := user{t: t, bin: bin, addr: srv.Addr(), conf: filepath.Join(dir, "bob", "config.json")}
+	alice.ok("register", "alice", "alice-password")
+	bob.ok("register", "bob", "bob-password")
+	for i := 1; i <= 3; i++ {
+		bob.ok("send", "alice", fmt.Sprintf("read %d", i))
+	}
+	tm := newTerm(t)
+	tm.start(alice, 80, 24)
+	tm.waitFor("online", "bob: read 3")
+	time.Sleep(200 * time.Millisecond) // the read cursor's Ack
+	tm.keys("C-c")
+	tm.waitFor("Pane is dead")
+	for i := 1; i <= 25; i++ {
+		bob.ok("send", "alice", fmt.Sprintf("unread %d", i))
+	}
+	tm.start(alice, 80, 24)
+	s := tm.waitFor("online", "── new ──", "bob: unread 1", "bob: unread 19")
+	lines := strings.Split(s, "\n")
+	if !strings.Contains(lines[1], "bob: read 3") || !strings.Contains(lines[2], "── new ──") || !strings.Contains(lines[3], "bob: unread 1") {
+		t.Fatalf("the view does not open on the divider:\n%s", s)
+	}
+	tm.shot("the unread divider (80x24)")
+}

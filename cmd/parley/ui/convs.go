@@ -217,9 +217,15 @@ func (m *Model) received(x protocol.Message) tea.Cmd {
 	if shown && m.scroll > 0 {
 		before = len(m.chatLines(c))
 	}
+	if shown && m.catchingUp && x.From != m.me && x.Seq > c.read && !c.divided {
+		// Missed while away, caught up after a login: the divider goes
+		// above it.
+		c.divided, c.divider, c.jump = true, c.read, true
+	}
 	if !m.add(c, x) {
 		return nil
 	}
+	defer m.jumpToDivider(c)
 	if shown && m.scroll > 0 {
 		m.scroll += len(m.chatLines(c)) - before // the view stays where it was
 		if x.From != m.me {
@@ -361,7 +367,7 @@ func (m *Model) snapshot(s snapshotMsg) tea.Cmd {
 	if !m.refreshed && len(m.incoming) > 0 {
 		m.say(fmt.Sprintf("%d friend request(s) waiting: /requests lists them, /accept NAME answers", len(m.incoming)))
 	}
-	m.refreshed = true
+	m.refreshed, m.catchingUp = true, false
 	m.saveCache()
 	return tea.Batch(cmds...)
 }
@@ -369,6 +375,7 @@ func (m *Model) snapshot(s snapshotMsg) tea.Cmd {
 // scrollBy moves the chat up (n > 0) or down; at the top it loads the
 // page before.
 func (m *Model) scrollBy(n int) tea.Cmd {
+	m.stopJump()
 	if m.panel != nil {
 		m.panelTop = min(max(m.panelTop-n, 0), max(len(m.panel)-m.chatRows(), 0))
 		return nil
@@ -392,6 +399,13 @@ func (m *Model) clampScroll() {
 	}
 }
 
+// stopJump leaves the view where the reader puts it.
+func (m *Model) stopJump() {
+	if c := m.conv(m.current); c != nil {
+		c.jump = false
+	}
+}
+
 // jumpToDivider scrolls the conversation shown so that its unread divider
 // is the second line in sight (one line of what was read above it), once
 // its line is loaded.
@@ -404,9 +418,12 @@ func (m *Model) jumpToDivider(c *conv) {
 	if i < 0 {
 		return
 	}
-	c.jump = false
 	m.scroll = max(len(lines)-i-(m.chatRows()-1), 0)
 	m.clampScroll()
+	// While all of it fits, messages still coming in (a catch-up) could
+	// push the divider out of sight: keep it in sight until the view has
+	// to scroll, or the reader moves.
+	c.jump = m.scroll == 0
 }
 
 // titleCmd sets the terminal's title to the unread count of the other

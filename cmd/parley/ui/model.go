@@ -107,6 +107,7 @@ type Model struct {
 	histPos    int      // index in hist while browsing with ↑/↓; len(hist): not browsing
 	histDraft  string   // the input before browsing began
 	titleCount int
+	catchingUp bool // logged in, and the first snapshot after it is not in yet
 
 	width, height int
 	quitting      bool
@@ -132,7 +133,7 @@ func New(b Backend, cfg Config) *Model {
 	m.pass.EchoMode = textinput.EchoPassword
 	m.user.Width, m.pass.Width = 24, 24
 	m.input = newInput("> ", "type a message, or /help")
-	m.input.Width = m.width - 3
+	m.input.Width = m.width - 4
 	if cfg.Username == "" {
 		m.user.Focus()
 	} else {
@@ -140,6 +141,7 @@ func New(b Backend, cfg Config) *Model {
 	}
 	if cfg.Resumed {
 		m.screen, m.me, m.state = screenChat, cfg.UserID, stateReconnecting
+		m.catchingUp = true
 		m.names[m.me] = cfg.Username
 		m.input.Focus()
 		m.openAccount()
@@ -255,7 +257,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
-		m.input.Width = max(m.width-3, 1)
+		m.input.Width = max(m.width-4, 1)
 		m.clampScroll()
 	case tea.KeyMsg:
 		return m, m.key(msg)
@@ -268,6 +270,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		switch msg.E.Type {
 		case client.EventLoggedIn:
 			if m.screen == screenChat {
+				m.catchingUp = true
 				return m, tea.Batch(m.refresh(), m.pump())
 			}
 		case client.EventClosed:
@@ -347,6 +350,7 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 		m.browse(1)
 		return nil
 	case tea.KeyEnd:
+		m.stopJump()
 		m.scroll = 0
 		m.clampScroll()
 		return nil
