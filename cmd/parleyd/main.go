@@ -258,17 +258,19 @@ func serve(o options, log *slog.Logger) error {
 	}
 	var (
 		dir     router.Presence
-		cluster *router.Cluster
+		cluster server.Cluster // an interface: left nil on a single node, not a nil *router.Cluster
 		bus     router.Bus
 	)
 	if o.redisAddr != "" {
 		dir = predis.NewPresence(redis.NewClient(&redis.Options{Addr: o.redisAddr}), o.prefix)
 	}
 	if o.cluster {
-		if cluster, bus, err = joinCluster(o, log); err != nil {
+		c, b, err := joinCluster(o, log)
+		if err != nil {
 			return err
 		}
-		o.nodeID = cluster.Self().Snowflake
+		cluster, bus = c, b
+		o.nodeID = c.Self().Snowflake
 	}
 	var metrics *server.Metrics
 	if o.metrics != "" {
