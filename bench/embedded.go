@@ -39,7 +39,7 @@ func StartEmbedded(log *slog.Logger) (*Embedded, error) {
 		return nil, err
 	}
 	m := server.NewMetrics()
-	cfg := server.Config{Addr: addr, BcryptCost: 4, RateLimit: -1, Logger: log, Metrics: m}
+	cfg := server.Config{Addr: addr, BcryptCost: 4, RateLimit: -1, AuthRatePerAddr: -1, AuthRate: -1, MaxConnsPerAddr: -1, MaxConnsPerUser: -1, Logger: log, Metrics: m}
 	srv, err := server.New(cfg, func(hook storage.CommitHook) (storage.Store, error) {
 		return sqlite.Open(sqlite.Config{Dir: dir, Hook: hook})
 	})

@@ -109,3 +109,13 @@ func DecodeBody(body []byte, v any) error {
 	}
 	return nil
 }
+
+// AppendRawFrame appends a frame whose body is already msgpack-encoded
+// (body may be empty), for replies sent often with the same body.
+func AppendRawFrame(dst []byte, t Type, requestID uint32, body []byte) []byte {
+	start := len(dst)
+	dst = appendHeader(dst, t, requestID)
+	dst = append(dst, body...)
+	finishFrame(dst[start:])
+	return dst
+}

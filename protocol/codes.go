@@ -30,12 +30,14 @@ const (
 	CodeTokenInvalid    Code = 2004 // unknown, revoked or expired resume token
 	CodeTooManyAttempts Code = 2005 // failed logins are limited; Until says when to retry
 	CodeBanned          Code = 2006 // the account is banned until Until
+	CodeTooManySessions Code = 2007 // the account has as many connections as it may have
 
-	CodeNoSuchUser     Code = 3000 // the recipient does not exist
-	CodeBadConv        Code = 3001 // the conversation id is malformed, or not the user's
-	CodeBadMessage     Code = 3002 // a Send without exactly one recipient, or without client_msg_id
-	CodeMessageTooLong Code = 3003 // the body is above the message size limit
-	CodeSelfMessage    Code = 3004 // a 1:1 message to oneself
+	CodeNoSuchUser        Code = 3000 // the recipient does not exist
+	CodeBadConv           Code = 3001 // the conversation id is malformed, or not the user's
+	CodeBadMessage        Code = 3002 // a Send without exactly one recipient, or without client_msg_id
+	CodeMessageTooLong    Code = 3003 // the body is above the message size limit
+	CodeSelfMessage       Code = 3004 // a 1:1 message to oneself
+	CodeClientMsgIDReused Code = 3005 // the client_msg_id was used for another message (other recipient or body)
 
 	CodeNotFriends       Code = 4000 // a 1:1 message to a user who is not a friend (dm policy "friends")
 	CodeAlreadyFriends   Code = 4001 // a friend request to a friend
@@ -66,9 +68,11 @@ var codeNames = map[Code]string{
 	CodeBadCredentials: "BAD_CREDENTIALS", CodeUsernameTaken: "USERNAME_TAKEN",
 	CodeInvalidUsername: "INVALID_USERNAME", CodeWeakPassword: "WEAK_PASSWORD",
 	CodeTokenInvalid: "TOKEN_INVALID", CodeTooManyAttempts: "TOO_MANY_ATTEMPTS", CodeBanned: "BANNED",
-	CodeNoSuchUser: "NO_SUCH_USER", CodeBadConv: "BAD_CONV", CodeBadMessage: "BAD_MESSAGE",
+	CodeTooManySessions: "TOO_MANY_SESSIONS",
+	CodeNoSuchUser:      "NO_SUCH_USER", CodeBadConv: "BAD_CONV", CodeBadMessage: "BAD_MESSAGE",
 	CodeMessageTooLong: "MESSAGE_TOO_LONG", CodeSelfMessage: "SELF_MESSAGE",
-	CodeNotFriends: "NOT_FRIENDS", CodeAlreadyFriends: "ALREADY_FRIENDS", CodeRequestExists: "REQUEST_EXISTS",
+	CodeClientMsgIDReused: "CLIENT_MSG_ID_REUSED",
+	CodeNotFriends:        "NOT_FRIENDS", CodeAlreadyFriends: "ALREADY_FRIENDS", CodeRequestExists: "REQUEST_EXISTS",
 	CodeNoSuchRequest: "NO_SUCH_REQUEST", CodeNotAFriend: "NOT_A_FRIEND", CodeSelfFriend: "SELF_FRIEND",
 	CodeNoSuchGroup: "NO_SUCH_GROUP", CodeNotMember: "NOT_MEMBER", CodeNotOwner: "NOT_OWNER",
 	CodeGroupFull: "GROUP_FULL", CodeGroupClosed: "GROUP_CLOSED", CodeAlreadyMember: "ALREADY_MEMBER",
@@ -88,22 +92,25 @@ type KickReason uint8
 
 // Kick reasons.
 const (
-	KickShutdown       KickReason = 1 // the server is stopping; reconnect later or elsewhere
-	KickIdle           KickReason = 2 // nothing received for three heartbeat intervals
-	KickSlowConsumer   KickReason = 3 // the client did not read; its outbound queue overflowed
-	KickProtocolError  KickReason = 4 // the stream could not be parsed; see the Error before it
-	KickLogout         KickReason = 5 // the client logged out
-	KickBanned         KickReason = 6 // the account was banned; Until is the end
-	KickTooManyConns   KickReason = 7 // the server is at its connection limit; try again later
-	KickSessionRevoked KickReason = 8 // the session's token was revoked
-	KickSlotMoved      KickReason = 9 // the user now belongs to another node (cluster); reconnect
+	KickShutdown       KickReason = 1  // the server is stopping; reconnect later or elsewhere
+	KickIdle           KickReason = 2  // nothing received for three heartbeat intervals
+	KickSlowConsumer   KickReason = 3  // the client did not read; its outbound queue overflowed
+	KickProtocolError  KickReason = 4  // the stream could not be parsed; see the Error before it
+	KickLogout         KickReason = 5  // the client logged out
+	KickBanned         KickReason = 6  // the account was banned; Until is the end
+	KickTooManyConns   KickReason = 7  // the server is at its connection limit; try again later
+	KickSessionRevoked KickReason = 8  // the session's token was revoked
+	KickSlotMoved      KickReason = 9  // the user now belongs to another node (cluster); reconnect
+	KickFrameTimeout   KickReason = 10 // a frame did not arrive whole in time
+	KickRateLimited    KickReason = 11 // the client kept sending far past its rate limit
 )
 
 var kickNames = map[KickReason]string{
 	KickShutdown: "SHUTDOWN", KickIdle: "IDLE", KickSlowConsumer: "SLOW_CONSUMER",
 	KickProtocolError: "PROTOCOL_ERROR", KickLogout: "LOGOUT", KickBanned: "BANNED",
 	KickTooManyConns: "TOO_MANY_CONNECTIONS", KickSessionRevoked: "SESSION_REVOKED",
-	KickSlotMoved: "SLOT_MOVED",
+	KickSlotMoved: "SLOT_MOVED", KickFrameTimeout: "FRAME_TIMEOUT",
+	KickRateLimited: "RATE_LIMITED",
 }
 
 func (r KickReason) String() string {

@@ -179,6 +179,9 @@ func (s *Server) loggedIn(ctx context.Context, ss *session, u storage.User, r *r
 	if moved := s.redirect(ss, u.ID); moved != nil {
 		return moved, nil
 	}
+	if max := s.cfg.MaxConnsPerUser; max >= 0 && len(s.hub.sessionsOf(nil, u.ID)) >= max {
+		return nil, refuse(protocol.CodeTooManySessions, "the account has as many connections as it may have")
+	}
 	if r == nil {
 		token := newToken()
 		r = &resume{token: token, hash: tokenHash(token), expires: now.Add(s.cfg.TokenTTL)}

@@ -28,9 +28,25 @@ type Config struct {
 	// open-file limit minus FDReserve. It is lowered to that if set higher,
 	// because gnet stops its whole engine when accept fails with EMFILE.
 	MaxConns int
-	// FDReserve is how many open files are kept free for storage, logs and
-	// the sockets in flight between accept and the cap check. Default 1024.
+	// FDReserve is how many open files are kept free for storage, logs,
+	// the admin/metrics listener (whose connections have their own cap in
+	// cmd/parleyd) and the sockets in flight between accept and the cap
+	// check. Default 1024.
 	FDReserve int
+	// MaxConnsPerAddr caps the connections of one remote address (an IPv6
+	// address counts by its /64); past it a new connection gets Kick
+	// TOO_MANY_CONNECTIONS. Default 256; negative: no cap.
+	MaxConnsPerAddr int
+	// MaxConnsPerUser caps the logged-in connections of one account; a
+	// login past it is answered TOO_MANY_SESSIONS. Default 32; negative:
+	// no cap.
+	MaxConnsPerUser int
+	// FrameTimeout is how long a frame may take to arrive whole, from its
+	// first byte; past it the connection gets Kick FRAME_TIMEOUT. Default 10s.
+	FrameTimeout time.Duration
+	// KickLinger is how long a kicked connection stays open for its Kick
+	// to be read; one that does not read is closed after it. Default 5s.
+	KickLinger time.Duration
 
 	// MaxFrame limits the frame length field (header + body). Default 64 KiB.
 	MaxFrame int
@@ -51,8 +67,13 @@ type Config struct {
 	// tells the client (send_window). Default 256, the InboxFrames default,
 	// which is what clients that do not read send_window assume.
 	MaxPendingSends int
+	// InboxBytes bounds the bytes of the frames of one connection waiting
+	// for a worker (their wire size); past it frames are answered BUSY.
+	// Default 256 KiB.
+	InboxBytes int
 	// MaxOutbound bounds the bytes queued to one connection that the client
-	// has not read; past it the connection is kicked SLOW_CONSUMER. Default 4 MiB.
+	// has not read, wherever they were written (event loop or worker);
+	// past it the connection is kicked SLOW_CONSUMER. Default 1 MiB.
 	MaxOutbound int
 	// RequestTimeout bounds one handler's storage work. Default 10s.
 	RequestTimeout time.Duration
@@ -62,6 +83,22 @@ type Config struct {
 	// RateLimit turns the limit off.
 	RateLimit float64
 	RateBurst int
+
+	// AuthRatePerAddr and AuthBurstPerAddr limit the frames that cost a
+	// password hash (Register, Login by password) per remote address, per
+	// second; AuthRate and AuthBurst over the whole server. Past them the
+	// frame is answered RATE_LIMITED with until. Defaults 1 per second with
+	// a burst of 10, and 50 per second with a burst of 100; a negative rate
+	// turns that limit off.
+	AuthRatePerAddr  float64
+	AuthBurstPerAddr int
+	AuthRate         float64
+	AuthBurst        int
+	// HashWorkers is how many password hashes run at once; HashQueue how
+	// many may wait for one. A hash past the queue is answered BUSY at
+	// once. Defaults: half the CPUs (at least one), and 32.
+	HashWorkers int
+	HashQueue   int
 
 	// BcryptCost is the password hashing cost. Default bcrypt.DefaultCost.
 	BcryptCost int
@@ -164,8 +201,41 @@ func (c *Config) fill() {
 	if c.MaxPendingSends <= 0 {
 		c.MaxPendingSends = 256
 	}
+	if c.InboxBytes <= 0 {
+		c.InboxBytes = 256 << 10
+	}
 	if c.MaxOutbound <= 0 {
-		c.MaxOutbound = 4 << 20
+		c.MaxOutbound = 1 << 20
+	}
+	if c.MaxConnsPerAddr == 0 {
+		c.MaxConnsPerAddr = 256
+	}
+	if c.MaxConnsPerUser == 0 {
+		c.MaxConnsPerUser = 32
+	}
+	if c.FrameTimeout <= 0 {
+		c.FrameTimeout = 10 * time.Second
+	}
+	if c.KickLinger <= 0 {
+		c.KickLinger = 5 * time.Second
+	}
+	if c.AuthRatePerAddr == 0 {
+		c.AuthRatePerAddr = 1
+	}
+	if c.AuthBurstPerAddr <= 0 {
+		c.AuthBurstPerAddr = 10
+	}
+	if c.AuthRate == 0 {
+		c.AuthRate = 50
+	}
+	if c.AuthBurst <= 0 {
+		c.AuthBurst = 100
+	}
+	if c.HashWorkers <= 0 {
+		c.HashWorkers = max(1, runtime.NumCPU()/2)
+	}
+	if c.HashQueue <= 0 {
+		c.HashQueue = 32
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 10 * time.Second

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net"
 	"sync"
 	"time"
 )
@@ -31,6 +32,14 @@ func (b *tokenBucket) allow(now int64, rate float64, burst int) bool {
 	}
 	b.tokens--
 	return true
+}
+
+// overdraw charges a frame that allow refused: the bucket goes into debt,
+// which refills like tokens. It reports true once the debt passes limit:
+// the client kept sending past the limit without reading its errors.
+func (b *tokenBucket) overdraw(limit int) bool {
+	b.tokens--
+	return b.tokens < -float64(limit)
 }
 
 // attemptLimiter counts failed logins per key (a username or an address) in
@@ -87,5 +96,112 @@ func (l *attemptLimiter) sweep(now time.Time) {
 		if now.After(a.until) {
 			delete(l.m, k)
 		}
+	}
+}
+
+// maxLimiterKeys bounds the keys of every per-address or per-account table:
+// at the bound, expired or refilled entries go first, then arbitrary ones.
+// An evicted key starts again from a full bucket (or no failures); the
+// global limits still hold.
+const maxLimiterKeys = 1 << 16
+
+// addrKey is the key of a remote address in the per-address limits: the
+// address itself for IPv4, its /64 network for IPv6 (one subscriber's
+// allocation), so that rotating through a prefix gains nothing.
+func addrKey(ip net.IP) string {
+	if ip4 := ip.To4(); ip4 != nil {
+		return ip4.String()
+	}
+	if len(ip) == net.IPv6len {
+		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	}
+	return ip.String()
+}
+
+// authLimiter admits the frames that cost a password hash (Register, Login
+// by password): a token bucket per address and one for the whole server.
+// It runs on the event loops under one mutex; these frames are rare.
+type authLimiter struct {
+	mu          sync.Mutex
+	rate        float64 // per address, per second; < 0: off
+	burst       int
+	global      tokenBucket
+	globalRate  float64
+	globalBurst int
+	m           map[string]*tokenBucket
+}
+
+func newAuthLimiter(rate float64, burst int, globalRate float64, globalBurst int) *authLimiter {
+	return &authLimiter{rate: rate, burst: burst, globalRate: globalRate, globalBurst: globalBurst, m: make(map[string]*tokenBucket)}
+}
+
+// allow takes a token for addr and one from the global bucket. When it
+// refuses, until is a time (unix ms) worth retrying at.
+func (l *authLimiter) allow(addr string, now int64) (until int64, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rate >= 0 {
+		b := l.m[addr]
+		if b == nil {
+			if len(l.m) >= maxLimiterKeys {
+				l.evict(now)
+			}
+			b = &tokenBucket{}
+			l.m[addr] = b
+		}
+		if !b.allow(now, l.rate, l.burst) {
+			return now + int64(1000/max(l.rate, 0.001)), false
+		}
+	}
+	if !l.global.allow(now, l.globalRate, l.globalBurst) {
+		return now + int64(1000/max(l.globalRate, 0.001)), false
+	}
+	return 0, true
+}
+
+// evict drops buckets that have refilled (they are the same as absent),
+// and if none has, an arbitrary quarter of the table. l.mu is held.
+func (l *authLimiter) evict(now int64) {
+	for k, b := range l.m {
+		if float64(now-b.last)*l.rate/1000+b.tokens >= float64(l.burst) {
+			delete(l.m, k)
+		}
+	}
+	for k := range l.m {
+		if len(l.m) < maxLimiterKeys*3/4 {
+			break
+		}
+		delete(l.m, k)
+	}
+}
+
+// connLimiter counts the open connections of each address against a cap.
+type connLimiter struct {
+	mu  sync.Mutex
+	max int // < 0: no cap
+	m   map[string]int
+}
+
+func newConnLimiter(max int) *connLimiter { return &connLimiter{max: max, m: make(map[string]int)} }
+
+// open counts a connection of addr, or reports false at the cap.
+func (l *connLimiter) open(addr string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := l.m[addr]
+	if l.max >= 0 && n >= l.max {
+		return false
+	}
+	l.m[addr] = n + 1
+	return true
+}
+
+func (l *connLimiter) close(addr string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := l.m[addr]; n > 1 {
+		l.m[addr] = n - 1
+	} else {
+		delete(l.m, addr)
 	}
 }

@@ -35,8 +35,9 @@ import (
 
 // Server errors.
 var (
-	ErrStarted = errors.New("server: already started")
-	ErrStopped = errors.New("server: stopped")
+	ErrStarted       = errors.New("server: already started")
+	ErrStopped       = errors.New("server: stopped")
+	ErrEngineStopped = errors.New("server: the network engine stopped without Stop")
 )
 
 // OpenStore opens the server's store, giving it the hook through which the
@@ -64,11 +65,15 @@ type Server struct {
 	friends  *friendCache
 	presence *presence
 	logins   *attemptLimiter
+	auths    *authLimiter  // admission of Register and password Login
+	addrs    *connLimiter  // connections per address
 	hashSem  chan struct{} // bounds concurrent password hashing
 
 	eng         gnet.Engine
 	booted      chan struct{}
 	runErr      chan error
+	done        chan struct{} // closed when the engine has stopped
+	engineErr   error         // why it stopped; set before done closes
 	started     atomic.Bool
 	stopping    atomic.Bool
 	stopOnce    sync.Once
@@ -99,13 +104,16 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 		ids:         ids,
 		hub:         newHub(),
 		logins:      newAttemptLimiter(cfg.LoginWindow),
-		hashSem:     make(chan struct{}, max(1, cfg.EventLoops)),
+		auths:       newAuthLimiter(cfg.AuthRatePerAddr, cfg.AuthBurstPerAddr, cfg.AuthRate, cfg.AuthBurst),
+		addrs:       newConnLimiter(cfg.MaxConnsPerAddr),
+		hashSem:     make(chan struct{}, cfg.HashWorkers),
 		booted:      make(chan struct{}),
 		bansDone:    make(chan struct{}),
 		bansStopped: make(chan struct{}),
 		beatStopped: make(chan struct{}),
 		dir:         cfg.Presence,
 		runErr:      make(chan error, 1),
+		done:        make(chan struct{}),
 	}
 	if cfg.Metrics != nil {
 		if err := cfg.Metrics.bind(s); err != nil {
@@ -129,6 +137,24 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 	s.presence = newPresence(s, cfg.PresenceGrace)
 	s.pool = newWorkerPool(cfg.Workers, cfg.MaxConns, s.drain)
 	return s, nil
+}
+
+// Done is closed when the network engine has stopped: after Stop, or on
+// its own (for instance when accept fails), in which case the node serves
+// nobody and its process should exit so that a supervisor restarts it.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Err says why the engine stopped once Done is closed: nil after Stop.
+func (s *Server) Err() error {
+	select {
+	case <-s.done:
+		if s.stopping.Load() {
+			return nil
+		}
+		return s.engineErr
+	default:
+		return nil
+	}
 }
 
 // Addr is the address the server listens on.
@@ -166,7 +192,7 @@ func (s *Server) Start() error {
 	go s.watchBans(s.bansDone)
 	go s.beat(s.bansDone)
 	go func() {
-		s.runErr <- gnet.Run(s, "tcp://"+s.cfg.Addr,
+		err := gnet.Run(s, "tcp://"+s.cfg.Addr,
 			gnet.WithMulticore(true),
 			gnet.WithNumEventLoop(s.cfg.EventLoops),
 			// Each loop accepts on its own SO_REUSEPORT listener, one socket
@@ -178,6 +204,15 @@ func (s *Server) Start() error {
 			gnet.WithTicker(true),
 			gnet.WithLogger(gnetLogger{s.log}),
 		)
+		if err == nil && !s.stopping.Load() {
+			err = ErrEngineStopped
+		}
+		if err != nil && !s.stopping.Load() {
+			s.log.Error("the network engine stopped", "err", err)
+		}
+		s.engineErr = err
+		close(s.done)
+		s.runErr <- err
 	}()
 	select {
 	case <-s.booted:
@@ -261,12 +296,17 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if s.conns.Load() >= int64(s.cfg.MaxConns) {
 		return s.refuse(protocol.KickTooManyConns, "server at its connection limit")
 	}
+	var ip net.IP
+	if addr, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ip = addr.IP
+	}
+	key := addrKey(ip)
+	if !s.addrs.open(key) {
+		return protocol.MustFrame(protocol.TypeKick, 0, &protocol.Kick{Reason: protocol.KickTooManyConns, Message: "too many connections from this address"}), gnet.Close
+	}
 	s.conns.Add(1)
 	now := time.Now().UnixMilli()
-	ss := &session{id: s.nextID.Add(1), srv: s, c: c, opened: now}
-	if addr, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		ss.ip = addr.IP.String()
-	}
+	ss := &session{id: s.nextID.Add(1), srv: s, c: c, opened: now, ip: ip.String(), addr: key}
 	ss.lastSeen.Store(now)
 	c.SetContext(ss)
 	s.hub.open(ss)
@@ -280,7 +320,11 @@ func (s *Server) OnClose(c gnet.Conn, _ error) gnet.Action {
 		return gnet.None
 	}
 	ss.closed.Store(true)
+	ss.out.mu.Lock()
+	ss.out.pending = nil
+	ss.out.mu.Unlock()
 	s.conns.Add(-1)
+	s.addrs.close(ss.addr)
 	s.hub.close(ss)
 	if user := ss.user.Load(); user != 0 && ss.state.Load() == stateAuthed {
 		s.logout(user, ss)
@@ -289,15 +333,24 @@ func (s *Server) OnClose(c gnet.Conn, _ error) gnet.Action {
 }
 
 // OnTick implements gnet.EventHandler: once a second it closes connections
-// that have been silent for three heartbeat intervals, or that have not
-// logged in within that time. One sweep over every session replaces a timer
-// per connection.
+// that have been silent for three heartbeat intervals, that have not
+// logged in within that time, or whose unfinished frame is older than
+// FrameTimeout, and wakes the kicked ones whose Kick waits for the client
+// to read (their loop closes them once it is written or KickLinger is
+// over). One sweep over every session replaces a timer per connection.
 func (s *Server) OnTick() (time.Duration, gnet.Action) {
 	now := time.Now()
 	nowMs := now.UnixMilli()
 	idle := 3 * s.cfg.Heartbeat.Milliseconds()
+	frame := s.cfg.FrameTimeout.Milliseconds()
 	s.hub.each(func(ss *session) {
-		switch {
+		if ss.kicked.Load() {
+			ss.wake()
+			return
+		}
+		switch p := ss.partial.Load(); {
+		case p != 0 && nowMs-p > frame:
+			ss.kick(protocol.KickFrameTimeout, "frame not completed in time")
 		case nowMs-ss.lastSeen.Load() > idle:
 			ss.kick(protocol.KickIdle, "no heartbeat")
 		case ss.state.Load() != stateAuthed && nowMs-ss.opened > idle:

@@ -24,6 +24,7 @@ type inbound struct {
 	reqID uint32
 	body  any
 	at    int64 // Unix ns when the event loop decoded it (send→ack latency)
+	size  int   // wire size, counted against Config.InboxBytes
 }
 
 // session is the server's state of one connection.
@@ -32,10 +33,11 @@ type inbound struct {
 // connection's event loop, "worker" fields only by the worker that currently
 // drains the inbox (one at a time), the rest are atomic or under mu.
 type session struct {
-	id  uint64
-	srv *Server
-	c   gnet.Conn
-	ip  string
+	id   uint64
+	srv  *Server
+	c    gnet.Conn
+	ip   string // the remote address
+	addr string // its key in the per-address limits (addrKey)
 
 	bucket tokenBucket // loop
 
@@ -43,9 +45,12 @@ type session struct {
 	user     atomic.Int64 // set once by the worker on login
 	opened   int64        // unix ms, set before the session is shared
 	lastSeen atomic.Int64 // unix ms of the last inbound bytes
-	queued   atomic.Int64 // bytes handed to AsyncWrite and not yet written
+	queued   atomic.Int64 // outbound bytes pending or held by gnet, as of the last write or flush
 	closed   atomic.Bool
 	kicked   atomic.Bool
+
+	partial atomic.Int64 // unix ms when the unfinished frame buffered began, or 0
+	out     outbound     // bytes waiting for the event loop (outbound.go)
 
 	username  string // worker
 	tokenHash []byte // worker
@@ -53,6 +58,7 @@ type session struct {
 	// The inbox and the sends in flight (see work). mu is a leaf lock.
 	mu      sync.Mutex
 	inbox   []inbound
+	inBytes int          // wire bytes of the frames in inbox
 	done    []sendResult // sends answered by the store, not yet written
 	pending int          // sends handed to the store and not yet answered
 	inPool  bool         // in the worker pool's channel
@@ -103,11 +109,12 @@ func (s *session) schedule() bool {
 // It reports false when the inbox is full. Called on the event loop.
 func (s *session) enqueue(f inbound) bool {
 	s.mu.Lock()
-	if len(s.inbox) >= s.srv.cfg.InboxFrames {
+	if len(s.inbox) >= s.srv.cfg.InboxFrames || s.inBytes+f.size > s.srv.cfg.InboxBytes {
 		s.mu.Unlock()
 		return false
 	}
 	s.inbox = append(s.inbox, f)
+	s.inBytes += f.size
 	submit := s.schedule()
 	s.mu.Unlock()
 	if submit {
@@ -140,6 +147,7 @@ func (s *session) take(w work) (work, bool) {
 		w.frames = append(w.frames, s.inbox...)
 		clear(s.inbox)
 		s.inbox = s.inbox[:0]
+		s.inBytes = 0
 	}
 	return w, true
 }
@@ -185,55 +193,6 @@ func (s *session) waitForSends(rest []inbound) bool {
 	s.inbox = append(append(make([]inbound, 0, len(rest)+len(s.inbox)), rest...), s.inbox...)
 	s.parked = true
 	return true
-}
-
-// write queues bytes to the connection from any goroutine. A client that
-// has more than MaxOutbound bytes waiting is kicked instead of growing the
-// server's memory. data must not be modified afterwards; it may be shared
-// between sessions.
-func (s *session) write(data []byte) {
-	if len(data) == 0 || s.closed.Load() {
-		return
-	}
-	s.srv.m.framesOutOf(data)
-	n := int64(len(data))
-	if s.queued.Add(n) > int64(s.srv.cfg.MaxOutbound) {
-		s.queued.Add(-n)
-		s.kick(protocol.KickSlowConsumer, "outbound queue full")
-		return
-	}
-	err := s.c.AsyncWrite(data, func(c gnet.Conn, err error) error {
-		s.queued.Add(-n)
-		if err == nil && c.OutboundBuffered() > s.srv.cfg.MaxOutbound {
-			s.kick(protocol.KickSlowConsumer, "client is not reading")
-		}
-		return nil
-	})
-	if err != nil {
-		s.queued.Add(-n)
-	}
-}
-
-// kick sends a Kick with the reason and closes the connection. Only the first
-// kick of a session is sent.
-func (s *session) kick(reason protocol.KickReason, msg string) {
-	s.kickWith(protocol.Kick{Reason: reason, Message: msg})
-}
-
-// kickWith is kick with every field of the Kick frame.
-func (s *session) kickWith(k protocol.Kick) {
-	if !s.kicked.CompareAndSwap(false, true) {
-		return
-	}
-	s.srv.log.Debug("kick", "session", s.id, "user", s.user.Load(), "reason", k.Reason.String(), "msg", k.Message)
-	frame := protocol.MustFrame(protocol.TypeKick, 0, &k)
-	s.srv.m.framesOutOf(frame)
-	err := s.c.AsyncWrite(frame, func(c gnet.Conn, _ error) error {
-		return c.Close()
-	})
-	if err != nil {
-		_ = s.c.Close()
-	}
 }
 
 // authedUser returns the logged-in user, or 0.

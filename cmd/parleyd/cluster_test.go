@@ -72,7 +72,7 @@ func (c *testCluster) start() string {
 		"--redis-addr", envOr("PARLEY_REDIS_ADDR", "127.0.0.1:6379"),
 		"--mq-namesrv", envOr("PARLEY_MQ_NAMESRV", "127.0.0.1:9876"), "--mq-topic", c.topic,
 		"--store", "mysql", "--mysql-dsn", c.dsn, "--mysql-shards", "4",
-		"--dm-policy", "anyone", "--bcrypt-cost", "4", "--rate-limit", "-1", "--log-level", "debug")
+		"--dm-policy", "anyone", "--bcrypt-cost", "4", "--rate-limit", "-1", "--auth-rate", "-1", "--max-conns-per-addr", "-1", "--log-level", "debug")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

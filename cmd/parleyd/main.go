@@ -118,6 +118,9 @@ type options struct {
 	metrics    string
 	maxGroup   int
 	grace      time.Duration
+	perAddr    int
+	perUser    int
+	authRate   float64
 }
 
 // flagSet defines parleyd's settings on o. Each flag is also a
@@ -134,6 +137,9 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&o.maxConns, "max-conns", 0, "connection cap (0: open-file limit minus a reserve)")
 	fs.IntVar(&o.workers, "workers", 256, "handler goroutines")
 	fs.Float64Var(&o.rateLimit, "rate-limit", 200, "frames per second per connection (negative: off)")
+	fs.IntVar(&o.perAddr, "max-conns-per-addr", 256, "connections per remote address, IPv6 by /64 (negative: no cap)")
+	fs.IntVar(&o.perUser, "max-conns-per-user", 32, "logged-in connections per account (negative: no cap)")
+	fs.Float64Var(&o.authRate, "auth-rate", 1, "registrations and password logins per second per address (negative: off)")
 	fs.IntVar(&o.maxMessage, "max-message", 16<<10, "largest message body in bytes")
 	fs.IntVar(&o.bcryptCost, "bcrypt-cost", 10, "password hashing cost (4-31)")
 	fs.Int64Var(&o.nodeID, "node-id", 1, "snowflake node id, 0-1023")
@@ -277,23 +283,26 @@ func serve(o options, log *slog.Logger) error {
 		metrics = server.NewMetrics()
 	}
 	srv, err := server.New(server.Config{
-		Metrics:       metrics,
-		Presence:      dir,
-		Cluster:       cluster,
-		Bus:           bus,
-		NodeName:      o.nodeName,
-		Addr:          o.listen,
-		MaxConns:      o.maxConns,
-		Heartbeat:     o.heartbeat,
-		Workers:       o.workers,
-		RateLimit:     o.rateLimit,
-		MaxMessage:    o.maxMessage,
-		BcryptCost:    o.bcryptCost,
-		NodeID:        o.nodeID,
-		DMPolicy:      server.DMPolicy(o.dmPolicy),
-		MaxGroupSize:  o.maxGroup,
-		PresenceGrace: o.grace,
-		Logger:        log,
+		Metrics:         metrics,
+		Presence:        dir,
+		Cluster:         cluster,
+		Bus:             bus,
+		NodeName:        o.nodeName,
+		Addr:            o.listen,
+		MaxConns:        o.maxConns,
+		Heartbeat:       o.heartbeat,
+		Workers:         o.workers,
+		RateLimit:       o.rateLimit,
+		MaxConnsPerAddr: o.perAddr,
+		MaxConnsPerUser: o.perUser,
+		AuthRatePerAddr: o.authRate,
+		MaxMessage:      o.maxMessage,
+		BcryptCost:      o.bcryptCost,
+		NodeID:          o.nodeID,
+		DMPolicy:        server.DMPolicy(o.dmPolicy),
+		MaxGroupSize:    o.maxGroup,
+		PresenceGrace:   o.grace,
+		Logger:          log,
 	}, func(hook storage.CommitHook) (storage.Store, error) {
 		return o.store.open(hook, log)
 	})
@@ -317,8 +326,15 @@ func serve(o options, log *slog.Logger) error {
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	got := <-sig
-	log.Info("shutting down", "signal", got.String())
+	select {
+	case got := <-sig:
+		log.Info("shutting down", "signal", got.String())
+	case <-srv.Done():
+		// The engine stopped on its own: this node serves nobody. Exit
+		// non-zero so that a supervisor restarts it.
+		_ = srv.Stop(context.Background())
+		return fmt.Errorf("serving stopped: %w", srv.Err())
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := srv.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {

@@ -7,10 +7,17 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"runtime/debug"
+	"time"
+
+	"golang.org/x/net/netutil"
 
 	"github.com/parleyim/parley/cmd/internal/version"
 	"github.com/parleyim/parley/server"
 )
+
+// maxAdminConns caps the connections of the admin endpoint; more wait in
+// the listen backlog.
+const maxAdminConns = 32
 
 // serveMetrics serves the admin endpoint on addr until stop is called:
 //
@@ -43,7 +50,11 @@ func serveMetrics(addr string, m *server.Metrics, log *slog.Logger) (stop func()
 	if err != nil {
 		return nil, err
 	}
-	hs := &http.Server{Handler: mux}
+	// The endpoint has its own connection cap and timeouts, so idle
+	// clients of it cannot use up the descriptors the server keeps in
+	// reserve (server.Config.FDReserve).
+	l = netutil.LimitListener(l, maxAdminConns)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second}
 	go func() {
 		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Warn("metrics endpoint stopped", "err", err)

@@ -57,15 +57,18 @@ func FreeAddr(t testing.TB) string {
 // grace, logs to t.Log.
 func Config(t testing.TB) server.Config {
 	return server.Config{
-		Addr:          FreeAddr(t),
-		EventLoops:    2,
-		Workers:       32,
-		BcryptCost:    4,
-		RateLimit:     -1,
-		DMPolicy:      server.DMAnyone,
-		BanPoll:       100 * time.Millisecond,
-		PresenceGrace: 300 * time.Millisecond,
-		Logger:        Logger(t),
+		Addr:            FreeAddr(t),
+		EventLoops:      2,
+		Workers:         32,
+		BcryptCost:      4,
+		RateLimit:       -1,
+		AuthRatePerAddr: -1,
+		AuthRate:        -1,
+		MaxConnsPerAddr: -1,
+		DMPolicy:        server.DMAnyone,
+		BanPoll:         100 * time.Millisecond,
+		PresenceGrace:   300 * time.Millisecond,
+		Logger:          Logger(t),
 	}
 }
 

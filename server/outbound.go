@@ -1,0 +1,181 @@
+package server
+
+import (
+	"sync"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/parleyim/parley/protocol"
+)
+
+// outbound is a connection's queue of bytes waiting for its event loop.
+//
+// Every byte the server sends a client passes here: replies and pushes
+// written by workers and delivery (session.write), the event loop's own
+// replies (Pong and the errors of the loop stages, handed to flush), and
+// the Kick. Writers append to pending and wake the loop once; the loop
+// takes everything pending in its next turn and writes it, with that turn's
+// own replies, in one writev: a member of a busy group gets every push that
+// piled up since the last turn in one syscall.
+//
+// The bound: pending alone never passes Config.MaxOutbound, and at every
+// flush pending plus what gnet still holds for the socket
+// (OutboundBuffered) stays within it too; past it the connection is kicked
+// SLOW_CONSUMER, its pending frames are dropped (they are whole frames, so
+// the stream stays parseable) and the Kick goes after what gnet already
+// holds. A kicked connection takes no more frames; it is closed once the
+// Kick is written, or after Config.KickLinger if the client does not read.
+type outbound struct {
+	mu      sync.Mutex
+	pending []byte
+	woken   bool   // a Wake is in flight: the loop will flush
+	closing bool   // a Kick is queued; nothing more is taken
+	kick    []byte // the Kick frame, not yet handed to gnet
+	linger  int64  // unix ms after which a closing connection is closed unread
+}
+
+// write queues bytes to the connection from any goroutine; the event loop
+// writes them in its next turn. A client with more than MaxOutbound bytes
+// waiting is kicked SLOW_CONSUMER instead of growing the server's memory.
+// data is copied; the caller may reuse it.
+func (s *session) write(data []byte) {
+	if len(data) == 0 {
+		return
+	}
+	o := &s.out
+	o.mu.Lock()
+	if o.closing || s.closed.Load() {
+		o.mu.Unlock()
+		return
+	}
+	if len(o.pending)+len(data) > s.srv.cfg.MaxOutbound {
+		s.slowLocked("outbound queue full")
+		o.mu.Unlock()
+		s.wake()
+		return
+	}
+	o.pending = append(o.pending, data...)
+	wake := !o.woken
+	o.woken = true
+	o.mu.Unlock()
+	if wake {
+		s.wake()
+	}
+}
+
+// wake asks the connection's event loop to run OnTraffic, which flushes.
+func (s *session) wake() {
+	if err := s.c.Wake(nil); err != nil {
+		// The loop is gone (engine stopping); nothing will be written.
+		s.srv.log.Debug("wake failed", "session", s.id, "err", err)
+	}
+}
+
+// kick sends a Kick with the reason and closes the connection once it is
+// written. Only the first kick of a session is sent; what was queued before
+// it is written first.
+func (s *session) kick(reason protocol.KickReason, msg string) {
+	s.kickWith(protocol.Kick{Reason: reason, Message: msg})
+}
+
+// kickWith is kick with every field of the Kick frame.
+func (s *session) kickWith(k protocol.Kick) {
+	o := &s.out
+	o.mu.Lock()
+	if !s.kickLocked(k, false) {
+		o.mu.Unlock()
+		return
+	}
+	o.mu.Unlock()
+	s.wake()
+}
+
+// kickLocked queues the Kick; drop discards the frames pending before it.
+// It reports false if the session was kicked already. o.mu is held.
+func (s *session) kickLocked(k protocol.Kick, drop bool) bool {
+	if !s.kicked.CompareAndSwap(false, true) {
+		return false
+	}
+	o := &s.out
+	s.srv.log.Debug("kick", "session", s.id, "user", s.user.Load(), "reason", k.Reason.String(), "msg", k.Message)
+	o.closing = true
+	o.kick = protocol.MustFrame(protocol.TypeKick, 0, &k)
+	o.linger = time.Now().Add(s.srv.cfg.KickLinger).UnixMilli()
+	if drop {
+		o.pending = nil
+	}
+	o.woken = true
+	return true
+}
+
+// slowLocked kicks a client that does not read. o.mu is held.
+func (s *session) slowLocked(msg string) {
+	s.kickLocked(protocol.Kick{Reason: protocol.KickSlowConsumer, Message: msg}, true)
+}
+
+// closingNow reports whether the connection waits for its Kick to be read.
+func (s *session) closingNow() bool {
+	s.out.mu.Lock()
+	defer s.out.mu.Unlock()
+	return s.out.closing
+}
+
+// flush runs on the event loop: it writes what is pending, then the loop's
+// own replies (out), then a queued Kick, in one writev, and says whether
+// to close the connection now.
+func (s *Server) flush(ss *session, c gnet.Conn, out []byte) gnet.Action {
+	o := &ss.out
+	o.mu.Lock()
+	if !o.closing && c.OutboundBuffered()+len(o.pending)+len(out) > s.cfg.MaxOutbound {
+		ss.slowLocked("client is not reading")
+	}
+	if o.closing {
+		out = nil // the loop's replies come too late
+	}
+	pending, kick := o.pending, o.kick
+	o.pending, o.kick, o.woken = nil, nil, false
+	closing, linger := o.closing, o.linger
+	o.mu.Unlock()
+
+	s.m.framesOutOf(pending)
+	s.m.framesOutOf(out)
+	s.m.framesOutOf(kick)
+	var iov [3][]byte
+	bufs := iov[:0]
+	for _, b := range [...][]byte{pending, out, kick} {
+		if len(b) > 0 {
+			bufs = append(bufs, b)
+		}
+	}
+	switch len(bufs) {
+	case 0:
+	case 1:
+		_, _ = c.Write(bufs[0])
+	default:
+		_, _ = c.Writev(bufs)
+	}
+	ss.queued.Store(int64(c.OutboundBuffered()))
+	if closing && (c.OutboundBuffered() == 0 || time.Now().UnixMilli() >= linger) {
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+// ConnMemoryBound is the most memory one connection can make the server
+// hold, in bytes, under this configuration:
+//
+//   - inbound: an unfinished frame (MaxFrame) and gnet's read chunk (64 KiB);
+//   - inbox: InboxBytes of frames waiting for a worker, and as much again
+//     taken by the worker that runs them;
+//   - outbound: MaxOutbound pending and MaxOutbound held by gnet for the
+//     socket (a flush past MaxOutbound in all kicks instead of writing, so
+//     both are full only for the moment before a kick);
+//   - the session, its hub entries and gnet's connection: about 2 KiB.
+//
+// Each part is enforced where its bytes arrive: the frame decoder
+// (MaxFrame), enqueue (InboxBytes, else BUSY), write and flush
+// (MaxOutbound, else Kick SLOW_CONSUMER).
+func (s *Server) ConnMemoryBound() int {
+	return s.cfg.MaxFrame + 64<<10 + 2*s.cfg.InboxBytes + 2*s.cfg.MaxOutbound + 2<<10
+}
