@@ -113,8 +113,9 @@ func DecodeBatch(b []byte) ([]Envelope, error) {
 // Implementations: MemoryBus (the nodes of one process) and
 // router/rocketmq. Both pass the contract suite in router/bustest.
 type Bus interface {
-	// Send sends envs, as one message, to the node named node.
-	Send(ctx context.Context, node string, envs []Envelope) error
+	// Send sends envs, as one message numbered seq, to the node named
+	// node.
+	Send(ctx context.Context, node string, seq uint64, envs []Envelope) error
 	// Listen starts handing the batches sent to this node to handle, from
 	// the bus's goroutines (one at a time per sender). It is called once.
 	Listen(handle func([]Envelope)) error

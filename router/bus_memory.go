@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 )
 
 // ErrBusDown is returned by a MemoryBus's Send while its network is down.
@@ -47,22 +48,32 @@ func (n *MemoryNetwork) queue(node string) *memoryQueue {
 
 // Bus returns the bus of the node named node.
 func (n *MemoryNetwork) Bus(node string) *MemoryBus {
-	return &MemoryBus{net: n, node: node}
+	return &MemoryBus{net: n, node: node, inc: memoryIncs.Add(1)}
 }
 
 // memoryQueue holds the batches sent to one node, in order.
 type memoryQueue struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
-	batches [][]Envelope
+	batches []memoryBatch
 	owner   *MemoryBus // the bus listening, if any
 }
+
+type memoryBatch struct {
+	from     string
+	inc, seq uint64
+	envs     []Envelope
+}
+
+var memoryIncs atomic.Uint64
 
 // MemoryBus is a Bus between the nodes of one process, on a MemoryNetwork.
 // Batches are copied on Send, so the sender may reuse its slices.
 type MemoryBus struct {
 	net  *MemoryNetwork
 	node string
+	inc  uint64 // this bus's incarnation
+	seqr *Sequencer
 
 	mu     sync.Mutex
 	closed bool
@@ -72,7 +83,7 @@ type MemoryBus struct {
 var _ Bus = (*MemoryBus)(nil)
 
 // Send implements Bus.
-func (b *MemoryBus) Send(ctx context.Context, node string, envs []Envelope) error {
+func (b *MemoryBus) Send(ctx context.Context, node string, seq uint64, envs []Envelope) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -95,7 +106,7 @@ func (b *MemoryBus) Send(ctx context.Context, node string, envs []Envelope) erro
 	}
 	q := b.net.queue(node)
 	q.mu.Lock()
-	q.batches = append(q.batches, cp)
+	q.batches = append(q.batches, memoryBatch{b.node, b.inc, seq, cp})
 	q.cond.Signal()
 	q.mu.Unlock()
 	return nil
@@ -112,6 +123,7 @@ func (b *MemoryBus) Listen(handle func([]Envelope)) error {
 	q.mu.Lock()
 	q.owner = b
 	q.mu.Unlock()
+	b.seqr = NewSequencer(0, handle)
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
@@ -125,10 +137,10 @@ func (b *MemoryBus) Listen(handle func([]Envelope)) error {
 				return
 			}
 			batch := q.batches[0]
-			q.batches[0] = nil
+			q.batches[0] = memoryBatch{}
 			q.batches = q.batches[1:]
 			q.mu.Unlock()
-			handle(batch)
+			b.seqr.Add(batch.from, batch.inc, batch.seq, batch.envs)
 		}
 	}()
 	return nil
@@ -152,5 +164,8 @@ func (b *MemoryBus) Close() error {
 	}
 	q.mu.Unlock()
 	b.wg.Wait()
+	if b.seqr != nil {
+		b.seqr.Close()
+	}
 	return nil
 }

@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -27,6 +28,13 @@ type Cluster struct {
 	table    Table
 	members  map[string]NodeInfo
 	onChange func(old, new Table)
+
+	// healthy is when the store last started answering after failing
+	// (or the join): the coordinator moves no slot of a node that may
+	// only have missed its heartbeats while the store was away until a
+	// ttl after it. beatLoop only.
+	healthy time.Time
+	failing bool
 
 	done   chan struct{}
 	cancel context.CancelFunc
@@ -66,6 +74,7 @@ func JoinCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 		onChange: cfg.OnChange,
 		done:     make(chan struct{}),
 	}
+	c.healthy = time.Now()
 	id, err := c.store.ClaimID(ctx, c.self.Name, c.ttl)
 	if err != nil {
 		return nil, err
@@ -137,9 +146,18 @@ func (c *Cluster) beatLoop() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.ttl/2)
 		if err := c.store.Heartbeat(ctx, c.self, c.ttl); err != nil {
-			c.log.Warn("cluster heartbeat failed", "err", err)
+			if !c.failing {
+				c.log.Warn("cluster heartbeat failed", "err", err)
+			}
+			c.failing = true
+		} else {
+			if c.failing {
+				c.log.Info("cluster store answers again")
+				c.healthy = time.Now()
+			}
+			c.failing = false
+			c.coordinate(ctx)
 		}
-		c.coordinate(ctx)
 		cancel()
 	}
 }
@@ -169,11 +187,26 @@ func (c *Cluster) rebalance(ctx context.Context) error {
 	for n := range members {
 		names = append(names, n)
 	}
+	// A store that lost its data (a Redis restarted without it) has an
+	// older table than the nodes: go on from the newest one seen.
+	if local := c.Table(); local.Epoch > cur.Epoch {
+		cur = local
+	}
+	// Within a ttl of the store coming back, a member may be missing only
+	// because its heartbeats could not land: keep the owners of the table
+	// as they are, and only give out unowned slots.
+	if len(cur.Owners) == Slots && time.Since(c.healthy) < c.ttl {
+		for _, o := range cur.Owners {
+			if o != "" && !slices.Contains(names, o) {
+				names = append(names, o)
+			}
+		}
+	}
 	next, changed := cur.Rebalance(names)
 	if !changed {
 		return nil
 	}
-	next.Epoch = cur.Epoch + 1
+	next.Epoch = max(cur.Epoch, c.Table().Epoch) + 1
 	if err := c.store.SetTable(ctx, next); err != nil {
 		return err
 	}

@@ -17,8 +17,9 @@ import (
 // never overtake each other, and a slow link to one node never holds up
 // another.
 //
-// The queue of each node is bounded (MaxBytes of frames): past it the
-// oldest envelopes are dropped and counted (Dropped); their recipients
+// One Outbox per Bus: it numbers the batches to each node (Bus.Send's
+// seq). The queue of each node is bounded (MaxBytes of frames): past it the
+// oldest envelopes not in flight are dropped and counted (Dropped); their recipients
 // see the messages on their next sync. Envelopes are lost with the
 // process: the outbox is memory, the database is the record.
 type Outbox struct {
@@ -137,39 +138,45 @@ func (o *Outbox) Stats() (sent, dropped, failures uint64, queued int) {
 	return o.sent.Load(), o.dropped.Load(), o.failures.Load(), queued
 }
 
-// run sends the queue of one node until the outbox closes.
+// run sends the queue of one node until the outbox closes. Each batch
+// gets the next seq; a batch that fails is sent again as it was, same seq,
+// same envelopes, so the receiver can drop the copy if both arrive.
 func (o *Outbox) run(l *link) {
 	defer o.wg.Done()
-	backoff := time.Duration(0)
-	batch := make([]Envelope, 0, o.cfg.MaxBatch)
+	var (
+		backoff time.Duration
+		seq     uint64
+		n       int // envelopes in batch; 0: take the next batch
+		batch   = make([]Envelope, 0, o.cfg.MaxBatch)
+	)
 	for {
-		l.mu.Lock()
-		n := min(len(l.queue), o.cfg.MaxBatch)
-		batch = append(batch[:0], l.queue[:n]...)
-		l.inflight = n
 		if n == 0 {
-			close(l.idle)
-			l.idle = make(chan struct{})
-		}
-		l.mu.Unlock()
-		if n == 0 {
-			select {
-			case <-l.wake:
-				continue
-			case <-o.done:
-				return
+			l.mu.Lock()
+			n = min(len(l.queue), o.cfg.MaxBatch)
+			batch = append(batch[:0], l.queue[:n]...)
+			l.inflight = n
+			if n == 0 {
+				close(l.idle)
+				l.idle = make(chan struct{})
 			}
+			l.mu.Unlock()
+			if n == 0 {
+				select {
+				case <-l.wake:
+					continue
+				case <-o.done:
+					return
+				}
+			}
+			seq++
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), o.cfg.SendTimeout)
-		err := o.cfg.Bus.Send(ctx, l.node, batch)
+		err := o.cfg.Bus.Send(ctx, l.node, seq, batch)
 		cancel()
 		if err != nil {
 			o.failures.Add(1)
 			backoff = min(max(2*backoff, 25*time.Millisecond), o.cfg.MaxBackoff)
 			o.cfg.Logger.Warn("bus send failed; retrying", "node", l.node, "envelopes", n, "in", backoff, "err", err)
-			l.mu.Lock()
-			l.inflight = 0 // the next attempt takes a fresh batch from the head
-			l.mu.Unlock()
 			select {
 			case <-time.After(backoff):
 				continue
@@ -192,6 +199,7 @@ func (o *Outbox) run(l *link) {
 		}
 		l.mu.Unlock()
 		clear(batch)
+		n = 0
 	}
 }
 

@@ -32,6 +32,7 @@ func Run(t *testing.T, newNet New) {
 		{"OnlyTheNamedNode", onlyNamed},
 		{"OrderPerSender", orderPerSender},
 		{"BatchIntact", batchIntact},
+		{"SeqOrderRepeatsHoles", seqOrder},
 		{"SentBeforeRestart", sentWhileAway},
 		{"Closed", closed},
 	}
@@ -118,11 +119,27 @@ func open(t *testing.T, mk func(string) router.Bus, node string) router.Bus {
 	return b
 }
 
+// seqs numbers the batches of each test's senders, as an Outbox does.
+var (
+	seqMu sync.Mutex
+	seqs  = map[router.Bus]map[string]uint64{}
+)
+
+func nextSeq(b router.Bus, node string) uint64 {
+	seqMu.Lock()
+	defer seqMu.Unlock()
+	if seqs[b] == nil {
+		seqs[b] = map[string]uint64{}
+	}
+	seqs[b][node]++
+	return seqs[b][node]
+}
+
 func send(t *testing.T, b router.Bus, node string, envs ...router.Envelope) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := b.Send(ctx, node, envs); err != nil {
+	if err := b.Send(ctx, node, nextSeq(b, node), envs); err != nil {
 		t.Fatalf("Send to %s: %v", node, err)
 	}
 }
@@ -177,7 +194,7 @@ func orderPerSender(t *testing.T, mk func(string) router.Bus) {
 					envs = append(envs, push(s.base+i))
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				if err := s.bus.Send(ctx, "b", envs); err != nil {
+				if err := s.bus.Send(ctx, "b", nextSeq(s.bus, "b"), envs); err != nil {
 					t.Error(err)
 				}
 				cancel()
@@ -281,7 +298,7 @@ func closed(t *testing.T, mk func(string) router.Bus) {
 	if err := a.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if err := a.Send(context.Background(), "b", []router.Envelope{push(1)}); !errors.Is(err, router.ErrClosed) {
+	if err := a.Send(context.Background(), "b", 1, []router.Envelope{push(1)}); !errors.Is(err, router.ErrClosed) {
 		t.Fatalf("Send after Close: %v", err)
 	}
 	if err := a.Listen(func([]router.Envelope) {}); !errors.Is(err, router.ErrClosed) {
@@ -289,5 +306,27 @@ func closed(t *testing.T, mk func(string) router.Bus) {
 	}
 	if err := a.Close(); !errors.Is(err, router.ErrClosed) {
 		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// Batches are handed over in seq order whatever order they are sent in, a
+// repeated seq once, and a seq that never comes is skipped after a while.
+func seqOrder(t *testing.T, mk func(string) router.Bus) {
+	a, b := open(t, mk, "a"), open(t, mk, "b")
+	in := listen(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, seq := range []uint64{1, 3, 2, 2, 1, 4, 6} { // 5 never comes
+		if err := a.Send(ctx, "b", seq, []router.Envelope{push(int64(seq))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := in.waitFor(t, 5)
+	if fmt.Sprint(got) != "[1 2 3 4 6]" {
+		t.Fatalf("got %v, want [1 2 3 4 6]", got)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if got := in.users(); len(got) != 5 {
+		t.Fatalf("got %v", got)
 	}
 }

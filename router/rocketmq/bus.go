@@ -3,7 +3,11 @@ package rocketmq
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"strconv"
 	"log/slog"
 	"strings"
 	"sync"
@@ -23,14 +27,18 @@ import (
 // group per node that subscribes to its own tag only. A batch is one MQ
 // message (router.AppendBatch).
 //
-// Order: every message from node A to node B carries the sharding key
-// "A>B", and a hash queue selector puts all of them on one queue of the
-// topic; B's consumer is orderly (one queue at a time, in offset order,
-// under the broker's queue lock). So the batches A sends B one after the
-// other arrive in that order, as router.Bus promises.
+// Order: every message carries its sender's name, the incarnation of its
+// bus (random, per process) and the batch's seq as properties, and the
+// receiver puts them back in order with a router.Sequencer. The consumer
+// itself is the concurrent one: the client's orderly consumer (v2.1.2)
+// reads its queue without its lock, a data race. Messages from A to B
+// carry the sharding key "A>B", so a hash queue selector keeps them on one
+// queue and they rarely need reordering.
 type Bus struct {
 	cfg      Config
 	producer mq.Producer
+	inc      uint64
+	seqr     *router.Sequencer
 
 	mu       sync.Mutex
 	consumer mq.PushConsumer
@@ -83,7 +91,9 @@ func New(cfg Config) (*Bus, error) {
 	if err := p.Start(); err != nil {
 		return nil, fmt.Errorf("rocketmq: producer: %w", err)
 	}
-	return &Bus{cfg: cfg, producer: p}, nil
+	var r [8]byte
+	_, _ = rand.Read(r[:])
+	return &Bus{cfg: cfg, producer: p, inc: binary.LittleEndian.Uint64(r[:])}, nil
 }
 
 func (b *Bus) isClosed() bool {
@@ -93,13 +103,16 @@ func (b *Bus) isClosed() bool {
 }
 
 // Send implements router.Bus.
-func (b *Bus) Send(ctx context.Context, node string, envs []router.Envelope) error {
+func (b *Bus) Send(ctx context.Context, node string, seq uint64, envs []router.Envelope) error {
 	if b.isClosed() {
 		return router.ErrClosed
 	}
 	msg := primitive.NewMessage(b.cfg.Topic, router.AppendBatch(nil, envs)).
 		WithTag(tagOf(node)).
 		WithShardingKey(b.cfg.Node + ">" + node)
+	msg.WithProperty(propFrom, b.cfg.Node)
+	msg.WithProperty(propInc, strconv.FormatUint(b.inc, 36))
+	msg.WithProperty(propSeq, strconv.FormatUint(seq, 36))
 	res, err := b.producer.SendSync(ctx, msg)
 	if err != nil {
 		return fmt.Errorf("rocketmq: send to %s: %w", node, err)
@@ -128,35 +141,41 @@ func (b *Bus) Listen(handle func([]router.Envelope)) error {
 	// The broker tells the name server of a new topic a moment after
 	// creating it, and a consumer does not start before the name server
 	// knows the topic: try again until it does.
+	seqr := router.NewSequencer(time.Second, handle)
 	var c mq.PushConsumer
 	for {
 		var err error
-		if c, err = b.consume(handle); err == nil {
+		if c, err = b.consume(seqr); err == nil {
 			break
 		}
 		select {
 		case <-ctx.Done():
+			seqr.Close()
 			return fmt.Errorf("rocketmq: consumer: %w", err)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
 	b.mu.Lock()
-	b.consumer = c
+	b.consumer, b.seqr = c, seqr
 	b.mu.Unlock()
 	return nil
 }
 
-// consume starts an orderly push consumer of this node's tag.
-func (b *Bus) consume(handle func([]router.Envelope)) (mq.PushConsumer, error) {
+// The message properties that order batches.
+const (
+	propFrom = "pfrom"
+	propInc  = "pinc"
+	propSeq  = "pseq"
+)
+
+// consume starts a push consumer of this node's tag.
+func (b *Bus) consume(seqr *router.Sequencer) (mq.PushConsumer, error) {
 	c, err := mq.NewPushConsumer(
 		consumer.WithNameServer(b.cfg.NameServers),
 		consumer.WithGroupName("parley-node-"+tagOf(b.cfg.Node)),
 		consumer.WithInstance("parley-c-"+tagOf(b.cfg.Node)),
 		consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset),
 		consumer.WithConsumerModel(consumer.Clustering),
-		consumer.WithConsumerOrder(true),
-		consumer.WithConsumeMessageBatchMaxSize(32),
-		consumer.WithSuspendCurrentQueueTimeMillis(100*time.Millisecond),
 	)
 	if err != nil {
 		return nil, err
@@ -165,11 +184,13 @@ func (b *Bus) consume(handle func([]router.Envelope)) (mq.PushConsumer, error) {
 		func(_ context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 			for _, m := range msgs {
 				envs, err := router.DecodeBatch(m.Body)
-				if err != nil {
+				inc, err1 := strconv.ParseUint(m.GetProperty(propInc), 36, 64)
+				seq, err2 := strconv.ParseUint(m.GetProperty(propSeq), 36, 64)
+				if err := errors.Join(err, err1, err2); err != nil {
 					b.cfg.Logger.Warn("rocketmq: bad batch dropped", "err", err)
 					continue
 				}
-				handle(envs)
+				seqr.Add(m.GetProperty(propFrom), inc, seq, envs)
 			}
 			return consumer.ConsumeSuccess, nil
 		})
@@ -191,10 +212,13 @@ func (b *Bus) Close() error {
 		return router.ErrClosed
 	}
 	b.closed = true
-	c := b.consumer
+	c, seqr := b.consumer, b.seqr
 	b.mu.Unlock()
 	if c != nil {
 		_ = c.Shutdown()
+	}
+	if seqr != nil {
+		seqr.Close()
 	}
 	return b.producer.Shutdown()
 }

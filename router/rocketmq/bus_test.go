@@ -42,6 +42,6 @@ type named struct {
 	suffix string
 }
 
-func (n *named) Send(ctx context.Context, node string, envs []router.Envelope) error {
-	return n.Bus.Send(ctx, node+"-"+n.suffix, envs)
+func (n *named) Send(ctx context.Context, node string, seq uint64, envs []router.Envelope) error {
+	return n.Bus.Send(ctx, node+"-"+n.suffix, seq, envs)
 }
