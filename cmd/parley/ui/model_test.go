@@ -649,3 +649,60 @@ func TestGroupEventsInTimeline(t *testing.T) {
 		t.Fatalf("timeline:\n%s", v)
 	}
 }
+
+// A long URL is never split across lines: it gets a line of its own, cut
+// short, and links to the whole URL; a short one moves to the next line
+// whole.
+func TestLongURLsNotSplit(t *testing.T) {
+	f := newFake()
+	bobConv := protocol.DirectConv(1, 2)
+	long := "https://example.com/" + strings.Repeat("abcdefghij", 15) + "/end"
+	short := "https://example.org/some/page/that/fits"
+	f.history[bobConv] = append(f.history[bobConv], msg(bobConv, 3, 2, "see "+long+" and the words after it, then "+short+" too"))
+	f.convs[0].LastSeq, f.convs[0].Last = 3, &f.history[bobConv][2]
+	m := loggedIn(t, f)
+	drive(m, tea.WindowSizeMsg{Width: 80, Height: 24})
+	view := m.View()
+	if !strings.Contains(view, ansi.SetHyperlink(long)) {
+		t.Fatalf("no link to the whole URL:\n%q", view)
+	}
+	v := screenText(m)
+	if !strings.Contains(v, "https://example.com/abcdefghij") || strings.Contains(v, "/end") {
+		t.Fatalf("the long URL:\n%s", v)
+	}
+	if !strings.Contains(v, short) {
+		t.Fatalf("the short URL was split:\n%s", v)
+	}
+}
+
+// The bell rings, and the title counts, for a message in a conversation
+// not shown; not for one in the conversation shown.
+func TestBellAndTitle(t *testing.T) {
+	f := newFake()
+	rings := 0
+	m := New(f, Config{Addr: "127.0.0.1:7070", Token: f.token, Username: "alice", Bell: func() { rings++ }, Title: true})
+	drive(m, tea.WindowSizeMsg{Width: 100, Height: 24})
+	run(m, m.Init())
+	bobConv := protocol.DirectConv(1, 2)
+	drive(m, IncomingMsg{M: msg(bobConv, 3, 2, "shown")})
+	if rings != 0 {
+		t.Fatalf("rang for the conversation shown")
+	}
+	carolConv := protocol.DirectConv(1, 3)
+	cmd := step(m, IncomingMsg{M: msg(carolConv, 1, 3, "elsewhere")})
+	if cmd == nil {
+		t.Fatal("no command for a message elsewhere")
+	}
+	var title string
+	for _, c := range cmd().(tea.BatchMsg) {
+		if c == nil {
+			continue
+		}
+		if msg := c(); msg != nil && fmt.Sprintf("%T", msg) == "tea.setWindowTitleMsg" {
+			title = fmt.Sprint(msg)
+		}
+	}
+	if rings != 1 || title != "(1) parley" {
+		t.Fatalf("rings %d, title %q", rings, title)
+	}
+}

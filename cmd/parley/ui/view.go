@@ -428,9 +428,30 @@ func clip(s string, n int) string {
 }
 
 // wrapSafe wraps plain text at limit cells, words whole where they fit,
-// counting each grapheme cluster as wide as fit does.
+// counting each grapheme cluster as wide as fit does. A URL is never
+// split: one longer than a line gets a line of its own, cut short with
+// "…", and is a terminal hyperlink (OSC 8) to the whole of it.
 func wrapSafe(text string, limit int) []string {
+	links := map[string]string{} // shown → the whole URL
+	words := strings.Split(text, " ")
+	for i, w := range words {
+		if (strings.HasPrefix(w, "https://") || strings.HasPrefix(w, "http://")) && ansi.StringWidth(w) > limit && !strings.Contains(w, "\n") {
+			shown := ansi.Truncate(w, limit, "…")
+			links[shown] = w
+			words[i] = shown
+		}
+	}
+	text = strings.Join(words, " ")
 	var out []string
+	defer func() {
+		for i, l := range out {
+			for shown, url := range links {
+				if strings.Contains(l, shown) {
+					out[i] = strings.Replace(l, shown, ansi.SetHyperlink(url)+shown+ansi.ResetHyperlink(), 1)
+				}
+			}
+		}
+	}()
 	for _, l := range strings.Split(ansi.Wrap(text, limit, ""), "\n") {
 		for {
 			head, rest := cutSafe(l, limit)
