@@ -11,7 +11,7 @@ import (
 
 	"github.com/parleyim/parley/server"
 	"github.com/parleyim/parley/storage"
-	"github.com/parleyim/parley/storage/sqlite"
+	"github.com/parleyim/parley/storage/pebble"
 )
 
 // Embedded is a Parley server in this process on a fresh embedded store in
@@ -41,7 +41,7 @@ func StartEmbedded(log *slog.Logger) (*Embedded, error) {
 	m := server.NewMetrics()
 	cfg := server.Config{Addr: addr, BcryptCost: 4, RateLimit: -1, AuthRatePerAddr: -1, AuthRate: -1, MaxConnsPerAddr: -1, MaxConnsPerUser: -1, Logger: log, Metrics: m}
 	srv, err := server.New(cfg, func(hook storage.CommitHook) (storage.Store, error) {
-		return sqlite.Open(sqlite.Config{Dir: dir, Hook: hook})
+		return pebble.Open(pebble.Config{Dir: dir, Hook: hook})
 	})
 	if err == nil {
 		err = srv.Start()

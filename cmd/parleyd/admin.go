@@ -18,7 +18,8 @@ const adminUsage = `usage:
   parleyd admin unban --user NAME
   parleyd admin bans
 The admin commands work on the server's store (the same --config,
---data-dir or PARLEY_* settings); a running server kicks a banned user within seconds.`
+--data-dir or PARLEY_* settings); a running server kicks a banned user within seconds.
+The pebble store admits one process: stop the server before an admin command.`
 
 // admin runs an admin command against the store and writes its result to
 // stdout.
@@ -50,6 +51,10 @@ func admin(args []string, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	store, err := so.open(nil, slog.New(slog.DiscardHandler))
+	if err != nil && so.kind == "pebble" {
+		// Pebble locks its directory to one process.
+		return fmt.Errorf("%w (if a running parleyd has this data dir open, stop it first: the pebble store admits one process)", err)
+	}
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/parleyim/parley/client"
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/server/servertest"
+	"github.com/parleyim/parley/storage/pebble"
 )
 
 func runAdmin(t *testing.T, args ...string) string {
@@ -23,8 +24,10 @@ func runAdmin(t *testing.T, args ...string) string {
 
 // The admin commands work on the store of a running server, as another
 // store handle would from another process; the server kicks banned users.
+// The store must allow a second handle: SQLite or MySQL (see
+// TestAdminPebbleInUse).
 func TestAdminBanKicksAndRefusesLogin(t *testing.T) {
-	st := servertest.NewStorage(t)
+	st := servertest.NewSharedStorage(t)
 	srv := servertest.StartOn(t, st, nil) // bans polled every 100ms
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -88,6 +91,21 @@ func TestAdminBanKicksAndRefusesLogin(t *testing.T) {
 	defer c3.Close()
 	if _, err := c3.Login(ctx, "mallory", "mallory-password"); err != nil {
 		t.Fatalf("login after unban: %v", err)
+	}
+}
+
+// Pebble locks its directory to one process: admin on the store of a
+// running server says so rather than failing obscurely.
+func TestAdminPebbleInUse(t *testing.T) {
+	dir := t.TempDir()
+	s, err := pebble.Open(pebble.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = admin([]string{"bans", "--store", "pebble", "--data-dir", dir}, &strings.Builder{})
+	if err == nil || !strings.Contains(err.Error(), "running parleyd") {
+		t.Fatalf("admin on a locked store: %v", err)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -35,6 +36,7 @@ import (
 	"github.com/parleyim/parley/server"
 	"github.com/parleyim/parley/storage"
 	"github.com/parleyim/parley/storage/mysql"
+	"github.com/parleyim/parley/storage/pebble"
 	"github.com/parleyim/parley/storage/sqlite"
 )
 
@@ -67,7 +69,7 @@ type storeOptions struct {
 }
 
 func (so *storeOptions) register(fs *flag.FlagSet) {
-	fs.StringVar(&so.kind, "store", "sqlite", "sqlite (embedded, single node) or mysql (shared by a cluster)")
+	fs.StringVar(&so.kind, "store", "pebble", "pebble (embedded, single node), sqlite (the earlier embedded store) or mysql (shared by a cluster)")
 	fs.StringVar(&so.dataDir, "data-dir", "./data", "directory of the embedded store")
 	fs.StringVar(&so.mysqlDSN, "mysql-dsn", "", "MySQL/MariaDB DSN for --store mysql, user:pass@tcp(host:3306)/db")
 	fs.IntVar(&so.shards, "mysql-shards", 16, "message tables of a new MySQL database (fixed once created)")
@@ -75,6 +77,12 @@ func (so *storeOptions) register(fs *flag.FlagSet) {
 
 func (so *storeOptions) open(hook storage.CommitHook, log *slog.Logger) (storage.Store, error) {
 	switch so.kind {
+	case "pebble":
+		// A data directory of the SQLite store is not taken for an empty one.
+		if _, err := os.Stat(filepath.Join(so.dataDir, sqlite.FileName)); err == nil {
+			return nil, fmt.Errorf("--data-dir %s holds a SQLite store (%s): run with --store sqlite", so.dataDir, sqlite.FileName)
+		}
+		return pebble.Open(pebble.Config{Dir: so.dataDir, Hook: hook, Logger: log})
 	case "sqlite":
 		return sqlite.Open(sqlite.Config{Dir: so.dataDir, Hook: hook, Logger: log})
 	case "mysql":
@@ -83,7 +91,7 @@ func (so *storeOptions) open(hook storage.CommitHook, log *slog.Logger) (storage
 		}
 		return mysql.Open(mysql.Config{DSN: so.mysqlDSN, Shards: so.shards, Hook: hook, Logger: log})
 	}
-	return nil, fmt.Errorf("--store %q: want sqlite or mysql", so.kind)
+	return nil, fmt.Errorf("--store %q: want pebble, sqlite or mysql", so.kind)
 }
 
 // describe is the store for the start-up log line.
@@ -91,7 +99,7 @@ func (so *storeOptions) describe() []any {
 	if so.kind == "mysql" {
 		return []any{"store", "mysql", "shards", so.shards}
 	}
-	return []any{"store", "sqlite", "data_dir", so.dataDir}
+	return []any{"store", so.kind, "data_dir", so.dataDir}
 }
 
 type options struct {

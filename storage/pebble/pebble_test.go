@@ -1,9 +1,17 @@
 package pebble
 
 import (
+	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/parleyim/parley/protocol"
 
 	"github.com/parleyim/parley/storage"
 	"github.com/parleyim/parley/storage/storetest"
@@ -45,4 +53,72 @@ func BenchmarkAppend(b *testing.B) {
 		}
 		return s
 	}, true)
+}
+
+// BenchmarkReopen measures a restart: Open on a directory holding
+// PARLEY_REOPEN_MESSAGES messages (default 200,000) over 500 conversations,
+// then the first Append to one of them (which reads its last seq) and a
+// Sync of it, as a node that starts serving. The store is left as a killed
+// node leaves it: its last memtable only in the WAL.
+func BenchmarkReopen(b *testing.B) {
+	n := 200_000
+	if v := os.Getenv("PARLEY_REOPEN_MESSAGES"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	dir := b.TempDir()
+	s, err := Open(Config{Dir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := make([]byte, 100)
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	start := time.Now()
+	for range 256 {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > int64(n) {
+					return
+				}
+				peer := i%storetest.BenchConvs + 2
+				m := &protocol.Message{MsgID: i, Conv: protocol.DirectConv(1, peer), From: 1, To: peer,
+					ClientMsgID: strconv.FormatInt(i, 10), Body: body, ServerTime: i}
+				if _, _, err := s.Append(context.Background(), m); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%d messages stored in %v", n, time.Since(start))
+	conv := protocol.DirectConv(1, 2)
+	b.ResetTimer()
+	for i := range b.N {
+		s, err := Open(Config{Dir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		m := &protocol.Message{MsgID: int64(n + i + 1), Conv: conv, From: 1, To: 2, Body: body, ServerTime: 1}
+		if _, _, err := s.Append(context.Background(), m); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, last, _, err := s.After(context.Background(), 2, conv, 0, 50); err != nil || last == 0 {
+			b.Fatalf("After: last %d, %v", last, err)
+		}
+		b.StopTimer()
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/open")
+	b.ReportMetric(float64(n), "messages")
 }
