@@ -5,7 +5,7 @@ GO       ?= go
 # (go.dev/issue/75804, fixed in Go 1.27).
 FUZZTIME ?= 300000x
 
-.PHONY: run test unit fuzz build lint bench services services-down
+.PHONY: run test unit fuzz build lint bench services services-down release
 
 run:
 	$(GO) run ./cmd/parleyd
@@ -54,3 +54,25 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+# Release archives in dist/: static binaries (CGO_ENABLED=0: every store is
+# pure Go) of parleyd, parley and parley-bench for each of PLATFORMS, with
+# the version stamped (parleyd --version), deploy/ and docs/operations.md,
+# and SHA256SUMS over the archives. VERSION defaults to `git describe`.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+DATE      ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+VPKG      := github.com/parleyim/parley/cmd/internal/version
+RELEASE_LDFLAGS := -s -w -X $(VPKG).Version=$(VERSION) -X $(VPKG).Commit=$(COMMIT) -X $(VPKG).Date=$(DATE)
+release:
+	rm -rf dist && mkdir -p dist
+	set -e; for p in $(PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; d=parley-$(VERSION)-$$os-$$arch; mkdir -p dist/$$d; \
+	  echo "build $$d"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(RELEASE_LDFLAGS)" -o dist/$$d/ ./cmd/parleyd ./cmd/parley ./cmd/parley-bench; \
+	  cp deploy/parleyd.service deploy/parleyd.toml docs/operations.md dist/$$d/; \
+	  tar -C dist -czf dist/$$d.tar.gz $$d; rm -rf dist/$$d; \
+	done
+	cd dist && if command -v sha256sum >/dev/null; then sha256sum *.tar.gz; else shasum -a 256 *.tar.gz; fi > SHA256SUMS
+	cat dist/SHA256SUMS
