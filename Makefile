@@ -4,6 +4,7 @@ GO       ?= go
 # its deadline and can fail with "context deadline exceeded" and no crasher
 # (go.dev/issue/75804, fixed in Go 1.27).
 FUZZTIME ?= 300000x
+FUZZBODY ?= 1000x
 
 .PHONY: run test unit fuzz build lint bench services services-down release
 
@@ -28,9 +29,13 @@ unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
 	PARLEY_TEST_STORE=mysql PARLEY_TEST_PRESENCE=redis $(GO) test -race -count=1 -timeout 20m -skip TestChaos ./server/... ./client/... ./cmd/...
 
-# The decoder's fuzz target, for a bounded time.
+# The decoder's fuzz target, then the target of every body type
+# (protocol/fuzzbody_test.go), each for a bounded count. Their committed
+# seeds (protocol/testdata/fuzz) also run in `unit`.
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./protocol
+	for t in $$($(GO) test -list '^FuzzBody' ./protocol | grep '^FuzzBody'); do \
+	  out=$$($(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZBODY) ./protocol 2>&1) || { echo "$$out"; exit 1; }; done
 
 build:
 	$(GO) build -o bin/ ./cmd/...

@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -86,13 +87,22 @@ func MustFrame(t Type, requestID uint32, body any) []byte {
 //
 // The body is checked before it is decoded (see checkBody), so a hostile
 // length header cannot make the decoder allocate more than a small multiple
-// of len(body).
+// of len(body); and it is checked against v's type (checkTypes): it must be
+// a map, and no integer may be out of its field's range.
 func DecodeBody(body []byte, v any) error {
 	if len(body) == 0 {
 		return nil
 	}
 	if err := checkBody(body); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadBody, err)
+	}
+	if _, _, ok := mapHeader(body, 0); !ok {
+		return fmt.Errorf("%w: %v", ErrBadBody, errNotMap)
+	}
+	if t := reflect.TypeOf(v); t != nil && t.Kind() == reflect.Pointer {
+		if err := checkTypes(body, t.Elem()); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadBody, err)
+		}
 	}
 	s := decoders.Get().(*decoderState)
 	s.r.Reset(body)

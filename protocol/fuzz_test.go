@@ -109,3 +109,48 @@ func sameValue(a, b reflect.Value) bool {
 	}
 	return a.Equal(b)
 }
+
+// fuzzBody is the fuzz target of one body type (fuzzbody_test.go).
+func fuzzBody(f *testing.F, typ Type) {
+	for _, v := range readVectors(f) {
+		if v.name == typ.String() {
+			f.Add(v.frame[PrefixSize:])
+		}
+	}
+	if enc, err := AppendFrame(nil, typ, 1, NewBody(typ)); err == nil {
+		f.Add(enc[PrefixSize:])
+	}
+	f.Add([]byte{0x80})
+	f.Add([]byte{0x93, 0xa1, 'a', 0xa1, 'b', 0x01})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		checkBody1(t, typ, body)
+	})
+}
+
+// checkBody1 is checkBodies for one type.
+func checkBody1(t *testing.T, typ Type, body []byte) {
+	t.Helper()
+	v := newBody(typ)
+	if err := DecodeBody(body, v); err != nil {
+		if !errors.Is(err, ErrBadBody) {
+			t.Fatalf("%s: DecodeBody error %v does not wrap ErrBadBody", typ, err)
+		}
+		return
+	}
+	if len(body) > 0 {
+		if _, _, ok := mapHeader(body, 0); !ok {
+			t.Fatalf("%s: accepted a body that is not a map: % x", typ, body)
+		}
+	}
+	enc, err := AppendFrame(nil, typ, 1, v)
+	if err != nil {
+		t.Fatalf("%s: cannot encode decoded %+v: %v", typ, v, err)
+	}
+	again := newBody(typ)
+	if err := DecodeBody(enc[PrefixSize:], again); err != nil {
+		t.Fatalf("%s: cannot decode re-encoded % x: %v", typ, enc, err)
+	}
+	if !sameValue(reflect.ValueOf(v), reflect.ValueOf(again)) {
+		t.Fatalf("%s: %+v became %+v", typ, v, again)
+	}
+}
