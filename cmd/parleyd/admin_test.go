@@ -109,6 +109,31 @@ func TestAdminPebbleInUse(t *testing.T) {
 	}
 }
 
+// A data dir of one embedded store is refused to the other, rather than
+// taken for an empty store.
+func TestStoreKindMismatch(t *testing.T) {
+	dir := t.TempDir()
+	s, err := pebble.Open(pebble.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err = admin([]string{"bans", "--store", "sqlite", "--data-dir", dir}, &strings.Builder{})
+	if err == nil || !strings.Contains(err.Error(), "holds a Pebble store") {
+		t.Fatalf("sqlite on a pebble dir: %v", err)
+	}
+	dir = t.TempDir()
+	if err := admin([]string{"bans", "--store", "sqlite", "--data-dir", dir}, &strings.Builder{}); err != nil {
+		t.Fatal(err)
+	}
+	err = admin([]string{"bans", "--store", "pebble", "--data-dir", dir}, &strings.Builder{})
+	if err == nil || !strings.Contains(err.Error(), "holds a SQLite store") {
+		t.Fatalf("pebble on a sqlite dir: %v", err)
+	}
+}
+
 func TestAdminErrors(t *testing.T) {
 	dir := t.TempDir()
 	for _, args := range [][]string{

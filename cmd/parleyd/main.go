@@ -84,6 +84,9 @@ func (so *storeOptions) open(hook storage.CommitHook, log *slog.Logger) (storage
 		}
 		return pebble.Open(pebble.Config{Dir: so.dataDir, Hook: hook, Logger: log})
 	case "sqlite":
+		if m, _ := filepath.Glob(filepath.Join(so.dataDir, "OPTIONS-*")); len(m) > 0 {
+			return nil, fmt.Errorf("--data-dir %s holds a Pebble store: run with --store pebble", so.dataDir)
+		}
 		return sqlite.Open(sqlite.Config{Dir: so.dataDir, Hook: hook, Logger: log})
 	case "mysql":
 		if so.mysqlDSN == "" {
