@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,8 +34,9 @@ type Cluster struct {
 	// (or the join): the coordinator moves no slot of a node that may
 	// only have missed its heartbeats while the store was away until a
 	// ttl after it. beatLoop only.
-	healthy time.Time
-	failing bool
+	healthy  time.Time
+	failing  bool
+	draining atomic.Bool
 
 	done   chan struct{}
 	cancel context.CancelFunc
@@ -143,6 +145,9 @@ func (c *Cluster) beatLoop() {
 		case <-c.done:
 			return
 		case <-tick.C:
+		}
+		if c.draining.Load() {
+			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.ttl/2)
 		if err := c.store.Heartbeat(ctx, c.self, c.ttl); err != nil {
@@ -259,6 +264,16 @@ func (c *Cluster) watch(changed <-chan struct{}) {
 		}
 		cancel()
 	}
+}
+
+// Drain takes this node out of the cluster while it goes on running: it
+// stops heartbeating and leaves the store at once, so the coordinator gives
+// its slots to the other members, and it goes on watching the table
+// (OnChange, Owner) until Leave. A stopping node drains first, so that its
+// users are redirected to their new nodes rather than dropped.
+func (c *Cluster) Drain(ctx context.Context) error {
+	c.draining.Store(true)
+	return c.store.Leave(ctx, c.self)
 }
 
 // Leave stops the node's loops and removes it from the cluster at once, so

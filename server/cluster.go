@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/parleyim/parley/protocol"
@@ -26,6 +27,8 @@ type Cluster interface {
 	Owner(user int64) (router.NodeInfo, bool)
 	// Members lists the live members.
 	Members() []router.NodeInfo
+	// Table is the newest slot table this node has seen.
+	Table() router.Table
 	// OnChange sets the function called with each newer slot table.
 	OnChange(fn func(old, next router.Table))
 	// Leave removes this node from the cluster at once.
@@ -33,6 +36,46 @@ type Cluster interface {
 }
 
 var _ Cluster = (*router.Cluster)(nil)
+
+// drainer is a Cluster that can hand its slots over before it leaves
+// (router.Cluster.Drain).
+type drainer interface {
+	Drain(ctx context.Context) error
+}
+
+// handoverWait bounds how long a stopping node waits for the others to
+// take its slots.
+const handoverWait = 10 * time.Second
+
+// handOver gives a stopping node's slots to the other members before its
+// clients are let go: the node leaves the membership, the coordinator
+// moves its slots, slotsChanged kicks their users with SLOT_MOVED, and
+// their clients, reconnecting here, are redirected to the new owners. So
+// a rolling restart costs each client one reconnect, and the pushes that
+// the outbox still holds leave before the bus closes (stopOutbox).
+func (s *Server) handOver(ctx context.Context) {
+	d, ok := s.cfg.Cluster.(drainer)
+	if !ok || !s.started.Load() {
+		return
+	}
+	self := s.cfg.Cluster.Self().Name
+	if err := d.Drain(ctx); err != nil {
+		s.log.Warn("cluster: no handover", "err", err)
+		return
+	}
+	start := time.Now()
+	waitUntil(ctx, handoverWait, func() bool {
+		others := false
+		for _, n := range s.cfg.Cluster.Members() {
+			others = others || n.Name != self
+		}
+		tab := s.cfg.Cluster.Table()
+		return !others || !slices.Contains(tab.Owners, self)
+	})
+	// The kicked clients come back for their redirect.
+	waitUntil(ctx, 2*time.Second, func() bool { return s.conns.Load() == 0 })
+	s.log.Info("cluster: slots handed over", "took", time.Since(start), "left", s.conns.Load())
+}
 
 // outboxFlush bounds how long a stopping node tries to hand what its
 // outbox holds to the bus.

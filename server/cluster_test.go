@@ -171,3 +171,60 @@ func TestClusterBusOutage(t *testing.T) {
 		t.Fatalf("bob reconnected %d times", d)
 	}
 }
+
+// A node that stops the clean way (SIGTERM) hands its slots over first:
+// under traffic, each of its users reconnects once, straight to the new
+// owner, nobody else is disturbed, and no acked message is lost.
+func TestClusterHandover(t *testing.T) {
+	c := servertest.NewCluster(t, 500*time.Millisecond)
+	n1, n2, n3 := c.Start(nil), c.Start(nil), c.Start(nil)
+	tab := c.WaitOwners(n1, n2, n3)
+	var users []*clienttest.Member
+	for i := range 9 {
+		m := clienttest.Join(t, n1.Name, fmt.Sprintf("user%02d", i))
+		clienttest.Eventually(t, 5*time.Second, m.Name+" on its node", func() bool { return m.LastLogin() == tab.Owner(m.ID) })
+		users = append(users, m)
+	}
+	ids := make([]int64, len(users))
+	for i, m := range users {
+		ids[i] = m.ID
+	}
+	g, err := users[0].CreateGroup(context.Background(), "all", false, ids...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drops := map[*clienttest.Member]int{}
+	for _, m := range users {
+		drops[m] = m.Count(client.EventDisconnected)
+	}
+	tr := clienttest.NewTraffic(t, 10*time.Millisecond)
+	for i := range users {
+		tr.Direct(users[i], users[(i+1)%len(users)])
+	}
+	tr.Group(users[1], g.GroupID, users)
+	time.Sleep(300 * time.Millisecond)
+	c.Stop(n3)
+	final := c.WaitOwners(n1, n2)
+	time.Sleep(300 * time.Millisecond)
+	tr.Stop()
+	moved := 0
+	for _, m := range users {
+		clienttest.Eventually(t, 5*time.Second, m.Name+" on its new node", func() bool {
+			return m.State() == client.StateLoggedIn && m.LastLogin() == final.Owner(m.ID)
+		})
+		want := 0
+		if tab.Owner(m.ID) == n3.Name {
+			want = 1
+			moved++
+		}
+		if d := m.Count(client.EventDisconnected) - drops[m]; d != want {
+			t.Fatalf("%s (on %s) reconnected %d times, want %d", m.Name, tab.Owner(m.ID), d, want)
+		}
+	}
+	if moved == 0 {
+		t.Fatal("no user lived on the stopped node")
+	}
+	tr.Check(10 * time.Second)
+	acked, failed := tr.Counts()
+	t.Logf("%d users handed over; %d acked, %d failed", moved, acked, failed)
+}

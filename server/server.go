@@ -231,6 +231,9 @@ func (s *Server) Start() error {
 func (s *Server) Stop(ctx context.Context) error {
 	var err error
 	s.stopOnce.Do(func() {
+		if s.cfg.Cluster != nil {
+			s.handOver(ctx)
+		}
 		s.stopping.Store(true)
 		if s.started.Load() {
 			s.hub.each(func(ss *session) { ss.kick(protocol.KickShutdown, "server shutting down") })

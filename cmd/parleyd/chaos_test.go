@@ -131,8 +131,8 @@ func chaosTraffic(t *testing.T, a, b *servertest.Node) *clienttest.Traffic {
 // again, on the arrival of the last acked message.
 const afterRecovery = 15 * time.Second
 
-// The RocketMQ broker is killed with SIGKILL for 5 s and restarted on its
-// store. Sends go on being acked (the outbox holds the pushes); all of
+// The RocketMQ broker is killed with SIGKILL for 5 s (chaosOutage) and
+// restarted on its store. Sends go on being acked (the outbox holds the pushes); all of
 // them arrive after the broker is back, without a reconnect.
 func TestChaosBroker(t *testing.T) {
 	mq := startRocketMQ(t)
@@ -144,7 +144,7 @@ func TestChaosBroker(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	acked0, _ := tr.Counts()
 	mq.killBroker()
-	time.Sleep(5 * time.Second)
+	time.Sleep(chaosOutage(t))
 	mq.restartBroker()
 	back := time.Now()
 	acked1, failed := tr.Counts()
@@ -152,8 +152,8 @@ func TestChaosBroker(t *testing.T) {
 	tr.Stop()
 	tr.Check(afterRecovery)
 	acked, _ := tr.Counts()
-	t.Logf("broker down ~5 s: %d acked before, %d during (%d failed), %d in all; the last arrived %v after the broker answered again",
-		acked0, acked1-acked0, failed, acked, time.Since(back).Round(time.Millisecond))
+	t.Logf("broker down %v (+ its restart): %d acked before, %d during (%d failed), %d in all; the last arrived %v after the broker answered again",
+		chaosOutage(t), acked0, acked1-acked0, failed, acked, time.Since(back).Round(time.Millisecond))
 	if acked1-acked0 < 50 {
 		t.Fatalf("only %d sends acked while the broker was down: the send path waits on it", acked1-acked0)
 	}
