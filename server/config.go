@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -142,6 +143,10 @@ type Config struct {
 	// BanPoll is how often the server looks for bans of connected users
 	// made by the admin tools. Default 2s.
 	BanPoll time.Duration
+
+	// ReadyChecks are more checks of Ready (/readyz), by name: each returns
+	// nil when its dependency works (the cluster's bus, for one).
+	ReadyChecks map[string]func(context.Context) error
 
 	// Metrics receives the server's figures (metrics.go); nil: none kept.
 	// One Metrics serves one Server.

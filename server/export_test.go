@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"time"
 
 	"github.com/parleyim/parley/protocol"
@@ -14,3 +15,7 @@ func MetricsFrame(m *Metrics, t protocol.Type, reply []byte) {
 	m.sendAnswered(time.Now().UnixNano())
 	m.framesOutOf(reply)
 }
+
+// KillEngine stops the network engine under the server, as a failed accept
+// would, without stopping the server.
+func KillEngine(s *Server) error { return s.eng.Stop(context.Background()) }

@@ -55,6 +55,8 @@ type session struct {
 	username  string // worker
 	tokenHash []byte // worker
 
+	probe chan struct{} // a health probe's session, not a connection (health.go)
+
 	// The inbox and the sends in flight (see work). mu is a leaf lock.
 	mu      sync.Mutex
 	inbox   []inbound

@@ -327,7 +327,7 @@ func serve(o options, log *slog.Logger) error {
 	log.Info("parleyd serving", append([]any{"listen", srv.Addr()}, append(o.store.describe(),
 		"max_conns", srv.MaxConns(), "open_file_limit", strconv.Itoa(limit))...)...)
 	if o.metrics != "" {
-		stopMetrics, err := serveMetrics(o.metrics, metrics, log)
+		stopMetrics, err := serveMetrics(o.metrics, metrics, srv, log)
 		if err != nil {
 			_ = srv.Stop(context.Background())
 			return fmt.Errorf("metrics endpoint: %w", err)

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -26,11 +28,14 @@ const maxAdminConns = 32
 //	                   garbage is collected and freed memory returned to the
 //	                   OS first, so process_resident_memory_bytes is the
 //	                   memory the server holds (parley-bench uses it)
+//	GET /healthz       live: 200 "ok", or 503 and what failed (server.Live)
+//	GET /readyz        ready for traffic: 200 "ok", or 503 and every check
+//	                   that failed (server.Ready)
 //	/debug/pprof/...   the runtime profiles (profile?seconds=N for CPU)
 //
 // It is for operators, Prometheus and parley-bench: bind it to loopback or
 // a private network; it has no authentication.
-func serveMetrics(addr string, m *server.Metrics, log *slog.Logger) (stop func(), err error) {
+func serveMetrics(addr string, m *server.Metrics, srv health, log *slog.Logger) (stop func(), err error) {
 	info := version.Get()
 	m.Gauge(`parley_build_info{version="`+info.Version+`",commit="`+info.Commit+`",go="`+info.Go+`"}`, func() float64 { return 1 })
 	mux := http.NewServeMux()
@@ -41,6 +46,8 @@ func serveMetrics(addr string, m *server.Metrics, log *slog.Logger) (stop func()
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		m.WritePrometheus(w)
 	})
+	mux.HandleFunc("GET /healthz", healthHandler(srv.Live))
+	mux.HandleFunc("GET /readyz", healthHandler(srv.Ready))
 	mux.HandleFunc("/debug/pprof/", pprof.Index) // and the named profiles: heap, goroutine, ...
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -62,4 +69,25 @@ func serveMetrics(addr string, m *server.Metrics, log *slog.Logger) (stop func()
 	}()
 	log.Info("metrics endpoint", "addr", l.Addr().String())
 	return func() { _ = hs.Close() }, nil
+}
+
+// health is what /healthz and /readyz ask: *server.Server.
+type health interface {
+	Live(context.Context) error
+	Ready(context.Context) error
+}
+
+func healthHandler(check func(context.Context) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if err := check(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not ok: %v\n", err)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	}
 }

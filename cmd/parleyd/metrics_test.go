@@ -13,9 +13,9 @@ import (
 
 func TestMetricsEndpoint(t *testing.T) {
 	m := server.NewMetrics()
-	servertest.Start(t, func(c *server.Config) { c.Metrics = m })
+	srv := servertest.Start(t, func(c *server.Config) { c.Metrics = m })
 	addr := servertest.FreeAddr(t)
-	stop, err := serveMetrics(addr, m, slog.New(slog.DiscardHandler))
+	stop, err := serveMetrics(addr, m, srv, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,5 +35,26 @@ func TestMetricsEndpoint(t *testing.T) {
 				t.Errorf("%s lacks %q", path, want)
 			}
 		}
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "ok\n" {
+			t.Fatalf("%s: %s %q", path, resp.Status, body)
+		}
+	}
+	servertest.Stop(t, srv)
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "not ok: the server is shutting down") {
+		t.Fatalf("/readyz after stop: %s %q", resp.Status, body)
 	}
 }
