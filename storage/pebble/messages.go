@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -139,6 +140,9 @@ func (s *Store) findDup(o *appendOp) error {
 	return nil
 }
 
+// resultChans recycles the channels Append waits on.
+var resultChans = sync.Pool{New: func() any { return make(chan appendResult, 1) }}
+
 type appendResult struct {
 	stored protocol.Message
 	dup    bool
@@ -150,13 +154,14 @@ type appendResult struct {
 // returned message shares its body with the one given to the commit hook:
 // neither may be modified.
 func (s *Store) Append(ctx context.Context, m *protocol.Message) (protocol.Message, bool, error) {
-	ch := make(chan appendResult, 1)
+	ch := resultChans.Get().(chan appendResult)
 	s.AppendAsync(ctx, m, func(stored protocol.Message, dup bool, err error) {
 		ch <- appendResult{stored, dup, err}
 	})
 	var r appendResult
 	select {
 	case r = <-ch:
+		resultChans.Put(ch) // empty again; not when abandoned below
 	case <-ctx.Done():
 		return protocol.Message{}, false, ctx.Err()
 	}
@@ -232,7 +237,7 @@ func (o *appendOp) exec(t *txn) error {
 			return err
 		}
 		if t.dups == nil {
-			t.dups = make(map[dupRef]protocol.Message)
+			t.dups = make(map[dupRef]protocol.Message, len(t.ops))
 		}
 		t.dups[ref] = *m
 	}
@@ -246,6 +251,9 @@ func (o *appendOp) exec(t *txn) error {
 	}
 	t.setSeq(m.Conv, m.Seq)
 	o.stored = *m
+	if t.stored == nil {
+		t.stored = make([]protocol.Message, 0, len(t.ops))
+	}
 	t.stored = append(t.stored, *m)
 	return nil
 }

@@ -129,7 +129,7 @@ func Open(cfg Config) (*Store, error) {
 		synced:     make(chan *txn, 4),
 		done:       make(chan struct{}),
 		seqs:       make(map[string]uint64),
-		recent:     make(map[dupRef]protocol.Message),
+		recent:     make(map[dupRef]protocol.Message, recentMax),
 		recentFrom: 1,
 		curFrom:    1,
 	}

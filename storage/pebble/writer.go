@@ -253,7 +253,7 @@ func (w *writer) noteApplied(dups map[dupRef]protocol.Message) {
 	epoch := w.applied.Add(1)
 	if len(w.recent) >= recentMax {
 		w.recentPrev, w.recentFrom = w.recent, w.curFrom
-		w.recent, w.curFrom = make(map[dupRef]protocol.Message), epoch+1
+		w.recent, w.curFrom = make(map[dupRef]protocol.Message, recentMax), epoch+1
 	}
 }
 
