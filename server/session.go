@@ -193,6 +193,9 @@ func (s *session) waitForSends(rest []inbound) bool {
 		return false
 	}
 	s.inbox = append(append(make([]inbound, 0, len(rest)+len(s.inbox)), rest...), s.inbox...)
+	for _, f := range rest {
+		s.inBytes += f.size // they count against InboxBytes again while they wait
+	}
 	s.parked = true
 	return true
 }
