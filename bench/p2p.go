@@ -127,10 +127,16 @@ func P2P(ctx context.Context, o P2POptions) (Result, error) {
 				if o.Messages > 0 && seq == o.Messages || o.Messages == 0 && !time.Now().Before(deadline) {
 					break
 				}
+				// At a set rate a message's latency counts from when it was
+				// due, not from when a window slot let it out: a stall that
+				// holds the window back counts for every message it delays,
+				// whatever the window (no coordinated omission).
+				var due time.Time
 				if interval > 0 {
 					if d := time.Until(next); d > 0 {
 						time.Sleep(d)
 					}
+					due = next
 					next = next.Add(interval)
 				}
 				select {
@@ -140,7 +146,7 @@ func P2P(ctx context.Context, o P2POptions) (Result, error) {
 					return
 				}
 				_, err := p.a.send(protocol.TypeSend, &protocol.Send{
-					ClientMsgID: fmt.Sprintf("%d-%d", i, seq), To: p.bID, Body: stamp(o.Size),
+					ClientMsgID: fmt.Sprintf("%d-%d", i, seq), To: p.bID, Body: stampAt(o.Size, due),
 				}, len(p.inflight) == cap(p.inflight) || interval > 0)
 				if err != nil {
 					failures.add("send: " + reasonOf(err))
@@ -203,9 +209,15 @@ func (c *counts) take() map[string]int {
 
 // stamp returns a body of size n (at least 8) that starts with the send
 // time.
-func stamp(n int) []byte {
+func stamp(n int) []byte { return stampAt(n, time.Time{}) }
+
+// stampAt is stamp with the time t, or now if t is zero.
+func stampAt(n int, t time.Time) []byte {
+	if t.IsZero() {
+		t = time.Now()
+	}
 	b := make([]byte, max(n, 8))
-	binary.BigEndian.PutUint64(b, uint64(time.Now().UnixNano()))
+	binary.BigEndian.PutUint64(b, uint64(t.UnixNano()))
 	return b
 }
 
