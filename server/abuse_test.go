@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -149,20 +150,24 @@ func (h *honest) finish(t *testing.T) time.Duration {
 
 // memWatch samples the process's RSS and Go heap until stopped.
 type memWatch struct {
-	base     uint64 // RSS
-	baseHeap uint64
-	peakRSS  atomic.Uint64
-	peakHeap atomic.Uint64
-	stop     chan struct{}
-	done     chan struct{}
+	base      uint64 // RSS
+	baseHeap  uint64
+	gcPercent int
+	peakRSS   atomic.Uint64
+	peakHeap  atomic.Uint64
+	stop      chan struct{}
+	done      chan struct{}
 }
 
 func watchMemory() *memWatch {
+	// Collect often, so that the heap in use is what the server holds
+	// rather than garbage between two collections.
+	old := debug.SetGCPercent(10)
 	runtime.GC()
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	m := &memWatch{base: server.RSS(), baseHeap: ms.HeapInuse, stop: make(chan struct{}), done: make(chan struct{})}
+	m := &memWatch{base: server.RSS(), baseHeap: ms.HeapInuse, gcPercent: old, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(m.done)
 		tick := time.NewTicker(20 * time.Millisecond)
@@ -192,6 +197,7 @@ func (m *memWatch) check(t *testing.T, srv *server.Server, conns int) {
 	t.Helper()
 	close(m.stop)
 	<-m.done
+	debug.SetGCPercent(m.gcPercent)
 	const slack = 16 << 20
 	grew := int64(m.peakHeap.Load()) - int64(m.baseHeap)
 	bound := int64(conns)*int64(srv.ConnMemoryBound()) + slack
@@ -473,4 +479,202 @@ func TestConnectionsPerAddressCap(t *testing.T) {
 	over.expectKick(protocol.KickTooManyConns)
 	over.expectClosed()
 	dialFrom(t, srv.Addr(), "127.0.3.2").ping()
+}
+
+// Attack 2: a Register and Login flood at the production bcrypt cost, from
+// many connections and addresses, each connection closing with frames
+// still queued. Registers and password Logins are admitted per address and
+// over the server, hashes have their own bounded queue, frames of closed
+// connections are dropped: the honest user's Sends keep working, a token
+// login after the flood is quick, and Stop meets its deadline.
+func TestAbuseRegisterFlood(t *testing.T) {
+	// Cost 8: a real hash (16 times the minimum), affordable under the race
+	// detector.
+	srv := abuseServer(t, func(c *server.Config) { c.BcryptCost = 8 })
+	h := startHonest(t, srv)
+	owner := dial(t, srv.Addr())
+	tok := owner.register(uniqueName("owner")).Token
+	mem := watchMemory()
+	const attackers = 30
+	var (
+		wg      sync.WaitGroup
+		answers sync.Map // code → *atomic.Int64
+	)
+	count := func(code protocol.Code) {
+		v, _ := answers.LoadOrStore(code, new(atomic.Int64))
+		v.(*atomic.Int64).Add(1)
+	}
+	start := time.Now()
+	for i := range attackers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; time.Since(start) < attackFor; n++ {
+				// 30 attackers, a connection each every 20ms at most, ten
+				// frames each: up to 15,000 Registers and Logins a second,
+				// ten times the flood of the issue.
+				time.Sleep(20 * time.Millisecond)
+				c := dialFrom(t, srv.Addr(), fmt.Sprintf("127.0.5.%d", i%12+1))
+				// Five Registers and five wrong Logins in one write, then
+				// read a few answers and hang up with the rest queued.
+				var batch []byte
+				for k := range 5 {
+					batch = protocol.AppendRawFrame(batch, protocol.TypeRegister, uint32(2*k+1), mp(t, &protocol.Register{Username: fmt.Sprintf("flood%d_%d_%d", i, n, k), Password: "password1"}))
+					batch = protocol.AppendRawFrame(batch, protocol.TypeLogin, uint32(2*k+2), mp(t, &protocol.Login{Username: "nobody", Password: "password1"}))
+				}
+				_ = c.c.SetWriteDeadline(time.Now().Add(time.Second))
+				if _, err := c.c.Write(batch); err != nil {
+					continue
+				}
+				for range 3 {
+					f, err := c.next(time.Second)
+					if err != nil {
+						break
+					}
+					if f.h.Type == protocol.TypeError {
+						var e protocol.Error
+						_ = protocol.DecodeBody(f.body, &e)
+						count(e.Code)
+					} else {
+						count(0)
+					}
+				}
+				_ = c.c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	answers.Range(func(k, v any) bool {
+		t.Logf("flood answers %v: %d", k, v.(*atomic.Int64).Load())
+		return true
+	})
+	h.finish(t)
+	// A token login right after the flood is not stuck behind it.
+	c := dial(t, srv.Addr())
+	begin := time.Now()
+	id := c.send(protocol.TypeLogin, &protocol.Login{Token: tok})
+	c.expect(protocol.TypeLoginOK, id, nil)
+	t.Logf("token login after the flood: %v", time.Since(begin))
+	if d := time.Since(begin); d > time.Second {
+		t.Errorf("token login took %v after the flood", d)
+	}
+	mem.check(t, srv, attackers)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	begin = time.Now()
+	if err := srv.Stop(ctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	t.Logf("stop took %v", time.Since(begin))
+	if d := time.Since(begin); d > 5*time.Second {
+		t.Errorf("stop took %v, past its 5s deadline", d)
+	}
+}
+
+func mp(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := protocol.AppendFrame(nil, protocol.TypePing, 0, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b[protocol.PrefixSize:]
+}
+
+// Attack 7: password guessing against one account from many addresses. It
+// is slowed per (account, address) and, past the account's limit, refused
+// from addresses the account never logged in from; the owner from its own
+// address and with its token still gets in.
+func TestLockoutWithoutDoS(t *testing.T) {
+	srv := abuseServer(t, func(c *server.Config) {
+		c.LoginFailuresPerUser = 3
+		c.LoginFailuresPerAccount = 15
+		c.AuthRatePerAddr = -1
+	})
+	name := uniqueName("victim")
+	home := dialFrom(t, srv.Addr(), "127.0.4.1")
+	tok := home.register(name).Token
+	for a := 2; a <= 6; a++ {
+		c := dialFrom(t, srv.Addr(), fmt.Sprintf("127.0.4.%d", a))
+		for range 3 {
+			id := c.send(protocol.TypeLogin, &protocol.Login{Username: name, Password: "wrong-guess"})
+			c.expectError(id, protocol.CodeBadCredentials)
+		}
+		id := c.send(protocol.TypeLogin, &protocol.Login{Username: name, Password: "wrong-guess"})
+		if e := c.expectError(id, protocol.CodeTooManyAttempts); e.Until <= time.Now().UnixMilli() {
+			t.Fatalf("until %d is not in the future", e.Until)
+		}
+	}
+	// 15 failures: a new address may not try the password, even the right one.
+	stranger := dialFrom(t, srv.Addr(), "127.0.4.7")
+	id := stranger.send(protocol.TypeLogin, &protocol.Login{Username: name, Password: "correct horse"})
+	stranger.expectError(id, protocol.CodeTooManyAttempts)
+	// The owner, from its own address, and its token from anywhere, get in.
+	dialFrom(t, srv.Addr(), "127.0.4.1").login(name)
+	c := dialFrom(t, srv.Addr(), "127.0.4.8")
+	id = c.send(protocol.TypeLogin, &protocol.Login{Token: tok})
+	c.expect(protocol.TypeLoginOK, id, nil)
+}
+
+// Attack 5: failed logins with 60 KB usernames from many addresses. They
+// are refused before any bookkeeping; memory stays flat.
+func TestLongUsernamesAreNotKept(t *testing.T) {
+	srv := abuseServer(t, func(c *server.Config) { c.AuthRatePerAddr, c.AuthRate = -1, -1 })
+	h := startHonest(t, srv)
+	mem := watchMemory()
+	long := string(make([]byte, 60000))
+	for a := range 20 {
+		c := dialFrom(t, srv.Addr(), fmt.Sprintf("127.0.6.%d", a+1))
+		for k := range 25 {
+			id := c.send(protocol.TypeLogin, &protocol.Login{Username: fmt.Sprint(k, long), Password: "password1"})
+			c.expectError(id, protocol.CodeBadCredentials)
+		}
+	}
+	mem.check(t, srv, 20)
+	h.finish(t)
+}
+
+// Logout revokes the token everywhere: the other connections logged in
+// with it are kicked SESSION_REVOKED; a connection with another token of
+// the same account stays.
+func TestLogoutRevokesTokenEverywhere(t *testing.T) {
+	srv := startServer(t, nil)
+	a := dial(t, srv.Addr())
+	name := uniqueName("multi")
+	tok := a.register(name).Token
+	b := dial(t, srv.Addr())
+	id := b.send(protocol.TypeLogin, &protocol.Login{Token: tok})
+	b.expect(protocol.TypeLoginOK, id, nil)
+	other := dial(t, srv.Addr())
+	other.login(name)
+	id = a.send(protocol.TypeLogout, nil)
+	a.expect(protocol.TypeOK, id, nil)
+	a.expectKick(protocol.KickLogout)
+	b.expectKick(protocol.KickSessionRevoked)
+	b.expectClosed()
+	other.ping()
+}
+
+// An unknown username costs the same hash as a known one with a wrong
+// password, so the answer's timing does not tell which accounts exist.
+func TestUnknownUserCostsAHash(t *testing.T) {
+	// Cost 6: four times the minimum cost the dummy hash used to have.
+	srv := startServer(t, func(c *server.Config) { c.BcryptCost = 6 })
+	name := uniqueName("timed")
+	dial(t, srv.Addr()).register(name)
+	c := dial(t, srv.Addr())
+	timeLogin := func(user string) time.Duration {
+		best := time.Hour
+		for range 3 {
+			begin := time.Now()
+			id := c.send(protocol.TypeLogin, &protocol.Login{Username: user, Password: "wrong-guess"})
+			c.expectError(id, protocol.CodeBadCredentials)
+			best = min(best, time.Since(begin))
+		}
+		return best
+	}
+	known, unknown := timeLogin(name), timeLogin("nosuchuser")
+	t.Logf("wrong password: %v, unknown user: %v", known, unknown)
+	if unknown < known/3 {
+		t.Errorf("an unknown user answers in %v, a known one in %v", unknown, known)
+	}
 }

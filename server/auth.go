@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -45,13 +46,19 @@ func prehash(password string) []byte {
 	return out
 }
 
-// hashPassword and checkPassword run bcrypt on at most one goroutine per
-// event loop, so logins cannot starve the loops of CPU.
+// Password hashing has its own admission: at most HashWorkers hashes run at
+// once and HashQueue wait; a hash past them is refused BUSY at once, so a
+// flood of Registers or Logins holds at most HashWorkers+HashQueue of the
+// shared workers and never starves the Sends of logged-in users.
+//
+// A hash's slot is kept for as long again after it ends (releaseHash), so
+// that hashing takes at most half of HashWorkers CPUs however hard it is
+// flooded, and the rest of the server keeps its CPU.
 func (s *Server) hashPassword(ctx context.Context, password string) ([]byte, error) {
 	if err := s.acquireHash(ctx); err != nil {
 		return nil, err
 	}
-	defer func() { <-s.hashSem }()
+	defer s.releaseHash(time.Now())
 	return bcrypt.GenerateFromPassword(prehash(password), s.cfg.BcryptCost)
 }
 
@@ -59,33 +66,52 @@ func (s *Server) checkPassword(ctx context.Context, hash []byte, password string
 	if err := s.acquireHash(ctx); err != nil {
 		return false, err
 	}
-	defer func() { <-s.hashSem }()
+	defer s.releaseHash(time.Now())
 	return bcrypt.CompareHashAndPassword(hash, prehash(password)) == nil, nil
+}
+
+// releaseHash frees a hash slot taken at start, after a rest as long as
+// the hash took.
+func (s *Server) releaseHash(start time.Time) {
+	rest := time.Since(start)
+	time.AfterFunc(rest, func() { <-s.hashSem })
 }
 
 func (s *Server) acquireHash(ctx context.Context) error {
 	select {
 	case s.hashSem <- struct{}{}:
 		return nil
+	default:
+	}
+	if s.hashWaiting.Add(1) > int64(s.cfg.HashQueue) {
+		s.hashWaiting.Add(-1)
+		return refuse(protocol.CodeBusy, "too many logins in progress; retry")
+	}
+	defer s.hashWaiting.Add(-1)
+	select {
+	case s.hashSem <- struct{}{}:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-s.quit:
+		return refuse(protocol.CodeShutdown, "server shutting down")
 	}
 }
 
-// dummyHash is compared against when the username does not exist, so that
-// a wrong username costs as much time as a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword(prehash("parley-no-such-user"), bcrypt.MinCost)
-
 func (s *Server) handleRegister(c *call, r *protocol.Register) (any, error) {
 	ctx := c.ctx
-	fail := func(code protocol.Code, msg string) (any, error) {
-		return nil, refuse(code, msg)
-	}
 	if !validUsername(r.Username) {
-		return fail(protocol.CodeInvalidUsername, "username must be 3-32 of A-Z a-z 0-9 _ . -")
+		return nil, refuse(protocol.CodeInvalidUsername, "username must be 3-32 of A-Z a-z 0-9 _ . -")
 	}
 	if len(r.Password) < minPassword || len(r.Password) > maxPassword {
-		return fail(protocol.CodeWeakPassword, "password must be 8-128 bytes")
+		return nil, refuse(protocol.CodeWeakPassword, "password must be 8-128 bytes")
+	}
+	// The cheap check before the hash: a taken name costs no hash.
+	switch _, err := s.store.UserByName(ctx, r.Username); {
+	case err == nil:
+		return nil, refuse(protocol.CodeUsernameTaken, "username is taken")
+	case !errors.Is(err, storage.ErrNotFound):
+		return nil, err
 	}
 	hash, err := s.hashPassword(ctx, r.Password)
 	if err != nil {
@@ -93,14 +119,25 @@ func (s *Server) handleRegister(c *call, r *protocol.Register) (any, error) {
 	}
 	u, err := s.store.CreateUser(ctx, r.Username, hash)
 	if errors.Is(err, storage.ErrUsernameTaken) {
-		return fail(protocol.CodeUsernameTaken, "username is taken")
+		return nil, refuse(protocol.CodeUsernameTaken, "username is taken")
 	}
 	if err != nil {
 		return nil, err
 	}
-	return s.loggedIn(ctx, c.ss, u, nil)
+	return s.loggedIn(c, u, nil)
 }
 
+// Failed logins are limited so that they slow an attacker without locking
+// the owner out (docs/protocol.md, Accounts and sessions):
+//
+//   - per address: LoginFailuresPerIP failures in a window, any account;
+//   - per (account, address): LoginFailuresPerUser failures in a window,
+//     the window doubling for a pair that is blocked again (back-off);
+//   - per account from every address: LoginFailuresPerAccount failures in
+//     a window; past it only addresses the account has logged in from
+//     before may try its password.
+//
+// Resume tokens are not limited by the account's failures.
 func (s *Server) handleLogin(c *call, l *protocol.Login) (any, error) {
 	ctx, ss := c.ctx, c.ss
 	now := time.Now()
@@ -111,12 +148,16 @@ func (s *Server) handleLogin(c *call, l *protocol.Login) (any, error) {
 		}
 		return nil, e
 	}
-	ipKey := "ip:" + ss.ip
+	ipKey := "ip:" + ss.addr
 	if blocked, until := s.logins.blocked(ipKey, s.cfg.LoginFailuresPerIP, now); blocked {
 		return fail(protocol.CodeTooManyAttempts, "too many failed logins from this address", until)
 	}
 
 	if l.Token != "" {
+		if len(l.Token) > maxToken {
+			s.logins.fail(ipKey, now)
+			return fail(protocol.CodeTokenInvalid, "resume token unknown, revoked or expired; log in with a password", time.Time{})
+		}
 		hash := tokenHash(l.Token)
 		userID, expires, err := s.store.TokenUser(ctx, hash, now)
 		if errors.Is(err, storage.ErrNotFound) {
@@ -130,15 +171,26 @@ func (s *Server) handleLogin(c *call, l *protocol.Login) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return s.loggedIn(ctx, ss, u, &resume{token: l.Token, hash: hash, expires: expires})
+		return s.loggedIn(c, u, &resume{token: l.Token, hash: hash, expires: expires})
 	}
 
-	userKey := "u:" + strings.ToLower(l.Username)
-	if blocked, until := s.logins.blocked(userKey, s.cfg.LoginFailuresPerUser, now); blocked {
-		return fail(protocol.CodeTooManyAttempts, "too many failed logins for this user", until)
+	// A name no account can have is refused before any bookkeeping; it
+	// tells nothing about which accounts exist.
+	if !validUsername(l.Username) || len(l.Password) > maxPassword {
+		s.logins.fail(ipKey, now)
+		return fail(protocol.CodeBadCredentials, "wrong username or password", time.Time{})
+	}
+	name := strings.ToLower(l.Username)
+	pairKey := "ua:" + name + "|" + ss.addr
+	acctKey := "u:" + name
+	if blocked, until := s.logins.blocked(pairKey, s.cfg.LoginFailuresPerUser, now); blocked {
+		return fail(protocol.CodeTooManyAttempts, "too many failed logins for this user from this address", until)
+	}
+	if blocked, until := s.logins.blocked(acctKey, s.cfg.LoginFailuresPerAccount, now); blocked && !s.known.has(name, ss.addr) {
+		return fail(protocol.CodeTooManyAttempts, "too many failed logins for this user; log in from a known address or with a token", until)
 	}
 	u, err := s.store.UserByName(ctx, l.Username)
-	hash := dummyHash
+	hash := s.dummyHash
 	switch {
 	case err == nil:
 		hash = u.PassHash
@@ -150,13 +202,17 @@ func (s *Server) handleLogin(c *call, l *protocol.Login) (any, error) {
 		return nil, herr
 	}
 	if err != nil || !ok {
-		s.logins.fail(userKey, now)
+		s.logins.failBackoff(pairKey, s.cfg.LoginFailuresPerUser, now)
+		s.logins.fail(acctKey, now)
 		s.logins.fail(ipKey, now)
 		return fail(protocol.CodeBadCredentials, "wrong username or password", time.Time{})
 	}
-	s.logins.reset(userKey)
-	return s.loggedIn(ctx, ss, u, nil)
+	s.logins.reset(pairKey)
+	return s.loggedIn(c, u, nil)
 }
+
+// maxToken is longer than any token newToken makes.
+const maxToken = 128
 
 // resume is the token a client logged in with.
 type resume struct {
@@ -166,8 +222,10 @@ type resume struct {
 }
 
 // loggedIn finishes a login: a new resume token unless the client resumed
-// with one, the session joins the hub, and LoginOK is the answer.
-func (s *Server) loggedIn(ctx context.Context, ss *session, u storage.User, r *resume) (any, error) {
+// with one, LoginOK is the answer, and once it is queued the session joins
+// the hub.
+func (s *Server) loggedIn(c *call, u storage.User, r *resume) (any, error) {
+	ctx, ss := c.ctx, c.ss
 	now := time.Now()
 	until, err := s.checkBan(ctx, u.ID)
 	if err != nil {
@@ -190,16 +248,22 @@ func (s *Server) loggedIn(ctx context.Context, ss *session, u storage.User, r *r
 		}
 	}
 	s.users.add(u.ID)
+	s.known.add(strings.ToLower(u.Username), ss.addr)
 	ss.user.Store(u.ID)
 	ss.username = u.Username
 	ss.tokenHash = r.hash
+	ss.tokenSeen.Store(&r.hash)
 	ss.state.Store(stateAuthed)
-	if s.hub.login(u.ID, ss) {
-		s.presence.loggedIn(u.ID)
-	}
-	if ss.closed.Load() {
-		// OnClose ran before the session joined the hub.
-		s.logout(u.ID, ss)
+	// The session joins the hub, where pushes and kicks find it, only once
+	// its LoginOK is queued: no frame overtakes the LoginOK.
+	c.then = func() {
+		if s.hub.login(u.ID, ss) {
+			s.presence.loggedIn(u.ID)
+		}
+		if ss.closed.Load() {
+			// OnClose ran before the session joined the hub.
+			s.logout(u.ID, ss)
+		}
 	}
 	s.stats.logins.Add(1)
 	s.log.Debug("login", "user", u.ID, "session", ss.id)
@@ -220,7 +284,17 @@ func (s *Server) handleLogout(c *call, _ *protocol.Logout) (any, error) {
 	if err := s.store.DeleteToken(c.ctx, ss.tokenHash); err != nil {
 		return nil, err
 	}
-	c.then = func() { ss.kick(protocol.KickLogout, "logged out") }
+	token := ss.tokenHash
+	c.then = func() {
+		ss.kick(protocol.KickLogout, "logged out")
+		// The token is revoked everywhere: the other connections that
+		// logged in with it are closed too.
+		for _, o := range s.hub.sessionsOf(nil, c.user) {
+			if o != ss && bytes.Equal(o.token(), token) {
+				o.kick(protocol.KickSessionRevoked, "the session was logged out")
+			}
+		}
+	}
 	return &protocol.OK{}, nil
 }
 

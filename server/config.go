@@ -110,6 +110,13 @@ type Config struct {
 	LoginFailuresPerUser int
 	LoginFailuresPerIP   int
 	LoginWindow          time.Duration
+	// LoginFailuresPerAccount is the failed password logins of one account
+	// from all addresses together allowed within LoginWindow; past it only
+	// addresses the account logged in from before may try its password
+	// (tokens always work). LoginFailuresPerUser then counts per (account,
+	// address), each blocked window twice as long as the one before.
+	// Default 100.
+	LoginFailuresPerAccount int
 
 	// SyncLimit and MaxSyncLimit are the default and largest page sizes of
 	// Sync, History and Conversations. Defaults 100 and 500.
@@ -262,6 +269,9 @@ func (c *Config) fill() {
 	}
 	if c.LoginFailuresPerIP <= 0 {
 		c.LoginFailuresPerIP = 30
+	}
+	if c.LoginFailuresPerAccount <= 0 {
+		c.LoginFailuresPerAccount = 100
 	}
 	if c.LoginWindow <= 0 {
 		c.LoginWindow = time.Minute

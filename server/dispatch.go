@@ -25,12 +25,17 @@ func (s *Server) drain(ss *session, w work) {
 		out = s.appendSendResult(out, &w.done[i])
 	}
 	for i, f := range w.frames {
+		if ss.closed.Load() || ss.kicked.Load() {
+			// The connection is gone or going: its frames are dropped,
+			// not run (a flood's queued logins would still cost hashes).
+			break
+		}
 		if f.typ != protocol.TypeSend && ss.waitForSends(w.frames[i:]) {
 			break
 		}
 		n := len(out)
 		out = s.dispatch(ss, f, out)
-		if s.m != nil && len(out) >= n {
+		if s.m != nil && len(out) > n {
 			s.m.handled(f, out[n:])
 		}
 	}
@@ -79,8 +84,12 @@ func (s *Server) dispatch(ss *session, f inbound, out []byte) []byte {
 		// A login that did not log in lets the connection try again.
 		ss.state.CompareAndSwap(stateLoggingIn, stateAnonymous)
 	}
+	start := len(out)
 	out = s.respond(out, h, f.reqID, reply, err)
 	if c.then != nil {
+		if s.m != nil {
+			s.m.handled(f, out[start:])
+		}
 		ss.write(out)
 		c.then()
 		return nil

@@ -42,8 +42,10 @@ func (b *tokenBucket) overdraw(limit int) bool {
 	return b.tokens < -float64(limit)
 }
 
-// attemptLimiter counts failed logins per key (a username or an address) in
-// fixed windows. Logins are rare next to messages, so one mutex is enough.
+// attemptLimiter counts failed logins per key (an address, an account, an
+// (account, address) pair) in windows. Logins are rare next to messages, so
+// one mutex is enough. Its keys are bounded: maxLimiterKeys, each at most a
+// valid username and an address long.
 type attemptLimiter struct {
 	mu     sync.Mutex
 	window time.Duration
@@ -51,9 +53,13 @@ type attemptLimiter struct {
 }
 
 type attempts struct {
-	n     int
-	until time.Time // end of the window
+	n       int
+	until   time.Time // end of the window
+	strikes int       // windows in a row that ended blocked (failBackoff)
 }
+
+// maxBackoff caps a backed-off window.
+const maxBackoff = 6 // window << 6: an hour for a minute's window
 
 func newAttemptLimiter(window time.Duration) *attemptLimiter {
 	return &attemptLimiter{window: window, m: make(map[string]*attempts)}
@@ -71,15 +77,42 @@ func (l *attemptLimiter) blocked(key string, max int, now time.Time) (bool, time
 	return a.n >= max, a.until
 }
 
-func (l *attemptLimiter) fail(key string, now time.Time) {
+func (l *attemptLimiter) fail(key string, now time.Time) { l.failBackoff(key, 0, now) }
+
+// failBackoff counts a failure of key. With max > 0 a window that ended
+// blocked (max failures) makes the next one twice as long, up to
+// window << maxBackoff: an attacker who keeps going is slowed further.
+func (l *attemptLimiter) failBackoff(key string, max int, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	a := l.m[key]
 	if a == nil || now.After(a.until) {
-		a = &attempts{until: now.Add(l.window)}
+		strikes := 0
+		if a != nil && max > 0 && a.n >= max && now.Sub(a.until) < l.window {
+			strikes = min(a.strikes+1, maxBackoff)
+		}
+		if a == nil && len(l.m) >= maxLimiterKeys {
+			l.evict(now)
+		}
+		a = &attempts{until: now.Add(l.window << strikes), strikes: strikes}
 		l.m[key] = a
 	}
 	a.n++
+}
+
+// evict drops ended windows, then arbitrary ones. l.mu is held.
+func (l *attemptLimiter) evict(now time.Time) {
+	for k, a := range l.m {
+		if now.After(a.until) {
+			delete(l.m, k)
+		}
+	}
+	for k := range l.m {
+		if len(l.m) < maxLimiterKeys*3/4 {
+			break
+		}
+		delete(l.m, k)
+	}
 }
 
 func (l *attemptLimiter) reset(key string) {
@@ -88,15 +121,65 @@ func (l *attemptLimiter) reset(key string) {
 	l.mu.Unlock()
 }
 
-// sweep forgets windows that have ended.
+// sweep forgets windows that have ended (a window past its end is kept one
+// more window for the back-off).
 func (l *attemptLimiter) sweep(now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for k, a := range l.m {
-		if now.After(a.until) {
+		if now.Sub(a.until) > l.window {
 			delete(l.m, k)
 		}
 	}
+}
+
+// knownAddrs remembers, per account (lowercased name), the last few
+// addresses it logged in from, so that an account under a password attack
+// from elsewhere still admits its owner. Bounded: maxLimiterKeys accounts,
+// knownPerAccount addresses each.
+type knownAddrs struct {
+	mu sync.Mutex
+	m  map[string][]string
+}
+
+const knownPerAccount = 8
+
+func newKnownAddrs() *knownAddrs { return &knownAddrs{m: make(map[string][]string)} }
+
+func (k *knownAddrs) add(name, addr string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	list := k.m[name]
+	for i, a := range list {
+		if a == addr {
+			copy(list[1:i+1], list[:i]) // most recent first
+			list[0] = addr
+			return
+		}
+	}
+	if list == nil && len(k.m) >= maxLimiterKeys {
+		for n := range k.m { // an arbitrary account forgets its addresses
+			delete(k.m, n)
+			break
+		}
+	}
+	if len(list) < knownPerAccount {
+		list = append(list, "")
+	}
+	copy(list[1:], list)
+	list[0] = addr
+	k.m[name] = list
+}
+
+func (k *knownAddrs) has(name, addr string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, a := range k.m[name] {
+		if a == addr {
+			return true
+		}
+	}
+	return false
 }
 
 // maxLimiterKeys bounds the keys of every per-address or per-account table:

@@ -27,6 +27,7 @@ import (
 
 	"github.com/bwmarrin/snowflake"
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/router"
@@ -57,17 +58,21 @@ type Server struct {
 	outbox *router.Outbox
 	ids    *snowflake.Node
 
-	hub      *hub
-	pool     *workerPool
-	delivery *delivery
-	members  *memberCache
-	users    *userCache
-	friends  *friendCache
-	presence *presence
-	logins   *attemptLimiter
-	auths    *authLimiter  // admission of Register and password Login
-	addrs    *connLimiter  // connections per address
-	hashSem  chan struct{} // bounds concurrent password hashing
+	hub         *hub
+	pool        *workerPool
+	delivery    *delivery
+	members     *memberCache
+	users       *userCache
+	friends     *friendCache
+	presence    *presence
+	logins      *attemptLimiter
+	auths       *authLimiter  // admission of Register and password Login
+	addrs       *connLimiter  // connections per address
+	hashSem     chan struct{} // bounds concurrent password hashing
+	hashWaiting atomic.Int64  // hashes waiting for hashSem (HashQueue)
+	dummyHash   []byte        // an equal-cost hash for unknown usernames
+	known       *knownAddrs   // addresses accounts logged in from
+	quit        chan struct{} // closed when Stop begins
 
 	eng         gnet.Engine
 	booted      chan struct{}
@@ -106,6 +111,8 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 		logins:      newAttemptLimiter(cfg.LoginWindow),
 		auths:       newAuthLimiter(cfg.AuthRatePerAddr, cfg.AuthBurstPerAddr, cfg.AuthRate, cfg.AuthBurst),
 		addrs:       newConnLimiter(cfg.MaxConnsPerAddr),
+		known:       newKnownAddrs(),
+		quit:        make(chan struct{}),
 		hashSem:     make(chan struct{}, cfg.HashWorkers),
 		booted:      make(chan struct{}),
 		bansDone:    make(chan struct{}),
@@ -120,6 +127,11 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 			return nil, err
 		}
 		s.m = cfg.Metrics
+	}
+	// A wrong username costs what a wrong password does: the same bcrypt
+	// cost.
+	if s.dummyHash, err = bcrypt.GenerateFromPassword(prehash("parley-no-such-user"), cfg.BcryptCost); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	s.delivery = newDelivery(s)
 	store, err := open(s.delivery.committed)
@@ -235,6 +247,7 @@ func (s *Server) Stop(ctx context.Context) error {
 			s.handOver(ctx)
 		}
 		s.stopping.Store(true)
+		close(s.quit)
 		if s.started.Load() {
 			s.hub.each(func(ss *session) { ss.kick(protocol.KickShutdown, "server shutting down") })
 			// Give the kicks a moment to reach the sockets before the engine

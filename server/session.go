@@ -52,8 +52,9 @@ type session struct {
 	partial atomic.Int64 // unix ms when the unfinished frame buffered began, or 0
 	out     outbound     // bytes waiting for the event loop (outbound.go)
 
-	username  string // worker
-	tokenHash []byte // worker
+	username  string                 // worker
+	tokenHash []byte                 // worker
+	tokenSeen atomic.Pointer[[]byte] // tokenHash, for other goroutines
 
 	probe chan struct{} // a health probe's session, not a connection (health.go)
 
@@ -198,6 +199,14 @@ func (s *session) waitForSends(rest []inbound) bool {
 	}
 	s.parked = true
 	return true
+}
+
+// token returns the hash of the token the session logged in with, or nil.
+func (s *session) token() []byte {
+	if p := s.tokenSeen.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // authedUser returns the logged-in user, or 0.
