@@ -151,6 +151,10 @@ type Config struct {
 	// made by the admin tools. Default 2s.
 	BanPoll time.Duration
 
+	// ShutdownRetry is the retry hint of the Kick SHUTDOWN that Stop sends:
+	// its until is ShutdownRetry to twice that from the kick. Default 2s.
+	ShutdownRetry time.Duration
+
 	// ReadyChecks are more checks of Ready (/readyz), by name: each returns
 	// nil when its dependency works (the cluster's bus, for one).
 	ReadyChecks map[string]func(context.Context) error
@@ -299,6 +303,9 @@ func (c *Config) fill() {
 	}
 	if c.PresenceTTL <= 0 {
 		c.PresenceTTL = 15 * time.Second
+	}
+	if c.ShutdownRetry <= 0 {
+		c.ShutdownRetry = 2 * time.Second
 	}
 	if c.BanPoll <= 0 {
 		c.BanPoll = 2 * time.Second

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -249,7 +250,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		s.stopping.Store(true)
 		close(s.quit)
 		if s.started.Load() {
-			s.hub.each(func(ss *session) { ss.kick(protocol.KickShutdown, "server shutting down") })
+			s.hub.each(func(ss *session) { ss.kickWith(s.shutdownKick()) })
 			// Give the kicks a moment to reach the sockets before the engine
 			// closes them.
 			waitUntil(ctx, 2*time.Second, func() bool { return s.conns.Load() == 0 })
@@ -296,6 +297,21 @@ func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 	return gnet.None
 }
 
+// shutdownKick is the Kick SHUTDOWN of a stopping server, with the retry
+// hint: until is a moment to reconnect at, ShutdownRetry from now plus up
+// to as much again at random, so that the clients of a restarting node do
+// not all come back in the same instant.
+func (s *Server) shutdownKick() protocol.Kick {
+	wait := s.cfg.ShutdownRetry + time.Duration(rand.Int64N(int64(s.cfg.ShutdownRetry)+1))
+	return protocol.Kick{
+		Reason:  protocol.KickShutdown,
+		Message: "server shutting down; reconnect after until",
+		Until:   time.Now().Add(wait).UnixMilli(),
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
 // refuse answers a connection that is not taken with a Kick.
 func (s *Server) refuse(reason protocol.KickReason, msg string) ([]byte, gnet.Action) {
 	frame := protocol.MustFrame(protocol.TypeKick, 0, &protocol.Kick{Reason: reason, Message: msg})
@@ -307,7 +323,9 @@ func (s *Server) refuse(reason protocol.KickReason, msg string) ([]byte, gnet.Ac
 // with a Kick, before any more are accepted on this loop.
 func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if s.stopping.Load() {
-		return s.refuse(protocol.KickShutdown, "server shutting down")
+		frame := protocol.MustFrame(protocol.TypeKick, 0, ptr(s.shutdownKick()))
+		s.m.framesOutOf(frame)
+		return frame, gnet.Close
 	}
 	if s.conns.Load() >= int64(s.cfg.MaxConns) {
 		return s.refuse(protocol.KickTooManyConns, "server at its connection limit")

@@ -233,6 +233,7 @@ func (o *options) validate() error {
 	positive("heartbeat", o.heartbeat)
 	positive("presence-grace", o.grace)
 	positive("cluster-ttl", o.clusterTTL)
+	positive("shutdown-timeout", o.shutdownTimeout)
 	switch {
 	case o.maxConns < 0:
 		bad("--max-conns %d: want 0 (from the open-file limit) or more", o.maxConns)

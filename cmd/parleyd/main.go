@@ -129,9 +129,11 @@ type options struct {
 	metrics    string
 	maxGroup   int
 	grace      time.Duration
-	perAddr    int
-	perUser    int
-	authRate   float64
+
+	shutdownTimeout time.Duration
+	perAddr         int
+	perUser         int
+	authRate        float64
 }
 
 // flagSet defines parleyd's settings on o. Each flag is also a
@@ -166,6 +168,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.dmPolicy, "dm-policy", "friends", "who may message whom 1:1: friends or anyone")
 	fs.IntVar(&o.maxGroup, "max-group-size", 2000, "most members of a group, the owner included")
 	fs.DurationVar(&o.grace, "presence-grace", 5*time.Second, "how long a user may be gone before friends see it offline")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "on SIGTERM: the longest the drain may take before parleyd exits anyway")
 	return fs
 }
 
@@ -346,11 +349,30 @@ func serve(o options, log *slog.Logger) error {
 		_ = srv.Stop(context.Background())
 		return fmt.Errorf("serving stopped: %w", srv.Err())
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	return drain(srv, o.shutdownTimeout, log)
+}
+
+// drain stops the server: no more connections, every client kicked
+// SHUTDOWN with a retry hint, the workers' frames finished, the store
+// flushed. It returns within timeout (and a second to spare) even if
+// something hangs, with an error then.
+func drain(srv *server.Server, timeout time.Duration, log *slog.Logger) error {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := srv.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("shutdown: %w", err)
+	stopped := make(chan error, 1)
+	go func() { stopped <- srv.Stop(ctx) }()
+	select {
+	case err := <-stopped:
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("shutdown took longer than --shutdown-timeout %v: %w", timeout, err)
+		}
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+	case <-time.After(timeout + time.Second):
+		return fmt.Errorf("shutdown did not finish within --shutdown-timeout %v; exiting anyway", timeout)
 	}
-	log.Info("stopped")
+	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }
