@@ -118,7 +118,20 @@ func (tm *ptyTerm) kill() {
 	if err := p.Kill(); err != nil {
 		tm.t.Fatal(err)
 	}
-	tm.waitFor("Pane is dead")
+	tm.waitDead()
+}
+
+// waitDead waits until parley has ended (tmux does not always print "Pane
+// is dead" in time; its pane_dead flag is exact).
+func (tm *ptyTerm) waitDead() {
+	tm.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.TrimSpace(tm.tmux("display-message", "-p", "-t", tm.target(), "#{pane_dead}")) != "1" {
+		if time.Now().After(deadline) {
+			tm.t.Fatalf("parley did not end:\n%s", tm.screen())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // shot logs the screen, framed, for the record.
@@ -212,7 +225,7 @@ func TestQueueSurvivesCrashAndGoesOutInOrder(t *testing.T) {
 
 	// Nothing queued: Ctrl+C quits at once.
 	tm.keys("C-c")
-	tm.waitFor("Pane is dead")
+	tm.waitDead()
 }
 
 // Bug 5 of issue 17: 200 CJK characters typed without bracketed paste (600
@@ -311,7 +324,7 @@ func TestUnreadDividerOnScreen(t *testing.T) {
 	tm.waitFor("online", "bob: read 3")
 	time.Sleep(200 * time.Millisecond) // the read cursor's Ack
 	tm.keys("C-c")
-	tm.waitFor("Pane is dead")
+	tm.waitDead()
 	for i := 1; i <= 25; i++ {
 		bob.ok("send", "alice", fmt.Sprintf("unread %d", i))
 	}

@@ -280,11 +280,15 @@ func (m *Model) history(h historyMsg) tea.Cmd {
 		return nil
 	}
 	var cmds []tea.Cmd
-	for _, x := range h.res.Messages {
-		m.add(c, x)
-		cmds = append(cmds, m.learn(x.From))
-	}
-	c.more, c.next = h.res.HasMore, h.res.Next
+	m.anchored(c, func() {
+		// A page may bring newer messages too (the catch-up has not
+		// delivered them yet): they go below the view, which stays.
+		for _, x := range h.res.Messages {
+			m.add(c, x)
+			cmds = append(cmds, m.learn(x.From))
+		}
+		c.more, c.next = h.res.HasMore, h.res.Next
+	})
 	m.saveCache()
 	m.jumpToDivider(c)
 	if c.id == m.current {
@@ -396,6 +400,30 @@ func (m *Model) clampScroll() {
 	m.scroll = min(max(m.scroll, 0), m.maxScroll())
 	if m.scroll == 0 {
 		m.newBelow = 0
+	}
+}
+
+// anchored runs f, which adds lines to c, and keeps the line at the
+// bottom of the view where it was, when the reader has scrolled up.
+func (m *Model) anchored(c *conv, f func()) {
+	if c.id != m.current || m.scroll == 0 {
+		f()
+		return
+	}
+	lines := m.chatLines(c)
+	i := len(lines) - 1 - m.scroll
+	if i < 0 || i >= len(lines) {
+		f()
+		return
+	}
+	anchor := lines[i]
+	f()
+	after := m.chatLines(c)
+	for j := len(after) - 1; j >= 0; j-- {
+		if after[j] == anchor {
+			m.scroll = len(after) - 1 - j
+			return
+		}
 	}
 }
 

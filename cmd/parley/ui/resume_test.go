@@ -67,3 +67,33 @@ func TestDividerAfterCatchUp(t *testing.T) {
 		})
 	}
 }
+
+// A history page that brings messages newer than those shown does not
+// move the view of a reader scrolled up.
+func TestHistoryPageKeepsTheView(t *testing.T) {
+	f := newFake()
+	bobConv := protocol.DirectConv(1, 2)
+	for seq := uint64(3); seq <= 60; seq++ {
+		f.history[bobConv] = append(f.history[bobConv], msg(bobConv, seq, 2, fmt.Sprintf("bob says %d", seq)))
+	}
+	f.convs[0] = protocol.Conversation{Conv: bobConv, LastSeq: 60, AckSeq: 60, Last: &f.history[bobConv][59]}
+	m := loggedIn(t, f)
+	c := m.conv(bobConv)
+	press(m, tea.KeyPgUp)
+	body := func() string { // the chat area's messages, without its title
+		var b strings.Builder
+		for _, l := range strings.Split(screenText(m), "\n")[1:22] {
+			_, right, _ := strings.Cut(l, "│")
+			b.WriteString(right + "\n")
+		}
+		return b.String()
+	}
+	before := body()
+	// The screen is told of 61 and 62 only by a later page.
+	f.history[bobConv] = append(f.history[bobConv], msg(bobConv, 61, 2, "bob says 61"), msg(bobConv, 62, 2, "bob says 62"))
+	c.loaded, c.more, c.next = false, true, 0
+	run(m, m.loadHistory(c))
+	if after := body(); after != before {
+		t.Fatalf("the view moved:\n%s\nthen\n%s", before, after)
+	}
+}
