@@ -96,9 +96,19 @@ func (sharedDir) Close() error { return nil }
 
 // Start starts a node, with Config's defaults that mut may change.
 func (c *Cluster) Start(mut func(*server.Config)) *Node {
+	c.t.Helper()
+	return c.StartAt("", mut)
+}
+
+// StartAt starts a node on addr (a node restarted under its name), or on a
+// free port for "".
+func (c *Cluster) StartAt(addr string, mut func(*server.Config)) *Node {
 	t := c.t
 	t.Helper()
 	cfg := Config(t)
+	if addr != "" {
+		cfg.Addr = addr
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	cl, err := router.JoinCluster(ctx, router.ClusterConfig{
