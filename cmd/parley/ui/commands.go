@@ -108,7 +108,7 @@ func Help() []string {
 		"  Tab, Shift+Tab            next, previous conversation (Ctrl+N, Ctrl+P too)",
 		"  PgUp, PgDn, Shift+↑/↓     scroll; older messages load at the top",
 		"  End                       back to the newest message",
-		"  ↑, ↓                      the lines you entered before",
+		"  ↑, ↓                      the lines you entered before (↑ first: a failed message, to edit)",
 		"  Alt+Enter                 a new line in the same message",
 		"  Esc                       close this list",
 		"  Ctrl+L                    draw the screen again",

@@ -107,7 +107,8 @@ type Model struct {
 	histPos    int      // index in hist while browsing with ↑/↓; len(hist): not browsing
 	histDraft  string   // the input before browsing began
 	titleCount int
-	catchingUp bool // logged in, and the first snapshot after it is not in yet
+	editing    string // client_msg_id of the failed message taken back with ↑
+	catchingUp bool   // logged in, and the first snapshot after it is not in yet
 
 	width, height int
 	quitting      bool
@@ -323,6 +324,7 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 			m.panel = nil
 		} else {
 			m.input.Reset()
+			m.editing = ""
 		}
 		return nil
 	case tea.KeyTab, tea.KeyCtrlN:
@@ -340,6 +342,9 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 	case tea.KeyUp:
 		if m.panel != nil {
 			return m.scrollBy(1)
+		}
+		if m.input.Value() == "" && m.histPos >= len(m.hist) && m.editFailed() {
+			return nil
 		}
 		m.browse(-1)
 		return nil
@@ -531,6 +536,12 @@ func (m *Model) enter() tea.Cmd {
 		}
 	}
 	m.input.Reset()
+	if id := m.editing; id != "" && line != "" && !strings.HasPrefix(line, "/") {
+		// The edited text replaces the failed message.
+		m.out = slices.DeleteFunc(m.out, func(o *outgoing) bool { return o.q.ClientMsgID == id })
+		_ = m.outbox.Remove(id)
+	}
+	m.editing = ""
 	if line != "" && (len(m.hist) == 0 || m.hist[len(m.hist)-1] != line) {
 		m.hist = append(m.hist, line)
 		if len(m.hist) > 200 {

@@ -178,6 +178,21 @@ func TestSendRefused(t *testing.T) {
 	if len(f.sent) != 2 || strings.Contains(screenText(m), "✗") {
 		t.Fatalf("retry: sent %d\n%s", len(f.sent), screenText(m))
 	}
+
+	// ↑ takes a failed message back to edit; Enter sends the new text in
+	// its place.
+	f.sendErrs = []error{&protocol.Error{Code: protocol.CodeNotFriends}}
+	enter(m, "helo?")
+	press(m, tea.KeyUp)
+	if m.input.Value() != "helo?" {
+		t.Fatalf("↑ on a failed message: input %q", m.input.Value())
+	}
+	press(m, tea.KeyLeft, tea.KeyBackspace)
+	typeText(m, "lo")
+	press(m, tea.KeyEnter)
+	if len(f.sent) != 4 || string(f.sent[3].Body) != "hello?" || m.Queued() != 0 || strings.Contains(screenText(m), "✗") {
+		t.Fatalf("after the edit: sent %+v, queued %d\n%s", f.sent, m.Queued(), screenText(m))
+	}
 }
 
 func TestSwitchingConversations(t *testing.T) {

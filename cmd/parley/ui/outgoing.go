@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -206,6 +207,22 @@ func (m *Model) discard(n int64) {
 		_ = m.outbox.Remove(o.q.ClientMsgID)
 	}
 	m.say(fmt.Sprintf("discarded %d message(s)", len(f)))
+}
+
+// editFailed puts the newest failed message of the conversation shown
+// into the input to be edited: Enter sends the new text in its place,
+// Esc leaves it as it was. It reports false if there is none.
+func (m *Model) editFailed() bool {
+	f := m.failedOf(m.current)
+	if len(f) == 0 {
+		return false
+	}
+	o := f[len(f)-1]
+	m.editing = o.q.ClientMsgID
+	m.input.SetValue(strings.ReplaceAll(o.q.Body, "\n", " "))
+	m.input.CursorEnd()
+	m.say(fmt.Sprintf("editing failed message %d: Enter sends it in its place, Esc leaves it", len(f)))
+	return true
 }
 
 // Queued is how many messages wait in the outgoing queue, refused ones
