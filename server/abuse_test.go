@@ -678,3 +678,75 @@ func TestUnknownUserCostsAHash(t *testing.T) {
 		t.Errorf("an unknown user answers in %v, a known one in %v", unknown, known)
 	}
 }
+
+// Attack 6: under the friends-only policy nobody can be put in a group,
+// and so messaged there, by someone they have not accepted as a friend;
+// friends can.
+func TestGroupsNeedConsent(t *testing.T) {
+	srv := startServer(t, func(c *server.Config) { c.DMPolicy = server.DMFriends })
+	spammer, victim, friend := dial(t, srv.Addr()), dial(t, srv.Addr()), dial(t, srv.Addr())
+	s := spammer.register(uniqueName("spammer"))
+	v := victim.register(uniqueName("victim"))
+	f := friend.register(uniqueName("friend"))
+	id := spammer.send(protocol.TypeGroupCreate, &protocol.GroupCreate{Name: "buy now", Members: []int64{v.UserID}})
+	spammer.expectError(id, protocol.CodeNotFriends)
+	id = spammer.send(protocol.TypeGroupCreate, &protocol.GroupCreate{Name: "mine"})
+	var g protocol.GroupInfo
+	spammer.expect(protocol.TypeGroupInfo, id, &g)
+	id = spammer.send(protocol.TypeGroupInvite, &protocol.GroupInvite{GroupID: g.GroupID, Users: []int64{v.UserID}})
+	spammer.expectError(id, protocol.CodeNotFriends)
+	victim.silent(200 * time.Millisecond)
+
+	id = spammer.send(protocol.TypeFriendRequest, &protocol.FriendRequest{To: f.UserID})
+	spammer.expect(protocol.TypeOK, id, nil)
+	friend.expect(protocol.TypeFriendEvent, 0, nil)
+	id = friend.send(protocol.TypeFriendAnswer, &protocol.FriendAnswer{From: s.UserID, Accept: true})
+	friend.expect(protocol.TypeOK, id, nil)
+	id = spammer.send(protocol.TypeGroupInvite, &protocol.GroupInvite{GroupID: g.GroupID, Users: []int64{f.UserID}})
+	for {
+		fr, err := spammer.next(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fr.h.RequestID == id {
+			if fr.h.Type != protocol.TypeOK {
+				t.Fatalf("invite of a friend: %s", fr.h.Type)
+			}
+			break
+		}
+	}
+}
+
+// Reusing a client_msg_id for another recipient or body is refused with
+// its own code; a true repeat is acked as a duplicate.
+func TestClientMsgIDReuse(t *testing.T) {
+	srv := startServer(t, nil)
+	a, b, c := dial(t, srv.Addr()), dial(t, srv.Addr()), dial(t, srv.Addr())
+	a.register(uniqueName("reuser"))
+	ub := b.register(uniqueName("bob"))
+	uc := c.register(uniqueName("carol"))
+	first := a.sendText(ub.UserID, "same", "hello")
+	if again := a.sendText(ub.UserID, "same", "hello"); !again.Duplicate || again.MsgID != first.MsgID {
+		t.Fatalf("repeat: %+v, first %+v", again, first)
+	}
+	id := a.send(protocol.TypeSend, &protocol.Send{ClientMsgID: "same", To: uc.UserID, Body: []byte("hello")})
+	a.expectError(id, protocol.CodeClientMsgIDReused)
+	id = a.send(protocol.TypeSend, &protocol.Send{ClientMsgID: "same", To: ub.UserID, Body: []byte("other")})
+	a.expectError(id, protocol.CodeClientMsgIDReused)
+}
+
+// SyncResult's next never passes last_seq, even for a client that asks
+// from past the end.
+func TestSyncNextWithinLastSeq(t *testing.T) {
+	srv := startServer(t, nil)
+	a, b := dial(t, srv.Addr()), dial(t, srv.Addr())
+	a.register(uniqueName("reuser"))
+	ub := b.register(uniqueName("bob"))
+	ack := a.sendText(ub.UserID, "m1", "hello")
+	id := a.send(protocol.TypeSync, &protocol.Sync{Conv: ack.Conv, LastAckID: 1 << 40})
+	var r protocol.SyncResult
+	a.expect(protocol.TypeSyncResult, id, &r)
+	if r.Next > r.LastSeq || r.LastSeq != ack.Seq || r.HasMore {
+		t.Fatalf("sync past the end: %+v", r)
+	}
+}

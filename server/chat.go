@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"time"
 
@@ -54,6 +55,11 @@ func (s *Server) handleSend(c *call, m *protocol.Send) (any, error) {
 	t0 := time.Now()
 	s.store.AppendAsync(ctx, &msg, func(stored protocol.Message, dup bool, err error) {
 		cancel()
+		if err == nil && dup && !sameContent(&stored, &msg) {
+			// The id was used for another message: saying it was stored
+			// would drop this one silently.
+			err = refuse(protocol.CodeClientMsgIDReused, "client_msg_id was used for another message (recipient or body); use a new one")
+		}
 		if err == nil {
 			s.m.stored(time.Since(t0), dup)
 		}
@@ -67,6 +73,12 @@ func (s *Server) handleSend(c *call, m *protocol.Send) (any, error) {
 		ss.sendDone(sendResult{reqID: reqID, at: at, stored: stored, dup: dup, err: err})
 	})
 	return later, nil
+}
+
+// sameContent reports whether a stored message is the one a repeated Send
+// (same client_msg_id) asks for: same conversation, content type and body.
+func sameContent(stored, m *protocol.Message) bool {
+	return stored.Conv == m.Conv && stored.ContentType == m.ContentType && bytes.Equal(stored.Body, m.Body)
 }
 
 // member checks that user may read conv: nil if so, or the refusal.
@@ -106,6 +118,8 @@ func (s *Server) handleSync(c *call, q *protocol.Sync) (any, error) {
 	if kept := fitReply(msgs); kept < len(msgs) {
 		msgs, next, more = msgs[:kept], msgs[kept-1].Seq, true
 	}
+	// A client that asks past the end is not told to go on from there.
+	next = min(next, last)
 	return &protocol.SyncResult{
 		Conv: q.Conv, Messages: nonNil(msgs), Next: next, LastSeq: last, HasMore: more,
 	}, nil

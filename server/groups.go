@@ -110,6 +110,30 @@ func groupInfo(g storage.Group) protocol.GroupInfo {
 
 func validGroupName(name string) bool { return name != "" && len(name) <= maxGroupName }
 
+// mayAdd is the consent rule of groups: under the friends-only direct
+// message policy a user may put only friends in a group (GroupCreate,
+// GroupInvite), so that nobody can be messaged in a group by someone they
+// never accepted; anyone may still join an open group by themselves.
+// Under DMAnyone anyone may be added.
+func (s *Server) mayAdd(ctx context.Context, user int64, ids []int64) error {
+	if s.cfg.DMPolicy == DMAnyone {
+		return nil
+	}
+	for _, id := range ids {
+		if id == user {
+			continue
+		}
+		ok, err := s.friends.friends(ctx, user, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return refuse(protocol.CodeNotFriends, "only friends may be added to a group (dm policy friends)")
+		}
+	}
+	return nil
+}
+
 func (s *Server) handleGroupCreate(c *call, q *protocol.GroupCreate) (any, error) {
 	ctx, user, ss := c.ctx, c.user, c.ss
 	if !validGroupName(q.Name) {
@@ -117,6 +141,9 @@ func (s *Server) handleGroupCreate(c *call, q *protocol.GroupCreate) (any, error
 	}
 	if len(q.Members) >= s.cfg.MaxGroupSize*2 {
 		return nil, refuse(protocol.CodeGroupFull, "too many members")
+	}
+	if err := s.mayAdd(ctx, user, q.Members); err != nil {
+		return nil, err
 	}
 	g, err := s.store.CreateGroup(ctx, user, q.Name, q.Open, q.Members, s.cfg.MaxGroupSize, time.Now())
 	if errors.Is(err, storage.ErrNotFound) {
@@ -185,6 +212,9 @@ func (s *Server) handleGroupInvite(c *call, q *protocol.GroupInvite) (any, error
 		return nil, refuse(protocol.CodeGroupFull, "too many users")
 	}
 	if err := s.groupMember(ctx, q.GroupID, user); err != nil {
+		return nil, err
+	}
+	if err := s.mayAdd(ctx, user, q.Users); err != nil {
 		return nil, err
 	}
 	added, err := s.store.AddMembers(ctx, q.GroupID, q.Users, s.cfg.MaxGroupSize, time.Now())
