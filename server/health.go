@@ -61,7 +61,7 @@ func (s *Server) probePool(ctx context.Context, timeout time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("the worker pool did not take a probe frame within %v: %d sessions wait for one of %d workers",
-			time.Since(start).Round(time.Millisecond), len(s.pool.ready), s.cfg.Workers)
+			time.Since(start).Round(time.Millisecond), s.pool.queued(), s.cfg.Workers)
 	}
 }
 

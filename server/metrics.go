@@ -167,7 +167,7 @@ func (m *Metrics) bind(s *Server) error {
 	m.set.NewGauge(`parley_connections_max`, func() float64 { return float64(s.cfg.MaxConns) })
 	m.set.NewGauge(`parley_inbox_frames`, func() float64 { return float64(counts().inbox) })
 	m.set.NewGauge(`parley_outbound_queued_bytes`, func() float64 { return float64(counts().outbound) })
-	m.set.NewGauge(`parley_worker_queue_sessions`, func() float64 { return float64(len(s.pool.ready)) })
+	m.set.NewGauge(`parley_worker_queue_sessions`, func() float64 { return float64(s.pool.queued()) })
 	m.set.NewGauge(`parley_workers_busy`, func() float64 { return float64(counts().running) })
 	m.set.NewGauge(`parley_sends_in_flight`, func() float64 { return float64(counts().pending) })
 	m.set.NewGauge(`parley_workers`, func() float64 { return float64(s.cfg.Workers) })

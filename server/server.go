@@ -3,11 +3,14 @@
 // Netty's ChannelPipeline:
 //
 //	event loop:  frame decode → body decode → idle/heartbeat → auth gate → rate limit → dispatch
-//	worker:      auth re-check → handler (storage) → replies
+//	worker:      auth re-check → handler (handler.go's table) → replies
+//	store:       commit → commit hook (delivery) and Send answers (session.sendDone)
 //
 // Stages up to dispatch run on the connection's event loop and never block;
 // dispatch queues the frame on the connection's inbox and a bounded worker
-// pool runs the handlers, one connection's frames strictly in order.
+// pool runs the handlers, one connection's frames in order. A Send is handed
+// to the store without waiting; frames behind it wait, off the worker, until
+// it is answered. docs/server.md follows a frame through every hand-off.
 // Outbound frames are encoded by the handler and written with gnet's
 // AsyncWrite, bounded per connection.
 //
@@ -148,7 +151,7 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 		s.members.changed = s.groupChanged
 	}
 	s.presence = newPresence(s, cfg.PresenceGrace)
-	s.pool = newWorkerPool(cfg.Workers, cfg.MaxConns, s.drain)
+	s.pool = newWorkerPool(cfg.Workers, s.drain)
 	return s, nil
 }
 

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"sync"
 	"testing"
 
 	"github.com/parleyim/parley/protocol"
@@ -10,7 +11,8 @@ import (
 // back to the head of the inbox, still counted against the inbox's bytes,
 // and are not handed to a worker until the Send is answered.
 func TestParkedFramesWaitForSends(t *testing.T) {
-	p := &workerPool{ready: make(chan *session, 4)}
+	p := &workerPool{} // no workers: the test takes what is submitted
+	p.ready.L = &p.mu
 	s := &session{srv: &Server{pool: p}}
 	if s.waitForSends([]inbound{{typ: protocol.TypeSync, size: 10}}) {
 		t.Fatal("parked with no Send in flight")
@@ -32,12 +34,7 @@ func TestParkedFramesWaitForSends(t *testing.T) {
 	if s.parked || s.pending != 0 {
 		t.Fatalf("after the answer: parked %v, pending %d", s.parked, s.pending)
 	}
-	select {
-	case got := <-p.ready:
-		if got != s {
-			t.Fatal("another session submitted")
-		}
-	default:
+	if p.queued() != 1 || p.next() != s {
 		t.Fatal("the answered session was not handed to the pool")
 	}
 	s.started()
@@ -45,4 +42,41 @@ func TestParkedFramesWaitForSends(t *testing.T) {
 	if !ok || len(w.done) != 1 || len(w.frames) != 3 || w.frames[0].typ != protocol.TypeSync {
 		t.Fatalf("take after the answer: %v, %d answers, frames %+v", ok, len(w.done), w.frames)
 	}
+}
+
+// TestPoolNeverBlocksSubmit: the pool takes any number of sessions without
+// a worker free, in order, and stop lets the workers finish them.
+func TestPoolNeverBlocksSubmit(t *testing.T) {
+	var mu sync.Mutex
+	var order []*session
+	release := make(chan struct{})
+	p := newWorkerPool(1, func(s *session, _ work) {
+		<-release
+		mu.Lock()
+		order = append(order, s)
+		mu.Unlock()
+	})
+	srv := &Server{pool: p}
+	const n = 5000
+	sessions := make([]*session, n)
+	for i := range sessions {
+		sessions[i] = &session{srv: srv}
+		sessions[i].done = []sendResult{{}}
+		sessions[i].inPool = true
+		p.submit(sessions[i]) // one worker, stuck on the first: must not block
+	}
+	if q := p.queued(); q < n-1 {
+		t.Fatalf("%d queued, want at least %d", q, n-1)
+	}
+	close(release)
+	p.stop()
+	if len(order) != n {
+		t.Fatalf("%d sessions drained, want %d", len(order), n)
+	}
+	for i, s := range order {
+		if s != sessions[i] {
+			t.Fatalf("session %d drained out of order", i)
+		}
+	}
+	p.submit(&session{srv: srv}) // after stop: dropped, no panic
 }
