@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -11,6 +12,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/router"
 )
 
 // Metrics are the server's Prometheus metrics (VictoriaMetrics/metrics: a
@@ -140,6 +142,29 @@ func (m *Metrics) ObserveBusConsumeLag(d time.Duration) {
 	}
 }
 
+// timeBus returns bus, timing its sends (parley_bus_publish_seconds) when
+// metrics are on.
+func (m *Metrics) timeBus(bus router.Bus) router.Bus {
+	if m == nil || bus == nil {
+		return bus
+	}
+	return timedBus{Bus: bus, m: m}
+}
+
+type timedBus struct {
+	router.Bus
+	m *Metrics
+}
+
+func (b timedBus) Send(ctx context.Context, node string, batch uint64, envs []router.Envelope) error {
+	start := time.Now()
+	err := b.Bus.Send(ctx, node, batch, envs)
+	if err == nil {
+		b.m.ObserveBusPublish(time.Since(start))
+	}
+	return err
+}
+
 // bind adds the gauges read from the server when scraped.
 func (m *Metrics) bind(s *Server) error {
 	if !m.bound.CompareAndSwap(false, true) {
@@ -172,6 +197,23 @@ func (m *Metrics) bind(s *Server) error {
 	m.set.NewGauge(`parley_sends_in_flight`, func() float64 { return float64(counts().pending) })
 	m.set.NewGauge(`parley_workers`, func() float64 { return float64(s.cfg.Workers) })
 	m.set.NewGauge(`parley_started_seconds`, func() float64 { return float64(s.startedAt.Unix()) })
+	if s.cfg.Bus != nil {
+		// The outbox's figures: batches handed to the bus, envelopes
+		// dropped past its bound, failed attempts, bytes waiting.
+		outbox := func(i int) func() float64 {
+			return func() float64 {
+				if s.outbox == nil {
+					return 0
+				}
+				sent, dropped, failures, queued := s.outbox.Stats()
+				return float64([]uint64{sent, dropped, failures, uint64(queued)}[i])
+			}
+		}
+		m.set.NewGauge(`parley_bus_sent_total`, outbox(0))
+		m.set.NewGauge(`parley_bus_dropped_total`, outbox(1))
+		m.set.NewGauge(`parley_bus_send_failures_total`, outbox(2))
+		m.set.NewGauge(`parley_bus_queued_bytes`, outbox(3))
+	}
 	return nil
 }
 
