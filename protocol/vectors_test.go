@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ type vector struct {
 	name  string // the info string after "hex": a frame type's name
 	line  int
 	frame []byte
+	bad   bool // a ```hex-refused block: the body must be refused BAD_BODY
 }
 
 // newBody is NewBody; every type in frameTypes has a constructor there.
@@ -73,6 +75,9 @@ func readVectors(tb testing.TB) []vector {
 		case strings.HasPrefix(text, "```hex "):
 			cur = &vector{title: title, name: strings.TrimSpace(text[len("```hex "):]), line: line}
 			hexb.Reset()
+		case strings.HasPrefix(text, "```hex-refused "):
+			cur = &vector{title: title, name: strings.TrimSpace(text[len("```hex-refused "):]), line: line, bad: true}
+			hexb.Reset()
 		case strings.HasPrefix(text, "#"):
 			title = strings.TrimSpace(strings.TrimLeft(text, "#"))
 		}
@@ -112,6 +117,12 @@ func TestVectors(t *testing.T) {
 				t.Fatalf("line %d: header %+v", v.line, h)
 			}
 			got := newBody(h.Type)
+			if v.bad {
+				if err := DecodeBody(body, got); !errors.Is(err, ErrBadBody) {
+					t.Fatalf("line %d: a refused body decodes: %+v, %v", v.line, got, err)
+				}
+				return
+			}
 			if err := DecodeBody(body, got); err != nil {
 				t.Fatalf("line %d: DecodeBody: %v", v.line, err)
 			}
@@ -134,7 +145,7 @@ func TestVectors(t *testing.T) {
 func TestVectorsCoverEveryType(t *testing.T) {
 	seen := make(map[Type]bool)
 	for _, v := range readVectors(t) {
-		if typ, ok := typeByName(v.name); ok {
+		if typ, ok := typeByName(v.name); ok && !v.bad {
 			seen[typ] = true
 		}
 	}
