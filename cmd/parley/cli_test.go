@@ -246,6 +246,12 @@ func TestGroupCommands(t *testing.T) {
 	for n, u := range us {
 		u.ok("register", n, n+"-password")
 	}
+	// Under the friends policy only friends may be added to a group.
+	alice.failsJSON(exitRefused, "NOT_FRIENDS", "group", "create", "crag", "bob")
+	alice.ok("add", "bob")
+	alice.ok("add", "carol")
+	bob.ok("accept", "alice")
+	carol.ok("accept", "alice")
 	var crag, lobby groupJSON
 	alice.okJSON(&crag, "group", "create", "crag", "bob")
 	if crag.Name != "crag" || crag.Members != 2 || crag.Open {
