@@ -49,7 +49,7 @@ BENCH_METRICS ?= 127.0.0.1:7481
 bench: build
 	rm -rf bench-results/data && mkdir -p bench-results
 	bin/parleyd --listen $(BENCH_ADDR) --data-dir bench-results/data --metrics-listen $(BENCH_METRICS) \
-	  --bcrypt-cost 4 --rate-limit -1 --auth-rate -1 --max-conns-per-addr -1 --log-level warn & pid=$$!; sleep 1; \
+	  --bcrypt-cost 4 --rate-limit -1 --auth-rate -1 --max-conns-per-addr -1 --hash-workers 2 --hash-queue 100000 --dm-policy anyone --log-level warn & pid=$$!; sleep 1; \
 	bin/parley-bench --addr $(BENCH_ADDR) --metrics http://$(BENCH_METRICS) --duration 10s \
 	  --conns 15000 --parallel 128 --pairs 50 --window 16 --members 1000 --senders 2 --group-window 4 \
 	  --json bench-results/report.json --html bench-results/report.html conns baseline p2p group; \

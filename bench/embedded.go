@@ -18,8 +18,9 @@ import (
 // a temporary directory, for runs that start nothing else. Its settings
 // are a load test's: cheap password hashing (runs register thousands of
 // users) and no per-connection rate limit (a flat-out sender would trip
-// it); the DM policy is the default, friends only, as the scenarios
-// befriend their pairs.
+// it), no admission limits on logins; the DM policy is "anyone", since a
+// 1,000-member group is made by its owner, who under "friends" may add
+// only friends (the p2p scenario befriends its pairs all the same).
 type Embedded struct {
 	Addr string
 	srv  *server.Server
@@ -39,7 +40,7 @@ func StartEmbedded(log *slog.Logger) (*Embedded, error) {
 		return nil, err
 	}
 	m := server.NewMetrics()
-	cfg := server.Config{Addr: addr, BcryptCost: 4, RateLimit: -1, AuthRatePerAddr: -1, AuthRate: -1, MaxConnsPerAddr: -1, MaxConnsPerUser: -1, Logger: log, Metrics: m}
+	cfg := server.Config{Addr: addr, BcryptCost: 4, RateLimit: -1, AuthRatePerAddr: -1, AuthRate: -1, MaxConnsPerAddr: -1, MaxConnsPerUser: -1, HashWorkers: 2, HashQueue: 1 << 20, DMPolicy: server.DMAnyone, Logger: log, Metrics: m}
 	srv, err := server.New(cfg, func(hook storage.CommitHook) (storage.Store, error) {
 		return pebble.Open(pebble.Config{Dir: dir, Hook: hook})
 	})

@@ -134,6 +134,8 @@ type options struct {
 	perAddr         int
 	perUser         int
 	authRate        float64
+	hashWork        int
+	hashQueue       int
 }
 
 // flagSet defines parleyd's settings on o. Each flag is also a
@@ -152,7 +154,9 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.Float64Var(&o.rateLimit, "rate-limit", 200, "frames per second per connection (negative: off)")
 	fs.IntVar(&o.perAddr, "max-conns-per-addr", 256, "connections per remote address, IPv6 by /64 (negative: no cap)")
 	fs.IntVar(&o.perUser, "max-conns-per-user", 32, "logged-in connections per account (negative: no cap)")
-	fs.Float64Var(&o.authRate, "auth-rate", 1, "registrations and password logins per second per address (negative: off)")
+	fs.IntVar(&o.hashWork, "hash-workers", 0, "password hashes at once (0: half the CPUs)")
+	fs.IntVar(&o.hashQueue, "hash-queue", 32, "password hashes waiting; more are answered BUSY")
+	fs.Float64Var(&o.authRate, "auth-rate", 1, "registrations and password logins per second per address (negative: off, and the server-wide limit too)")
 	fs.IntVar(&o.maxMessage, "max-message", 16<<10, "largest message body in bytes")
 	fs.IntVar(&o.bcryptCost, "bcrypt-cost", 10, "password hashing cost (4-31)")
 	fs.Int64Var(&o.nodeID, "node-id", 1, "snowflake node id, 0-1023")
@@ -310,6 +314,9 @@ func serve(o options, log *slog.Logger) error {
 		MaxConnsPerAddr: o.perAddr,
 		MaxConnsPerUser: o.perUser,
 		AuthRatePerAddr: o.authRate,
+		AuthRate:        min(o.authRate, 0), // negative: both limits off
+		HashWorkers:     o.hashWork,
+		HashQueue:       o.hashQueue,
 		MaxMessage:      o.maxMessage,
 		BcryptCost:      o.bcryptCost,
 		NodeID:          o.nodeID,
