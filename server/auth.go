@@ -265,7 +265,6 @@ func (s *Server) loggedIn(c *call, u storage.User, r *resume) (any, error) {
 			s.logout(u.ID, ss)
 		}
 	}
-	s.stats.logins.Add(1)
 	s.log.Debug("login", "user", u.ID, "session", ss.id)
 	return &protocol.LoginOK{
 		UserID:       u.ID,

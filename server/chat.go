@@ -66,9 +66,6 @@ func (s *Server) handleSend(c *call, m *protocol.Send) (any, error) {
 		if err != nil || dup {
 			s.delivery.forget(msg.MsgID)
 		}
-		if err == nil && !dup {
-			s.stats.messages.Add(1)
-		}
 		stored.Body = nil // the answer needs only the ids
 		ss.sendDone(sendResult{reqID: reqID, at: at, stored: stored, dup: dup, err: err})
 	})

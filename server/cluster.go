@@ -130,7 +130,6 @@ func (s *Server) receive(envs []router.Envelope) {
 			for _, u := range env.Users {
 				s.pushLocal(u, env.Frame, nil)
 			}
-			s.stats.pushes.Add(uint64(len(env.Users)))
 			s.m.pushed(len(env.Users))
 		case router.EnvGroupChanged:
 			s.InvalidateGroup(env.Group)

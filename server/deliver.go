@@ -203,7 +203,6 @@ func (d *delivery) push(m *protocol.Message, targets []*session, emit func(*sess
 			frame = protocol.MustFrame(protocol.TypePush, 0, m)
 		}
 		emit(ss, frame)
-		d.srv.stats.pushes.Add(1)
 		d.srv.m.pushed(1)
 	}
 	return targets

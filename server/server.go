@@ -91,7 +91,6 @@ type Server struct {
 	beatStopped chan struct{}
 	nextID      atomic.Uint64
 	conns       atomic.Int64
-	stats       counters
 	startedAt   time.Time
 	lastSweep   time.Time // OnTick only
 }
