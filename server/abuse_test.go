@@ -357,8 +357,8 @@ func TestSlowConsumerSeesItsKick(t *testing.T) {
 	sender.register(uniqueName("sender"))
 	s := sleeper.register(uniqueName("sleeper"))
 	body := make([]byte, 16<<10)
-	// 32 MiB: more than the socket buffers and MaxOutbound together.
-	for i := range 2048 {
+	// 16 MiB: more than the socket buffers and MaxOutbound together.
+	for i := range 1024 {
 		id := sender.send(protocol.TypeSend, &protocol.Send{ClientMsgID: fmt.Sprint("s", i), To: s.UserID, Body: body})
 		sender.expect(protocol.TypeSendAck, id, nil)
 	}
