@@ -130,7 +130,7 @@ func (s *Server) receive(envs []router.Envelope) {
 			for _, u := range env.Users {
 				s.pushLocal(u, env.Frame, nil)
 			}
-			s.m.pushed(len(env.Users))
+			s.m.pushed(len(env.Users), 0)
 		case router.EnvGroupChanged:
 			s.InvalidateGroup(env.Group)
 		case router.EnvFriendsChanged:

@@ -195,6 +195,7 @@ func (d *delivery) push(m *protocol.Message, targets []*session, emit func(*sess
 	for _, u := range users {
 		targets = d.srv.hub.sessionsOf(targets, u)
 	}
+	pushed := 0
 	for _, ss := range targets {
 		if ss == origin {
 			continue
@@ -203,8 +204,9 @@ func (d *delivery) push(m *protocol.Message, targets []*session, emit func(*sess
 			frame = protocol.MustFrame(protocol.TypePush, 0, m)
 		}
 		emit(ss, frame)
-		d.srv.m.pushed(1)
+		pushed++
 	}
+	d.srv.m.pushed(pushed, m.ServerTime)
 	return targets
 }
 

@@ -40,6 +40,7 @@ type Metrics struct {
 	messages    *metrics.Counter
 	pushes      *metrics.Counter
 	sendAck     *metrics.PrometheusHistogram
+	sendPush    *metrics.PrometheusHistogram
 	append      *metrics.PrometheusHistogram
 	commitBatch *metrics.PrometheusHistogram
 	busPublish  *metrics.PrometheusHistogram
@@ -72,6 +73,7 @@ func NewMetrics() *Metrics {
 		messages:    set.NewCounter("parley_messages_stored_total"),
 		pushes:      set.NewCounter("parley_pushes_total"),
 		sendAck:     set.NewPrometheusHistogramExt("parley_send_ack_seconds", latencyBuckets),
+		sendPush:    set.NewPrometheusHistogramExt("parley_send_push_seconds", latencyBuckets),
 		append:      set.NewPrometheusHistogramExt("parley_store_append_seconds", latencyBuckets),
 		commitBatch: set.NewPrometheusHistogramExt("parley_store_commit_batch_messages", metrics.ExponentialBuckets(1, 2, 12)),
 		busPublish:  set.NewPrometheusHistogramExt("parley_bus_publish_seconds", latencyBuckets),
@@ -361,9 +363,15 @@ func (m *Metrics) committed(n int) {
 	}
 }
 
-// pushed counts pushes queued to connections.
-func (m *Metrics) pushed(n int) {
-	if m != nil {
-		m.pushes.Add(n)
+// pushed counts n pushes of one message queued to connections; with the
+// message's server time (Unix ms, set when its Send arrived) it also
+// records the send→push latency, once per message.
+func (m *Metrics) pushed(n int, serverTime int64) {
+	if m == nil || n == 0 {
+		return
+	}
+	m.pushes.Add(n)
+	if serverTime > 0 {
+		m.sendPush.Update(max(0, float64(time.Now().UnixMilli()-serverTime)/1e3))
 	}
 }

@@ -83,6 +83,7 @@ func TestMetricsCountTheChokepoints(t *testing.T) {
 	waitMetric(t, m, `parley_send_ack_seconds_count`, 1)
 	waitMetric(t, m, `parley_store_append_seconds_count`, 1)
 	waitMetric(t, m, `parley_pushes_total`, 1)
+	waitMetric(t, m, `parley_send_push_seconds_count`, 1)
 	waitMetric(t, m, `parley_frames_in_total{type="Send"}`, 1)
 	waitMetric(t, m, `parley_frames_out_total{type="SendAck"}`, 1)
 	waitMetric(t, m, `parley_frames_out_total{type="Push"}`, 1)
