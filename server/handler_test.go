@@ -50,7 +50,7 @@ func TestFailMapsErrors(t *testing.T) {
 		{refuse(protocol.CodeBadMessage, "x"), protocol.CodeBadMessage, 0},
 		{fmt.Errorf("wrapped: %w", refuseCode(protocol.CodeNotMember)), protocol.CodeNotMember, 0},
 		{&protoError{code: protocol.CodeBanned, msg: "banned", until: 42}, protocol.CodeBanned, 42},
-		{fmt.Errorf("sqlite: %w", storage.ErrGroupFull), protocol.CodeGroupFull, 0},
+		{fmt.Errorf("pebble: %w", storage.ErrGroupFull), protocol.CodeGroupFull, 0},
 		{storage.ErrNotMember, protocol.CodeNotMember, 0},
 		{storage.ErrAlreadyMember, protocol.CodeAlreadyMember, 0},
 		{storage.ErrClosed, protocol.CodeShutdown, 0},

@@ -175,6 +175,9 @@ func (s *Server) Err() error {
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.cfg.Addr }
 
+// Store is the server's store, for the operator's admin endpoint.
+func (s *Server) Store() storage.Store { return s.store }
+
 // MaxConns is the connection cap in force.
 func (s *Server) MaxConns() int { return s.cfg.MaxConns }
 

@@ -1,6 +1,6 @@
 // Package storage keeps Parley's durable state behind small interfaces: users,
 // resume tokens, and messages with their per-user cursors. Each backend lives
-// in a package of its own (storage/sqlite, the embedded default; storage/mysql
+// in a package of its own (storage/pebble, the embedded default; storage/mysql
 // for a cluster) and passes the same contract suite, storage/storetest.
 package storage
 

@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/parleyim/parley/storage"
 )
 
 const adminUsage = `usage:
@@ -19,10 +18,11 @@ const adminUsage = `usage:
   parleyd admin bans
 The admin commands work on the server's store (the same --config,
 --data-dir or PARLEY_* settings); a running server kicks a banned user within seconds.
-The pebble store admits one process: stop the server before an admin command.`
+The pebble store admits one process: while parleyd runs, give its admin endpoint,
+--server HOST:PORT (its --metrics-listen), and its --admin-token (PARLEY_ADMIN_TOKEN).`
 
-// admin runs an admin command against the store and writes its result to
-// stdout.
+// admin runs an admin command against the store, or a running server's
+// admin endpoint, and writes its result to stdout.
 func admin(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(adminUsage)
@@ -35,7 +35,9 @@ func admin(args []string, stdout io.Writer) error {
 	user := fs.String("user", "", "username")
 	days := fs.Float64("days", 0, "ban length in days (fractions allowed)")
 	reason := fs.String("reason", "", "why, for the record")
-	if _, err := configure(fs, args, lookupEnv, true, "user", "days", "reason"); err != nil {
+	addr := fs.String("server", "", "the admin endpoint (--metrics-listen) of a running parleyd, host:port: go through it rather than open the store")
+	token := fs.String("admin-token", "", "the server's admin token, for --server")
+	if _, err := configure(fs, args, lookupEnv, true, "user", "days", "reason", "server"); err != nil {
 		return err
 	}
 	needUser := cmd == "ban" || cmd == "unban"
@@ -50,45 +52,44 @@ func admin(args []string, stdout io.Writer) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	store, err := so.open(nil, slog.New(slog.DiscardHandler))
-	if err != nil && so.kind == "pebble" {
-		// Pebble locks its directory to one process.
-		return fmt.Errorf("%w (if a running parleyd has this data dir open, stop it first: the pebble store admits one process)", err)
-	}
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-
-	var u storage.User
-	if needUser {
-		if u, err = store.UserByName(ctx, *user); errors.Is(err, storage.ErrNotFound) {
-			return fmt.Errorf("no user %q", *user)
-		} else if err != nil {
+	var b bans
+	if *addr != "" {
+		b = httpBans{base: "http://" + *addr, token: *token}
+	} else {
+		store, err := so.open(nil, slog.New(slog.DiscardHandler))
+		if err != nil && so.kind == "pebble" {
+			// Pebble locks its directory to one process.
+			return fmt.Errorf("%w (if a running parleyd has this data dir open, give its admin endpoint: --server HOST:PORT and --admin-token)", err)
+		}
+		if err != nil {
 			return err
 		}
+		defer store.Close()
+		b = storeBans{store}
 	}
-	now := time.Now()
+
 	switch cmd {
 	case "ban":
-		until := now.Add(time.Duration(*days * float64(24*time.Hour))).Truncate(time.Millisecond)
-		if err := store.BanUser(ctx, u.ID, until, *reason, now); err != nil {
+		until := time.Now().Add(time.Duration(*days * float64(24*time.Hour))).Truncate(time.Millisecond)
+		res, err := b.Ban(ctx, *user, until, *reason)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "banned %s (id %d) until %s\n", u.Username, u.ID, until.UTC().Format(time.RFC3339))
+		fmt.Fprintf(stdout, "banned %s (id %d) until %s\n", res.User, res.ID, res.Until.UTC().Format(time.RFC3339))
 	case "unban":
-		if err := store.UnbanUser(ctx, u.ID); err != nil {
+		res, err := b.Unban(ctx, *user)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "unbanned %s (id %d)\n", u.Username, u.ID)
+		fmt.Fprintf(stdout, "unbanned %s (id %d)\n", res.User, res.ID)
 	case "bans":
-		bans, err := store.ActiveBans(ctx, now)
+		list, err := b.List(ctx)
 		if err != nil {
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "USER\tID\tUNTIL\tREASON")
-		for _, b := range bans {
+		for _, b := range list {
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", b.Username, b.UserID, b.Until.UTC().Format(time.RFC3339), b.Reason)
 		}
 		return tw.Flush()

@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/parleyim/parley/client"
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/server"
 	"github.com/parleyim/parley/server/servertest"
 	"github.com/parleyim/parley/storage/pebble"
 )
@@ -22,13 +26,32 @@ func runAdmin(t *testing.T, args ...string) string {
 	return out.String()
 }
 
-// The admin commands work on the store of a running server, as another
-// store handle would from another process; the server kicks banned users.
-// The store must allow a second handle: SQLite or MySQL (see
-// TestAdminPebbleInUse).
+// The admin commands work on a running server: through its admin endpoint
+// (any store), or on the store directly when it admits a second handle
+// (MySQL), as from another process; the server kicks banned users.
 func TestAdminBanKicksAndRefusesLogin(t *testing.T) {
-	st := servertest.NewSharedStorage(t)
+	modes := []string{"server"}
+	if os.Getenv("PARLEY_TEST_STORE") == "mysql" {
+		modes = append(modes, "store")
+	}
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) { testAdminBan(t, mode) })
+	}
+}
+
+func testAdminBan(t *testing.T, mode string) {
+	st := servertest.NewStorage(t)
 	srv := servertest.StartOn(t, st, nil) // bans polled every 100ms
+	flags := st.Flags()
+	if mode == "server" {
+		addr := servertest.FreeAddr(t)
+		stop, err := serveMetrics(addr, server.NewMetrics(), srv, "s3cret", slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop()
+		flags = []string{"--server", addr, "--admin-token", "s3cret"}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -42,7 +65,10 @@ func TestAdminBanKicksAndRefusesLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out := runAdmin(t, append([]string{"ban", "--user", "MALLORY", "--days", "1.5", "--reason", "spam"}, st.Flags()...)...)
+	if err := admin(append([]string{"ban", "--user", "nobody", "--days", "1"}, flags...), &strings.Builder{}); !errors.Is(err, errNoUser) {
+		t.Fatalf("ban of nobody: %v", err)
+	}
+	out := runAdmin(t, append([]string{"ban", "--user", "MALLORY", "--days", "1.5", "--reason", "spam"}, flags...)...)
 	if !strings.Contains(out, "banned mallory") {
 		t.Fatalf("ban said %q", out)
 	}
@@ -60,7 +86,7 @@ func TestAdminBanKicksAndRefusesLogin(t *testing.T) {
 		t.Fatalf("kick %+v, want BANNED for 1.5 days", kick)
 	}
 	t.Logf("kicked %v after the ban", time.Since(start))
-	if list := runAdmin(t, append([]string{"bans"}, st.Flags()...)...); !strings.Contains(list, "mallory") || !strings.Contains(list, "spam") {
+	if list := runAdmin(t, append([]string{"bans"}, flags...)...); !strings.Contains(list, "mallory") || !strings.Contains(list, "spam") {
 		t.Fatalf("bans list %q", list)
 	}
 
@@ -80,8 +106,8 @@ func TestAdminBanKicksAndRefusesLogin(t *testing.T) {
 		_ = c2.Close()
 	}
 
-	runAdmin(t, append([]string{"unban", "--user", "mallory"}, st.Flags()...)...)
-	if list := runAdmin(t, append([]string{"bans"}, st.Flags()...)...); strings.Contains(list, "mallory") {
+	runAdmin(t, append([]string{"unban", "--user", "mallory"}, flags...)...)
+	if list := runAdmin(t, append([]string{"bans"}, flags...)...); strings.Contains(list, "mallory") {
 		t.Fatalf("bans list after unban %q", list)
 	}
 	c3, err := client.Dial(ctx, srv.Addr(), client.Options{})
@@ -91,6 +117,30 @@ func TestAdminBanKicksAndRefusesLogin(t *testing.T) {
 	defer c3.Close()
 	if _, err := c3.Login(ctx, "mallory", "mallory-password"); err != nil {
 		t.Fatalf("login after unban: %v", err)
+	}
+}
+
+// The admin API refuses requests without the right token, and is off
+// without one configured.
+func TestAdminAPIAuth(t *testing.T) {
+	srv := servertest.Start(t, nil)
+	for _, tc := range []struct {
+		serverToken, token, want string
+	}{
+		{"", "", "403 Forbidden: the admin API is off"},
+		{"right", "", "401 Unauthorized: a wrong or missing admin token"},
+		{"right", "wrong", "401 Unauthorized: a wrong or missing admin token"},
+	} {
+		addr := servertest.FreeAddr(t)
+		stop, err := serveMetrics(addr, server.NewMetrics(), srv, tc.serverToken, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = admin([]string{"bans", "--server", addr, "--admin-token", tc.token}, &strings.Builder{})
+		stop()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("server token %q, token %q: %v, want %q", tc.serverToken, tc.token, err, tc.want)
+		}
 	}
 }
 
@@ -109,26 +159,14 @@ func TestAdminPebbleInUse(t *testing.T) {
 	}
 }
 
-// A data dir of one embedded store is refused to the other, rather than
-// taken for an empty store.
-func TestStoreKindMismatch(t *testing.T) {
+// The data dir of an earlier parleyd's SQLite store is refused rather
+// than taken for an empty store.
+func TestStoreSQLiteDirRefused(t *testing.T) {
 	dir := t.TempDir()
-	s, err := pebble.Open(pebble.Config{Dir: dir})
-	if err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "parley.db"), []byte("SQLite format 3\x00"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	err = admin([]string{"bans", "--store", "sqlite", "--data-dir", dir}, &strings.Builder{})
-	if err == nil || !strings.Contains(err.Error(), "holds a Pebble store") {
-		t.Fatalf("sqlite on a pebble dir: %v", err)
-	}
-	dir = t.TempDir()
-	if err := admin([]string{"bans", "--store", "sqlite", "--data-dir", dir}, &strings.Builder{}); err != nil {
-		t.Fatal(err)
-	}
-	err = admin([]string{"bans", "--store", "pebble", "--data-dir", dir}, &strings.Builder{})
+	err := admin([]string{"bans", "--store", "pebble", "--data-dir", dir}, &strings.Builder{})
 	if err == nil || !strings.Contains(err.Error(), "holds a SQLite store") {
 		t.Fatalf("pebble on a sqlite dir: %v", err)
 	}

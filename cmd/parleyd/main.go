@@ -37,7 +37,6 @@ import (
 	"github.com/parleyim/parley/storage"
 	"github.com/parleyim/parley/storage/mysql"
 	"github.com/parleyim/parley/storage/pebble"
-	"github.com/parleyim/parley/storage/sqlite"
 )
 
 func main() {
@@ -69,7 +68,7 @@ type storeOptions struct {
 }
 
 func (so *storeOptions) register(fs *flag.FlagSet) {
-	fs.StringVar(&so.kind, "store", "pebble", "pebble (embedded, single node), sqlite (the earlier embedded store) or mysql (shared by a cluster)")
+	fs.StringVar(&so.kind, "store", "pebble", "pebble (embedded, single node) or mysql (shared by a cluster)")
 	fs.StringVar(&so.dataDir, "data-dir", "./data", "directory of the embedded store")
 	fs.StringVar(&so.mysqlDSN, "mysql-dsn", "", "MySQL/MariaDB DSN for --store mysql, user:pass@tcp(host:3306)/db")
 	fs.IntVar(&so.shards, "mysql-shards", 16, "message tables of a new MySQL database (fixed once created)")
@@ -78,23 +77,19 @@ func (so *storeOptions) register(fs *flag.FlagSet) {
 func (so *storeOptions) open(hook storage.CommitHook, log *slog.Logger) (storage.Store, error) {
 	switch so.kind {
 	case "pebble":
-		// A data directory of the SQLite store is not taken for an empty one.
-		if _, err := os.Stat(filepath.Join(so.dataDir, sqlite.FileName)); err == nil {
-			return nil, fmt.Errorf("--data-dir %s holds a SQLite store (%s): run with --store sqlite", so.dataDir, sqlite.FileName)
+		// A data directory of the SQLite store of earlier versions is not
+		// taken for an empty one.
+		if _, err := os.Stat(filepath.Join(so.dataDir, "parley.db")); err == nil {
+			return nil, fmt.Errorf("--data-dir %s holds a SQLite store (parley.db) of an earlier parleyd, which this one cannot read", so.dataDir)
 		}
 		return pebble.Open(pebble.Config{Dir: so.dataDir, Hook: hook, Logger: log})
-	case "sqlite":
-		if m, _ := filepath.Glob(filepath.Join(so.dataDir, "OPTIONS-*")); len(m) > 0 {
-			return nil, fmt.Errorf("--data-dir %s holds a Pebble store: run with --store pebble", so.dataDir)
-		}
-		return sqlite.Open(sqlite.Config{Dir: so.dataDir, Hook: hook, Logger: log})
 	case "mysql":
 		if so.mysqlDSN == "" {
 			return nil, errors.New("--store mysql needs --mysql-dsn (or PARLEY_MYSQL_DSN)")
 		}
 		return mysql.Open(mysql.Config{DSN: so.mysqlDSN, Shards: so.shards, Hook: hook, Logger: log})
 	}
-	return nil, fmt.Errorf("--store %q: want pebble, sqlite or mysql", so.kind)
+	return nil, fmt.Errorf("--store %q: want pebble or mysql", so.kind)
 }
 
 // describe is the store for the start-up log line.
@@ -127,6 +122,7 @@ type options struct {
 	mqTopic    string
 	clusterTTL time.Duration
 	metrics    string
+	adminToken string
 	maxGroup   int
 	grace      time.Duration
 
@@ -167,7 +163,8 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.advertise, "advertise", "", "the address clients are redirected to (default: --listen)")
 	fs.StringVar(&o.mqNamesrv, "mq-namesrv", "", "RocketMQ name server host:port (cluster)")
 	fs.StringVar(&o.mqTopic, "mq-topic", "PARLEY_NODES", "RocketMQ topic between the nodes (cluster)")
-	fs.StringVar(&o.metrics, "metrics-listen", "", "address of the admin endpoint (GET /metrics, /debug/pprof/); empty: off")
+	fs.StringVar(&o.metrics, "metrics-listen", "", "address of the admin endpoint (GET /metrics, /healthz, /readyz, /debug/pprof/, /admin/); empty: off")
+	fs.StringVar(&o.adminToken, "admin-token", "", "the bearer token of the admin API on the admin endpoint (parleyd admin --server); empty: the API is off")
 	fs.DurationVar(&o.clusterTTL, "cluster-ttl", 6*time.Second, "a node silent this long is dead and its users move")
 	fs.StringVar(&o.dmPolicy, "dm-policy", "friends", "who may message whom 1:1: friends or anyone")
 	fs.IntVar(&o.maxGroup, "max-group-size", 2000, "most members of a group, the owner included")
@@ -337,7 +334,7 @@ func serve(o options, log *slog.Logger) error {
 	log.Info("parleyd serving", append([]any{"listen", srv.Addr()}, append(o.store.describe(),
 		"max_conns", srv.MaxConns(), "open_file_limit", strconv.Itoa(limit))...)...)
 	if o.metrics != "" {
-		stopMetrics, err := serveMetrics(o.metrics, metrics, srv, log)
+		stopMetrics, err := serveMetrics(o.metrics, metrics, srv, o.adminToken, log)
 		if err != nil {
 			_ = srv.Stop(context.Background())
 			return fmt.Errorf("metrics endpoint: %w", err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/parleyim/parley/cmd/internal/version"
 	"github.com/parleyim/parley/server"
+	"github.com/parleyim/parley/storage"
 )
 
 // maxAdminConns caps the connections of the admin endpoint; more wait in
@@ -32,10 +33,11 @@ const maxAdminConns = 32
 //	GET /readyz        ready for traffic: 200 "ok", or 503 and every check
 //	                   that failed (server.Ready)
 //	/debug/pprof/...   the runtime profiles (profile?seconds=N for CPU)
+//	/admin/bans        the admin API (adminAPI), behind adminToken
 //
 // It is for operators, Prometheus and parley-bench: bind it to loopback or
-// a private network; it has no authentication.
-func serveMetrics(addr string, m *server.Metrics, srv health, log *slog.Logger) (stop func(), err error) {
+// a private network; only the admin API has authentication.
+func serveMetrics(addr string, m *server.Metrics, srv health, adminToken string, log *slog.Logger) (stop func(), err error) {
 	info := version.Get()
 	m.Gauge(`parley_build_info{version="`+info.Version+`",commit="`+info.Commit+`",go="`+info.Go+`"}`, func() float64 { return 1 })
 	mux := http.NewServeMux()
@@ -48,6 +50,7 @@ func serveMetrics(addr string, m *server.Metrics, srv health, log *slog.Logger) 
 	})
 	mux.HandleFunc("GET /healthz", healthHandler(srv.Live))
 	mux.HandleFunc("GET /readyz", healthHandler(srv.Ready))
+	adminAPI(mux, storeBans{srv.Store()}, adminToken)
 	mux.HandleFunc("/debug/pprof/", pprof.Index) // and the named profiles: heap, goroutine, ...
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -71,10 +74,11 @@ func serveMetrics(addr string, m *server.Metrics, srv health, log *slog.Logger) 
 	return func() { _ = hs.Close() }, nil
 }
 
-// health is what /healthz and /readyz ask: *server.Server.
+// health is what /healthz, /readyz and the admin API ask: *server.Server.
 type health interface {
 	Live(context.Context) error
 	Ready(context.Context) error
+	Store() storage.Store
 }
 
 func healthHandler(check func(context.Context) error) http.HandlerFunc {

@@ -15,7 +15,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	m := server.NewMetrics()
 	srv := servertest.Start(t, func(c *server.Config) { c.Metrics = m })
 	addr := servertest.FreeAddr(t)
-	stop, err := serveMetrics(addr, m, srv, slog.New(slog.DiscardHandler))
+	stop, err := serveMetrics(addr, m, srv, "", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,6 @@ import (
 	"github.com/parleyim/parley/storage/mysql"
 	"github.com/parleyim/parley/storage/mysql/mysqltest"
 	"github.com/parleyim/parley/storage/pebble"
-	"github.com/parleyim/parley/storage/sqlite"
 )
 
 // tlog sends slog records to t.Log, so they show only when a test fails.
@@ -77,39 +76,24 @@ func Config(t testing.TB) server.Config {
 // embedded store, or a MySQL database. A server started again on the same
 // Storage finds the data of the one before.
 type Storage struct {
-	kind string // embedded store: "pebble" or "sqlite"
-	dir  string // embedded store
-	dsn  string // MySQL
+	dir string // embedded store (Pebble)
+	dsn string // MySQL
 }
 
 // NewStorage returns empty storage of the kind PARLEY_TEST_STORE names:
-// "pebble" (the default), "sqlite", or "mysql" (a fresh database on the
+// "pebble" (the default) or "mysql" (a fresh database on the
 // MariaDB of `make services`, or of PARLEY_MYSQL_DSN).
 func NewStorage(t testing.TB) Storage {
 	t.Helper()
 	switch kind := os.Getenv("PARLEY_TEST_STORE"); kind {
 	case "", "pebble":
-		return Storage{kind: "pebble", dir: t.TempDir()}
-	case "sqlite":
-		return Storage{kind: "sqlite", dir: t.TempDir()}
+		return Storage{dir: t.TempDir()}
 	case "mysql":
 		return Storage{dsn: mysqltest.DSN(t)}
 	default:
-		t.Fatalf("PARLEY_TEST_STORE=%q: want pebble, sqlite or mysql", kind)
+		t.Fatalf("PARLEY_TEST_STORE=%q: want pebble or mysql", kind)
 		return Storage{}
 	}
-}
-
-// NewSharedStorage is NewStorage for a test that opens the store a second
-// time while a server runs on it, as `parleyd admin` does from another
-// process: MySQL under PARLEY_TEST_STORE=mysql, else SQLite, since Pebble
-// locks its directory to one process.
-func NewSharedStorage(t testing.TB) Storage {
-	t.Helper()
-	if os.Getenv("PARLEY_TEST_STORE") == "mysql" {
-		return NewStorage(t)
-	}
-	return Storage{kind: "sqlite", dir: t.TempDir()}
 }
 
 // MySQLStorage is storage in the MySQL database of dsn.
@@ -120,9 +104,6 @@ func (st Storage) Open(hook storage.CommitHook) (storage.Store, error) {
 	if st.dsn != "" {
 		return mysql.Open(mysql.Config{DSN: st.dsn, Shards: 4, Hook: hook})
 	}
-	if st.kind == "sqlite" {
-		return sqlite.Open(sqlite.Config{Dir: st.dir, Hook: hook})
-	}
 	return pebble.Open(pebble.Config{Dir: st.dir, Hook: hook})
 }
 
@@ -131,7 +112,7 @@ func (st Storage) Flags() []string {
 	if st.dsn != "" {
 		return []string{"--store", "mysql", "--mysql-dsn", st.dsn, "--mysql-shards", "4"}
 	}
-	return []string{"--store", st.kind, "--data-dir", st.dir}
+	return []string{"--store", "pebble", "--data-dir", st.dir}
 }
 
 // Start runs a server over fresh storage (NewStorage), with Config's
