@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"text/tabwriter"
 	"time"
-
 )
 
 const adminUsage = `usage:
