@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,8 +44,14 @@ func newChaosEnv(t *testing.T) chaosEnv {
 	}
 }
 
+// chaosNode is a node of the chaos tests, with its metrics.
+type chaosNode struct {
+	*servertest.Node
+	metrics *server.Metrics
+}
+
 // startNode runs a node of the cluster in this process, on real services.
-func (e chaosEnv) startNode(t *testing.T) *servertest.Node {
+func (e chaosEnv) startNode(t *testing.T) chaosNode {
 	t.Helper()
 	cfg := servertest.Config(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -58,11 +66,14 @@ func (e chaosEnv) startNode(t *testing.T) *servertest.Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bus, err := rocketmq.New(rocketmq.Config{NameServers: []string{e.nameSrv}, Topic: e.topic, Node: cfg.Addr, Logger: cfg.Logger})
+	cfg.Metrics = server.NewMetrics()
+	bus, err := rocketmq.New(rocketmq.Config{NameServers: []string{e.nameSrv}, Topic: e.topic, Node: cfg.Addr, Logger: cfg.Logger,
+		ConsumeLag: cfg.Metrics.ObserveBusConsumeLag})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Cluster, cfg.Bus = cl, bus
+	cfg.ReadyChecks = map[string]func(context.Context) error{"broker": bus.Ping}
 	cfg.NodeID, cfg.NodeName = cl.Self().Snowflake, cfg.Addr
 	cfg.Presence = predis.NewPresence(rdb(), e.prefix)
 	cfg.RequestTimeout = 2 * time.Second
@@ -74,7 +85,7 @@ func (e chaosEnv) startNode(t *testing.T) *servertest.Node {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { servertest.Stop(t, srv) })
-	return &servertest.Node{Name: cfg.Addr, Srv: srv, Cluster: cl}
+	return chaosNode{&servertest.Node{Name: cfg.Addr, Srv: srv, Cluster: cl}, cfg.Metrics}
 }
 
 // waitSplit waits until both nodes see a table that gives each some slots.
@@ -140,11 +151,18 @@ func TestChaosBroker(t *testing.T) {
 	env.nameSrv = mq.NameSrv
 	env.dsn = mysqltest.DSN(t)
 	a, b := env.startNode(t), env.startNode(t)
-	tr := chaosTraffic(t, a, b)
+	tr := chaosTraffic(t, a.Node, b.Node)
 	time.Sleep(2 * time.Second)
 	acked0, _ := tr.Counts()
 	mq.killBroker()
-	time.Sleep(chaosOutage(t))
+	killed := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err := a.Srv.Ready(ctx)
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "broker: ") {
+		t.Errorf("ready with the broker down: %v", err)
+	}
+	time.Sleep(chaosOutage(t) - time.Since(killed))
 	mq.restartBroker()
 	back := time.Now()
 	acked1, failed := tr.Counts()
@@ -156,6 +174,16 @@ func TestChaosBroker(t *testing.T) {
 		chaosOutage(t), acked0, acked1-acked0, failed, acked, time.Since(back).Round(time.Millisecond))
 	if acked1-acked0 < 50 {
 		t.Fatalf("only %d sends acked while the broker was down: the send path waits on it", acked1-acked0)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Srv.Ready(ctx); err != nil {
+		t.Errorf("not ready with the broker back: %v", err)
+	}
+	var m strings.Builder
+	b.metrics.WritePrometheus(&m)
+	if !regexp.MustCompile(`(?m)^parley_bus_consume_lag_seconds_count [1-9]`).MatchString(m.String()) {
+		t.Errorf("no consume lag observed:\n%s", m.String())
 	}
 }
 
@@ -178,7 +206,7 @@ func TestChaosRedis(t *testing.T) {
 	env.redis = addr
 	env.dsn = mysqltest.DSN(t)
 	a, b := env.startNode(t), env.startNode(t)
-	tr := chaosTraffic(t, a, b)
+	tr := chaosTraffic(t, a.Node, b.Node)
 	tab := a.Cluster.Table()
 	time.Sleep(time.Second)
 	acked0, _ := tr.Counts()
@@ -197,7 +225,7 @@ func TestChaosRedis(t *testing.T) {
 	if acked1-acked0 < 50 {
 		t.Fatalf("only %d sends acked while Redis was down", acked1-acked0)
 	}
-	for _, n := range []*servertest.Node{a, b} {
+	for _, n := range []*servertest.Node{a.Node, b.Node} {
 		if now := n.Cluster.Table(); fmt.Sprint(now.Owners) != fmt.Sprint(tab.Owners) {
 			t.Fatalf("%s: slots moved across the Redis restart (epoch %d → %d)", n.Name, tab.Epoch, now.Epoch)
 		}
@@ -212,7 +240,7 @@ func TestChaosMariaDB(t *testing.T) {
 	env := newChaosEnv(t)
 	env.dsn = db.DSN
 	a, b := env.startNode(t), env.startNode(t)
-	tr := chaosTraffic(t, a, b)
+	tr := chaosTraffic(t, a.Node, b.Node)
 	time.Sleep(time.Second)
 	acked0, failed0 := tr.Counts()
 	back := db.restart(t, chaosOutage(t))

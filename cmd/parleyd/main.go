@@ -234,7 +234,7 @@ func newLogger(level, format string) (*slog.Logger, error) {
 
 // joinCluster checks the cluster flags, joins the cluster in Redis and
 // starts the RocketMQ bus.
-func joinCluster(o options, log *slog.Logger) (*router.Cluster, router.Bus, error) {
+func joinCluster(o options, m *server.Metrics, log *slog.Logger) (*router.Cluster, *rocketmq.Bus, error) {
 	switch {
 	case o.redisAddr == "":
 		return nil, nil, errors.New("--cluster needs --redis-addr")
@@ -257,6 +257,7 @@ func joinCluster(o options, log *slog.Logger) (*router.Cluster, router.Bus, erro
 	}
 	bus, err := rocketmq.New(rocketmq.Config{
 		NameServers: []string{o.mqNamesrv}, Topic: o.mqTopic, Node: o.nodeName, Logger: log,
+		ConsumeLag: m.ObserveBusConsumeLag,
 	})
 	if err != nil {
 		_ = cluster.Leave(ctx)
@@ -277,31 +278,34 @@ func serve(o options, log *slog.Logger) error {
 	if o.nodeName == "" {
 		o.nodeName = o.advertise
 	}
+	var metrics *server.Metrics
+	if o.metrics != "" {
+		metrics = server.NewMetrics()
+	}
 	var (
 		dir     router.Presence
 		cluster server.Cluster // an interface: left nil on a single node, not a nil *router.Cluster
 		bus     router.Bus
+		ready   map[string]func(context.Context) error
 	)
 	if o.redisAddr != "" {
 		dir = predis.NewPresence(redis.NewClient(&redis.Options{Addr: o.redisAddr}), o.prefix)
 	}
 	if o.cluster {
-		c, b, err := joinCluster(o, log)
+		c, b, err := joinCluster(o, metrics, log)
 		if err != nil {
 			return err
 		}
 		cluster, bus = c, b
+		ready = map[string]func(context.Context) error{"broker": b.Ping}
 		o.nodeID = c.Self().Snowflake
-	}
-	var metrics *server.Metrics
-	if o.metrics != "" {
-		metrics = server.NewMetrics()
 	}
 	srv, err := server.New(server.Config{
 		Metrics:         metrics,
 		Presence:        dir,
 		Cluster:         cluster,
 		Bus:             bus,
+		ReadyChecks:     ready,
 		NodeName:        o.nodeName,
 		Addr:            o.listen,
 		MaxConns:        o.maxConns,

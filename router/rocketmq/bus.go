@@ -51,6 +51,9 @@ type Config struct {
 	Topic       string   // default "PARLEY_NODES"
 	Node        string   // this node's name: the tag it consumes
 	Logger      *slog.Logger
+	// ConsumeLag, if set, is told how long each consumed batch took from
+	// its publish (the broker's born timestamp) to its consumption here.
+	ConsumeLag func(time.Duration)
 }
 
 var _ router.Bus = (*Bus)(nil)
@@ -134,8 +137,7 @@ func (b *Bus) Listen(handle func([]router.Envelope)) error {
 	// cannot start on a topic that does not exist yet.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	probe := primitive.NewMessage(b.cfg.Topic, router.AppendBatch(nil, nil)).WithTag("parley-probe")
-	if _, err := b.producer.SendSync(ctx, probe); err != nil {
+	if err := b.Ping(ctx); err != nil {
 		return fmt.Errorf("rocketmq: topic %s: %w", b.cfg.Topic, err)
 	}
 	// The broker tells the name server of a new topic a moment after
@@ -161,6 +163,21 @@ func (b *Bus) Listen(handle func([]router.Envelope)) error {
 	return nil
 }
 
+// Ping tells whether the broker takes a message within 2 s: it sends an
+// empty batch under a tag no node consumes. For /readyz.
+func (b *Bus) Ping(ctx context.Context) error {
+	if b.isClosed() {
+		return router.ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	probe := primitive.NewMessage(b.cfg.Topic, router.AppendBatch(nil, nil)).WithTag("parley-probe")
+	if _, err := b.producer.SendSync(ctx, probe); err != nil {
+		return fmt.Errorf("rocketmq: the broker takes no message: %w", err)
+	}
+	return nil
+}
+
 // The message properties that order batches.
 const (
 	propFrom = "pfrom"
@@ -183,6 +200,9 @@ func (b *Bus) consume(seqr *router.Sequencer) (mq.PushConsumer, error) {
 	err = c.Subscribe(b.cfg.Topic, consumer.MessageSelector{Type: consumer.TAG, Expression: tagOf(b.cfg.Node)},
 		func(_ context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 			for _, m := range msgs {
+				if b.cfg.ConsumeLag != nil && m.BornTimestamp > 0 {
+					b.cfg.ConsumeLag(time.Since(time.UnixMilli(m.BornTimestamp)))
+				}
 				envs, err := router.DecodeBatch(m.Body)
 				inc, err1 := strconv.ParseUint(m.GetProperty(propInc), 36, 64)
 				seq, err2 := strconv.ParseUint(m.GetProperty(propSeq), 36, 64)
