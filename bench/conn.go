@@ -54,11 +54,12 @@ func dial(ctx context.Context, addr string) (net.Conn, error) {
 // goroutine reads and calls onFrame for each frame that is not the answer
 // to a call.
 type conn struct {
-	c   net.Conn
-	wmu sync.Mutex
-	w   *bufio.Writer
-	buf []byte
-	req atomic.Uint32
+	node string // the address dialled: the user's node, after redirects
+	c    net.Conn
+	wmu  sync.Mutex
+	w    *bufio.Writer
+	buf  []byte
+	req  atomic.Uint32
 
 	mu      sync.Mutex
 	waiting map[uint32]chan frame
@@ -80,7 +81,7 @@ func newConn(ctx context.Context, addr string, onFrame func(protocol.Header, []b
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{c: nc, w: bufio.NewWriterSize(nc, 8<<10), waiting: map[uint32]chan frame{}, onFrame: onFrame, done: make(chan struct{})}
+	c := &conn{node: addr, c: nc, w: bufio.NewWriterSize(nc, 8<<10), waiting: map[uint32]chan frame{}, onFrame: onFrame, done: make(chan struct{})}
 	go c.read()
 	return c, nil
 }
@@ -285,6 +286,14 @@ func (s *connSet) connect(ctx context.Context, addr, name string, onFrame func(p
 		s.mu.Unlock()
 	}
 	return c, id, err
+}
+
+// drop closes c and takes it out of the set.
+func (s *connSet) drop(c *conn) {
+	s.mu.Lock()
+	s.conns = slices.DeleteFunc(s.conns, func(x *conn) bool { return x == c })
+	s.mu.Unlock()
+	c.close()
 }
 
 // keepAlive pings every connection of the set, and those held, once per

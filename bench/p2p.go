@@ -97,9 +97,21 @@ func P2P(ctx context.Context, o P2POptions) (Result, error) {
 		if err != nil {
 			return err
 		}
-		p.b, p.bID, err = conns.connect(ctx, o.addr(2*i+1), fmt.Sprintf("%sb%d", o.Prefix, i), func(h protocol.Header, b []byte) { onPush(p, h, b) })
-		if err != nil {
-			return err
+		// In a cluster every pair spans two nodes: a receiver who lands
+		// on the sender's node is replaced by another user (users hash to
+		// nodes by id, which the server assigns).
+		for try := 0; ; try++ {
+			p.b, p.bID, err = conns.connect(ctx, o.addr(2*i+1), fmt.Sprintf("%sb%d_%d", o.Prefix, i, try), func(h protocol.Header, b []byte) { onPush(p, h, b) })
+			if err != nil {
+				return err
+			}
+			if len(o.Addrs) < 2 || p.b.node != p.a.node {
+				break
+			}
+			if try == 20 {
+				return fmt.Errorf("no receiver off node %s in %d tries", p.a.node, try+1)
+			}
+			conns.drop(p.b)
 		}
 		if err := befriend(ctx, p.a, p.b, p.aID, p.bID); err != nil {
 			return fmt.Errorf("befriend: %w", err)

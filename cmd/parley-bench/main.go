@@ -16,8 +16,9 @@
 //	conns     --conns connections log in and are held with heartbeats;
 //	          over --procs worker processes when one process's open-file
 //	          limit is too small
-//	cluster   p2p and group with the connections spread over the --nodes of
-//	          a cluster, each login following its redirect
+//	cluster   p2p (flat out, then at half rate) and group with the
+//	          connections spread over the --nodes of a cluster, each login
+//	          following its redirect; every p2p pair spans two nodes
 //
 // --embedded runs a server in this process on a temporary embedded store
 // (no --addr needed); otherwise point --addr at a parleyd, and --metrics
@@ -29,6 +30,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -285,7 +287,7 @@ func p2p(ctx context.Context, f flags, o bench.Options, echoRate float64, rep *b
 	half := p2pOptions(f, o)
 	half.Prefix += "half_"
 	half.Rate = full.Rate / 2
-	half.Name = "p2p-half"
+	half.Name = cmp.Or(o.Name, "p2p") + "-half"
 	res, err := bench.P2P(ctx, half)
 	if err != nil {
 		return fmt.Errorf("p2p at half rate: %w", err)
@@ -298,14 +300,13 @@ func p2p(ctx context.Context, f flags, o bench.Options, echoRate float64, rep *b
 func cluster(ctx context.Context, f flags, o bench.Options, rep *bench.Report) error {
 	o.Addrs = strings.Split(f.nodes, ",")
 	o.Name = "cluster-p2p"
-	res, err := bench.P2P(ctx, p2pOptions(f, o))
-	if err != nil {
-		return fmt.Errorf("cluster p2p: %w", err)
+	if err := p2p(ctx, f, o, 0, rep); err != nil {
+		return fmt.Errorf("cluster: %w", err)
 	}
-	rep.Results = append(rep.Results, res)
+	pause(ctx, f.settle)
 	o.Prefix += "g_"
 	o.Name = "cluster-group"
-	res, err = bench.Group(ctx, groupOptions(f, o))
+	res, err := bench.Group(ctx, groupOptions(f, o))
 	if err != nil {
 		return fmt.Errorf("cluster group: %w", err)
 	}
