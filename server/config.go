@@ -18,21 +18,22 @@ import (
 // Config is the server's configuration. Every zero value means the default
 // written beside the field; New fills them in and then validates the result.
 type Config struct {
-	// Addr is the TCP address to listen on. Default 127.0.0.1:7070. The
-	// port must be fixed (not 0): every event loop binds it with SO_REUSEPORT.
+	// Addr is the TCP address to listen on. Default 127.0.0.1:7070; port 0
+	// takes a free port (Server.Addr says which once started).
 	Addr string
 	// EventLoops is the number of gnet event loops. Default: one per CPU.
 	EventLoops int
 
-	// MaxConns caps concurrent connections; connections past it get a Kick
-	// TOO_MANY_CONNECTIONS and are closed at once. Default: the process's
-	// open-file limit minus FDReserve. It is lowered to that if set higher,
-	// because gnet stops its whole engine when accept fails with EMFILE.
+	// MaxConns caps concurrent connections, the server's own and those of
+	// the listeners that Server.Listener wraps (the admin endpoint's)
+	// together; connections past it get a Kick TOO_MANY_CONNECTIONS and are
+	// closed at once. Default: the process's open-file limit minus
+	// FDReserve. It is lowered to that if set higher.
 	MaxConns int
-	// FDReserve is how many open files are kept free for storage, logs,
-	// the admin/metrics listener (whose connections have their own cap in
-	// cmd/parleyd) and the sockets in flight between accept and the cap
-	// check. Default 1024.
+	// FDReserve is how many open files are kept free for the store, logs,
+	// the cluster's sockets and a socket being handed to an event loop.
+	// Should the process run out anyway, accepting pauses (accept.go).
+	// Default 1024.
 	FDReserve int
 	// MaxConnsPerAddr caps the connections of one remote address (an IPv6
 	// address counts by its /64); past it a new connection gets Kick

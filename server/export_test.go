@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"time"
 
 	"github.com/parleyim/parley/protocol"
@@ -16,6 +15,6 @@ func MetricsFrame(m *Metrics, t protocol.Type, reply []byte) {
 	m.framesOutOf(reply)
 }
 
-// KillEngine stops the network engine under the server, as a failed accept
-// would, without stopping the server.
-func KillEngine(s *Server) error { return s.eng.Stop(context.Background()) }
+// KillEngine closes the listener under the server, as a listener that
+// fails would, without stopping the server.
+func KillEngine(s *Server) error { return s.ln.Close() }

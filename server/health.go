@@ -42,9 +42,6 @@ func (s *Server) live(ctx context.Context, probeTimeout time.Duration) error {
 		return fmt.Errorf("the event-loop engine is dead (%s): no connection is served", why)
 	default:
 	}
-	if err := s.eng.Validate(); err != nil {
-		return fmt.Errorf("the event-loop engine is not running: %v", err)
-	}
 	return s.probePool(ctx, probeTimeout)
 }
 

@@ -38,6 +38,7 @@ type Metrics struct {
 	loginsOther         *metrics.Counter
 
 	messages    *metrics.Counter
+	acceptPause *metrics.Counter
 	pushes      *metrics.Counter
 	sendAck     *metrics.PrometheusHistogram
 	sendPush    *metrics.PrometheusHistogram
@@ -72,6 +73,7 @@ func NewMetrics() *Metrics {
 		logins:      map[loginKey]*metrics.Counter{},
 		messages:    set.NewCounter("parley_messages_stored_total"),
 		pushes:      set.NewCounter("parley_pushes_total"),
+		acceptPause: set.NewCounter("parley_accept_pauses_total"),
 		sendAck:     set.NewPrometheusHistogramExt("parley_send_ack_seconds", latencyBuckets),
 		sendPush:    set.NewPrometheusHistogramExt("parley_send_push_seconds", latencyBuckets),
 		append:      set.NewPrometheusHistogramExt("parley_store_append_seconds", latencyBuckets),
@@ -191,6 +193,7 @@ func (m *Metrics) bind(s *Server) error {
 	m.set.NewGauge(`parley_connections{state="logging_in"}`, func() float64 { return float64(counts().loggingIn) })
 	m.set.NewGauge(`parley_connections{state="authed"}`, func() float64 { return float64(counts().authed) })
 	m.set.NewGauge(`parley_connections_open`, func() float64 { return float64(s.conns.Load()) })
+	m.set.NewGauge(`parley_connections_other_listeners`, func() float64 { return float64(s.others.Load()) })
 	m.set.NewGauge(`parley_connections_max`, func() float64 { return float64(s.cfg.MaxConns) })
 	m.set.NewGauge(`parley_inbox_frames`, func() float64 { return float64(counts().inbox) })
 	m.set.NewGauge(`parley_outbound_queued_bytes`, func() float64 { return float64(counts().outbound) })
@@ -249,6 +252,13 @@ func (s *Server) countSessions() *sessionCounts {
 		ss.mu.Unlock()
 	})
 	return c
+}
+
+// acceptPaused counts a pause of the accept loop on descriptor exhaustion.
+func (m *Metrics) acceptPaused() {
+	if m != nil {
+		m.acceptPause.Inc()
+	}
 }
 
 // frameIn counts a frame decoded from a client.

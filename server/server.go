@@ -78,11 +78,12 @@ type Server struct {
 	known       *knownAddrs   // addresses accounts logged in from
 	quit        chan struct{} // closed when Stop begins
 
-	eng         gnet.Engine
-	booted      chan struct{}
-	runErr      chan error
-	done        chan struct{} // closed when the engine has stopped
+	ln          net.Listener  // the server's own (accept.go)
+	cli         *gnet.Client  // the event loops that serve the accepted connections
+	accepted    chan struct{} // closed when the accept loop has returned
+	done        chan struct{} // closed when the server has stopped serving
 	engineErr   error         // why it stopped; set before done closes
+	failOnce    sync.Once     // closes done
 	started     atomic.Bool
 	stopping    atomic.Bool
 	stopOnce    sync.Once
@@ -91,6 +92,7 @@ type Server struct {
 	beatStopped chan struct{}
 	nextID      atomic.Uint64
 	conns       atomic.Int64
+	others      atomic.Int64 // connections of the listeners Listener wraps
 	startedAt   time.Time
 	lastSweep   time.Time // OnTick only
 }
@@ -117,12 +119,11 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 		known:       newKnownAddrs(),
 		quit:        make(chan struct{}),
 		hashSem:     make(chan struct{}, cfg.HashWorkers),
-		booted:      make(chan struct{}),
+		accepted:    make(chan struct{}),
 		bansDone:    make(chan struct{}),
 		bansStopped: make(chan struct{}),
 		beatStopped: make(chan struct{}),
 		dir:         cfg.Presence,
-		runErr:      make(chan error, 1),
 		done:        make(chan struct{}),
 	}
 	if cfg.Metrics != nil {
@@ -154,9 +155,10 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 	return s, nil
 }
 
-// Done is closed when the network engine has stopped: after Stop, or on
-// its own (for instance when accept fails), in which case the node serves
-// nobody and its process should exit so that a supervisor restarts it.
+// Done is closed when the server has stopped serving: after Stop, or on
+// its own when its listener fails (descriptor exhaustion only pauses it,
+// accept.go), in which case the node takes no new connection and its
+// process should exit so that a supervisor restarts it.
 func (s *Server) Done() <-chan struct{} { return s.done }
 
 // Err says why the engine stopped once Done is closed: nil after Stop.
@@ -172,7 +174,8 @@ func (s *Server) Err() error {
 	}
 }
 
-// Addr is the address the server listens on.
+// Addr is the address the server listens on (once started, the bound
+// one: Config.Addr may name port 0).
 func (s *Server) Addr() string { return s.cfg.Addr }
 
 // Store is the server's store, for the operator's admin endpoint.
@@ -207,40 +210,35 @@ func (s *Server) Start() error {
 		s.log.Warn("presence: drop stale entries", "err", err)
 	}
 	cancel()
-	go s.watchBans(s.bansDone)
-	go s.beat(s.bansDone)
-	go func() {
-		err := gnet.Run(s, "tcp://"+s.cfg.Addr,
-			gnet.WithMulticore(true),
-			gnet.WithNumEventLoop(s.cfg.EventLoops),
-			// Each loop accepts on its own SO_REUSEPORT listener, one socket
-			// per readiness event, and OnOpen runs before the next accept, so
-			// sockets past MaxConns are closed before more are taken: gnet
-			// stops the whole engine on EMFILE.
-			gnet.WithReusePort(true),
-			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-			gnet.WithTicker(true),
-			gnet.WithLogger(gnetLogger{s.log}),
-		)
-		if err == nil && !s.stopping.Load() {
-			err = ErrEngineStopped
-		}
-		if err != nil && !s.stopping.Load() {
-			s.log.Error("the network engine stopped", "err", err)
-		}
-		s.engineErr = err
-		close(s.done)
-		s.runErr <- err
-	}()
-	select {
-	case <-s.booted:
-		return nil
-	case err := <-s.runErr:
-		if err == nil {
-			err = ErrStopped
-		}
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		s.started.Store(false)
 		return fmt.Errorf("server: listen %s: %w", s.cfg.Addr, err)
 	}
+	// The event loops serve connections that the accept loop hands them
+	// (accept.go); gnet's client engine has no listener of its own.
+	// Accepted TCP sockets already have TCP_NODELAY (Go's default), and
+	// the descriptor gnet takes is a dup of the same socket.
+	cli, err := gnet.NewClient(s,
+		gnet.WithMulticore(true),
+		gnet.WithNumEventLoop(s.cfg.EventLoops),
+		gnet.WithTicker(true),
+		gnet.WithLogger(gnetLogger{s.log}),
+	)
+	if err == nil {
+		err = cli.Start()
+	}
+	if err != nil {
+		_ = ln.Close()
+		s.started.Store(false)
+		return fmt.Errorf("server: event loops: %w", err)
+	}
+	s.ln, s.cli = ln, cli
+	s.cfg.Addr = ln.Addr().String()
+	go s.watchBans(s.bansDone)
+	go s.beat(s.bansDone)
+	go s.acceptLoop(ln, cli)
+	return nil
 }
 
 // Stop shuts the server down: it stops accepting, kicks every client with
@@ -255,14 +253,16 @@ func (s *Server) Stop(ctx context.Context) error {
 		s.stopping.Store(true)
 		close(s.quit)
 		if s.started.Load() {
+			_ = s.ln.Close()
+			<-s.accepted
 			s.hub.each(func(ss *session) { ss.kickWith(s.shutdownKick()) })
 			// Give the kicks a moment to reach the sockets before the engine
 			// closes them.
 			waitUntil(ctx, 2*time.Second, func() bool { return s.conns.Load() == 0 })
-			if e := s.eng.Stop(ctx); e != nil {
+			if e := s.cli.Stop(); e != nil {
 				err = e
 			}
-			<-s.runErr
+			s.failOnce.Do(func() { close(s.done) })
 			close(s.bansDone)
 			<-s.bansStopped
 			<-s.beatStopped
@@ -295,13 +295,6 @@ func waitUntil(ctx context.Context, limit time.Duration, cond func() bool) {
 	}
 }
 
-// OnBoot implements gnet.EventHandler.
-func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
-	s.eng = eng
-	close(s.booted)
-	return gnet.None
-}
-
 // shutdownKick is the Kick SHUTDOWN of a stopping server, with the retry
 // hint: until is a moment to reconnect at, ShutdownRetry from now plus up
 // to as much again at random, so that the clients of a restarting node do
@@ -324,16 +317,13 @@ func (s *Server) refuse(reason protocol.KickReason, msg string) ([]byte, gnet.Ac
 	return frame, gnet.Close
 }
 
-// OnOpen implements gnet.EventHandler: it refuses connections past the cap
-// with a Kick, before any more are accepted on this loop.
+// OnOpen implements gnet.EventHandler: it refuses connections past the
+// cap of their address with a Kick (the accept loop enforces MaxConns).
 func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if s.stopping.Load() {
 		frame := protocol.MustFrame(protocol.TypeKick, 0, ptr(s.shutdownKick()))
 		s.m.framesOutOf(frame)
 		return frame, gnet.Close
-	}
-	if s.conns.Load() >= int64(s.cfg.MaxConns) {
-		return s.refuse(protocol.KickTooManyConns, "server at its connection limit")
 	}
 	var ip net.IP
 	if addr, ok := c.RemoteAddr().(*net.TCPAddr); ok {
@@ -341,7 +331,7 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	}
 	key := addrKey(ip)
 	if !s.addrs.open(key) {
-		return protocol.MustFrame(protocol.TypeKick, 0, &protocol.Kick{Reason: protocol.KickTooManyConns, Message: "too many connections from this address"}), gnet.Close
+		return s.refuse(protocol.KickTooManyConns, "too many connections from this address")
 	}
 	s.conns.Add(1)
 	now := time.Now().UnixMilli()

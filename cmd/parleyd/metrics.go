@@ -60,10 +60,11 @@ func serveMetrics(addr string, m *server.Metrics, srv health, adminToken string,
 	if err != nil {
 		return nil, err
 	}
-	// The endpoint has its own connection cap and timeouts, so idle
+	// The endpoint has its own connection cap and timeouts, and its
+	// connections count against the server's connection cap, so idle
 	// clients of it cannot use up the descriptors the server keeps in
 	// reserve (server.Config.FDReserve).
-	l = netutil.LimitListener(l, maxAdminConns)
+	l = netutil.LimitListener(srv.Listener(l), maxAdminConns)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second}
 	go func() {
 		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -74,11 +75,13 @@ func serveMetrics(addr string, m *server.Metrics, srv health, adminToken string,
 	return func() { _ = hs.Close() }, nil
 }
 
-// health is what /healthz, /readyz and the admin API ask: *server.Server.
+// health is what /healthz, /readyz and the admin API ask, and what counts
+// the endpoint's connections: *server.Server.
 type health interface {
 	Live(context.Context) error
 	Ready(context.Context) error
 	Store() storage.Store
+	Listener(net.Listener) net.Listener
 }
 
 func healthHandler(check func(context.Context) error) http.HandlerFunc {

@@ -38,8 +38,8 @@ func Logger(t testing.TB) *slog.Logger {
 }
 
 // FreeAddr returns a loopback address with a port that was free a moment
-// ago; the server binds it with SO_REUSEPORT on every event loop, so it
-// needs a fixed port.
+// ago (for a server restarted on the same address; Config.Addr may also
+// name port 0).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
