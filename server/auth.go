@@ -237,13 +237,16 @@ func (s *Server) loggedIn(c *call, u storage.User, r *resume) (any, error) {
 	if moved := s.redirect(ss, u.ID); moved != nil {
 		return moved, nil
 	}
-	if max := s.cfg.MaxConnsPerUser; max >= 0 && len(s.hub.sessionsOf(nil, u.ID)) >= max {
+	// The place is held from here until the session joins the hub in then
+	// (dispatch always runs it) or the login fails below.
+	if !s.hub.reserve(u.ID, s.cfg.MaxConnsPerUser) {
 		return nil, refuse(protocol.CodeTooManySessions, "the account has as many connections as it may have")
 	}
 	if r == nil {
 		token := newToken()
 		r = &resume{token: token, hash: tokenHash(token), expires: now.Add(s.cfg.TokenTTL)}
 		if err := s.store.CreateToken(ctx, r.hash, u.ID, r.expires); err != nil {
+			s.hub.unreserve(u.ID)
 			return nil, err
 		}
 	}

@@ -18,6 +18,9 @@ type hub struct {
 type userShard struct {
 	mu sync.RWMutex
 	m  map[int64][]*session
+	// joining counts the logins of a user that passed the session cap
+	// (reserve) and have not yet joined (login) or given up (unreserve).
+	joining map[int64]int
 }
 
 type sessionShard struct {
@@ -29,6 +32,7 @@ func newHub() *hub {
 	h := &hub{}
 	for i := range h.users {
 		h.users[i].m = make(map[int64][]*session)
+		h.users[i].joining = make(map[int64]int)
 		h.sessions[i].m = make(map[uint64]*session)
 	}
 	return h
@@ -61,11 +65,44 @@ func (h *hub) each(fn func(*session)) {
 	}
 }
 
-// login adds a logged-in session of user and reports whether it is the
-// user's first.
+// reserve holds a place for a login of user: it reports false when the
+// user's sessions and the logins holding a place already number max (a
+// negative max: no cap). A place is taken by login or given back by
+// unreserve, so concurrent logins of one account never pass the cap.
+func (h *hub) reserve(user int64, max int) bool {
+	sh := &h.users[uint64(user)%hubShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	n := sh.joining[user]
+	if max >= 0 && len(sh.m[user])+n >= max {
+		return false
+	}
+	sh.joining[user] = n + 1
+	return true
+}
+
+// unreserve gives back a place that reserve held.
+func (h *hub) unreserve(user int64) {
+	sh := &h.users[uint64(user)%hubShards]
+	sh.mu.Lock()
+	sh.release(user)
+	sh.mu.Unlock()
+}
+
+func (sh *userShard) release(user int64) {
+	if n := sh.joining[user]; n > 1 {
+		sh.joining[user] = n - 1
+	} else {
+		delete(sh.joining, user)
+	}
+}
+
+// login adds a logged-in session of user in the place that reserve held,
+// and reports whether it is the user's first.
 func (h *hub) login(user int64, s *session) (first bool) {
 	sh := &h.users[uint64(user)%hubShards]
 	sh.mu.Lock()
+	sh.release(user)
 	list := sh.m[user]
 	first = len(list) == 0
 	sh.m[user] = append(list, s)
