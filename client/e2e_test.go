@@ -205,7 +205,9 @@ func TestEndToEndChat(t *testing.T) {
 
 	// It comes back, resumes with its token and gets exactly what it missed.
 	bobCable.plug()
-	awaitEvent(t, bob, client.EventLoggedIn)
+	if ev := awaitEvent(t, bob, client.EventLoggedIn); ev.MaxMessage != 16<<10 {
+		t.Errorf("the relogin event tells max message %d, want the server's 16384", ev.MaxMessage)
+	}
 	expectTexts(t, receive(t, bob, len(missed)), 3, missed...)
 	quiet(t, bob)
 	if _, err := alice.Send(ctx(t), bob.UserID(), 0, []byte("welcome back")); err != nil {

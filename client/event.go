@@ -33,7 +33,7 @@ type EventType uint8
 // Event types. The Event fields each one fills are listed.
 const (
 	EventConnected    EventType = iota + 1 // Addr: a TCP connection is up (Dial, reconnect, redirect)
-	EventLoggedIn                          // Addr, UserID: a (re)login succeeded
+	EventLoggedIn                          // Addr, UserID, MaxMessage: a (re)login succeeded
 	EventDisconnected                      // Addr, Err: the logged-in connection dropped (Err is a *KickError for a kick)
 	EventReconnecting                      // Attempt, Delay, Err: waiting Delay before reconnect attempt Attempt (from 1)
 	EventRedirected                        // Addr: a login was redirected to Addr
@@ -57,6 +57,9 @@ type Event struct {
 	Err     error
 	Attempt int
 	Delay   time.Duration
+	// MaxMessage is the server's limit on a message body in bytes
+	// (LoginOK.max_message); 0 if the server did not tell it.
+	MaxMessage int
 }
 
 // eventBuffer is the capacity of the Events channel.

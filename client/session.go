@@ -192,7 +192,7 @@ func (c *Client) onLoginOK(cn *conn, ok protocol.LoginOK) {
 	c.tmu.Unlock()
 
 	cn.log.Debug("logged in", "user", ok.UserID, "heartbeat_ms", ok.Heartbeat)
-	c.emit(Event{Type: EventLoggedIn, Addr: cn.addr, UserID: ok.UserID})
+	c.emit(Event{Type: EventLoggedIn, Addr: cn.addr, UserID: ok.UserID, MaxMessage: int(ok.MaxMessage)})
 	if hb := time.Duration(ok.Heartbeat) * time.Millisecond; hb > 0 {
 		c.wg.Add(1)
 		go c.heartbeat(cn, hb)

@@ -67,6 +67,7 @@ type LoginOK struct {
 	Heartbeat    int64  `msgpack:"heartbeat"`     // interval in ms
 	NodeID       int64  `msgpack:"node_id,omitempty"`
 	SendWindow   int64  `msgpack:"send_window,omitempty"` // Sends the connection may have unanswered; more get BUSY
+	MaxMessage   int64  `msgpack:"max_message,omitempty"` // the largest message body in bytes; more get MESSAGE_TOO_LONG
 }
 
 // Logout revokes the session's token; the server answers OK and closes.

@@ -278,6 +278,7 @@ func (s *Server) loggedIn(c *call, u storage.User, r *resume) (any, error) {
 		Heartbeat:    s.cfg.Heartbeat.Milliseconds(),
 		NodeID:       s.cfg.NodeID,
 		SendWindow:   int64(s.cfg.MaxPendingSends),
+		MaxMessage:   int64(s.cfg.MaxMessage),
 	}, nil
 }
 

@@ -208,6 +208,9 @@ func TestSendErrors(t *testing.T) {
 	srv := startServer(t, func(c *server.Config) { c.MaxMessage = 1024 })
 	alice := dial(t, srv.Addr())
 	a := alice.register("alice")
+	if a.MaxMessage != 1024 {
+		t.Fatalf("LoginOK.max_message = %d, want the configured 1024", a.MaxMessage)
+	}
 	cases := []struct {
 		name string
 		send protocol.Send

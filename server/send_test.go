@@ -37,6 +37,9 @@ func TestPipelinedSends(t *testing.T) {
 	if a.SendWindow != 256 {
 		t.Errorf("LoginOK.send_window = %d, want the default 256", a.SendWindow)
 	}
+	if a.MaxMessage != 16<<10 {
+		t.Errorf("LoginOK.max_message = %d, want the default 16384", a.MaxMessage)
+	}
 	conv := protocol.DirectConv(a.UserID, b.UserID)
 	const n = 40
 	ids := alice.sendBurst(b.UserID, "p", n)

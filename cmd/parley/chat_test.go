@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,4 +155,53 @@ func TestChatScreens(t *testing.T) {
 	bob.waitFor("logged in as bob", "▸ #crag", "alice: where did bob go?", "see you there", "● alice")
 	alice.quit()
 	bob.quit()
+}
+
+// The composer counts against the limit the server tells in LoginOK
+// (max_message), not against the default, and refuses a longer message
+// before sending it.
+func TestComposerCountsAgainstServerLimit(t *testing.T) {
+	srv := servertest.Start(t, func(c *server.Config) { c.DMPolicy = server.DMAnyone; c.MaxMessage = 100 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	bob, err := client.Dial(ctx, srv.Addr(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bob.Close() })
+	if _, err := bob.Register(ctx, "bob", "bob-password"); err != nil {
+		t.Fatal(err)
+	}
+	var saved []protocol.LoginOK
+	alice := openScreen(t, srv.Addr(), &saved)
+	alice.tm.Type("alice")
+	alice.key(tea.KeyTab)
+	alice.tm.Type("alice-password")
+	alice.key(tea.KeyCtrlR)
+	alice.waitFor("logged in as alice")
+	alice.typeLine("/msg bob")
+	alice.waitFor("bob ·")
+
+	alice.tm.Type(strings.Repeat("x", 90))
+	alice.waitFor("10 bytes left")
+	alice.tm.Type(strings.Repeat("y", 11))
+	alice.waitFor("1 bytes over the limit")
+	alice.key(tea.KeyEnter)
+	alice.waitFor("too long by 1 bytes (limit 100): not sent")
+	alice.key(tea.KeyBackspace)
+	alice.key(tea.KeyEnter)
+	select {
+	case m := <-bob.Messages():
+		if len(m.Body) != 100 {
+			t.Fatalf("bob got %d bytes, want the 100 that fit", len(m.Body))
+		}
+	case <-ctx.Done():
+		t.Fatal("the message that fits never reached bob")
+	}
+	// bob's answer comes after alice's SendAck on her connection.
+	if _, err := bob.Send(ctx, saved[0].UserID, 0, []byte("got it")); err != nil {
+		t.Fatal(err)
+	}
+	alice.waitFor("bob: got it")
+	alice.quit()
 }

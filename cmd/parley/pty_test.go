@@ -289,8 +289,8 @@ func TestFailedMessage(t *testing.T) {
 	}
 	tm.shot("a failed message (80x24)")
 
-	for i := 0; i < ui.MaxBody+5; i += 1000 {
-		tm.keys("-l", strings.Repeat("x", min(1000, ui.MaxBody+5-i)))
+	for i := 0; i < ui.DefaultMaxBody+5; i += 1000 {
+		tm.keys("-l", strings.Repeat("x", min(1000, ui.DefaultMaxBody+5-i)))
 	}
 	tm.waitFor("5 bytes over the limit")
 	tm.keys("Enter")

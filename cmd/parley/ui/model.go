@@ -90,6 +90,7 @@ type Model struct {
 	notice  string
 	bad     bool // notice reports a failure
 
+	serverMax int         // LoginOK.max_message of the last login; 0: not told (DefaultMaxBody)
 	outbox    *Outbox     // nil: the queue is kept in memory only
 	out       []*outgoing // the outgoing queue, oldest first, refused ones too
 	cachePath string
@@ -270,6 +271,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.event(msg.E)
 		switch msg.E.Type {
 		case client.EventLoggedIn:
+			if msg.E.MaxMessage > 0 {
+				m.serverMax = msg.E.MaxMessage
+			}
 			if m.screen == screenChat {
 				m.catchingUp = true
 				return m, tea.Batch(m.refresh(), m.pump())
@@ -460,6 +464,9 @@ func (m *Model) loggedIn(r loginMsg) tea.Cmd {
 	}
 	m.screen, m.me = screenChat, r.ok.UserID
 	m.names[m.me] = r.ok.Username
+	if r.ok.MaxMessage > 0 {
+		m.serverMax = int(r.ok.MaxMessage)
+	}
 	m.user.SetValue(r.ok.Username)
 	m.pass.Reset()
 	m.pass.Blur()

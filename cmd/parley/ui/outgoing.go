@@ -14,10 +14,20 @@ import (
 	"github.com/parleyim/parley/protocol"
 )
 
-// MaxBody is the server's limit on a message body, in bytes (docs/protocol.md:
-// "Message body ≤ 16384 bytes"); a longer line is refused before it is
-// sent.
-const MaxBody = 16384
+// DefaultMaxBody is the limit on a message body, in bytes, of a server
+// that does not tell its own in LoginOK.max_message (docs/protocol.md:
+// "Message body ≤ 16384 bytes by default"). A longer line is refused
+// before it is sent.
+const DefaultMaxBody = 16384
+
+// maxBody is the limit on a message body: the one the server told at the
+// last login (kept in the cache for an offline start), or the default.
+func (m *Model) maxBody() int {
+	if m.serverMax > 0 {
+		return m.serverMax
+	}
+	return DefaultMaxBody
+}
 
 // retryDelay is how long the queue waits before sending again after the
 // server was slow or the connection dropped.
@@ -47,8 +57,8 @@ func (m *Model) send(text string) tea.Cmd {
 
 // queue puts a line for c in the outgoing queue and starts the queue.
 func (m *Model) queue(c *conv, text string) tea.Cmd {
-	if n := len(text); n > MaxBody {
-		m.fail(fmt.Sprintf("too long by %d bytes (limit %d): not sent", n-MaxBody, MaxBody))
+	if n, limit := len(text), m.maxBody(); n > limit {
+		m.fail(fmt.Sprintf("too long by %d bytes (limit %d): not sent", n-limit, limit))
 		m.input.SetValue(text)
 		return nil
 	}
@@ -180,7 +190,7 @@ func (m *Model) retry(n int64) tea.Cmd {
 		return nil
 	}
 	for _, o := range f {
-		if len(o.q.Body) > MaxBody {
+		if len(o.q.Body) > m.maxBody() {
 			m.fail("still too long: /discard it, or copy and shorten it")
 			return nil
 		}
@@ -229,15 +239,19 @@ func (m *Model) editFailed() bool {
 // included.
 func (m *Model) Queued() int { return len(m.out) }
 
-// left is the characters-left counter of the input line, shown when the
-// line is long.
+// left is the counter of what the message being composed may still take
+// against the server's limit (the lines entered with Alt+Enter and the
+// input line), shown once it passes three quarters of the limit.
 func (m *Model) left() string {
-	n := len(m.input.Value())
-	if n < MaxBody*3/4 {
+	n, limit := len(m.input.Value()), m.maxBody()
+	for _, l := range m.multi {
+		n += len(l) + 1
+	}
+	if n < limit*3/4 {
 		return ""
 	}
-	if n > MaxBody {
-		return fmt.Sprintf("%d bytes over the limit", n-MaxBody)
+	if n > limit {
+		return fmt.Sprintf("%d bytes over the limit", n-limit)
 	}
-	return fmt.Sprintf("%d bytes left", MaxBody-n)
+	return fmt.Sprintf("%d bytes left", limit-n)
 }

@@ -169,6 +169,8 @@ type Cache struct {
 	Friends []protocol.UserInfo  `json:"friends,omitempty"`
 	Convs   []CachedConv         `json:"convs,omitempty"`
 	Current string               `json:"current,omitempty"`
+	// MaxMessage is the server's message limit told at the last login.
+	MaxMessage int `json:"max_message,omitempty"`
 }
 
 // CachedConv is one conversation of the cache.
@@ -216,6 +218,9 @@ func (m *Model) loadCache(c Cache) {
 		m.groups[g.GroupID] = g
 	}
 	m.friends = c.Friends
+	if m.serverMax == 0 {
+		m.serverMax = c.MaxMessage
+	}
 	for _, cc := range c.Convs {
 		x := m.ensure(cc.ID)
 		for _, msg := range cc.Msgs {
@@ -243,7 +248,7 @@ func (m *Model) saveCache() {
 	if m.cachePath == "" {
 		return
 	}
-	c := Cache{Names: m.names, Friends: m.friends, Current: m.current}
+	c := Cache{Names: m.names, Friends: m.friends, Current: m.current, MaxMessage: m.serverMax}
 	for _, g := range m.groups {
 		c.Groups = append(c.Groups, g)
 	}
