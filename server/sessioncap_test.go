@@ -21,11 +21,14 @@ func TestSessionCapConcurrentLogins(t *testing.T) {
 		c.HashWorkers = 8
 		c.HashQueue = 100
 	})
-	name := uniqueName("cap")
-	owner := dial(t, srv.Addr())
-	tok := owner.register(name).Token // the account's first session
-
-	for round, login := range []*protocol.Login{{Username: name, Password: "correct horse"}, {Token: tok}} {
+	for round, byToken := range []bool{false, true} {
+		name := uniqueName("cap")
+		owner := dial(t, srv.Addr())
+		tok := owner.register(name).Token // the account's first session
+		login := &protocol.Login{Username: name, Password: "correct horse"}
+		if byToken {
+			login = &protocol.Login{Token: tok}
+		}
 		clients := make([]*raw, conns)
 		for i := range clients {
 			clients[i] = dial(t, srv.Addr())
@@ -66,30 +69,31 @@ func TestSessionCapConcurrentLogins(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		// One session is still open from before: max-1 more fit.
+		// The owner's session is open: max-1 more fit.
 		if len(ok) != max-1 || refused != conns-(max-1) {
 			t.Fatalf("round %d: %d LoginOK and %d refused, want %d and %d", round, len(ok), refused, max-1, conns-(max-1))
 		}
-		for _, c := range ok {
-			_ = c.c.Close()
-		}
-		// The closed sessions leave the hub; then max-1 fit again.
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+
+		// One session closes: once it has left, exactly one more fits.
+		_ = ok[0].c.Close()
+		try := func() bool {
 			c := dial(t, srv.Addr())
 			id := c.send(protocol.TypeLogin, &protocol.Login{Token: tok})
 			f, err := c.next(5 * time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
-			_ = c.c.Close()
-			if f.h.Type == protocol.TypeLoginOK && f.h.RequestID == id {
-				break
-			}
+			return f.h.Type == protocol.TypeLoginOK && f.h.RequestID == id
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for !try() {
 			if time.Now().After(deadline) {
-				t.Fatalf("round %d: no login after the sessions closed: %s", round, f.h.Type)
+				t.Fatalf("round %d: no login after a session closed", round)
 			}
 			time.Sleep(20 * time.Millisecond)
+		}
+		if try() {
+			t.Fatalf("round %d: two logins fit in the place of one closed session", round)
 		}
 	}
 }
