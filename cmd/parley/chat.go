@@ -56,8 +56,13 @@ func (a *app) chat() error {
 	m := ui.New(c, cfg)
 	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithInput(ui.WholeRunes(in)), tea.WithOutput(out))
 	ui.Pump(p, c)
-	if _, err := p.Run(); err != nil {
+	_, err = p.Run()
+	_ = m.Close()
+	if err != nil {
 		return failf(exitUsage, "the screen failed: %v", err)
+	}
+	if err := m.Locked(); err != nil {
+		return failf(exitConfig, "%v and holds its outgoing queue: quit that one first", err)
 	}
 	if n := m.Queued(); n > 0 {
 		fmt.Fprintf(a.errw, "parley: %d message(s) not sent yet, kept in the outgoing queue: they go out the next time you start parley\n", n)

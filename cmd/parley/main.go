@@ -26,7 +26,7 @@
 //	   or a user or group named does not exist
 //	3  cannot connect: the server is unreachable, or the connection failed before it answered
 //	4  not logged in: no saved session, or the server no longer accepts it (TOKEN_INVALID)
-//	5  the config file cannot be read or written
+//	5  the config file cannot be read or written, or another parley runs the chat of the account
 package main
 
 import (

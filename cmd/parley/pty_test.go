@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -335,4 +336,44 @@ func TestUnreadDividerOnScreen(t *testing.T) {
 		t.Fatalf("the view does not open on the divider:\n%s", s)
 	}
 	tm.shot("the unread divider (80x24)")
+}
+
+// Two copies of parley on one account: the second says that another is
+// running and exits 5 without touching the queue; the first goes on, and
+// once it quits the account opens again.
+func TestSecondCopyFindsQueueLocked(t *testing.T) {
+	srv := servertest.Start(t, nil)
+	bin, dir := binary(t), t.TempDir()
+	alice := user{t: t, bin: bin, addr: srv.Addr(), conf: filepath.Join(dir, "alice", "config.json")}
+	alice.ok("register", "alice", "alice-password")
+
+	tm := newTerm(t)
+	tm.start(alice, 80, 24)
+	tm.waitFor("online")
+	first := tm.target()
+	// The second copy ends at once: its window must stay from the start.
+	tm.tmux("set-window-option", "-g", "remain-on-exit", "on")
+	tm.start(alice, 80, 24)
+	tm.waitDead()
+	// What it printed, scrolled off or not, with wrapped lines joined.
+	s := tm.tmux("capture-pane", "-p", "-J", "-S", "-", "-t", tm.target())
+	if !regexp.MustCompile(`parley: another parley \(pid \d+\) is running for this account and holds its outgoing queue: quit that one first`).MatchString(s) {
+		t.Fatalf("the second copy printed:\n%s", s)
+	}
+	if !strings.Contains(s, "Pane is dead (status 5") {
+		t.Fatalf("the second copy did not exit 5:\n%s", s)
+	}
+
+	tm.tmux("send-keys", "-t", first, "C-c")
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.TrimSpace(tm.tmux("display-message", "-p", "-t", first, "#{pane_dead}")) != "1" {
+		if time.Now().After(deadline) {
+			t.Fatal("the first copy did not quit")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tm.start(alice, 80, 24)
+	tm.waitFor("online")
+	tm.keys("C-c")
+	tm.waitDead()
 }

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -8,12 +9,19 @@ import (
 )
 
 // openAccount opens the outgoing queue and the cache of the user logged
-// in, once: what a crash or a quit left queued goes out first.
+// in, once: what a crash or a quit left queued goes out first. If another
+// parley holds the account's queue, nothing is opened and the screen
+// quits (Locked says why): two copies must not send or rewrite one queue.
 func (m *Model) openAccount() {
 	if m.cfg.Dir == "" || m.outbox != nil || m.me == 0 {
 		return
 	}
 	ob, err := OpenOutbox(AccountFile(m.cfg.Dir, "outbox", m.cfg.Addr, m.me))
+	if errors.Is(err, ErrOutboxLocked) {
+		m.locked = err
+		m.fail(err.Error())
+		return
+	}
 	if err != nil {
 		m.fail("the outgoing queue cannot be read: " + err.Error())
 		return
@@ -26,6 +34,14 @@ func (m *Model) openAccount() {
 	m.cachePath = AccountFile(m.cfg.Dir, "cache", m.cfg.Addr, m.me)
 	m.loadCache(LoadCache(m.cachePath))
 }
+
+// Locked is the *LockedError of an account whose outgoing queue another
+// parley holds, or nil. The screen quits at once when it finds one.
+func (m *Model) Locked() error { return m.locked }
+
+// Close releases the account's outgoing queue (its lock); it stays on
+// disk for the next start.
+func (m *Model) Close() error { return m.outbox.Close() }
 
 // quit leaves, unless messages are queued and this is the first Ctrl+C:
 // then it says what is still queued and waits for a second one.

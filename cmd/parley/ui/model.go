@@ -91,6 +91,7 @@ type Model struct {
 	bad     bool // notice reports a failure
 
 	serverMax int         // LoginOK.max_message of the last login; 0: not told (DefaultMaxBody)
+	locked    error       // another parley holds the account's queue: the screen quits
 	outbox    *Outbox     // nil: the queue is kept in memory only
 	out       []*outgoing // the outgoing queue, oldest first, refused ones too
 	cachePath string
@@ -221,6 +222,10 @@ type (
 
 // Init implements tea.Model: it resumes the saved session, if any.
 func (m *Model) Init() tea.Cmd {
+	if m.locked != nil {
+		m.quitting = true
+		return tea.Quit
+	}
 	if m.cfg.Resumed {
 		return m.pump()
 	}
@@ -475,6 +480,10 @@ func (m *Model) loggedIn(r loginMsg) tea.Cmd {
 	m.state = stateOnline
 	m.say("logged in as " + r.ok.Username + " — /help lists the commands")
 	m.openAccount()
+	if m.locked != nil {
+		m.quitting = true
+		return tea.Quit
+	}
 	if r.saveErr != nil {
 		m.fail("logged in as " + r.ok.Username + ", but the session could not be saved: " + r.saveErr.Error())
 	}

@@ -8,7 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/parleyim/parley/protocol"
 )
@@ -35,25 +38,99 @@ func (q Queued) send() protocol.Send {
 // synced and renamed over the old one before the call returns, so a quit
 // or a crash loses nothing that was queued. A nil *Outbox keeps the queue
 // in memory only.
+//
+// One process at a time holds an outbox: OpenOutbox takes an exclusive
+// lock (flock) on a file beside it, which Close or the end of the
+// process releases, so two copies of parley on one account never
+// overwrite each other's queue or send it twice.
 type Outbox struct {
 	path  string
+	lock  *os.File
 	items []Queued
 }
 
-// OpenOutbox reads the queue at path; a missing file is an empty queue.
+// ErrOutboxLocked is returned (within a *LockedError) by OpenOutbox when
+// another process holds the outbox.
+var ErrOutboxLocked = errors.New("ui: the outgoing queue is held by another parley")
+
+// LockedError says which process holds an outbox.
+type LockedError struct {
+	Path string // the lock file
+	PID  int    // the holder's process id as it wrote it; 0 if unknown
+}
+
+func (e *LockedError) Error() string {
+	if e.PID > 0 {
+		return fmt.Sprintf("another parley (pid %d) is running for this account", e.PID)
+	}
+	return "another parley is running for this account"
+}
+
+func (e *LockedError) Unwrap() error { return ErrOutboxLocked }
+
+// OpenOutbox locks the queue at path and reads it; a missing file is an
+// empty queue. A *LockedError (ErrOutboxLocked) if another process holds
+// it.
 func OpenOutbox(path string) (*Outbox, error) {
-	o := &Outbox{path: path}
+	lock, err := lockFile(path + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	o := &Outbox{path: path, lock: lock}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return o, nil
 	}
+	if err == nil {
+		err = json.Unmarshal(b, &o.items)
+		if err != nil {
+			err = fmt.Errorf("%s is not a parley outbox: %v", path, err)
+		}
+	}
+	if err != nil {
+		o.Close()
+		return nil, err
+	}
+	return o, nil
+}
+
+// lockFile opens (or makes, mode 0600) the file at path and takes an
+// exclusive flock on it without waiting; the holder's pid is written in
+// it for the message of the one that finds it held.
+func lockFile(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(b, &o.items); err != nil {
-		return nil, fmt.Errorf("%s is not a parley outbox: %v", path, err)
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			le := &LockedError{Path: path}
+			if b, err := os.ReadFile(path); err == nil {
+				le.PID, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+			}
+			return nil, le
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	return o, nil
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return f, nil
+}
+
+// Close releases the outbox's lock; the queue stays on disk. The Outbox
+// must not be used after.
+func (o *Outbox) Close() error {
+	if o == nil || o.lock == nil {
+		return nil
+	}
+	err := o.lock.Close() // closing the descriptor releases the flock
+	o.lock = nil
+	return err
 }
 
 // Items is the queue, oldest first.
