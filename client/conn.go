@@ -37,6 +37,9 @@ type conn struct {
 	// loginID is the request id of the last Login or Register sent, so that
 	// a Redirect with request id 0 can be matched to it.
 	loginID atomic.Uint32
+	// window is the LoginOK's send_window: how many Sends may be
+	// unanswered on this conn. 0 until then, or from an older server.
+	window atomic.Int64
 
 	wmu  sync.Mutex // held for the whole of one frame's write
 	wbuf []byte     // under wmu
@@ -46,6 +49,14 @@ type conn struct {
 	waiters map[uint32]func(reply)
 	err     error         // why the conn died; set once
 	done    chan struct{} // closed when err is set
+}
+
+// sendWindow is how many Sends the sender may keep unanswered on cn.
+func (cn *conn) sendWindow() int {
+	if w := cn.window.Load(); w > 0 {
+		return int(min(w, 1<<20))
+	}
+	return defaultSendWindow
 }
 
 // reply is a frame answering a request. body is a copy the receiver owns.

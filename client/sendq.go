@@ -8,9 +8,11 @@ import (
 	"github.com/parleyim/parley/protocol"
 )
 
-// maxInflight bounds the sends written on a connection and not answered
-// yet; the sender waits for answers past it.
-const maxInflight = 256
+// defaultSendWindow bounds the sends written on a connection and not
+// answered yet when the server's LoginOK does not say (send_window 0: an
+// older server, whose default it is); the sender waits for answers past
+// the window, so the server never answers BUSY for it.
+const defaultSendWindow = 256
 
 // deadConnPoll is how often the sender looks again when the connection it
 // was handed has died and the client has not replaced it yet.
@@ -93,11 +95,11 @@ func (q *sendQueue) withdraw(op *sendOp) bool {
 }
 
 // next moves the head of the queue to the inflight list and returns it;
-// nil when nothing waits or too many are in flight.
-func (q *sendQueue) next() *sendOp {
+// nil when nothing waits or window ops are in flight.
+func (q *sendQueue) next(window int) *sendOp {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.pending) == 0 || len(q.inflight) >= maxInflight || q.closed != nil {
+	if len(q.pending) == 0 || len(q.inflight) >= window || q.closed != nil {
 		return nil
 	}
 	op := q.pending[0]
@@ -199,7 +201,7 @@ func (c *Client) sendLoop() {
 			continue
 		default:
 		}
-		op := q.next()
+		op := q.next(cn.sendWindow())
 		if op == nil {
 			select {
 			case <-q.wake:

@@ -167,6 +167,7 @@ func (c *Client) moveTo(old, next *conn) bool {
 // onLoginOK runs on cn's reader for every LoginOK: cn becomes the client's
 // connection, and heartbeats and the catch-up sync start.
 func (c *Client) onLoginOK(cn *conn, ok protocol.LoginOK) {
+	cn.window.Store(ok.SendWindow) // before cn is the client's: the sender reads it
 	c.mu.Lock()
 	if c.state == StateClosed || cn.cause() != nil {
 		c.mu.Unlock()
