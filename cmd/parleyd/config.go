@@ -241,6 +241,9 @@ func (o *options) validate() error {
 	if o.workers < 1 {
 		bad("--workers %d: want 1 or more", o.workers)
 	}
+	if o.sendWindow < 1 || o.sendWindow > 1<<16 {
+		bad("--send-window %d: want 1-%d", o.sendWindow, 1<<16)
+	}
 	if o.maxMessage < 1 || o.maxMessage > 63<<10 {
 		bad("--max-message %d: want 1-%d bytes (a frame is at most 64 KiB)", o.maxMessage, 63<<10)
 	}

@@ -131,6 +131,7 @@ func TestConfigErrors(t *testing.T) {
 		{args: []string{"--dm-policy", "everyone"}, want: `--dm-policy "everyone": want friends or anyone`},
 		{args: []string{"--log-level", "loud"}, want: `log level "loud"`},
 		{args: []string{"--max-message", "70000"}, want: `--max-message 70000: want 1-64512`},
+		{args: []string{"--send-window", "0"}, want: `--send-window 0: want 1-65536`},
 		{args: []string{"--store", "mysql"}, want: `--store mysql needs --mysql-dsn`},
 		{args: []string{"--cluster"}, want: `--cluster needs --redis-addr(.|\n)*--cluster needs --mq-namesrv(.|\n)*--cluster needs --store mysql`},
 		{args: []string{"serve"}, want: `unexpected argument "serve"`},

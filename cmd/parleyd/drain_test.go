@@ -159,8 +159,9 @@ func TestDrainUnderLoad(t *testing.T) {
 	}
 
 	// Every acknowledged message was stored: a new process has them all.
+	// (It runs with another send window, which its LoginOKs tell.)
 	addr2 := servertest.FreeAddr(t)
-	startParleyd(t, bin, addr2, dataDir)
+	startParleyd(t, bin, addr2, dataDir, "--send-window", "64")
 	total := 0
 	for _, p := range ps {
 		conv := protocol.DirectConv(p.from.UserID(), p.toID)
@@ -168,8 +169,12 @@ func TestDrainUnderLoad(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := cl.Login(ctx, p.toName, p.toName+"-password"); err != nil {
+		ok, err := cl.Login(ctx, p.toName, p.toName+"-password")
+		if err != nil {
 			t.Fatal(err)
+		}
+		if ok.SendWindow != 64 {
+			t.Fatalf("LoginOK.send_window %d under --send-window 64", ok.SendWindow)
 		}
 		stored := map[uint64]bool{}
 		for after := uint64(0); ; {

@@ -132,6 +132,7 @@ type options struct {
 	authRate        float64
 	hashWork        int
 	hashQueue       int
+	sendWindow      int
 }
 
 // flagSet defines parleyd's settings on o. Each flag is also a
@@ -152,6 +153,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&o.perUser, "max-conns-per-user", 32, "logged-in connections per account (negative: no cap)")
 	fs.IntVar(&o.hashWork, "hash-workers", 0, "password hashes at once (0: half the CPUs)")
 	fs.IntVar(&o.hashQueue, "hash-queue", 32, "password hashes waiting; more are answered BUSY")
+	fs.IntVar(&o.sendWindow, "send-window", 256, "Sends per connection stored but not yet answered (told to clients as LoginOK.send_window); more are answered BUSY")
 	fs.Float64Var(&o.authRate, "auth-rate", 1, "registrations and password logins per second per address (negative: off, and the server-wide limit too)")
 	fs.IntVar(&o.maxMessage, "max-message", 16<<10, "largest message body in bytes")
 	fs.IntVar(&o.bcryptCost, "bcrypt-cost", 10, "password hashing cost (4-31)")
@@ -318,6 +320,7 @@ func serve(o options, log *slog.Logger) error {
 		AuthRate:        min(o.authRate, 0), // negative: both limits off
 		HashWorkers:     o.hashWork,
 		HashQueue:       o.hashQueue,
+		MaxPendingSends: o.sendWindow,
 		MaxMessage:      o.maxMessage,
 		BcryptCost:      o.bcryptCost,
 		NodeID:          o.nodeID,
