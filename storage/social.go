@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -124,7 +125,21 @@ type Groups interface {
 	MemberIDs(ctx context.Context, group int64) ([]int64, error)
 	// IsMember reports whether user is a member of group.
 	IsMember(ctx context.Context, group, user int64) (bool, error)
+
+	// SetGroupOpen makes a group open (anyone may join it, and it is
+	// listed by OpenGroups) or closed (ErrNotFound).
+	SetGroupOpen(ctx context.Context, group int64, open bool) error
+	// OpenGroups is the directory of open groups: those whose
+	// DirectoryName starts with DirectoryName(prefix), ordered by
+	// DirectoryName then id, strictly after the group (afterName, afterID)
+	// of that order ("" and 0: from the start), at most limit. A group
+	// closed, renamed or disbanded leaves its old place at once.
+	OpenGroups(ctx context.Context, prefix, afterName string, afterID int64, limit int) ([]Group, error)
 }
+
+// DirectoryName is the form of a group name that the directory of open
+// groups matches and orders by: lower-cased.
+func DirectoryName(name string) string { return strings.ToLower(name) }
 
 // Bans stores account bans.
 type Bans interface {

@@ -143,6 +143,16 @@ var migrations = []migration{
 		}
 		return stmts
 	}},
+	// The directory of open groups (OpenGroups): lower_name is
+	// storage.DirectoryName(name), written by the store; existing rows get
+	// the server's LOWER, which agrees with it but for rare scripts.
+	{version: 3, name: "directory of open groups", stmts: func(int) []string {
+		return []string{
+			`ALTER TABLE chat_groups ADD COLUMN IF NOT EXISTS lower_name VARBINARY(512) NOT NULL DEFAULT ''`,
+			`UPDATE chat_groups SET lower_name = CONVERT(LOWER(name) USING utf8mb4) WHERE lower_name = ''`,
+			`CREATE INDEX IF NOT EXISTS chat_groups_directory ON chat_groups (open, lower_name, id)`,
+		}
+	}},
 }
 
 // maxClientMsgID is the longest client message id the schema holds, in bytes.

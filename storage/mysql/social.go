@@ -256,7 +256,8 @@ func (s *Store) CreateGroup(ctx context.Context, owner int64, name string, open 
 		if ok, err := usersExist(ctx, tx, all); err != nil || !ok {
 			return orNotFound(err)
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO chat_groups (name, owner, open, created) VALUES (?, ?, ?, ?)`, name, owner, open, now.UnixMilli())
+		res, err := tx.ExecContext(ctx, `INSERT INTO chat_groups (name, lower_name, owner, open, created) VALUES (?, ?, ?, ?, ?)`,
+			name, storage.DirectoryName(name), owner, open, now.UnixMilli())
 		if err != nil {
 			return err
 		}
@@ -379,7 +380,7 @@ func (s *Store) RenameGroup(ctx context.Context, group int64, name string) error
 		if ok, err := lockGroup(ctx, tx, group); err != nil || !ok {
 			return orNotFound(err)
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE chat_groups SET name = ? WHERE id = ?`, name, group)
+		_, err := tx.ExecContext(ctx, `UPDATE chat_groups SET name = ?, lower_name = ? WHERE id = ?`, name, storage.DirectoryName(name), group)
 		return err
 	})
 }

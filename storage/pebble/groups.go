@@ -108,6 +108,9 @@ func (s *Store) CreateGroup(ctx context.Context, owner int64, name string, open 
 		if err := t.set(key(tGroup, id), rec.value()); err != nil {
 			return nil, err
 		}
+		if err := t.indexOpen(id, rec); err != nil {
+			return nil, err
+		}
 		if err := t.set(keyLastGroup, appendID(nil, id)); err != nil {
 			return nil, err
 		}
@@ -218,8 +221,16 @@ func (s *Store) RenameGroup(ctx context.Context, group int64, name string) error
 		if err != nil || !found {
 			return storage.ErrNotFound, err
 		}
+		if r.open {
+			if err := t.del(openKey(r.name, group)); err != nil {
+				return nil, err
+			}
+		}
 		r.name = name
-		return nil, t.set(key(tGroup, group), r.value())
+		if err := t.set(key(tGroup, group), r.value()); err != nil {
+			return nil, err
+		}
+		return nil, t.indexOpen(group, r)
 	})
 }
 
@@ -242,8 +253,12 @@ func (s *Store) SetGroupOwner(ctx context.Context, group, owner int64) error {
 // memberships; the messages stay.
 func (s *Store) DeleteGroup(ctx context.Context, group int64) error {
 	return s.write(ctx, "delete group", func(t *txn) (error, error) {
-		if ok, err := t.has(key(tGroup, group)); err != nil || !ok {
+		r, found, err := t.groupRec(group)
+		if err != nil || !found {
 			return storage.ErrNotFound, err
+		}
+		if err := t.del(openKey(r.name, group)); err != nil {
+			return nil, err
 		}
 		ids, err := t.memberIDs(group)
 		if err != nil {

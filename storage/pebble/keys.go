@@ -26,7 +26,9 @@ import (
 //	G group user          → joined (members)
 //	M user group          → "" (a user's groups)
 //	b user                → until, reason, created (ban)
+//	o lower(name) 0 id    → "" (open groups, the directory; groupdir.go)
 //	~g                    → the last group id handed out
+//	~o                    → the open groups have their o keys
 const (
 	tMessage   = 'm'
 	tDedupe    = 'd'

@@ -137,6 +137,10 @@ func Open(cfg Config) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("pebble: open %s: %w", cfg.Dir, err)
 	}
+	if err := s.indexOpenGroups(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("pebble: open %s: index open groups: %w", cfg.Dir, err)
+	}
 	go s.w.run()
 	go s.w.complete()
 	return s, nil
