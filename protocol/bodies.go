@@ -179,3 +179,25 @@ type Conversation struct {
 	Unread  uint64   `msgpack:"unread"`
 	Last    *Message `msgpack:"last,omitempty"`
 }
+
+// NoiseHello opens an encrypted connection: it must be the connection's
+// first frame. Pattern is "XX" (first contact) or "IK" (the client knows
+// the server's static key); Msg is the first Noise handshake message.
+type NoiseHello struct {
+	Pattern string `msgpack:"pattern"`
+	Msg     []byte `msgpack:"msg"`
+}
+
+// NoiseReply carries the server's Noise handshake message.
+type NoiseReply struct {
+	Msg []byte `msgpack:"msg"`
+}
+
+// NoiseFinish carries the client's last Noise message of XX.
+type NoiseFinish struct {
+	Msg []byte `msgpack:"msg"`
+}
+
+// Rekey tells the receiver that the sender's frames after it are encrypted
+// with the next key of the sender's direction (Noise's Rekey()).
+type Rekey struct{}

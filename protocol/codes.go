@@ -22,6 +22,9 @@ const (
 	CodeAlreadyLogged Code = 1006 // Register or Login on a logged-in connection
 	CodeRateLimited   Code = 1007 // too many frames; this one was dropped
 	CodeBusy          Code = 1008 // the connection's queue is full; this one was dropped
+	// CodeEncryptionRequired: the server takes only encrypted connections
+	// and the first frame was not NoiseHello; the server closes.
+	CodeEncryptionRequired Code = 1009
 
 	CodeBadCredentials  Code = 2000 // unknown username or wrong password
 	CodeUsernameTaken   Code = 2001
@@ -65,7 +68,8 @@ var codeNames = map[Code]string{
 	CodeBadFrame: "BAD_FRAME", CodeFrameTooLarge: "FRAME_TOO_LARGE", CodeUnknownType: "UNKNOWN_TYPE",
 	CodeBadBody: "BAD_BODY", CodeBadVersion: "BAD_VERSION", CodeNotLoggedIn: "NOT_LOGGED_IN",
 	CodeAlreadyLogged: "ALREADY_LOGGED_IN", CodeRateLimited: "RATE_LIMITED", CodeBusy: "BUSY",
-	CodeBadCredentials: "BAD_CREDENTIALS", CodeUsernameTaken: "USERNAME_TAKEN",
+	CodeEncryptionRequired: "ENCRYPTION_REQUIRED",
+	CodeBadCredentials:     "BAD_CREDENTIALS", CodeUsernameTaken: "USERNAME_TAKEN",
 	CodeInvalidUsername: "INVALID_USERNAME", CodeWeakPassword: "WEAK_PASSWORD",
 	CodeTokenInvalid: "TOKEN_INVALID", CodeTooManyAttempts: "TOO_MANY_ATTEMPTS", CodeBanned: "BANNED",
 	CodeTooManySessions: "TOO_MANY_SESSIONS",
@@ -103,6 +107,9 @@ const (
 	KickSlotMoved      KickReason = 9  // the user now belongs to another node (cluster); reconnect
 	KickFrameTimeout   KickReason = 10 // a frame did not arrive whole in time
 	KickRateLimited    KickReason = 11 // the client kept sending far past its rate limit
+	KickHandshake      KickReason = 12 // the Noise handshake failed or came out of turn
+	KickDecrypt        KickReason = 13 // an encrypted frame failed authentication (tampered, replayed, reordered or cut)
+	KickPlaintext      KickReason = 14 // the server requires encryption and the first frame was not NoiseHello
 )
 
 var kickNames = map[KickReason]string{
@@ -110,7 +117,8 @@ var kickNames = map[KickReason]string{
 	KickProtocolError: "PROTOCOL_ERROR", KickLogout: "LOGOUT", KickBanned: "BANNED",
 	KickTooManyConns: "TOO_MANY_CONNECTIONS", KickSessionRevoked: "SESSION_REVOKED",
 	KickSlotMoved: "SLOT_MOVED", KickFrameTimeout: "FRAME_TIMEOUT",
-	KickRateLimited: "RATE_LIMITED",
+	KickRateLimited: "RATE_LIMITED", KickHandshake: "HANDSHAKE_FAILED", KickDecrypt: "DECRYPT_FAILED",
+	KickPlaintext: "ENCRYPTION_REQUIRED",
 }
 
 func (r KickReason) String() string {

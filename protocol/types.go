@@ -23,6 +23,14 @@ const (
 	TypeKick     Type = 0x0005 // Kick, S→C: the server closes the connection
 	TypeRedirect Type = 0x0006 // Redirect, S→C: connect to another node (cluster)
 
+	// Encryption (docs/protocol.md, "Encryption"): the handshake frames are
+	// the only plaintext frames of an encrypted connection; Rekey travels
+	// encrypted.
+	TypeNoiseHello  Type = 0x0007 // NoiseHello, C→S: the first frame; the first Noise message
+	TypeNoiseReply  Type = 0x0008 // NoiseReply, S→C: the server's Noise message
+	TypeNoiseFinish Type = 0x0009 // NoiseFinish, C→S: the third Noise message of XX
+	TypeRekey       Type = 0x000A // Rekey, either way: the sender's next frames use the next key
+
 	TypeRegister Type = 0x0010 // Register, C→S; answered by LoginOK
 	TypeLogin    Type = 0x0011 // Login, C→S; answered by LoginOK
 	TypeLoginOK  Type = 0x0012 // LoginOK, S→C
@@ -56,6 +64,10 @@ var frameTypes = map[Type]typeInfo{
 	TypeOK:               {"OK", func() any { return new(OK) }, false},
 	TypeKick:             {"Kick", func() any { return new(Kick) }, false},
 	TypeRedirect:         {"Redirect", func() any { return new(Redirect) }, false},
+	TypeNoiseHello:       {"NoiseHello", func() any { return new(NoiseHello) }, true},
+	TypeNoiseReply:       {"NoiseReply", func() any { return new(NoiseReply) }, false},
+	TypeNoiseFinish:      {"NoiseFinish", func() any { return new(NoiseFinish) }, true},
+	TypeRekey:            {"Rekey", func() any { return new(Rekey) }, true},
 	TypeRegister:         {"Register", func() any { return new(Register) }, true},
 	TypeLogin:            {"Login", func() any { return new(Login) }, true},
 	TypeLoginOK:          {"LoginOK", func() any { return new(LoginOK) }, false},
