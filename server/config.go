@@ -50,6 +50,34 @@ type Config struct {
 	// to be read; one that does not read is closed after it. Default 5s.
 	KickLinger time.Duration
 
+	// NoiseKeys are the server's static Noise keys (LoadNoiseKeys reads
+	// them from the data dir). Default: a key made in memory at New, so
+	// clients that pin it must pin again after a restart.
+	NoiseKeys *NoiseKeys
+	// RequireEncryption refuses connections whose first frame is not
+	// NoiseHello (Kick ENCRYPTION_REQUIRED).
+	RequireEncryption bool
+	// RekeyFrames and RekeyBytes: the server moves its sending direction to
+	// the next key (a Rekey frame) after that many frames or bytes sealed
+	// under one key. Defaults 1<<20 frames and 1 GiB.
+	RekeyFrames int
+	RekeyBytes  int
+	// HandshakeWorkers run the Diffie-Hellman work of handshakes;
+	// HandshakeQueue steps may wait for one, past it a handshake is refused
+	// (Kick HANDSHAKE_FAILED). Defaults: half the CPUs (at least one), and
+	// 1024.
+	HandshakeWorkers int
+	HandshakeQueue   int
+	// HandshakeRatePerAddr and HandshakeBurstPerAddr admit handshakes per
+	// remote address (a token bucket); HandshakeRate and HandshakeBurst over
+	// the whole server. Defaults 10/s with a burst of 50, and unlimited
+	// (negative) over the server: the queue bounds it. A negative rate turns
+	// that limit off.
+	HandshakeRatePerAddr  float64
+	HandshakeBurstPerAddr int
+	HandshakeRate         float64
+	HandshakeBurst        int
+
 	// MaxFrame limits the frame length field (header + body). Default 64 KiB.
 	MaxFrame int
 	// MaxMessage limits a message body. Default 16 KiB.
@@ -253,6 +281,30 @@ func (c *Config) fill() {
 	}
 	if c.HashQueue <= 0 {
 		c.HashQueue = 32
+	}
+	if c.RekeyFrames <= 0 {
+		c.RekeyFrames = 1 << 20
+	}
+	if c.RekeyBytes <= 0 {
+		c.RekeyBytes = 1 << 30
+	}
+	if c.HandshakeWorkers <= 0 {
+		c.HandshakeWorkers = max(1, runtime.NumCPU()/2)
+	}
+	if c.HandshakeQueue <= 0 {
+		c.HandshakeQueue = 1024
+	}
+	if c.HandshakeRatePerAddr == 0 {
+		c.HandshakeRatePerAddr = 10
+	}
+	if c.HandshakeBurstPerAddr <= 0 {
+		c.HandshakeBurstPerAddr = 50
+	}
+	if c.HandshakeRate == 0 {
+		c.HandshakeRate = -1
+	}
+	if c.HandshakeBurst <= 0 {
+		c.HandshakeBurst = 1000
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 10 * time.Second

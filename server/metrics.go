@@ -39,6 +39,7 @@ type Metrics struct {
 
 	messages    *metrics.Counter
 	acceptPause *metrics.Counter
+	handshakes  *metrics.Counter
 	pushes      *metrics.Counter
 	sendAck     *metrics.PrometheusHistogram
 	sendPush    *metrics.PrometheusHistogram
@@ -72,6 +73,7 @@ func NewMetrics() *Metrics {
 		kicks:       map[protocol.KickReason]*metrics.Counter{},
 		logins:      map[loginKey]*metrics.Counter{},
 		messages:    set.NewCounter("parley_messages_stored_total"),
+		handshakes:  set.NewCounter("parley_noise_handshakes_total"),
 		pushes:      set.NewCounter("parley_pushes_total"),
 		acceptPause: set.NewCounter("parley_accept_pauses_total"),
 		sendAck:     set.NewPrometheusHistogramExt("parley_send_ack_seconds", latencyBuckets),
@@ -383,5 +385,12 @@ func (m *Metrics) pushed(n int, serverTime int64) {
 	m.pushes.Add(n)
 	if serverTime > 0 {
 		m.sendPush.Update(max(0, float64(time.Now().UnixMilli()-serverTime)/1e3))
+	}
+}
+
+// handshake counts a Noise handshake completed.
+func (m *Metrics) handshake() {
+	if m != nil {
+		m.handshakes.Inc()
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/protocol/secure"
 )
 
 // outbound is a connection's queue of bytes waiting for its event loop.
@@ -143,6 +144,15 @@ func (s *Server) flush(ss *session, c gnet.Conn, out []byte) gnet.Action {
 	s.m.framesOutOf(kick)
 	var iov [3][]byte
 	bufs := iov[:0]
+	if ss.mode == modeSecure && len(pending)+len(out)+len(kick) > 0 {
+		// Sealed on the loop, in the order written: the nonces follow
+		// the stream.
+		scratch := sealBufs.Get().(*[]byte)
+		*scratch = s.sealInto((*scratch)[:0], ss.nz, pending, out, kick)
+		_, _ = c.Write(*scratch) // gnet copies what the socket does not take
+		putSealBuf(scratch)
+		pending, out, kick = nil, nil, nil
+	}
 	for _, b := range [...][]byte{pending, out, kick} {
 		if len(b) > 0 {
 			bufs = append(bufs, b)
@@ -171,11 +181,18 @@ func (s *Server) flush(ss *session, c gnet.Conn, out []byte) gnet.Action {
 //   - outbound: MaxOutbound pending and MaxOutbound held by gnet for the
 //     socket (a flush past MaxOutbound in all kicks instead of writing, so
 //     both are full only for the moment before a kick);
-//   - the session, its hub entries and gnet's connection: about 2 KiB.
+//   - the session, its hub entries and gnet's connection: about 2 KiB;
+//   - encryption: the tags sealing adds to what gnet holds (16 bytes per
+//     frame of at least PrefixSize bytes), and the Noise state: a
+//     handshake in progress (HandshakeState and its copy of the client's
+//     message, under 1 KiB beyond MaxFrame) or two CipherStates (~300
+//     bytes). docs/server.md has the measured figure per idle encrypted
+//     connection.
 //
 // Each part is enforced where its bytes arrive: the frame decoder
 // (MaxFrame), enqueue (InboxBytes, else BUSY), write and flush
 // (MaxOutbound, else Kick SLOW_CONSUMER).
 func (s *Server) ConnMemoryBound() int {
-	return s.cfg.MaxFrame + 64<<10 + 2*s.cfg.InboxBytes + 2*s.cfg.MaxOutbound + 2<<10
+	tags := 2 * s.cfg.MaxOutbound / protocol.PrefixSize * secure.TagSize
+	return secure.MaxSealed(s.cfg.MaxFrame) + 64<<10 + 2*s.cfg.InboxBytes + 2*s.cfg.MaxOutbound + 2<<10 + tags + 1<<10
 }

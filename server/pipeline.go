@@ -8,6 +8,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/protocol/secure"
 )
 
 // OnTraffic implements gnet.EventHandler. It runs the event-loop half of the
@@ -26,6 +27,20 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 		_, _ = c.Discard(-1)
 		return s.flush(ss, c, nil)
 	}
+	if ss.nz != nil && ss.nz.busy {
+		// A handshake step runs on a worker; the frames behind it wait.
+		if !s.handshakeDone(ss, c) {
+			if c.InboundBuffered() > s.cfg.MaxFrame {
+				_, _ = c.Discard(-1)
+				ss.kick(protocol.KickHandshake, "too many bytes sent during the handshake")
+			}
+			return s.flush(ss, c, nil)
+		}
+		if ss.kicked.Load() {
+			_, _ = c.Discard(-1)
+			return s.flush(ss, c, nil)
+		}
+	}
 	buf, _ := c.Peek(-1)
 	if len(buf) == 0 {
 		return s.flush(ss, c, nil)
@@ -34,11 +49,40 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	now := t.UnixMilli()
 	ss.lastSeen.Store(now)
 
-	var out []byte
+	var (
+		out     []byte
+		scratch *[]byte // opened frames of a secure connection
+	)
+	defer func() {
+		if scratch != nil {
+			putSealBuf(scratch)
+		}
+	}()
 	consumed := 0
 	for consumed < len(buf) {
-		// Stage 1: frame decoder.
-		h, body, n, err := protocol.Decode(buf[consumed:], s.cfg.MaxFrame)
+		// Stage 1: frame decoder, after the Noise transport on an
+		// encrypted connection.
+		frame := buf[consumed:]
+		if ss.mode == modeSecure {
+			if scratch == nil {
+				scratch = sealBufs.Get().(*[]byte)
+			}
+			opened, n, err := secure.Open((*scratch)[:0], ss.nz.rx, frame, s.cfg.MaxFrame)
+			if errors.Is(err, secure.ErrIncomplete) {
+				break
+			}
+			if err != nil {
+				s.log.Debug("decrypt error", "session", ss.id, "err", err)
+				_, _ = c.Discard(-1)
+				ss.write(out)
+				ss.kick(protocol.KickDecrypt, sealedErrorText(err))
+				return s.flush(ss, c, nil)
+			}
+			*scratch = opened[:0]
+			frame = opened
+			consumed += n
+		}
+		h, body, n, err := protocol.Decode(frame, s.cfg.MaxFrame)
 		if errors.Is(err, protocol.ErrIncomplete) {
 			break
 		}
@@ -48,8 +92,23 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 			s.protocolError(ss, out, h, err)
 			return s.flush(ss, c, nil)
 		}
-		consumed += n
+		if ss.mode != modeSecure {
+			consumed += n
+		}
 		s.m.frameIn(h.Type)
+		// Stage 1b: the connection's mode and its handshake.
+		pass, stop, o := s.connectionStage(ss, h, body, out)
+		out = o
+		if stop {
+			if ss.kicked.Load() {
+				_, _ = c.Discard(-1)
+				return s.flush(ss, c, nil)
+			}
+			break
+		}
+		if !pass {
+			continue
+		}
 		// Stage 2: rate limit. Every frame takes a token, also those the
 		// next stages answer with an error.
 		if !ss.bucket.allow(now, s.cfg.RateLimit, s.cfg.RateBurst) {
@@ -220,4 +279,16 @@ func appendLoopError(out []byte, reqID uint32, code protocol.Code, msg string) [
 func appendErrorUntil(out []byte, reqID uint32, code protocol.Code, msg string, until int64) []byte {
 	out, _ = protocol.AppendFrame(out, protocol.TypeError, reqID, &protocol.Error{Code: code, Message: msg, Until: until})
 	return out
+}
+
+// sealedErrorText is the Kick message of a sealed frame that cannot be
+// opened.
+func sealedErrorText(err error) string {
+	switch {
+	case errors.Is(err, secure.ErrTooLarge):
+		return "encrypted frame larger than the limit"
+	case errors.Is(err, secure.ErrShort):
+		return "encrypted frame too short for its tag and header"
+	}
+	return "encrypted frame failed authentication (tampered, replayed, reordered or truncated)"
 }

@@ -34,6 +34,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/protocol/secure"
 	"github.com/parleyim/parley/router"
 	"github.com/parleyim/parley/storage"
 )
@@ -62,21 +63,24 @@ type Server struct {
 	outbox *router.Outbox
 	ids    *snowflake.Node
 
-	hub         *hub
-	pool        *workerPool
-	delivery    *delivery
-	members     *memberCache
-	users       *userCache
-	friends     *friendCache
-	presence    *presence
-	logins      *attemptLimiter
-	auths       *authLimiter  // admission of Register and password Login
-	addrs       *connLimiter  // connections per address
-	hashSem     chan struct{} // bounds concurrent password hashing
-	hashWaiting atomic.Int64  // hashes waiting for hashSem (HashQueue)
-	dummyHash   []byte        // an equal-cost hash for unknown usernames
-	known       *knownAddrs   // addresses accounts logged in from
-	quit        chan struct{} // closed when Stop begins
+	hub            *hub
+	pool           *workerPool
+	delivery       *delivery
+	members        *memberCache
+	users          *userCache
+	friends        *friendCache
+	presence       *presence
+	logins         *attemptLimiter
+	auths          *authLimiter  // admission of Register and password Login
+	addrs          *connLimiter  // connections per address
+	hashSem        chan struct{} // bounds concurrent password hashing
+	hashWaiting    atomic.Int64  // hashes waiting for hashSem (HashQueue)
+	dummyHash      []byte        // an equal-cost hash for unknown usernames
+	known          *knownAddrs   // addresses accounts logged in from
+	noiseKeys      NoiseKeys
+	shakes         *handshakes   // Noise handshake workers (noise.go)
+	handshakeAdmit *authLimiter  // handshakes per address and over the server
+	quit           chan struct{} // closed when Stop begins
 
 	ln          net.Listener  // the server's own (accept.go)
 	cli         *gnet.Client  // the event loops that serve the accepted connections
@@ -137,6 +141,12 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 	if s.dummyHash, err = bcrypt.GenerateFromPassword(prehash("parley-no-such-user"), cfg.BcryptCost); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
+	if cfg.NoiseKeys != nil {
+		s.noiseKeys = *cfg.NoiseKeys
+	} else if s.noiseKeys.Static, err = secure.NewKey(nil); err != nil {
+		return nil, fmt.Errorf("%w: noise key: %v", ErrConfig, err)
+	}
+	s.handshakeAdmit = newAuthLimiter(cfg.HandshakeRatePerAddr, cfg.HandshakeBurstPerAddr, cfg.HandshakeRate, cfg.HandshakeBurst)
 	s.delivery = newDelivery(s)
 	store, err := open(s.delivery.committed)
 	if err != nil {
@@ -152,6 +162,7 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 	}
 	s.presence = newPresence(s, cfg.PresenceGrace)
 	s.pool = newWorkerPool(cfg.Workers, s.drain)
+	s.shakes = newHandshakes(s, cfg.HandshakeWorkers, cfg.HandshakeQueue)
 	return s, nil
 }
 
@@ -275,6 +286,7 @@ func (s *Server) Stop(ctx context.Context) error {
 			cancel()
 		}
 		s.pool.stop()
+		s.shakes.stop()
 		s.presence.stop()
 		if e := s.dir.Close(); e != nil && err == nil {
 			err = e

@@ -40,6 +40,8 @@ type session struct {
 	addr string // its key in the per-address limits (addrKey)
 
 	bucket tokenBucket // loop
+	mode   uint8       // loop: modeNew, modePlain, modeHandshake, modeSecure (noise.go)
+	nz     *noiseConn  // loop: the Noise state, nil on a plaintext connection
 
 	state    atomic.Int32
 	user     atomic.Int64 // set once by the worker on login

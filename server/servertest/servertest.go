@@ -10,11 +10,13 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/parleyim/parley/protocol/secure"
 	"github.com/parleyim/parley/router"
 	predis "github.com/parleyim/parley/router/redis"
 	"github.com/parleyim/parley/server"
@@ -51,12 +53,24 @@ func FreeAddr(t testing.TB) string {
 	return addr
 }
 
+// NoiseKeys is the Noise key of every test server of the process, so that
+// a client's pin holds across a restart on the same address, as it does
+// for parleyd, which keeps its key in the data dir.
+var NoiseKeys = sync.OnceValue(func() *server.NoiseKeys {
+	k, err := secure.NewKey(nil)
+	if err != nil {
+		panic(err)
+	}
+	return &server.NoiseKeys{Static: k}
+})
+
 // Config is the test-friendly base configuration: two event loops, cheap
 // bcrypt, no rate limit, any user may message any other (tests of the
 // friends-only policy set it), bans polled every 100ms, a 300ms presence
-// grace, logs to t.Log.
+// grace, logs to t.Log, the process's test Noise key.
 func Config(t testing.TB) server.Config {
 	return server.Config{
+		NoiseKeys:       NoiseKeys(),
 		Addr:            FreeAddr(t),
 		EventLoops:      2,
 		Workers:         32,
