@@ -32,7 +32,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flynn/noise"
+
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/protocol/secure"
 )
 
 // Options configure a client. Every zero value means the default written
@@ -56,6 +59,18 @@ type Options struct {
 	Logger      *slog.Logger // nil: discard
 	// Dial opens the TCP connection; nil: a net.Dialer.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// Plaintext turns encryption off: for a server behind a TLS-terminating
+	// proxy (Dial then opens the TLS connection), or one that predates
+	// encryption. By default every connection is encrypted with Noise.
+	Plaintext bool
+	// Pins keeps the server keys pinned on first use, by address; nil: in
+	// memory, for the life of the Client. A server that does not hold the
+	// pinned key is refused with ErrKeyChanged.
+	Pins PinStore
+	// OnPin is told when a key is pinned for an address for the first
+	// time (rotated false) or replaced in a rotation the server announced
+	// (rotated true); nil: a warning is logged.
+	OnPin func(addr string, key []byte, rotated bool)
 	// MaxFrame is the largest frame length (header + body) accepted from
 	// the server; 0: 16 MiB. A Sync page may well be larger than the
 	// server's own 64 KiB limit on client frames.
@@ -99,6 +114,9 @@ func (o *Options) fill() {
 	}
 	if o.MaxFrame == 0 {
 		o.MaxFrame = defaultMaxRead
+	}
+	if o.Pins == nil {
+		o.Pins = NewMemoryPins()
 	}
 }
 
@@ -156,6 +174,8 @@ type Client struct {
 
 	sq *sendQueue // Sends, in call order; see sendq.go
 
+	static noise.DHKey // the client's Noise key, one for all its connections
+
 	closeOnce sync.Once
 	closeCh   chan struct{} // closed by Close: the delivery goroutine drops what is left
 	wg        sync.WaitGroup
@@ -204,6 +224,9 @@ func newClient(addr string, opts Options) *Client {
 		closeCh: make(chan struct{}),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if !opts.Plaintext {
+		c.static, _ = secure.NewKey(nil) // crypto/rand does not fail
+	}
 	return c
 }
 

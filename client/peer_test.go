@@ -222,6 +222,7 @@ func testOptions(t *testing.T) Options {
 		MinBackoff:     5 * time.Millisecond,
 		MaxBackoff:     20 * time.Millisecond,
 		Logger:         testLogger(t),
+		Plaintext:      true, // the fake peers speak the frames themselves
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 func pipeClient(t testing.TB, opts Options) (*Client, net.Conn) {
 	t.Helper()
 	client, server := net.Pipe()
+	opts.Plaintext = true // the test speaks the frames itself
 	opts.Dial = func(context.Context, string) (net.Conn, error) { return client, nil }
 	c, err := Dial(context.Background(), "pipe", opts)
 	if err != nil {

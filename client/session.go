@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"time"
 
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/protocol/secure"
 )
 
 // errReplaced closes a connection a login on another one replaced.
@@ -24,8 +26,60 @@ func (c *Client) dial(ctx context.Context, addr string) (*conn, error) {
 		}
 		return nil, fmt.Errorf("client: dial %s: %w", addr, err)
 	}
+	if !c.opts.Plaintext {
+		sc, err := c.secure(ctx, nc, addr)
+		if err != nil {
+			_ = nc.Close()
+			return nil, err
+		}
+		nc = sc
+	}
 	c.emit(Event{Type: EventConnected, Addr: addr})
 	return newConn(c, nc, addr), nil
+}
+
+// secure runs the Noise handshake on nc: IK with the key pinned for addr,
+// else XX, pinning the key the server proves (trust on first use).
+func (c *Client) secure(ctx context.Context, nc net.Conn, addr string) (*secure.Conn, error) {
+	pin, err := c.opts.Pins.Pin(addr)
+	if err != nil {
+		return nil, fmt.Errorf("client: pins: %w", err)
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(c.opts.DialTimeout)
+	}
+	_ = nc.SetDeadline(deadline)
+	sc, err := secure.Client(nc, secure.ClientConfig{Static: c.static, ServerKey: pin, MaxFrame: c.opts.MaxFrame})
+	if err != nil {
+		if pin != nil && errors.Is(err, secure.ErrHandshake) {
+			return nil, fmt.Errorf("%w: %s does not hold the pinned key %s (%v); if the change is expected, remove the pin", ErrKeyChanged, addr, secure.Fingerprint(pin), err)
+		}
+		return nil, fmt.Errorf("client: handshake with %s: %w", addr, err)
+	}
+	_ = nc.SetDeadline(time.Time{})
+	switch {
+	case pin == nil:
+		c.pinned(addr, sc.ServerKey(), false)
+	case sc.NewServerKey() != nil:
+		c.pinned(addr, sc.NewServerKey(), true)
+	}
+	return sc, nil
+}
+
+func (c *Client) pinned(addr string, key []byte, rotated bool) {
+	if err := c.opts.Pins.SetPin(addr, key); err != nil {
+		c.log.Error("cannot save the pinned server key", "addr", addr, "err", err)
+	}
+	if c.opts.OnPin != nil {
+		c.opts.OnPin(addr, key, rotated)
+		return
+	}
+	if rotated {
+		c.log.Warn("the server rotated its key; pinned the new one", "addr", addr, "fingerprint", secure.Fingerprint(key))
+		return
+	}
+	c.log.Warn("first connection: pinned the server's key (trust on first use)", "addr", addr, "fingerprint", secure.Fingerprint(key))
 }
 
 // dialStarted is dial for a connection that is not (yet) the client's: one

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/parleyim/parley/client"
 	"github.com/parleyim/parley/cmd/parley/ui"
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/protocol/secure"
 )
 
 // command is one of parley's one-shot commands.
@@ -89,10 +91,32 @@ func (a *app) context() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), a.timeout)
 }
 
+// pinsPath is the file of the server keys parley pinned.
+func (a *app) pinsPath() string { return filepath.Join(filepath.Dir(a.path), "known_servers") }
+
+// secure sets the encryption options: on unless --plaintext, the keys
+// pinned in known_servers, and a warning on stderr when one is pinned.
+func (a *app) secure(opts client.Options) client.Options {
+	opts.Plaintext = a.plaintext
+	opts.Pins = &client.FilePins{Path: a.pinsPath()}
+	opts.OnPin = func(addr string, key []byte, rotated bool) {
+		if rotated {
+			fmt.Fprintf(a.errw, "parley: %s rotated its key; now pinned: %s\n", addr, secure.Fingerprint(key))
+			return
+		}
+		fmt.Fprintf(a.errw, "parley: warning: first connection to %s; pinned its key %s (compare it with the server's; kept in %s)\n", addr, secure.Fingerprint(key), a.pinsPath())
+	}
+	return opts
+}
+
 // dial connects to the server; failing is exit code 3.
 func (a *app) dial(ctx context.Context, opts client.Options) (*client.Client, error) {
 	opts.Device = "parley"
+	opts = a.secure(opts)
 	c, err := client.Dial(ctx, a.addr, opts)
+	if errors.Is(err, client.ErrKeyChanged) {
+		return nil, &exitError{code: exitNoServer, msg: "refusing " + a.addr + ": its key is not the one pinned in " + a.pinsPath() + " (" + ui.Plain(err) + "); if the server's key was changed on purpose, remove its line there"}
+	}
 	if err != nil {
 		return nil, &exitError{code: exitNoServer, msg: "cannot reach the server at " + a.addr + " (" + dialCause(err) + "): is it running? make run starts one"}
 	}

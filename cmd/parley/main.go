@@ -9,6 +9,9 @@
 //	--addr HOST:PORT  the server (PARLEY_ADDR; default 127.0.0.1:7070)
 //	--config FILE     where the session is kept (PARLEY_CONFIG; default
 //	                  parley/config.json in the user's config directory, mode 0600)
+//	--plaintext       do not encrypt (a server behind a TLS proxy, or an old one);
+//	                  by default parley encrypts and pins the server's key on first
+//	                  use in known_servers beside the config file, refusing a changed key
 //	--json            print results as JSON on stdout, and failures as JSON on stderr
 //	--open            with `group create`: anyone may join
 //	--quiet           the chat rings no bell and keeps no unread count in the title
@@ -66,6 +69,7 @@ type app struct {
 	addr, path string
 	json, open bool
 	quiet      bool // the chat: no bell, no unread count in the title
+	plaintext  bool // no Noise
 	timeout    time.Duration
 	cfg        config
 	in         io.Reader
@@ -112,6 +116,7 @@ func (a *app) parseFlags(args []string) ([]string, error) {
 	fs.BoolVar(&a.json, "json", false, "")
 	fs.BoolVar(&a.open, "open", false, "")
 	fs.BoolVar(&a.quiet, "quiet", false, "")
+	fs.BoolVar(&a.plaintext, "plaintext", false, "")
 	fs.DurationVar(&a.timeout, "timeout", 15*time.Second, "")
 	var pos []string
 	for {

@@ -5,6 +5,7 @@
 //	parleyd admin unban --user NAME
 //	parleyd admin bans       list the bans in force
 //	parleyd config print [flags]  the effective configuration, secrets masked
+//	parleyd noise-key show|rotate [flags]  the server's Noise key fingerprint; a new key (takes effect at restart)
 //	parleyd --version
 //
 // Every flag has an environment twin and a config file key: --data-dir is
@@ -30,6 +31,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/parleyim/parley/cmd/internal/version"
+	"github.com/parleyim/parley/protocol/secure"
 	"github.com/parleyim/parley/router"
 	predis "github.com/parleyim/parley/router/redis"
 	"github.com/parleyim/parley/router/rocketmq"
@@ -46,6 +48,8 @@ func main() {
 		fmt.Println(version.String("parleyd"))
 	case len(os.Args) > 1 && os.Args[1] == "admin":
 		err = admin(os.Args[2:], os.Stdout)
+	case len(os.Args) > 1 && os.Args[1] == "noise-key":
+		err = noiseKeyCmd(os.Args[2:], os.Stdout)
 	case len(os.Args) > 1 && os.Args[1] == "config":
 		err = configCmd(os.Args[2:], os.Stdout)
 	default:
@@ -133,6 +137,9 @@ type options struct {
 	hashWork        int
 	hashQueue       int
 	sendWindow      int
+	requireEnc      bool
+	keyOverlap      time.Duration
+	rekeyFrames     int
 }
 
 // flagSet defines parleyd's settings on o. Each flag is also a
@@ -171,6 +178,9 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.dmPolicy, "dm-policy", "friends", "who may message whom 1:1: friends or anyone")
 	fs.IntVar(&o.maxGroup, "max-group-size", 2000, "most members of a group, the owner included")
 	fs.DurationVar(&o.grace, "presence-grace", 5*time.Second, "how long a user may be gone before friends see it offline")
+	fs.BoolVar(&o.requireEnc, "require-encryption", false, "refuse connections that do not start with a Noise handshake")
+	fs.DurationVar(&o.keyOverlap, "noise-key-overlap", 30*24*time.Hour, "how long a rotated-out Noise key is still accepted from clients that pinned it")
+	fs.IntVar(&o.rekeyFrames, "noise-rekey-frames", 1<<20, "frames sealed under one key before the server rekeys (also after 1 GiB)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "on SIGTERM: the longest the drain may take before parleyd exits anyway")
 	return fs
 }
@@ -302,32 +312,43 @@ func serve(o options, log *slog.Logger) error {
 		ready = map[string]func(context.Context) error{"broker": b.Ping}
 		o.nodeID = c.Self().Snowflake
 	}
+	keys, created, err := server.LoadNoiseKeys(o.store.dataDir, o.keyOverlap, time.Now())
+	if err != nil {
+		return fmt.Errorf("noise key: %w", err)
+	}
+	if created {
+		log.Warn("made a new Noise static key; clients pin it on first use", "file", filepath.Join(o.store.dataDir, server.NoiseKeyFile))
+	}
+	log.Info("noise static key", "fingerprint", secure.Fingerprint(keys.Static.Public), "retired_in_overlap", len(keys.Retired), "require_encryption", o.requireEnc)
 	srv, err := server.New(server.Config{
-		Metrics:         metrics,
-		Presence:        dir,
-		Cluster:         cluster,
-		Bus:             bus,
-		ReadyChecks:     ready,
-		NodeName:        o.nodeName,
-		Addr:            o.listen,
-		MaxConns:        o.maxConns,
-		Heartbeat:       o.heartbeat,
-		Workers:         o.workers,
-		RateLimit:       o.rateLimit,
-		MaxConnsPerAddr: o.perAddr,
-		MaxConnsPerUser: o.perUser,
-		AuthRatePerAddr: o.authRate,
-		AuthRate:        min(o.authRate, 0), // negative: both limits off
-		HashWorkers:     o.hashWork,
-		HashQueue:       o.hashQueue,
-		MaxPendingSends: o.sendWindow,
-		MaxMessage:      o.maxMessage,
-		BcryptCost:      o.bcryptCost,
-		NodeID:          o.nodeID,
-		DMPolicy:        server.DMPolicy(o.dmPolicy),
-		MaxGroupSize:    o.maxGroup,
-		PresenceGrace:   o.grace,
-		Logger:          log,
+		Metrics:           metrics,
+		Presence:          dir,
+		Cluster:           cluster,
+		Bus:               bus,
+		ReadyChecks:       ready,
+		NodeName:          o.nodeName,
+		Addr:              o.listen,
+		MaxConns:          o.maxConns,
+		Heartbeat:         o.heartbeat,
+		Workers:           o.workers,
+		RateLimit:         o.rateLimit,
+		MaxConnsPerAddr:   o.perAddr,
+		MaxConnsPerUser:   o.perUser,
+		AuthRatePerAddr:   o.authRate,
+		AuthRate:          min(o.authRate, 0), // negative: both limits off
+		HashWorkers:       o.hashWork,
+		HashQueue:         o.hashQueue,
+		MaxPendingSends:   o.sendWindow,
+		MaxMessage:        o.maxMessage,
+		BcryptCost:        o.bcryptCost,
+		NodeID:            o.nodeID,
+		DMPolicy:          server.DMPolicy(o.dmPolicy),
+		MaxGroupSize:      o.maxGroup,
+		PresenceGrace:     o.grace,
+		Logger:            log,
+		NoiseKeys:         keys,
+		RequireEncryption: o.requireEnc,
+		RekeyFrames:       o.rekeyFrames,
 	}, func(hook storage.CommitHook) (storage.Store, error) {
 		return o.store.open(hook, log)
 	})
@@ -385,5 +406,36 @@ func drain(srv *server.Server, timeout time.Duration, log *slog.Logger) error {
 		return fmt.Errorf("shutdown did not finish within --shutdown-timeout %v; exiting anyway", timeout)
 	}
 	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond).String())
+	return nil
+}
+
+// noiseKeyCmd is `parleyd noise-key show|rotate [flags]`: the fingerprint
+// of the server's Noise static key (made if there is none), or a new key
+// with the current one retired for --noise-key-overlap.
+func noiseKeyCmd(args []string, stdout io.Writer) error {
+	if len(args) == 0 || (args[0] != "show" && args[0] != "rotate") {
+		return errors.New("usage: parleyd noise-key show|rotate [--data-dir DIR]")
+	}
+	o, _, _, err := loadOptions(args[1:], lookupEnv)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	var keys *server.NoiseKeys
+	if args[0] == "rotate" {
+		keys, err = server.RotateNoiseKey(o.store.dataDir, o.keyOverlap, now)
+	} else {
+		keys, _, err = server.LoadNoiseKeys(o.store.dataDir, o.keyOverlap, now)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "static  %s  %x\n", secure.Fingerprint(keys.Static.Public), keys.Static.Public)
+	for _, k := range keys.Retired {
+		fmt.Fprintf(stdout, "retired %s  %x (accepted until the overlap ends)\n", secure.Fingerprint(k.Public), k.Public)
+	}
+	if args[0] == "rotate" {
+		fmt.Fprintln(stdout, "restart parleyd to present the new key")
+	}
 	return nil
 }
