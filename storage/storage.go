@@ -12,6 +12,7 @@ import (
 	"unicode"
 
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/storage/fulltext"
 )
 
 // Errors every backend returns for the cases below, matched with errors.Is.
@@ -137,6 +138,32 @@ type Store interface {
 	// Close flushes pending writes and releases the backend. Calls after
 	// Close return ErrClosed.
 	Close() error
+}
+
+// Searcher is the optional ability of a store to search message text
+// (storage/fulltext): both backends have it, found by type assertion.
+//
+// A search sees what History shows the user: the conversations the user is
+// a member of now, messages after the user joined (a group's membership
+// starts at the seq it joined at) and after what the user cleared, none the
+// user hid, and each message as it is stored now. Messages become searchable
+// shortly after their commit, once the indexer has read them (IndexFlush
+// waits for that).
+type Searcher interface {
+	// Search returns a page of q.User's messages holding every term of
+	// q.Text, newest first (fulltext.Search). Errors: fulltext.ErrEmptyQuery,
+	// fulltext.ErrTooBroad (q.MaxReads spent before one result), ctx.Err().
+	Search(ctx context.Context, q fulltext.Query) (fulltext.Page, error)
+	// Unindex is the removal hook of recall and expiry: it takes msgs out of
+	// the index, each with the conv, seq, content type and body it was
+	// stored with. The caller changes or deletes the stored messages first
+	// (a message not yet indexed is indexed from what is then stored); a
+	// search never returns text the store no longer holds in any case, so
+	// Unindex reclaims the index's space and work.
+	Unindex(ctx context.Context, msgs []protocol.Message) error
+	// IndexFlush waits until every message committed before the call is
+	// searchable.
+	IndexFlush(ctx context.Context) error
 }
 
 // CommitHook receives messages newly stored by Append, in commit order, once

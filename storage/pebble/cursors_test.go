@@ -24,6 +24,9 @@ func TestAckCoalesced(t *testing.T) {
 			}
 		}
 	}
+	if err := s.IndexFlush(ctx); err != nil { // the text index writes after the appends
+		t.Fatal(err)
+	}
 	wal := s.db.Metrics().WAL.BytesWritten
 	for c := range convs {
 		peer := int64(c) + 2

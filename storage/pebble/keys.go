@@ -27,6 +27,8 @@ import (
 //	M user group          → "" (a user's groups)
 //	b user                → until, reason, created (ban)
 //	o lower(name) 0 id    → "" (open groups, the directory; groupdir.go)
+//	s conv 0 bucket gram  → posting list of the text index (search.go)
+//	S conv                → the seq up to which conv is indexed
 //	~g                    → the last group id handed out
 //	~o                    → the open groups have their o keys
 const (
@@ -46,6 +48,8 @@ const (
 	tMember    = 'G'
 	tMemberOf  = 'M'
 	tBan       = 'b'
+	tPosting   = 's'
+	tProgress  = 'S'
 )
 
 // keyLastGroup holds the last group id handed out, so a disbanded group's

@@ -30,6 +30,7 @@ import (
 
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/storage"
+	"github.com/parleyim/parley/storage/fulltext"
 )
 
 // Config configures Open. Zero values are documented per field.
@@ -65,6 +66,7 @@ type Store struct {
 	db      *pebble.DB
 	w       *writer
 	cursors *cursors
+	idx     *fulltext.Indexer
 
 	// closed is set first by Close; reads hold rw shared while they use db,
 	// and Close takes it exclusively before closing db.
@@ -141,6 +143,8 @@ func Open(cfg Config) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("pebble: open %s: index open groups: %w", cfg.Dir, err)
 	}
+	s.idx = fulltext.NewIndexer(fulltext.IndexerConfig{Lists: indexLists{db}, Logger: cfg.Logger})
+	s.w.indexer = s.idx
 	go s.w.run()
 	go s.w.complete()
 	return s, nil
@@ -181,6 +185,7 @@ func (s *Store) Close() error {
 		return storage.ErrClosed
 	}
 	s.w.close()
+	s.idx.Close()
 	s.rw.Lock() // wait for reads in flight
 	defer s.rw.Unlock()
 	if err := s.db.Close(); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/storage"
+	"github.com/parleyim/parley/storage/fulltext"
 )
 
 // Group commit.
@@ -68,6 +69,7 @@ func (o *opBase) base() *opBase { return o }
 type writer struct {
 	db       *pebble.DB
 	hook     storage.CommitHook
+	indexer  *fulltext.Indexer // told of each batch's messages
 	maxBatch int
 	ackDelay time.Duration
 	log      *slog.Logger
@@ -304,6 +306,9 @@ func (w *writer) finish(t *txn) {
 	}
 	if w.hook != nil && len(t.stored) > 0 {
 		w.hook(t.stored)
+	}
+	if len(t.stored) > 0 {
+		w.indexer.Note(t.stored)
 	}
 	for _, o := range t.ops {
 		o.finish(o.base().err)

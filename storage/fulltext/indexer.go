@@ -1,0 +1,330 @@
+package fulltext
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/parleyim/parley/protocol"
+)
+
+// ListKey names one posting list of a conversation.
+type ListKey struct {
+	Bucket uint64
+	Gram   Gram
+}
+
+// Pending is a conversation with messages not yet indexed up to Last.
+type Pending struct {
+	Conv string
+	Last uint64
+}
+
+// Lists is a store's side of the indexer: where the posting lists and each
+// conversation's progress (the seq up to which its messages are indexed)
+// live.
+type Lists interface {
+	// Progress returns the seq up to which conv is indexed (0 for none).
+	Progress(ctx context.Context, conv string) (uint64, error)
+	// Behind lists the conversations whose newest message is above their
+	// progress. It may read every conversation: the indexer calls it when
+	// it starts and after its queue overflowed, not per message.
+	Behind(ctx context.Context) ([]Pending, error)
+	// Load returns conv's messages with seq above after, ascending, at most n.
+	Load(ctx context.Context, conv string, after uint64, n int) ([]protocol.Message, error)
+	// Add appends postings to conv's lists and sets conv's progress to
+	// progress (never lowering it), in one atomic write.
+	Add(ctx context.Context, conv string, postings map[ListKey][]byte, progress uint64) error
+	// Remove takes offsets out of conv's lists, in one atomic write.
+	Remove(ctx context.Context, conv string, offs map[ListKey]map[uint64]bool) error
+}
+
+// IndexerConfig configures NewIndexer; zero values are documented per field.
+type IndexerConfig struct {
+	Lists Lists
+	// Queue bounds the notes waiting for the indexer; 0 means 4096. A note
+	// that finds it full is dropped and the indexer catches up from Behind.
+	Queue int
+	// Chunk is how many messages one Add covers; 0 means 256.
+	Chunk  int
+	Logger *slog.Logger // nil means discard
+}
+
+// Indexer keeps a store's text index up to date, off the send path: the
+// store's writer notes each committed batch (Note, which never blocks) and
+// the indexer's goroutine indexes the new messages afterwards, reading them
+// back from the store. What it has indexed is recorded per conversation with
+// the postings, so after a crash it catches up from the store alone.
+type Indexer struct {
+	lists    Lists
+	chunk    int
+	log      *slog.Logger
+	notes    chan Pending
+	overflow atomic.Bool
+	flushes  chan chan struct{}
+	quit     chan struct{}
+	done     chan struct{}
+
+	// mu is held while a chunk is read and indexed and while postings are
+	// removed, so a removal never interleaves with an Add of the same text.
+	mu sync.Mutex
+
+	// Counters since start: messages and posting bytes indexed.
+	Messages, Bytes atomic.Int64
+}
+
+// NewIndexer starts an indexer; it first catches up on what the store holds
+// unindexed.
+func NewIndexer(cfg IndexerConfig) *Indexer {
+	if cfg.Queue <= 0 {
+		cfg.Queue = 4096
+	}
+	if cfg.Chunk <= 0 {
+		cfg.Chunk = 256
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	x := &Indexer{
+		lists: cfg.Lists, chunk: cfg.Chunk, log: cfg.Logger,
+		notes:   make(chan Pending, cfg.Queue),
+		flushes: make(chan chan struct{}),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	x.overflow.Store(true) // catch up first
+	go x.run()
+	return x
+}
+
+// Note tells the indexer that msgs were committed. It never blocks: when the
+// queue is full the note is dropped and the indexer catches up from the
+// store.
+func (x *Indexer) Note(msgs []protocol.Message) {
+	for i := range msgs {
+		// Only the last message of a run of one conversation matters.
+		if i+1 < len(msgs) && msgs[i+1].Conv == msgs[i].Conv {
+			continue
+		}
+		select {
+		case x.notes <- Pending{msgs[i].Conv, msgs[i].Seq}:
+		default:
+			x.overflow.Store(true)
+			select {
+			case x.notes <- Pending{}: // wake the indexer if it waits
+			default:
+			}
+		}
+	}
+}
+
+// Flush waits until every message noted before the call is indexed, or ctx
+// ends.
+func (x *Indexer) Flush(ctx context.Context) error {
+	ch := make(chan struct{})
+	select {
+	case x.flushes <- ch:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-x.done:
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-x.done:
+		return nil
+	}
+}
+
+// Remove takes msgs out of the index (a recall, an expiry). Their text must
+// be the text that was indexed; messages of other content types are skipped.
+// A message not yet indexed is indexed later from whatever the store then
+// holds, so a caller changes or deletes the stored message first.
+func (x *Indexer) Remove(ctx context.Context, msgs []protocol.Message) error {
+	byConv := make(map[string]map[ListKey]map[uint64]bool)
+	for i := range msgs {
+		m := &msgs[i]
+		grams := Grams(Text(m))
+		if len(grams) == 0 {
+			continue
+		}
+		offs := byConv[m.Conv]
+		if offs == nil {
+			offs = make(map[ListKey]map[uint64]bool)
+			byConv[m.Conv] = offs
+		}
+		for _, g := range grams {
+			k := ListKey{Bucket(m.Seq), g}
+			if offs[k] == nil {
+				offs[k] = make(map[uint64]bool)
+			}
+			offs[k][Offset(m.Seq)] = true
+		}
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for conv, offs := range byConv {
+		if err := x.lists.Remove(ctx, conv, offs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close stops the indexer; what it has not indexed is caught up on at the
+// next start.
+func (x *Indexer) Close() {
+	select {
+	case <-x.quit:
+	default:
+		close(x.quit)
+	}
+	<-x.done
+}
+
+// maxProgress bounds the indexer's cache of progress per conversation.
+const maxProgress = 1 << 16
+
+func (x *Indexer) run() {
+	defer close(x.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-x.quit:
+			cancel()
+		case <-x.done:
+		}
+	}()
+	want := make(map[string]uint64)
+	progress := make(map[string]uint64)
+	var flushes []chan struct{}
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	failing := false
+	for {
+		// Take every note waiting.
+	drain:
+		for {
+			select {
+			case p := <-x.notes:
+				if p.Conv != "" {
+					want[p.Conv] = max(want[p.Conv], p.Last)
+				}
+			default:
+				break drain
+			}
+		}
+		if !failing && x.overflow.Swap(false) {
+			behind, err := x.lists.Behind(ctx)
+			if err != nil {
+				x.overflow.Store(true)
+				failing = x.failed(ctx, "catch up", err, retry)
+			}
+			for _, p := range behind {
+				want[p.Conv] = max(want[p.Conv], p.Last)
+			}
+		}
+		if !failing {
+			for conv, last := range want {
+				if err := x.index(ctx, conv, last, progress); err != nil {
+					failing = x.failed(ctx, "index "+conv, err, retry)
+					break
+				}
+				delete(want, conv)
+			}
+		}
+		if len(progress) > maxProgress {
+			clear(progress)
+		}
+		if len(want) == 0 && !x.overflow.Load() {
+			for _, f := range flushes {
+				close(f)
+			}
+			flushes = flushes[:0]
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if !failing && (len(want) > 0 || x.overflow.Load() || len(x.notes) > 0) {
+			continue
+		}
+		select {
+		case p := <-x.notes:
+			if p.Conv != "" {
+				want[p.Conv] = max(want[p.Conv], p.Last)
+			}
+		case f := <-x.flushes:
+			flushes = append(flushes, f)
+		case <-retry.C:
+			failing = false
+		case <-x.quit:
+			return
+		}
+	}
+}
+
+// failed logs a failure and arms the retry.
+func (x *Indexer) failed(ctx context.Context, what string, err error, retry *time.Timer) bool {
+	if ctx.Err() == nil {
+		x.log.Warn("fulltext: "+what+" failed; retrying in 1s", "err", err)
+	}
+	retry.Reset(time.Second)
+	return true
+}
+
+// index indexes conv's messages up to last.
+func (x *Indexer) index(ctx context.Context, conv string, last uint64, progress map[string]uint64) error {
+	p, ok := progress[conv]
+	if !ok {
+		var err error
+		if p, err = x.lists.Progress(ctx, conv); err != nil {
+			return err
+		}
+	}
+	for p < last {
+		np, n, err := x.indexChunk(ctx, conv, p)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			break
+		}
+		p = np
+	}
+	progress[conv] = p
+	return nil
+}
+
+func (x *Indexer) indexChunk(ctx context.Context, conv string, after uint64) (uint64, int, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	msgs, err := x.lists.Load(ctx, conv, after, x.chunk)
+	if err != nil || len(msgs) == 0 {
+		return after, 0, err
+	}
+	postings := make(map[ListKey][]byte)
+	var size int64
+	for i := range msgs {
+		m := &msgs[i]
+		for _, g := range Grams(Text(m)) {
+			k := ListKey{Bucket(m.Seq), g}
+			l := postings[k]
+			n := len(l)
+			postings[k] = AppendPosting(l, m.Seq)
+			size += int64(len(postings[k]) - n)
+		}
+	}
+	np := msgs[len(msgs)-1].Seq
+	if err := x.lists.Add(ctx, conv, postings, np); err != nil {
+		return after, 0, err
+	}
+	x.Messages.Add(int64(len(msgs)))
+	x.Bytes.Add(size)
+	return np, len(msgs), nil
+}

@@ -1,0 +1,314 @@
+package fulltext
+
+import (
+	"cmp"
+	"container/heap"
+	"context"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/parleyim/parley/protocol"
+)
+
+// Errors of Search, matched with errors.Is.
+var (
+	// ErrEmptyQuery: the query has no letters or digits.
+	ErrEmptyQuery = errors.New("fulltext: query has no terms")
+	// ErrTooBroad: the search read MaxReads messages without filling one
+	// result; a longer query finds fewer candidates.
+	ErrTooBroad = errors.New("fulltext: query too broad")
+)
+
+// Membership is a conversation a user may read: messages with seq above
+// Cleared (below it the user joined later, or cleared the history), up to
+// Last, the conversation's newest.
+type Membership struct {
+	Conv          string
+	Cleared, Last uint64
+}
+
+// Source is what a search reads of a store. Each call may read a different
+// moment of the store; a search tolerates that (a message gone between two
+// calls is simply not found).
+type Source interface {
+	// Memberships lists the conversations user may read.
+	Memberships(ctx context.Context, user int64) ([]Membership, error)
+	// Lists returns for each range the posting lists of conv's bucket whose
+	// gram is in the range, concatenated (nil when there is none).
+	Lists(ctx context.Context, conv string, bucket uint64, ranges []GramRange) ([][]byte, error)
+	// Messages returns those messages of conv with the given seqs that exist
+	// and that user has not hidden, in any order.
+	Messages(ctx context.Context, user int64, conv string, seqs []uint64) ([]protocol.Message, error)
+}
+
+// Cursor is a place in the order of results: newest first by server time,
+// then by conversation id, then by seq, newest first. The zero Cursor is
+// before the newest result.
+type Cursor struct {
+	Time int64
+	Conv string
+	Seq  uint64
+}
+
+// IsZero reports whether c is the start.
+func (c Cursor) IsZero() bool { return c.Conv == "" }
+
+// CursorOf is the cursor right after m.
+func CursorOf(m *protocol.Message) Cursor { return Cursor{m.ServerTime, m.Conv, m.Seq} }
+
+// after reports whether m comes after c in the order of results.
+func (c Cursor) after(m *protocol.Message) bool {
+	switch {
+	case c.IsZero():
+		return true
+	case m.Conv == c.Conv:
+		return m.Seq < c.Seq
+	case m.ServerTime != c.Time:
+		return m.ServerTime < c.Time
+	}
+	return m.Conv > c.Conv
+}
+
+// Query is one search.
+type Query struct {
+	User   int64
+	Text   string
+	Conv   string // only this conversation; "" for all of the user's
+	Before Cursor // results after this cursor; zero for the newest
+	Limit  int    // results per page, at least 1
+	// MaxReads bounds the work: messages and posting lists read. 0 means
+	// DefaultMaxReads.
+	MaxReads int
+}
+
+// DefaultMaxReads is Query.MaxReads when zero.
+const DefaultMaxReads = 4000
+
+// Page is a page of results, newest first. More says whether there may be
+// more after Next, the cursor for the next page.
+type Page struct {
+	Messages []protocol.Message
+	Next     Cursor
+	More     bool
+}
+
+// chunk is how many candidates a stream checks at a time.
+const chunk = 32
+
+// Search finds the messages user may read that hold every term of q.Text
+// (as part of a word or a whole one), newest first.
+func Search(ctx context.Context, src Source, q Query) (Page, error) {
+	terms := Terms(q.Text)
+	if len(terms) == 0 {
+		return Page{}, ErrEmptyQuery
+	}
+	slices.Sort(terms)
+	terms = slices.Compact(terms)
+	if q.MaxReads <= 0 {
+		q.MaxReads = DefaultMaxReads
+	}
+	q.Limit = max(q.Limit, 1)
+	ms, err := src.Memberships(ctx, q.User)
+	if err != nil {
+		return Page{}, err
+	}
+	s := &searcher{src: src, q: q, terms: terms, ranges: queryRanges(terms)}
+	var h streams
+	for _, m := range ms {
+		if q.Conv != "" && m.Conv != q.Conv {
+			continue
+		}
+		upper := m.Last + 1
+		if q.Before.Conv == m.Conv {
+			upper = min(upper, q.Before.Seq)
+		}
+		if upper <= m.Cleared+1 {
+			continue
+		}
+		st := &stream{m: m, upper: upper, next: Bucket(upper - 1), low: Bucket(m.Cleared + 1)}
+		if err := s.fill(ctx, st); err != nil {
+			return s.cut(err)
+		}
+		if len(st.ready) > 0 {
+			h = append(h, st)
+		}
+	}
+	heap.Init(&h)
+	for h.Len() > 0 {
+		st := h[0]
+		m := st.ready[0]
+		if len(s.out) == q.Limit {
+			s.more = true
+			break
+		}
+		s.out = append(s.out, m)
+		st.ready = st.ready[1:]
+		if err := s.fill(ctx, st); err != nil {
+			return s.cut(err)
+		}
+		if len(st.ready) == 0 {
+			heap.Pop(&h)
+		} else {
+			heap.Fix(&h, 0)
+		}
+	}
+	p := Page{Messages: s.out, More: s.more}
+	if len(s.out) > 0 {
+		p.Next = CursorOf(&s.out[len(s.out)-1])
+	}
+	return p, nil
+}
+
+type searcher struct {
+	src    Source
+	q      Query
+	terms  []string
+	ranges []GramRange
+	reads  int
+	out    []protocol.Message
+	more   bool
+}
+
+// errBudget ends a search that has read MaxReads.
+var errBudget = errors.New("fulltext: read budget spent")
+
+// cut ends a search early: with the results so far when the budget ran out
+// after some, else with err.
+func (s *searcher) cut(err error) (Page, error) {
+	if !errors.Is(err, errBudget) {
+		return Page{}, err
+	}
+	if len(s.out) == 0 {
+		return Page{}, ErrTooBroad
+	}
+	return Page{Messages: s.out, Next: CursorOf(&s.out[len(s.out)-1]), More: true}, nil
+}
+
+// stream is one conversation's matches, newest first.
+type stream struct {
+	m         Membership
+	upper     uint64 // seqs below this
+	next, low uint64 // buckets left to read: next down to low
+	done      bool   // every bucket read
+	cands     []uint64
+	ready     []protocol.Message // checked matches, seq descending
+}
+
+// fill reads until st has a checked match or none is left.
+func (s *searcher) fill(ctx context.Context, st *stream) error {
+	for len(st.ready) == 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if len(st.cands) == 0 {
+			if st.done {
+				return nil
+			}
+			if err := s.loadBucket(ctx, st); err != nil {
+				return err
+			}
+			continue
+		}
+		n := min(chunk, len(st.cands))
+		seqs := st.cands[:n]
+		st.cands = st.cands[n:]
+		if s.reads += n; s.reads > s.q.MaxReads {
+			return errBudget
+		}
+		msgs, err := s.src.Messages(ctx, s.q.User, st.m.Conv, seqs)
+		if err != nil {
+			return err
+		}
+		slices.SortFunc(msgs, func(a, b protocol.Message) int { return cmp.Compare(b.Seq, a.Seq) })
+		for _, m := range msgs {
+			if s.matches(&m) {
+				st.ready = append(st.ready, m)
+			}
+		}
+	}
+	return nil
+}
+
+// loadBucket turns st's next bucket into candidates.
+func (s *searcher) loadBucket(ctx context.Context, st *stream) error {
+	b := st.next
+	if b == st.low {
+		st.done = true
+	} else {
+		st.next--
+	}
+	if s.reads++; s.reads > s.q.MaxReads {
+		return errBudget
+	}
+	lists, err := s.src.Lists(ctx, st.m.Conv, b, s.ranges)
+	if err != nil {
+		return err
+	}
+	var set, one bitmap
+	for i, l := range lists {
+		if len(l) == 0 {
+			return nil
+		}
+		if i == 0 {
+			decodeList(l, &set)
+			continue
+		}
+		one = bitmap{}
+		decodeList(l, &one)
+		set.and(&one)
+	}
+	base := b << BucketBits
+	for w := len(set) - 1; w >= 0; w-- {
+		if set[w] == 0 {
+			continue
+		}
+		for bit := 63; bit >= 0; bit-- {
+			if set[w]&(1<<bit) == 0 {
+				continue
+			}
+			seq := base + uint64(w*64+bit)
+			if seq < st.upper && seq > st.m.Cleared {
+				st.cands = append(st.cands, seq)
+			}
+		}
+	}
+	return nil
+}
+
+// matches checks a candidate against its stored text and the cursor.
+func (s *searcher) matches(m *protocol.Message) bool {
+	if m.Seq <= 0 || !s.q.Before.after(m) {
+		return false
+	}
+	text := Folded(Text(m))
+	for _, t := range s.terms {
+		if !strings.Contains(text, t) {
+			return false
+		}
+	}
+	return true
+}
+
+// streams is a heap of streams by their next match, in the order of results.
+type streams []*stream
+
+func (h streams) Len() int { return len(h) }
+func (h streams) Less(i, j int) bool {
+	a, b := &h[i].ready[0], &h[j].ready[0]
+	if a.ServerTime != b.ServerTime {
+		return a.ServerTime > b.ServerTime
+	}
+	if a.Conv != b.Conv {
+		return a.Conv < b.Conv
+	}
+	return a.Seq > b.Seq
+}
+func (h streams) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *streams) Push(x any)   { *h = append(*h, x.(*stream)) }
+func (h *streams) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}

@@ -1,0 +1,266 @@
+package pebble
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/storage"
+	"github.com/parleyim/parley/storage/fulltext"
+)
+
+// The text index (storage/fulltext) lives beside the messages:
+//
+//	s conv 0 bucket gram → posting list: uvarint offsets, appended with Merge
+//	S conv               → the seq up to which conv is indexed
+//
+// Only the indexer's goroutine and Unindex write these keys, under the
+// indexer's lock, and not through the writer: an index batch is applied
+// without waiting for an fsync (the WAL keeps it in order with the message
+// batches, and a crash that loses it loses its progress key with it, so the
+// indexer indexes those messages again). The merge operator is Pebble's
+// default, which concatenates: a list grows without being read.
+
+var _ storage.Searcher = (*Store)(nil)
+
+func postingPrefix(conv string, bucket uint64) []byte {
+	b := make([]byte, 0, 2+len(conv)+16)
+	b = append(b, tPosting)
+	b = append(b, conv...)
+	b = append(b, 0)
+	return binary.BigEndian.AppendUint64(b, bucket)
+}
+
+func postingKey(conv string, bucket uint64, g fulltext.Gram) []byte {
+	return binary.BigEndian.AppendUint64(postingPrefix(conv, bucket), uint64(g))
+}
+
+func progressKey(conv string) []byte { return append([]byte{tProgress}, conv...) }
+
+// Search implements storage.Searcher on one snapshot.
+func (s *Store) Search(ctx context.Context, q fulltext.Query) (fulltext.Page, error) {
+	if !s.enter() {
+		return fulltext.Page{}, storage.ErrClosed
+	}
+	defer s.exit()
+	v := s.readView()
+	defer v.done()
+	p, err := fulltext.Search(ctx, searchView{v}, q)
+	if err != nil && !errors.Is(err, fulltext.ErrEmptyQuery) && !errors.Is(err, fulltext.ErrTooBroad) && ctx.Err() == nil {
+		err = s.readErr("search", err)
+	}
+	return p, err
+}
+
+// Unindex implements storage.Searcher.
+func (s *Store) Unindex(ctx context.Context, msgs []protocol.Message) error {
+	if s.closed.Load() {
+		return storage.ErrClosed
+	}
+	return s.idx.Remove(ctx, msgs)
+}
+
+// IndexFlush implements storage.Searcher.
+func (s *Store) IndexFlush(ctx context.Context) error {
+	if s.closed.Load() {
+		return storage.ErrClosed
+	}
+	return s.idx.Flush(ctx)
+}
+
+// searchView is fulltext.Source on a snapshot.
+type searchView struct{ v view }
+
+func (sv searchView) Memberships(ctx context.Context, user int64) ([]fulltext.Membership, error) {
+	var out []fulltext.Membership
+	p := key(tCursor, user)
+	err := scanFrom(sv.v.snap, p, func(k, val []byte) error {
+		c, err := parseCursor(val)
+		if err != nil {
+			return err
+		}
+		out = append(out, fulltext.Membership{Conv: string(k[len(p):]), Cleared: c.cleared})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if out[i].Last, _, err = lastMessage(sv.v.snap, out[i].Conv); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (sv searchView) Lists(ctx context.Context, conv string, bucket uint64, ranges []fulltext.GramRange) ([][]byte, error) {
+	out := make([][]byte, len(ranges))
+	for i, r := range ranges {
+		if r.Lo == r.Hi {
+			v, _, err := getFrom(sv.v.snap, postingKey(conv, bucket, r.Lo))
+			if err != nil {
+				return nil, err
+			}
+			out[i] = v
+			continue
+		}
+		err := scanRange(sv.v.snap, postingKey(conv, bucket, r.Lo), postingKey(conv, bucket, r.Hi+1), func(_, v []byte) error {
+			out[i] = append(out[i], v...)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (sv searchView) Messages(ctx context.Context, user int64, conv string, seqs []uint64) ([]protocol.Message, error) {
+	out := make([]protocol.Message, 0, len(seqs))
+	for _, seq := range seqs {
+		_, hidden, err := getFrom(sv.v.snap, hiddenKey(user, conv, seq))
+		if err != nil {
+			return nil, err
+		}
+		if hidden {
+			continue
+		}
+		k := msgKey(conv, seq)
+		v, found, err := getFrom(sv.v.snap, k)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			continue
+		}
+		m, err := parseMessage(k, v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// indexLists is fulltext.Lists on the database.
+type indexLists struct{ db *pebble.DB }
+
+func (l indexLists) Progress(ctx context.Context, conv string) (uint64, error) {
+	v, found, err := getFrom(l.db, progressKey(conv))
+	if err != nil || !found {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, errCorrupt
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// Behind walks the conversations with one seek each: to a conversation's
+// first message key, then past its last.
+func (l indexLists) Behind(ctx context.Context) (out []fulltext.Pending, err error) {
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tMessage}, UpperBound: []byte{tMessage + 1}})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, it.Close()) }()
+	for ok := it.First(); ok; ok = it.SeekGE(msgEnd(out0(out))) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		k := it.Key()
+		if len(k) < 10 {
+			return nil, errCorrupt
+		}
+		conv := string(k[1 : len(k)-9])
+		if !it.SeekLT(msgEnd(conv)) {
+			return nil, fmt.Errorf("behind: %w", errCorrupt)
+		}
+		last := seqOfKey(it.Key())
+		p, err := l.Progress(ctx, conv)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, fulltext.Pending{Conv: conv, Last: last})
+		if p >= last {
+			out[len(out)-1].Last = 0 // up to date; kept for the next seek
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	live := out[:0]
+	for _, p := range out {
+		if p.Last > 0 {
+			live = append(live, p)
+		}
+	}
+	return live, nil
+}
+
+// out0 is the conversation of the last entry of out.
+func out0(out []fulltext.Pending) string { return out[len(out)-1].Conv }
+
+func (l indexLists) Load(ctx context.Context, conv string, after uint64, n int) ([]protocol.Message, error) {
+	var out []protocol.Message
+	err := scanRange(l.db, msgKey(conv, after+1), msgEnd(conv), func(k, v []byte) error {
+		m, err := parseMessage(k, v)
+		if err != nil {
+			return err
+		}
+		out = append(out, m)
+		if len(out) == n {
+			return errStop
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (l indexLists) Add(ctx context.Context, conv string, postings map[fulltext.ListKey][]byte, progress uint64) error {
+	b := l.db.NewBatch()
+	defer b.Close()
+	for k, list := range postings {
+		if err := b.Merge(postingKey(conv, k.Bucket, k.Gram), list, nil); err != nil {
+			return err
+		}
+	}
+	cur, err := l.Progress(ctx, conv)
+	if err != nil {
+		return err
+	}
+	if progress > cur {
+		if err := b.Set(progressKey(conv), binary.BigEndian.AppendUint64(nil, progress), nil); err != nil {
+			return err
+		}
+	}
+	return b.Commit(pebble.NoSync)
+}
+
+func (l indexLists) Remove(ctx context.Context, conv string, offs map[fulltext.ListKey]map[uint64]bool) error {
+	b := l.db.NewBatch()
+	defer b.Close()
+	for k, o := range offs {
+		pk := postingKey(conv, k.Bucket, k.Gram)
+		v, found, err := getFrom(l.db, pk)
+		if err != nil {
+			return err
+		}
+		if !found {
+			continue
+		}
+		if v = fulltext.RemovePostings(v, o); len(v) == 0 {
+			err = b.Delete(pk, nil)
+		} else {
+			err = b.Set(pk, v, nil)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return b.Commit(pebble.Sync)
+}

@@ -1,0 +1,69 @@
+package pebble
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/storage/fulltext"
+)
+
+// An index that never reached the disk (a crash between a message batch and
+// the index batch after it) is rebuilt at the next start from the messages
+// and the per-conversation progress alone.
+func TestSearchCatchUp(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, Config{Dir: dir})
+	ctx := context.Background()
+	const n = 300
+	for i := range n {
+		peer := int64(2 + i%3)
+		m := &protocol.Message{MsgID: int64(i + 1), Conv: protocol.DirectConv(1, peer), From: 1, To: peer,
+			Body: fmt.Appendf(nil, "harbour log %d", i), ServerTime: int64(i + 1)}
+		if _, _, err := s.Append(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Take the index away, as if its batches had been lost.
+	db, err := pebble.Open(dir, &pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []byte{tPosting, tProgress} {
+		if err := db.DeleteRange([]byte{table}, []byte{table + 1}, pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, Config{Dir: dir})
+	if err := s.IndexFlush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	q := fulltext.Query{User: 1, Text: "harbour", Limit: 100}
+	for {
+		p, err := s.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen += len(p.Messages)
+		if !p.More {
+			break
+		}
+		q.Before = p.Next
+	}
+	if seen != n {
+		t.Fatalf("found %d messages after the catch-up, want %d", seen, n)
+	}
+	if got := s.idx.Messages.Load(); got != n {
+		t.Errorf("indexed %d messages at start, want %d", got, n)
+	}
+}
