@@ -198,7 +198,15 @@ func RemovePostings(list []byte, offs map[uint64]bool) []byte {
 // bitmap is a set of the offsets of one bucket.
 type bitmap [1 << BucketBits / 64]uint64
 
-func (b *bitmap) add(off uint64)       { b[off/64] |= 1 << (off % 64) }
-func (b *bitmap) has(off uint64) bool  { return b[off/64]&(1<<(off%64)) != 0 }
-func (b *bitmap) and(o *bitmap)        { for i := range b { b[i] &= o[i] } }
-func (b *bitmap) clearFrom(off uint64) { for ; off < 1<<BucketBits; off++ { b[off/64] &^= 1 << (off % 64) } }
+func (b *bitmap) add(off uint64)      { b[off/64] |= 1 << (off % 64) }
+func (b *bitmap) has(off uint64) bool { return b[off/64]&(1<<(off%64)) != 0 }
+func (b *bitmap) and(o *bitmap) {
+	for i := range b {
+		b[i] &= o[i]
+	}
+}
+func (b *bitmap) clearFrom(off uint64) {
+	for ; off < 1<<BucketBits; off++ {
+		b[off/64] &^= 1 << (off % 64)
+	}
+}
