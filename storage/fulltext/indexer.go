@@ -71,8 +71,19 @@ type Indexer struct {
 	// removed, so a removal never interleaves with an Add of the same text.
 	mu sync.Mutex
 
-	// Counters since start: messages and posting bytes indexed.
-	Messages, Bytes atomic.Int64
+	messages, bytes, busy atomic.Int64
+}
+
+// Stats counts an indexer's work since it started.
+type Stats struct {
+	Messages int64         // messages indexed
+	Bytes    int64         // posting bytes written (values; keys and engine overhead apart)
+	Busy     time.Duration // time spent indexing: reading the messages, cutting grams, writing
+}
+
+// Stats returns the indexer's counters.
+func (x *Indexer) Stats() Stats {
+	return Stats{x.messages.Load(), x.bytes.Load(), time.Duration(x.busy.Load())}
 }
 
 // NewIndexer starts an indexer; it first catches up on what the store holds
@@ -304,6 +315,8 @@ func (x *Indexer) index(ctx context.Context, conv string, last uint64, progress 
 func (x *Indexer) indexChunk(ctx context.Context, conv string, after uint64) (uint64, int, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	t0 := time.Now()
+	defer func() { x.busy.Add(int64(time.Since(t0))) }()
 	msgs, err := x.lists.Load(ctx, conv, after, x.chunk)
 	if err != nil || len(msgs) == 0 {
 		return after, 0, err
@@ -324,7 +337,7 @@ func (x *Indexer) indexChunk(ctx context.Context, conv string, after uint64) (ui
 	if err := x.lists.Add(ctx, conv, postings, np); err != nil {
 		return after, 0, err
 	}
-	x.Messages.Add(int64(len(msgs)))
-	x.Bytes.Add(size)
+	x.messages.Add(int64(len(msgs)))
+	x.bytes.Add(size)
 	return np, len(msgs), nil
 }

@@ -5,6 +5,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"strings"
 
@@ -26,6 +27,7 @@ var (
 type Membership struct {
 	Conv          string
 	Cleared, Last uint64
+	LastTime      int64 // server time of the newest message; 0 if unknown
 }
 
 // Source is what a search reads of a store. Each call may read a different
@@ -114,6 +116,10 @@ func Search(ctx context.Context, src Source, q Query) (Page, error) {
 		return Page{}, err
 	}
 	s := &searcher{src: src, q: q, terms: terms, ranges: queryRanges(terms)}
+	// The streams merge lazily: a stream not read yet stands in the heap at
+	// its bound, the time of its newest message, and is read only when that
+	// bound is the highest left; so a conversation whose newest message is
+	// older than a full page costs nothing.
 	var h streams
 	for _, m := range ms {
 		if q.Conv != "" && m.Conv != q.Conv {
@@ -126,32 +132,35 @@ func Search(ctx context.Context, src Source, q Query) (Page, error) {
 		if upper <= m.Cleared+1 {
 			continue
 		}
-		st := &stream{m: m, upper: upper, next: Bucket(upper - 1), low: Bucket(m.Cleared + 1)}
-		if err := s.fill(ctx, st); err != nil {
-			return s.cut(err)
+		bound := m.LastTime
+		if bound == 0 {
+			bound = math.MaxInt64
 		}
-		if len(st.ready) > 0 {
-			h = append(h, st)
-		}
+		h = append(h, &stream{m: m, upper: upper, next: Bucket(upper - 1), low: Bucket(m.Cleared + 1), bound: bound})
 	}
 	heap.Init(&h)
 	for h.Len() > 0 {
 		st := h[0]
-		m := st.ready[0]
+		if len(st.ready) == 0 {
+			if err := s.fill(ctx, st); err != nil {
+				return s.cut(err)
+			}
+			if len(st.ready) == 0 {
+				heap.Pop(&h)
+			} else {
+				heap.Fix(&h, 0)
+			}
+			continue
+		}
 		if len(s.out) == q.Limit {
 			s.more = true
 			break
 		}
+		m := st.ready[0]
 		s.out = append(s.out, m)
 		st.ready = st.ready[1:]
-		if err := s.fill(ctx, st); err != nil {
-			return s.cut(err)
-		}
-		if len(st.ready) == 0 {
-			heap.Pop(&h)
-		} else {
-			heap.Fix(&h, 0)
-		}
+		st.bound = m.ServerTime // the rest of the stream is no newer
+		heap.Fix(&h, 0)
 	}
 	p := Page{Messages: s.out, More: s.more}
 	if len(s.out) > 0 {
@@ -193,6 +202,8 @@ type stream struct {
 	done      bool   // every bucket read
 	cands     []uint64
 	ready     []protocol.Message // checked matches, seq descending
+	bound     int64              // no match left is newer (while ready is empty)
+	reads     int                // chunks read
 }
 
 // fill reads until st has a checked match or none is left.
@@ -210,7 +221,10 @@ func (s *searcher) fill(ctx context.Context, st *stream) error {
 			}
 			continue
 		}
-		n := min(chunk, len(st.cands))
+		// Chunks grow: 2, 8, then 32 candidates. Most candidates match, and
+		// most streams give a page one or two results.
+		n := min(chunk>>(4-2*min(st.reads, 2)), len(st.cands))
+		st.reads++
 		seqs := st.cands[:n]
 		st.cands = st.cands[n:]
 		if s.reads += n; s.reads > s.q.MaxReads {
@@ -290,15 +304,31 @@ func (s *searcher) matches(m *protocol.Message) bool {
 	return true
 }
 
-// streams is a heap of streams by their next match, in the order of results.
+// streams is a heap of streams by their next match, in the order of
+// results; a stream with no match read stands at its bound, before a read
+// match of the same time.
 type streams []*stream
 
 func (h streams) Len() int { return len(h) }
 func (h streams) Less(i, j int) bool {
-	a, b := &h[i].ready[0], &h[j].ready[0]
-	if a.ServerTime != b.ServerTime {
-		return a.ServerTime > b.ServerTime
+	x, y := h[i], h[j]
+	xt, yt := x.bound, y.bound
+	if len(x.ready) > 0 {
+		xt = x.ready[0].ServerTime
 	}
+	if len(y.ready) > 0 {
+		yt = y.ready[0].ServerTime
+	}
+	if xt != yt {
+		return xt > yt
+	}
+	if (len(x.ready) == 0) != (len(y.ready) == 0) {
+		return len(x.ready) == 0
+	}
+	if len(x.ready) == 0 {
+		return x.m.Conv < y.m.Conv
+	}
+	a, b := &x.ready[0], &y.ready[0]
 	if a.Conv != b.Conv {
 		return a.Conv < b.Conv
 	}

@@ -153,6 +153,22 @@ var migrations = []migration{
 			`CREATE INDEX IF NOT EXISTS chat_groups_directory ON chat_groups (open, lower_name, id)`,
 		}
 	}},
+	// The text index (search.go): posting lists and progress per conversation.
+	{version: 4, name: "text index", stmts: func(int) []string {
+		return []string{
+			`CREATE TABLE IF NOT EXISTS search_lists (
+				conv   VARCHAR(48)     NOT NULL,
+				bucket BIGINT UNSIGNED NOT NULL,
+				gram   BIGINT UNSIGNED NOT NULL,
+				list   MEDIUMBLOB      NOT NULL,
+				PRIMARY KEY (conv, bucket, gram)
+			)` + tableOpts,
+			`CREATE TABLE IF NOT EXISTS search_progress (
+				conv VARCHAR(48)     NOT NULL PRIMARY KEY,
+				seq  BIGINT UNSIGNED NOT NULL
+			)` + tableOpts,
+		}
+	}},
 }
 
 // maxClientMsgID is the longest client message id the schema holds, in bytes.

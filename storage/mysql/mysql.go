@@ -61,6 +61,7 @@ import (
 	driver "github.com/go-sql-driver/mysql"
 
 	"github.com/parleyim/parley/storage"
+	"github.com/parleyim/parley/storage/fulltext"
 )
 
 // Config configures Open. Zero values are documented per field.
@@ -123,6 +124,7 @@ type Store struct {
 	shards int
 	w      *writer
 	closed atomic.Bool
+	idx    *fulltext.Indexer
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -175,6 +177,7 @@ func Open(cfg Config) (*Store, error) {
 		cfg.Logger.Info("mysql: schema migrated", "versions", applied, "shards", cfg.Shards)
 	}
 	warnDurability(ctx, db, cfg.Logger)
+	s.idx = fulltext.NewIndexer(fulltext.IndexerConfig{Lists: indexLists{s}, Logger: cfg.Logger})
 	s.w = newWriter(s, cfg.Hook, cfg.MaxBatch)
 	go s.w.run()
 	return s, nil
@@ -202,6 +205,7 @@ func (s *Store) Close() error {
 		return storage.ErrClosed
 	}
 	s.w.close()
+	s.idx.Close()
 	return s.db.Close()
 }
 

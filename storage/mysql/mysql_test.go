@@ -456,3 +456,10 @@ func BenchmarkAppend(b *testing.B) {
 		return open(b, Config{Hook: hook})
 	}, false)
 }
+
+// BenchmarkSearch is the shared search benchmark (storetest.BenchSearch).
+func BenchmarkSearch(b *testing.B) {
+	storetest.BenchSearch(b, func(b *testing.B, hook storage.CommitHook) storage.Store {
+		return open(b, Config{Hook: hook})
+	}, false)
+}

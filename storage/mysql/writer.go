@@ -239,6 +239,9 @@ func (w *writer) commit(batch []*appendReq) {
 	if w.hook != nil && len(stored) > 0 {
 		w.hook(stored)
 	}
+	if len(stored) > 0 {
+		w.s.idx.Note(stored)
+	}
 	for _, r := range live {
 		r.finish()
 	}

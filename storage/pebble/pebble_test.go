@@ -126,3 +126,14 @@ func BenchmarkReopen(b *testing.B) {
 	b.ReportMetric(float64(worst.Milliseconds()), "max-ms/open")
 	b.ReportMetric(float64(n), "messages")
 }
+
+// BenchmarkSearch is the shared search benchmark (storetest.BenchSearch).
+func BenchmarkSearch(b *testing.B) {
+	storetest.BenchSearch(b, func(b *testing.B, hook storage.CommitHook) storage.Store {
+		s, err := Open(Config{Dir: b.TempDir(), Hook: hook, Logger: testLogger(b)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}, true)
+}

@@ -64,6 +64,9 @@ func (s *Store) Unindex(ctx context.Context, msgs []protocol.Message) error {
 	return s.idx.Remove(ctx, msgs)
 }
 
+// IndexStats returns the indexer's counters since the store opened.
+func (s *Store) IndexStats() fulltext.Stats { return s.idx.Stats() }
+
 // IndexFlush implements storage.Searcher.
 func (s *Store) IndexFlush(ctx context.Context) error {
 	if s.closed.Load() {
@@ -90,7 +93,7 @@ func (sv searchView) Memberships(ctx context.Context, user int64) ([]fulltext.Me
 		return nil, err
 	}
 	for i := range out {
-		if out[i].Last, _, err = lastMessage(sv.v.snap, out[i].Conv); err != nil {
+		if out[i].Last, out[i].LastTime, err = lastMessage(sv.v.snap, out[i].Conv); err != nil {
 			return nil, err
 		}
 	}

@@ -63,7 +63,7 @@ func TestSearchCatchUp(t *testing.T) {
 	if seen != n {
 		t.Fatalf("found %d messages after the catch-up, want %d", seen, n)
 	}
-	if got := s.idx.Messages.Load(); got != n {
+	if got := s.idx.Stats().Messages; got != n {
 		t.Errorf("indexed %d messages at start, want %d", got, n)
 	}
 }

@@ -1,0 +1,210 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/storage"
+	"github.com/parleyim/parley/storage/fulltext"
+)
+
+// The text index (storage/fulltext) in two tables: search_lists holds the
+// posting lists (conv, bucket, gram) → list, appended with CONCAT;
+// search_progress the seq up to which each conversation is indexed. The
+// indexer writes them from its own goroutine, in transactions of their own,
+// after the messages' commit.
+//
+// Why not InnoDB FULLTEXT: MariaDB, which Parley runs on, has no ngram
+// parser, and the built-in one cuts words at spaces, so Chinese and Japanese
+// text would be one "word" per sentence. (MySQL 8's ngram parser would do,
+// but then ranking by recency over the user's conversations is a filesort of
+// every match.) The bigram lists are the embedded store's, so both stores
+// find the same messages in the same order.
+
+var _ storage.Searcher = (*Store)(nil)
+
+// Search implements storage.Searcher on one snapshot (a read-only
+// repeatable-read transaction).
+func (s *Store) Search(ctx context.Context, q fulltext.Query) (fulltext.Page, error) {
+	if s.closed.Load() {
+		return fulltext.Page{}, storage.ErrClosed
+	}
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		return fulltext.Page{}, s.fail("search", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	return fulltext.Search(ctx, searchSource{s, tx}, q) // its reads wrap their errors
+}
+
+// Unindex implements storage.Searcher.
+func (s *Store) Unindex(ctx context.Context, msgs []protocol.Message) error {
+	if s.closed.Load() {
+		return storage.ErrClosed
+	}
+	return s.idx.Remove(ctx, msgs)
+}
+
+// IndexStats returns the indexer's counters since the store opened.
+func (s *Store) IndexStats() fulltext.Stats { return s.idx.Stats() }
+
+// IndexFlush implements storage.Searcher.
+func (s *Store) IndexFlush(ctx context.Context) error {
+	if s.closed.Load() {
+		return storage.ErrClosed
+	}
+	return s.idx.Flush(ctx)
+}
+
+// searchSource is fulltext.Source in a transaction.
+type searchSource struct {
+	s  *Store
+	tx *sql.Tx
+}
+
+func (ss searchSource) Memberships(ctx context.Context, user int64) ([]fulltext.Membership, error) {
+	var out []fulltext.Membership
+	err := ss.s.each(ctx, ss.tx, "search", func(r *sql.Rows) error {
+		var m fulltext.Membership
+		if err := r.Scan(&m.Conv, &m.Cleared, &m.Last, &m.LastTime); err != nil {
+			return err
+		}
+		out = append(out, m)
+		return nil
+	}, `SELECT uc.conv, uc.cleared_seq, COALESCE(c.last_seq, 0), COALESCE(c.last_time, 0) FROM user_convs uc
+		LEFT JOIN conversations c ON c.conv = uc.conv WHERE uc.user_id = ?`, user)
+	return out, err
+}
+
+func (ss searchSource) Lists(ctx context.Context, conv string, bucket uint64, ranges []fulltext.GramRange) ([][]byte, error) {
+	out := make([][]byte, len(ranges))
+	var where strings.Builder
+	args := []any{conv, bucket}
+	for i, r := range ranges {
+		if i > 0 {
+			where.WriteString(" OR ")
+		}
+		if r.Lo == r.Hi {
+			where.WriteString("gram = ?")
+			args = append(args, uint64(r.Lo))
+		} else {
+			where.WriteString("gram BETWEEN ? AND ?")
+			args = append(args, uint64(r.Lo), uint64(r.Hi))
+		}
+	}
+	err := ss.s.each(ctx, ss.tx, "search", func(r *sql.Rows) error {
+		var g uint64
+		var list []byte
+		if err := r.Scan(&g, &list); err != nil {
+			return err
+		}
+		for i, rg := range ranges {
+			if fulltext.Gram(g) >= rg.Lo && fulltext.Gram(g) <= rg.Hi {
+				out[i] = append(out[i], list...)
+			}
+		}
+		return nil
+	}, `SELECT gram, list FROM search_lists WHERE conv = ? AND bucket = ? AND (`+where.String()+`)`, args...)
+	return out, err
+}
+
+func (ss searchSource) Messages(ctx context.Context, user int64, conv string, seqs []uint64) ([]protocol.Message, error) {
+	if len(seqs) == 0 {
+		return nil, nil
+	}
+	args := append([]any{user, conv}, anys(seqs)...)
+	return ss.s.messages(ctx, ss.tx, "search", len(seqs), `SELECT `+mCols+` FROM `+ss.s.table(conv)+` m `+hiddenJoin+`
+		WHERE m.conv = ? AND m.seq IN (`+placeholders(len(seqs), "?")+`) AND h.seq IS NULL`, args...)
+}
+
+// indexLists is fulltext.Lists on the database.
+type indexLists struct{ s *Store }
+
+func (l indexLists) Progress(ctx context.Context, conv string) (uint64, error) {
+	var seq uint64
+	err := l.s.db.QueryRowContext(ctx, `SELECT seq FROM search_progress WHERE conv = ?`, conv).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return seq, err
+}
+
+func (l indexLists) Behind(ctx context.Context) ([]fulltext.Pending, error) {
+	var out []fulltext.Pending
+	err := l.s.each(ctx, l.s.db, "index catch-up", func(r *sql.Rows) error {
+		var p fulltext.Pending
+		if err := r.Scan(&p.Conv, &p.Last); err != nil {
+			return err
+		}
+		out = append(out, p)
+		return nil
+	}, `SELECT c.conv, c.last_seq FROM conversations c LEFT JOIN search_progress p ON p.conv = c.conv
+		WHERE c.last_seq > COALESCE(p.seq, 0)`)
+	return out, err
+}
+
+func (l indexLists) Load(ctx context.Context, conv string, after uint64, n int) ([]protocol.Message, error) {
+	return l.s.messages(ctx, l.s.db, "index", n, `SELECT `+messageCols+` FROM `+l.s.table(conv)+`
+		WHERE conv = ? AND seq > ? ORDER BY seq LIMIT ?`, conv, after, n)
+}
+
+// listRows is how many lists one INSERT carries.
+const listRows = 500
+
+func (l indexLists) Add(ctx context.Context, conv string, postings map[fulltext.ListKey][]byte, progress uint64) error {
+	return l.s.tx(ctx, "index", func(tx *sql.Tx) error {
+		args := make([]any, 0, 4*min(len(postings), listRows))
+		flush := func() error {
+			if len(args) == 0 {
+				return nil
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO search_lists (conv, bucket, gram, list) VALUES `+
+				placeholders(len(args)/4, "(?, ?, ?, ?)")+` ON DUPLICATE KEY UPDATE list = CONCAT(list, VALUES(list))`, args...)
+			args = args[:0]
+			return err
+		}
+		for k, list := range postings {
+			args = append(args, conv, k.Bucket, uint64(k.Gram), list)
+			if len(args) == 4*listRows {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO search_progress (conv, seq) VALUES (?, ?)
+			ON DUPLICATE KEY UPDATE seq = GREATEST(seq, VALUES(seq))`, conv, progress)
+		return err
+	})
+}
+
+func (l indexLists) Remove(ctx context.Context, conv string, offs map[fulltext.ListKey]map[uint64]bool) error {
+	return l.s.tx(ctx, "unindex", func(tx *sql.Tx) error {
+		for k, o := range offs {
+			var list []byte
+			err := tx.QueryRowContext(ctx, `SELECT list FROM search_lists WHERE conv = ? AND bucket = ? AND gram = ? FOR UPDATE`,
+				conv, k.Bucket, uint64(k.Gram)).Scan(&list)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("read list: %w", err)
+			}
+			if list = fulltext.RemovePostings(list, o); len(list) == 0 {
+				_, err = tx.ExecContext(ctx, `DELETE FROM search_lists WHERE conv = ? AND bucket = ? AND gram = ?`, conv, k.Bucket, uint64(k.Gram))
+			} else {
+				_, err = tx.ExecContext(ctx, `UPDATE search_lists SET list = ? WHERE conv = ? AND bucket = ? AND gram = ?`, list, conv, k.Bucket, uint64(k.Gram))
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
