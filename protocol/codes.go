@@ -41,6 +41,7 @@ const (
 	CodeMessageTooLong    Code = 3003 // the body is above the message size limit
 	CodeSelfMessage       Code = 3004 // a 1:1 message to oneself
 	CodeClientMsgIDReused Code = 3005 // the client_msg_id was used for another message (other recipient or body)
+	CodeSearchTooBroad    Code = 3006 // a search read its limit of messages without a result; use a longer query
 
 	CodeNotFriends       Code = 4000 // a 1:1 message to a user who is not a friend (dm policy "friends")
 	CodeAlreadyFriends   Code = 4001 // a friend request to a friend
@@ -75,8 +76,8 @@ var codeNames = map[Code]string{
 	CodeTooManySessions: "TOO_MANY_SESSIONS",
 	CodeNoSuchUser:      "NO_SUCH_USER", CodeBadConv: "BAD_CONV", CodeBadMessage: "BAD_MESSAGE",
 	CodeMessageTooLong: "MESSAGE_TOO_LONG", CodeSelfMessage: "SELF_MESSAGE",
-	CodeClientMsgIDReused: "CLIENT_MSG_ID_REUSED",
-	CodeNotFriends:        "NOT_FRIENDS", CodeAlreadyFriends: "ALREADY_FRIENDS", CodeRequestExists: "REQUEST_EXISTS",
+	CodeClientMsgIDReused: "CLIENT_MSG_ID_REUSED", CodeSearchTooBroad: "SEARCH_TOO_BROAD",
+	CodeNotFriends: "NOT_FRIENDS", CodeAlreadyFriends: "ALREADY_FRIENDS", CodeRequestExists: "REQUEST_EXISTS",
 	CodeNoSuchRequest: "NO_SUCH_REQUEST", CodeNotAFriend: "NOT_A_FRIEND", CodeSelfFriend: "SELF_FRIEND",
 	CodeNoSuchGroup: "NO_SUCH_GROUP", CodeNotMember: "NOT_MEMBER", CodeNotOwner: "NOT_OWNER",
 	CodeGroupFull: "GROUP_FULL", CodeGroupClosed: "GROUP_CLOSED", CodeAlreadyMember: "ALREADY_MEMBER",

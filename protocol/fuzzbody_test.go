@@ -106,3 +106,7 @@ func FuzzBodyMemberList(f *testing.F) { fuzzBody(f, TypeMemberList) }
 func FuzzBodyGroupEvent(f *testing.F) { fuzzBody(f, TypeGroupEvent) }
 
 func FuzzBodyPresence(f *testing.F) { fuzzBody(f, TypePresence) }
+
+func FuzzBodySearch(f *testing.F) { fuzzBody(f, TypeSearch) }
+
+func FuzzBodySearchResult(f *testing.F) { fuzzBody(f, TypeSearchResult) }

@@ -10,6 +10,7 @@ import "fmt"
 //	0x0040-0x005F  users and friends
 //	0x0060-0x007F  groups
 //	0x0080-0x008F  presence
+//	0x00C0-0x00CF  search and expiring messages
 //	0x0100-0x01FF  cluster (node to node and redirects)
 type Type uint16
 
@@ -111,6 +112,8 @@ var frameTypes = map[Type]typeInfo{
 	TypeMemberList:       {"MemberList", func() any { return new(MemberList) }, false},
 	TypeGroupEvent:       {"GroupEvent", func() any { return new(GroupEvent) }, false},
 	TypePresence:         {"Presence", func() any { return new(Presence) }, false},
+	TypeSearch:           {"Search", func() any { return new(Search) }, true},
+	TypeSearchResult:     {"SearchResult", func() any { return new(SearchResult) }, false},
 }
 
 func (t Type) String() string {

@@ -152,6 +152,16 @@ type Config struct {
 	SyncLimit    int
 	MaxSyncLimit int
 
+	// SearchConcurrency is how many Search frames run at once on the server
+	// (one per user at most); past it a search is answered BUSY. Default
+	// half the CPUs, at least one. SearchTimeout bounds one search (TIMEOUT
+	// past it), default 2s; SearchMaxReads the messages and lists one
+	// search may read (SEARCH_TOO_BROAD when none matched within them),
+	// default 4000.
+	SearchConcurrency int
+	SearchTimeout     time.Duration
+	SearchMaxReads    int
+
 	// DMPolicy says who may send whom direct messages: DMFriends (the
 	// default) or DMAnyone.
 	DMPolicy DMPolicy
@@ -332,6 +342,15 @@ func (c *Config) fill() {
 	}
 	if c.LoginWindow <= 0 {
 		c.LoginWindow = time.Minute
+	}
+	if c.SearchConcurrency <= 0 {
+		c.SearchConcurrency = max(1, runtime.NumCPU()/2)
+	}
+	if c.SearchTimeout <= 0 {
+		c.SearchTimeout = 2 * time.Second
+	}
+	if c.SearchMaxReads <= 0 {
+		c.SearchMaxReads = 4000
 	}
 	if c.SyncLimit <= 0 {
 		c.SyncLimit = 100

@@ -49,6 +49,9 @@ var handlers = table(
 	route(protocol.TypeGroupDisband, loggedIn, protocol.TypeOK, (*Server).handleGroupDisband),
 	route(protocol.TypeGroups, loggedIn, protocol.TypeGroupList, (*Server).handleGroups),
 	route(protocol.TypeGroupMembers, loggedIn, protocol.TypeMemberList, (*Server).handleGroupMembers),
+
+	// Search (search.go).
+	route(protocol.TypeSearch, loggedIn, protocol.TypeSearchResult, (*Server).handleSearch),
 )
 
 // authNeed is the login state a frame type needs.

@@ -65,6 +65,7 @@ type Server struct {
 
 	hub            *hub
 	pool           *workerPool
+	searches       *searchGate
 	delivery       *delivery
 	members        *memberCache
 	users          *userCache
@@ -161,6 +162,7 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 		s.members.changed = s.groupChanged
 	}
 	s.presence = newPresence(s, cfg.PresenceGrace)
+	s.searches = newSearchGate(cfg.SearchConcurrency)
 	s.pool = newWorkerPool(cfg.Workers, s.drain)
 	s.shakes = newHandshakes(s, cfg.HandshakeWorkers, cfg.HandshakeQueue)
 	return s, nil
