@@ -33,6 +33,9 @@ const (
 	TypeGroupMembers  Type = 0x006B // GroupMembers, C→S; answered by MemberList
 	TypeMemberList    Type = 0x006C // MemberList, S→C
 	TypeGroupEvent    Type = 0x006D // GroupEvent, S→C push
+	TypeGroupSetOpen  Type = 0x006E // GroupSetOpen, C→S; answered by OK
+	TypeGroupSearch   Type = 0x006F // GroupSearch, C→S; answered by OpenGroupList
+	TypeOpenGroupList Type = 0x0070 // OpenGroupList, S→C
 
 	TypePresence Type = 0x0080 // Presence, S→C push
 )
@@ -214,6 +217,34 @@ type MemberList struct {
 	Members []Member `msgpack:"members"`
 }
 
+// GroupSetOpen makes a group open (anyone may join it, and GroupSearch
+// lists it) or closed: invitation only (owner only).
+type GroupSetOpen struct {
+	GroupID int64 `msgpack:"group_id"`
+	Open    bool  `msgpack:"open"`
+}
+
+// GroupSearch asks for the directory of open groups: those whose name
+// starts with Prefix, ignoring letter case (empty: all), ordered by
+// lower-cased name then id, after the group (AfterName, AfterID) — the
+// Next of the page before — at most Limit (default and maximum in
+// docs/protocol.md).
+type GroupSearch struct {
+	Prefix    string `msgpack:"prefix,omitempty"`
+	AfterName string `msgpack:"after_name,omitempty"`
+	AfterID   int64  `msgpack:"after_id,omitempty"`
+	Limit     uint32 `msgpack:"limit,omitempty"`
+}
+
+// OpenGroupList answers GroupSearch. When more may follow, NextName and
+// NextID are the AfterName and AfterID of the next page; NextID is 0 at
+// the end.
+type OpenGroupList struct {
+	Groups   []GroupInfo `msgpack:"groups"`
+	NextName string      `msgpack:"next_name,omitempty"`
+	NextID   int64       `msgpack:"next_id,omitempty"`
+}
+
 // Group event kinds.
 const (
 	GroupJoined    = "joined"    // Users joined (by themselves, or invited by Actor)
@@ -222,6 +253,8 @@ const (
 	GroupRenamed   = "renamed"   // Actor renamed the group to Name
 	GroupOwner     = "owner"     // Actor handed ownership to Users[0]
 	GroupDisbanded = "disbanded" // Actor disbanded the group
+	GroupOpened    = "opened"    // Actor (the owner) opened the group: anyone may join
+	GroupClosed    = "closed"    // Actor (the owner) closed the group: invitation only
 )
 
 // GroupEvent is pushed to a group's members (and to removed members) when

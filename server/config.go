@@ -124,6 +124,16 @@ type Config struct {
 	AuthBurstPerAddr int
 	AuthRate         float64
 	AuthBurst        int
+	// DirRatePerAddr and DirBurstPerAddr limit the frames of the
+	// directory of open groups (GroupSearch, GroupJoin) per remote
+	// address, per second; DirRate and DirBurst over the whole server.
+	// Past them the frame is answered RATE_LIMITED with until. Defaults 2
+	// per second with a burst of 20, and 200 per second with a burst of
+	// 400; a negative rate turns that limit off.
+	DirRatePerAddr  float64
+	DirBurstPerAddr int
+	DirRate         float64
+	DirBurst        int
 	// HashWorkers is how many password hashes run at once; HashQueue how
 	// many may wait for one. A hash past the queue is answered BUSY at
 	// once. Defaults: half the CPUs (at least one), and 32.
@@ -285,6 +295,18 @@ func (c *Config) fill() {
 	}
 	if c.AuthBurst <= 0 {
 		c.AuthBurst = 100
+	}
+	if c.DirRatePerAddr == 0 {
+		c.DirRatePerAddr = 2
+	}
+	if c.DirBurstPerAddr <= 0 {
+		c.DirBurstPerAddr = 20
+	}
+	if c.DirRate == 0 {
+		c.DirRate = 200
+	}
+	if c.DirBurst <= 0 {
+		c.DirBurst = 400
 	}
 	if c.HashWorkers <= 0 {
 		c.HashWorkers = max(1, runtime.NumCPU()/2)

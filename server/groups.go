@@ -108,8 +108,6 @@ func groupInfo(g storage.Group) protocol.GroupInfo {
 	}
 }
 
-func validGroupName(name string) bool { return name != "" && len(name) <= maxGroupName }
-
 // mayAdd is the consent rule of groups: under the friends-only direct
 // message policy a user may put only friends in a group (GroupCreate,
 // GroupInvite), so that nobody can be messaged in a group by someone they
@@ -137,7 +135,7 @@ func (s *Server) mayAdd(ctx context.Context, user int64, ids []int64) error {
 func (s *Server) handleGroupCreate(c *call, q *protocol.GroupCreate) (any, error) {
 	ctx, user, ss := c.ctx, c.user, c.ss
 	if !validGroupName(q.Name) {
-		return nil, refuse(protocol.CodeBadGroupName, "a group name must be 1-64 bytes")
+		return nil, refuse(protocol.CodeBadGroupName, badGroupName)
 	}
 	if len(q.Members) >= s.cfg.MaxGroupSize*2 {
 		return nil, refuse(protocol.CodeGroupFull, "too many members")
@@ -275,7 +273,7 @@ func (s *Server) owned(ctx context.Context, group, user int64) (storage.Group, e
 func (s *Server) handleGroupRename(c *call, q *protocol.GroupRename) (any, error) {
 	ctx, user, ss := c.ctx, c.user, c.ss
 	if !validGroupName(q.Name) {
-		return nil, refuse(protocol.CodeBadGroupName, "a group name must be 1-64 bytes")
+		return nil, refuse(protocol.CodeBadGroupName, badGroupName)
 	}
 	g, err := s.owned(ctx, q.GroupID, user)
 	if err != nil {

@@ -52,6 +52,10 @@ var handlers = table(
 
 	// Search (search.go).
 	route(protocol.TypeSearch, loggedIn, protocol.TypeSearchResult, (*Server).handleSearch),
+
+	// The directory of open groups (groupdir.go).
+	route(protocol.TypeGroupSetOpen, loggedIn, protocol.TypeOK, (*Server).handleGroupSetOpen),
+	route(protocol.TypeGroupSearch, loggedIn, protocol.TypeOpenGroupList, (*Server).handleGroupSearch),
 )
 
 // authNeed is the login state a frame type needs.

@@ -176,6 +176,14 @@ func (s *Server) inboundStages(ss *session, f inbound, now int64, out []byte) []
 	case state == stateAnonymous:
 		return appendLoopError(out, f.reqID, protocol.CodeNotLoggedIn, f.typ.String()+" needs a login")
 	}
+	// Admission of the group directory: a search scans the store, a join
+	// by a stranger announces to every member; limited per address and
+	// over the server.
+	if f.typ == protocol.TypeGroupSearch || f.typ == protocol.TypeGroupJoin {
+		if until, ok := s.dirs.allow(ss.ip, now); !ok {
+			return appendErrorUntil(out, f.reqID, protocol.CodeRateLimited, "too many group searches and joins; retry later", until)
+		}
+	}
 	// Stage 7: dispatch to the worker pool.
 	if s.stopping.Load() {
 		return appendLoopError(out, f.reqID, protocol.CodeShutdown, "server shutting down")

@@ -73,6 +73,7 @@ type Server struct {
 	presence       *presence
 	logins         *attemptLimiter
 	auths          *authLimiter  // admission of Register and password Login
+	dirs           *authLimiter  // admission of GroupSearch and GroupJoin
 	addrs          *connLimiter  // connections per address
 	hashSem        chan struct{} // bounds concurrent password hashing
 	hashWaiting    atomic.Int64  // hashes waiting for hashSem (HashQueue)
@@ -120,6 +121,7 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 		hub:         newHub(),
 		logins:      newAttemptLimiter(cfg.LoginWindow),
 		auths:       newAuthLimiter(cfg.AuthRatePerAddr, cfg.AuthBurstPerAddr, cfg.AuthRate, cfg.AuthBurst),
+		dirs:        newAuthLimiter(cfg.DirRatePerAddr, cfg.DirBurstPerAddr, cfg.DirRate, cfg.DirBurst),
 		addrs:       newConnLimiter(cfg.MaxConnsPerAddr),
 		known:       newKnownAddrs(),
 		quit:        make(chan struct{}),

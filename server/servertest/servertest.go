@@ -65,7 +65,7 @@ var NoiseKeys = sync.OnceValue(func() *server.NoiseKeys {
 })
 
 // Config is the test-friendly base configuration: two event loops, cheap
-// bcrypt, no rate limit, any user may message any other (tests of the
+// bcrypt, no rate limit (frames, logins, the group directory), any user may message any other (tests of the
 // friends-only policy set it), bans polled every 100ms, a 300ms presence
 // grace, logs to t.Log, the process's test Noise key.
 func Config(t testing.TB) server.Config {
@@ -78,6 +78,8 @@ func Config(t testing.TB) server.Config {
 		RateLimit:       -1,
 		AuthRatePerAddr: -1,
 		AuthRate:        -1,
+		DirRatePerAddr:  -1,
+		DirRate:         -1,
 		MaxConnsPerAddr: -1,
 		DMPolicy:        server.DMAnyone,
 		BanPoll:         100 * time.Millisecond,
