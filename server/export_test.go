@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"time"
 
 	"github.com/parleyim/parley/protocol"
@@ -18,3 +19,11 @@ func MetricsFrame(m *Metrics, t protocol.Type, reply []byte) {
 // KillEngine closes the listener under the server, as a listener that
 // fails would, without stopping the server.
 func KillEngine(s *Server) error { return s.ln.Close() }
+
+// Announce runs the presence goroutine's work for one user's change.
+func Announce(s *Server, user int64, online bool) { s.presence.announce(user, online) }
+
+// AnnounceAll runs the presence goroutine's work for one batch of users.
+func AnnounceAll(s *Server, users []int64, online bool) {
+	s.presence.announceAll(slices.Clone(users), online)
+}
