@@ -156,6 +156,7 @@ type Client struct {
 	addr         string
 	userID       int64
 	token        string
+	filesURL     string        // of the last LoginOK
 	ready        chan struct{} // closed while requests may go out; open while reconnecting
 	reconnecting bool          // a reconnect goroutine runs
 	loggingOut   bool

@@ -233,6 +233,7 @@ func (c *Client) onLoginOK(cn *conn, ok protocol.LoginOK) {
 	c.addr = cn.addr
 	c.userID = ok.UserID
 	c.token = ok.Token
+	c.filesURL = ok.FilesURL
 	c.state = StateLoggedIn
 	c.openReady()
 	c.mu.Unlock()

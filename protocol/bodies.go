@@ -68,6 +68,9 @@ type LoginOK struct {
 	NodeID       int64  `msgpack:"node_id,omitempty"`
 	SendWindow   int64  `msgpack:"send_window,omitempty"` // Sends the connection may have unanswered; more get BUSY
 	MaxMessage   int64  `msgpack:"max_message,omitempty"` // the largest message body in bytes; more get MESSAGE_TOO_LONG
+	// FilesURL is the base URL of the server's HTTP file endpoint
+	// (attachments), omitted when the server has none.
+	FilesURL string `msgpack:"files_url,omitempty"`
 }
 
 // Logout revokes the session's token; the server answers OK and closes.

@@ -42,6 +42,7 @@ const (
 	CodeSelfMessage       Code = 3004 // a 1:1 message to oneself
 	CodeClientMsgIDReused Code = 3005 // the client_msg_id was used for another message (other recipient or body)
 	CodeSearchTooBroad    Code = 3006 // a search read its limit of messages without a result; use a longer query
+	CodeBadAttachment     Code = 3007 // a Send of content_type 1 whose body is not a valid Attachment
 
 	CodeNotFriends       Code = 4000 // a 1:1 message to a user who is not a friend (dm policy "friends")
 	CodeAlreadyFriends   Code = 4001 // a friend request to a friend
@@ -77,7 +78,8 @@ var codeNames = map[Code]string{
 	CodeNoSuchUser:      "NO_SUCH_USER", CodeBadConv: "BAD_CONV", CodeBadMessage: "BAD_MESSAGE",
 	CodeMessageTooLong: "MESSAGE_TOO_LONG", CodeSelfMessage: "SELF_MESSAGE",
 	CodeClientMsgIDReused: "CLIENT_MSG_ID_REUSED", CodeSearchTooBroad: "SEARCH_TOO_BROAD",
-	CodeNotFriends: "NOT_FRIENDS", CodeAlreadyFriends: "ALREADY_FRIENDS", CodeRequestExists: "REQUEST_EXISTS",
+	CodeBadAttachment: "BAD_ATTACHMENT",
+	CodeNotFriends:    "NOT_FRIENDS", CodeAlreadyFriends: "ALREADY_FRIENDS", CodeRequestExists: "REQUEST_EXISTS",
 	CodeNoSuchRequest: "NO_SUCH_REQUEST", CodeNotAFriend: "NOT_A_FRIEND", CodeSelfFriend: "SELF_FRIEND",
 	CodeNoSuchGroup: "NO_SUCH_GROUP", CodeNotMember: "NOT_MEMBER", CodeNotOwner: "NOT_OWNER",
 	CodeGroupFull: "GROUP_FULL", CodeGroupClosed: "GROUP_CLOSED", CodeAlreadyMember: "ALREADY_MEMBER",

@@ -21,6 +21,9 @@ type vector struct {
 	line  int
 	frame []byte
 	bad   bool // a ```hex-refused block: the body must be refused BAD_BODY
+	// attachment: a ```hex-attachment block, a message body of content type
+	// 1 (an Attachment), not a frame.
+	attachment bool
 }
 
 // newBody is NewBody; every type in frameTypes has a constructor there.
@@ -75,6 +78,9 @@ func readVectors(tb testing.TB) []vector {
 		case strings.HasPrefix(text, "```hex "):
 			cur = &vector{title: title, name: strings.TrimSpace(text[len("```hex "):]), line: line}
 			hexb.Reset()
+		case strings.HasPrefix(text, "```hex-attachment"):
+			cur = &vector{title: title, name: "Attachment", line: line, attachment: true}
+			hexb.Reset()
 		case strings.HasPrefix(text, "```hex-refused "):
 			cur = &vector{title: title, name: strings.TrimSpace(text[len("```hex-refused "):]), line: line, bad: true}
 			hexb.Reset()
@@ -99,6 +105,10 @@ func readVectors(tb testing.TB) []vector {
 func TestVectors(t *testing.T) {
 	for _, v := range readVectors(t) {
 		t.Run(v.title, func(t *testing.T) {
+			if v.attachment {
+				checkAttachmentVector(t, v)
+				return
+			}
 			typ, ok := typeByName(v.name)
 			if !ok {
 				t.Fatalf("line %d: info string names %q, not a frame type", v.line, v.name)
@@ -140,6 +150,22 @@ func TestVectors(t *testing.T) {
 	}
 }
 
+// checkAttachmentVector decodes an attachment body of the document and
+// encodes it again: the bytes must be those of the document.
+func checkAttachmentVector(t *testing.T, v vector) {
+	a, err := DecodeAttachment(v.frame)
+	if err != nil {
+		t.Fatalf("line %d: DecodeAttachment: %v", v.line, err)
+	}
+	enc, err := EncodeAttachment(&a)
+	if err != nil {
+		t.Fatalf("line %d: EncodeAttachment: %v", v.line, err)
+	}
+	if !bytes.Equal(enc, v.frame) {
+		t.Fatalf("line %d: re-encoded attachment differs\ndoc: % x\ngot: % x", v.line, v.frame, enc)
+	}
+}
+
 // TestVectorsCoverEveryType fails when a frame type has no vector in the
 // document, or no body type in newBody.
 func TestVectorsCoverEveryType(t *testing.T) {
@@ -148,6 +174,12 @@ func TestVectorsCoverEveryType(t *testing.T) {
 		if typ, ok := typeByName(v.name); ok && !v.bad {
 			seen[typ] = true
 		}
+		if v.attachment {
+			seen[attachmentSeen] = true
+		}
+	}
+	if !seen[attachmentSeen] {
+		t.Errorf("no ```hex-attachment vector in %s", specPath)
 	}
 	for _, typ := range knownTypes() {
 		if newBody(typ) == nil {
@@ -158,6 +190,10 @@ func TestVectorsCoverEveryType(t *testing.T) {
 		}
 	}
 }
+
+// attachmentSeen marks, in TestVectorsCoverEveryType, that the document
+// has an attachment vector; no frame type has its number.
+const attachmentSeen Type = 0xFFFF
 
 // TestWalkthrough checks that the byte-by-byte table of the document spells
 // out its Send vector, at the offsets it claims.

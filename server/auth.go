@@ -279,6 +279,7 @@ func (s *Server) loggedIn(c *call, u storage.User, r *resume) (any, error) {
 		NodeID:       s.cfg.NodeID,
 		SendWindow:   int64(s.cfg.MaxPendingSends),
 		MaxMessage:   int64(s.cfg.MaxMessage),
+		FilesURL:     s.filesURL,
 	}, nil
 }
 

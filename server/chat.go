@@ -26,6 +26,9 @@ func (s *Server) handleSend(c *call, m *protocol.Send) (any, error) {
 	case m.To == user:
 		return nil, refuse(protocol.CodeSelfMessage, "cannot message yourself")
 	}
+	if err := checkAttachment(m); err != nil {
+		return nil, err
+	}
 	msg := protocol.Message{
 		MsgID:       s.ids.Generate().Int64(),
 		From:        user,

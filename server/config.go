@@ -13,11 +13,26 @@ import (
 
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/router"
+	"github.com/parleyim/parley/server/files"
+	"github.com/parleyim/parley/storage/blob"
 )
 
 // Config is the server's configuration. Every zero value means the default
 // written beside the field; New fills them in and then validates the result.
 type Config struct {
+	// FilesAddr is the address of the HTTP file endpoint of attachments
+	// (server/files, docs/protocol.md); empty: none. Port 0 takes a free
+	// port (Server.FilesAddr). Needs Blobs.
+	FilesAddr string
+	// FilesURL is the endpoint's base URL that LoginOK tells clients.
+	// Default http:// and the address FilesAddr bound.
+	FilesURL string
+	// Blobs stores the attachments' files.
+	Blobs blob.Store
+	// Files holds the endpoint's limits; the server sets its Store,
+	// Access and Logger.
+	Files files.Config
+
 	// Addr is the TCP address to listen on. Default 127.0.0.1:7070; port 0
 	// takes a free port (Server.Addr says which once started).
 	Addr string
@@ -426,6 +441,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: NodeID %d not in 0-1023", ErrConfig, c.NodeID)
 	case (c.Cluster == nil) != (c.Bus == nil):
 		return fmt.Errorf("%w: Cluster and Bus go together", ErrConfig)
+	case c.FilesAddr != "" && c.Blobs == nil:
+		return fmt.Errorf("%w: FilesAddr needs Blobs", ErrConfig)
 	case c.DMPolicy != DMFriends && c.DMPolicy != DMAnyone:
 		return fmt.Errorf("%w: DMPolicy %q is neither %q nor %q", ErrConfig, c.DMPolicy, DMFriends, DMAnyone)
 	case c.SyncLimit > c.MaxSyncLimit:

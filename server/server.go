@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,7 @@ import (
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/protocol/secure"
 	"github.com/parleyim/parley/router"
+	"github.com/parleyim/parley/server/files"
 	"github.com/parleyim/parley/storage"
 )
 
@@ -101,6 +103,12 @@ type Server struct {
 	others      atomic.Int64 // connections of the listeners Listener wraps
 	startedAt   time.Time
 	lastSweep   time.Time // OnTick only
+
+	// The file endpoint (attach.go); nil without FilesAddr.
+	files     *files.Service
+	filesHTTP *http.Server
+	filesAddr string
+	filesURL  string
 }
 
 // New builds a server on the store that open returns. It does not listen
@@ -131,6 +139,7 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 		bansStopped: make(chan struct{}),
 		beatStopped: make(chan struct{}),
 		dir:         cfg.Presence,
+		filesURL:    cfg.FilesURL,
 		done:        make(chan struct{}),
 	}
 	if cfg.Metrics != nil {
@@ -253,7 +262,7 @@ func (s *Server) Start() error {
 	go s.watchBans(s.bansDone)
 	go s.beat(s.bansDone)
 	go s.acceptLoop(ln, cli)
-	return nil
+	return s.startFiles()
 }
 
 // Stop shuts the server down: it stops accepting, kicks every client with
@@ -267,6 +276,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		}
 		s.stopping.Store(true)
 		close(s.quit)
+		s.stopFiles(ctx)
 		if s.started.Load() {
 			_ = s.ln.Close()
 			<-s.accepted

@@ -106,6 +106,7 @@ func (so *storeOptions) describe() []any {
 
 type options struct {
 	store      storeOptions
+	files      fileOptions
 	listen     string
 	logLevel   string
 	logFormat  string
@@ -150,6 +151,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.Bool("version", false, "print the version and exit")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:7070", "TCP address to serve clients on")
 	o.store.register(fs)
+	o.files.register(fs)
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&o.heartbeat, "heartbeat", 30*time.Second, "heartbeat interval told to clients; 3 silent intervals close a connection")
@@ -312,6 +314,15 @@ func serve(o options, log *slog.Logger) error {
 		ready = map[string]func(context.Context) error{"broker": b.Ping}
 		o.nodeID = c.Self().Snowflake
 	}
+	blobs, err := o.files.open()
+	if err != nil {
+		return err
+	}
+	if blobs != nil {
+		defer blobs.Close()
+	}
+	limits := o.files.limits
+	limits.SpoolDir = o.files.spoolDir()
 	keys, created, err := server.LoadNoiseKeys(o.store.dataDir, o.keyOverlap, time.Now())
 	if err != nil {
 		return fmt.Errorf("noise key: %w", err)
@@ -349,6 +360,10 @@ func serve(o options, log *slog.Logger) error {
 		NoiseKeys:         keys,
 		RequireEncryption: o.requireEnc,
 		RekeyFrames:       o.rekeyFrames,
+		FilesAddr:         o.files.listen,
+		FilesURL:          o.files.url,
+		Blobs:             blobs,
+		Files:             limits,
 	}, func(hook storage.CommitHook) (storage.Store, error) {
 		return o.store.open(hook, log)
 	})

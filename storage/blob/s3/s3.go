@@ -1,0 +1,191 @@
+// Package s3 is a blob.Store in an S3-compatible object store (AWS S3,
+// MinIO, Ceph RGW, S3Proxy, ...), through minio-go. The store's own
+// dependencies stay in this package: parleyd links it, the rest of Parley
+// does not.
+//
+// Objects, under an optional key prefix:
+//
+//	<prefix>blobs/<64 hex digits>                 the content
+//	<prefix>owners/<64 hex digits>/<user id>      empty objects: who uploaded it
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/parleyim/parley/storage/blob"
+)
+
+// Config says where the bucket is. Endpoint, Bucket, AccessKey and
+// SecretKey are required.
+type Config struct {
+	// Endpoint is host[:port] of the S3 API, without a scheme:
+	// s3.eu-west-1.amazonaws.com, minio.internal:9000, 127.0.0.1:9333.
+	Endpoint string
+	// Secure selects HTTPS (true) or plain HTTP.
+	Secure bool
+	// Region of the bucket; empty lets the client ask the server.
+	Region    string
+	Bucket    string
+	AccessKey string
+	SecretKey string
+	// Prefix goes before every object key ("parley/" keeps Parley's
+	// objects apart in a shared bucket). Default none.
+	Prefix string
+	// CreateBucket creates the bucket at Open when it does not exist.
+	CreateBucket bool
+	// Transport is the HTTP transport to the store; nil: minio-go's
+	// default.
+	Transport http.RoundTripper
+}
+
+// Store is a blob.Store in a bucket.
+type Store struct {
+	c      *minio.Client
+	bucket string
+	prefix string
+}
+
+var _ blob.Store = (*Store)(nil)
+
+// Open connects to the bucket of cfg and checks that it exists (creating
+// it with CreateBucket).
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	switch {
+	case cfg.Endpoint == "" || strings.Contains(cfg.Endpoint, "://"):
+		return nil, errors.New("s3: Endpoint must be host[:port], without a scheme")
+	case cfg.Bucket == "":
+		return nil, errors.New("s3: no Bucket")
+	case cfg.AccessKey == "" || cfg.SecretKey == "":
+		return nil, errors.New("s3: AccessKey and SecretKey are required")
+	}
+	c, err := minio.New(cfg.Endpoint, &minio.Options{
+		Creds:     credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Secure:    cfg.Secure,
+		Region:    cfg.Region,
+		Transport: cfg.Transport,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3: %w", err)
+	}
+	ok, err := c.BucketExists(ctx, cfg.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("s3: bucket %q at %s: %w", cfg.Bucket, cfg.Endpoint, err)
+	}
+	if !ok {
+		if !cfg.CreateBucket {
+			return nil, fmt.Errorf("s3: bucket %q does not exist at %s", cfg.Bucket, cfg.Endpoint)
+		}
+		if err := c.MakeBucket(ctx, cfg.Bucket, minio.MakeBucketOptions{Region: cfg.Region}); err != nil {
+			return nil, fmt.Errorf("s3: creating bucket %q: %w", cfg.Bucket, err)
+		}
+	}
+	return &Store{c: c, bucket: cfg.Bucket, prefix: cfg.Prefix}, nil
+}
+
+func (s *Store) blobKey(sum blob.Sum) string { return s.prefix + "blobs/" + sum.String() }
+
+func (s *Store) ownerKey(sum blob.Sum, user int64) string {
+	return s.prefix + "owners/" + sum.String() + "/" + strconv.FormatInt(user, 10)
+}
+
+func notFound(err error) bool {
+	code := minio.ToErrorResponse(err).Code
+	return code == "NoSuchKey" || code == "NotFound"
+}
+
+// countReader counts what it reads and notes the end of its reader.
+type countReader struct {
+	r   io.Reader
+	n   int64
+	eof bool
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if err == io.EOF {
+		c.eof = true
+	}
+	return n, err
+}
+
+// Put implements blob.Store. The object store makes the object visible
+// only once it is whole.
+func (s *Store) Put(ctx context.Context, sum blob.Sum, r io.Reader, size int64) error {
+	key := s.blobKey(sum)
+	if info, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{}); err == nil && info.Size == size {
+		return nil
+	} else if err != nil && !notFound(err) {
+		return fmt.Errorf("s3: %w", err)
+	}
+	cr := &countReader{r: io.LimitReader(r, size)}
+	_, err := s.c.PutObject(ctx, s.bucket, key, cr, size, minio.PutObjectOptions{
+		ContentType: "application/octet-stream",
+	})
+	if err != nil {
+		if cr.eof && cr.n < size {
+			return fmt.Errorf("%w: want %d bytes, read %d", blob.ErrSize, size, cr.n)
+		}
+		return fmt.Errorf("s3: %w", err)
+	}
+	// More bytes than size: the object holds a prefix of the content.
+	var one [1]byte
+	if n, _ := io.ReadFull(r, one[:]); n > 0 {
+		_ = s.c.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{})
+		return fmt.Errorf("%w: more than %d bytes", blob.ErrSize, size)
+	}
+	return nil
+}
+
+// Open implements blob.Store.
+func (s *Store) Open(ctx context.Context, sum blob.Sum) (io.ReadCloser, int64, error) {
+	obj, err := s.c.GetObject(ctx, s.bucket, s.blobKey(sum), minio.GetObjectOptions{})
+	if err != nil {
+		if notFound(err) {
+			return nil, 0, blob.ErrNotFound
+		}
+		return nil, 0, fmt.Errorf("s3: %w", err)
+	}
+	info, err := obj.Stat()
+	if err != nil {
+		obj.Close()
+		if notFound(err) {
+			return nil, 0, blob.ErrNotFound
+		}
+		return nil, 0, fmt.Errorf("s3: %w", err)
+	}
+	return obj, info.Size, nil
+}
+
+// AddOwner implements blob.Store.
+func (s *Store) AddOwner(ctx context.Context, sum blob.Sum, user int64) error {
+	_, err := s.c.PutObject(ctx, s.bucket, s.ownerKey(sum, user), strings.NewReader(""), 0, minio.PutObjectOptions{})
+	if err != nil {
+		return fmt.Errorf("s3: %w", err)
+	}
+	return nil
+}
+
+// IsOwner implements blob.Store.
+func (s *Store) IsOwner(ctx context.Context, sum blob.Sum, user int64) (bool, error) {
+	_, err := s.c.StatObject(ctx, s.bucket, s.ownerKey(sum, user), minio.StatObjectOptions{})
+	switch {
+	case err == nil:
+		return true, nil
+	case notFound(err):
+		return false, nil
+	}
+	return false, fmt.Errorf("s3: %w", err)
+}
+
+// Close implements blob.Store.
+func (s *Store) Close() error { return nil }
