@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"strings"
 
 	"github.com/parleyim/parley/protocol"
 )
@@ -118,6 +119,49 @@ func (c *Client) JoinGroup(ctx context.Context, group int64) (protocol.GroupInfo
 	var res protocol.GroupInfo
 	_, err := c.Do(ctx, protocol.TypeGroupJoin, &protocol.GroupJoin{GroupID: group}, &res)
 	return res, err
+}
+
+// SetGroupOpen makes a group one owns open (anyone may find it with
+// SearchGroups and join it) or closed (invitation only).
+func (c *Client) SetGroupOpen(ctx context.Context, group int64, open bool) error {
+	return c.ok(ctx, protocol.TypeGroupSetOpen, &protocol.GroupSetOpen{GroupID: group, Open: open})
+}
+
+// SearchGroups lists a page of the open groups whose name starts with
+// prefix, in any letter case ("": all of them), ordered by lower-cased
+// name, then id. The first page has afterName "" and afterID 0; the next
+// one the NextName and NextID of the page before (NextID 0: no more).
+// limit 0 asks for the server's default page, which it caps at 50.
+func (c *Client) SearchGroups(ctx context.Context, prefix, afterName string, afterID int64, limit uint32) (protocol.OpenGroupList, error) {
+	var res protocol.OpenGroupList
+	_, err := c.Do(ctx, protocol.TypeGroupSearch, &protocol.GroupSearch{Prefix: prefix, AfterName: afterName, AfterID: afterID, Limit: limit}, &res)
+	return res, err
+}
+
+// OpenGroupsNamed lists the open groups named name, ignoring letter case,
+// by id: names are not unique, so a join by name picks among these (one:
+// JoinGroup with its id).
+func (c *Client) OpenGroupsNamed(ctx context.Context, name string) ([]protocol.GroupInfo, error) {
+	var out []protocol.GroupInfo
+	afterName, afterID := "", int64(0)
+	// The groups named exactly name come first among those it prefixes.
+	for range 4 {
+		page, err := c.SearchGroups(ctx, name, afterName, afterID, 50)
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range page.Groups {
+			if !strings.EqualFold(g.Name, name) {
+				return out, nil
+			}
+			out = append(out, g)
+		}
+		if page.NextID == 0 {
+			break
+		}
+		afterName, afterID = page.NextName, page.NextID
+	}
+	return out, nil
 }
 
 // InviteToGroup adds users to a group one is a member of, all or none.
