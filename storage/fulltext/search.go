@@ -44,6 +44,25 @@ type Source interface {
 	Messages(ctx context.Context, user int64, conv string, seqs []uint64) ([]protocol.Message, error)
 }
 
+// ListReq names one bucket of a conversation.
+type ListReq struct {
+	Conv   string
+	Bucket uint64
+}
+
+// BatchSource is the optional ability of a Source to read many
+// conversations at once: a store a round trip away (MySQL) has it, so a
+// search over a user's conversations starts with two round trips, not two
+// per conversation.
+type BatchSource interface {
+	// ListsMany is Lists for each request: out[i][j] is the lists of
+	// reqs[i] in ranges[j].
+	ListsMany(ctx context.Context, reqs []ListReq, ranges []GramRange) ([][][]byte, error)
+	// MessagesMany is Messages for several conversations: seqs maps a
+	// conversation to the seqs wanted.
+	MessagesMany(ctx context.Context, user int64, seqs map[string][]uint64) ([]protocol.Message, error)
+}
+
 // Cursor is a place in the order of results: newest first by server time,
 // then by conversation id, then by seq, newest first. The zero Cursor is
 // before the newest result.
@@ -138,6 +157,18 @@ func Search(ctx context.Context, src Source, q Query) (Page, error) {
 		}
 		h = append(h, &stream{m: m, upper: upper, next: Bucket(upper - 1), low: Bucket(m.Cleared + 1), bound: bound})
 	}
+	if bs, ok := src.(BatchSource); ok && len(h) > 1 {
+		if err := s.prime(ctx, bs, h); err != nil {
+			return s.cut(err)
+		}
+		live := h[:0]
+		for _, st := range h {
+			if len(st.ready) > 0 || len(st.cands) > 0 || !st.done {
+				live = append(live, st)
+			}
+		}
+		h = live
+	}
 	heap.Init(&h)
 	for h.Len() > 0 {
 		st := h[0]
@@ -221,37 +252,22 @@ func (s *searcher) fill(ctx context.Context, st *stream) error {
 			}
 			continue
 		}
-		// Chunks grow: 2, 8, then 32 candidates. Most candidates match, and
-		// most streams give a page one or two results.
-		n := min(chunk>>(4-2*min(st.reads, 2)), len(st.cands))
-		st.reads++
-		seqs := st.cands[:n]
-		st.cands = st.cands[n:]
-		if s.reads += n; s.reads > s.q.MaxReads {
+		seqs := st.chunkOf()
+		if s.reads += len(seqs); s.reads > s.q.MaxReads {
 			return errBudget
 		}
 		msgs, err := s.src.Messages(ctx, s.q.User, st.m.Conv, seqs)
 		if err != nil {
 			return err
 		}
-		slices.SortFunc(msgs, func(a, b protocol.Message) int { return cmp.Compare(b.Seq, a.Seq) })
-		for _, m := range msgs {
-			if s.matches(&m) {
-				st.ready = append(st.ready, m)
-			}
-		}
+		s.check(st, msgs)
 	}
 	return nil
 }
 
 // loadBucket turns st's next bucket into candidates.
 func (s *searcher) loadBucket(ctx context.Context, st *stream) error {
-	b := st.next
-	if b == st.low {
-		st.done = true
-	} else {
-		st.next--
-	}
+	b := st.takeBucket()
 	if s.reads++; s.reads > s.q.MaxReads {
 		return errBudget
 	}
@@ -259,10 +275,27 @@ func (s *searcher) loadBucket(ctx context.Context, st *stream) error {
 	if err != nil {
 		return err
 	}
+	st.candidates(b, lists)
+	return nil
+}
+
+// takeBucket returns the next bucket to read.
+func (st *stream) takeBucket() uint64 {
+	b := st.next
+	if b == st.low {
+		st.done = true
+	} else {
+		st.next--
+	}
+	return b
+}
+
+// candidates sets the candidates of bucket b from its lists, one per range.
+func (st *stream) candidates(b uint64, lists [][]byte) {
 	var set, one bitmap
 	for i, l := range lists {
 		if len(l) == 0 {
-			return nil
+			return
 		}
 		if i == 0 {
 			decodeList(l, &set)
@@ -286,6 +319,69 @@ func (s *searcher) loadBucket(ctx context.Context, st *stream) error {
 				st.cands = append(st.cands, seq)
 			}
 		}
+	}
+}
+
+// check keeps those of msgs (read for st's candidates) that match.
+func (s *searcher) check(st *stream, msgs []protocol.Message) {
+	slices.SortFunc(msgs, func(a, b protocol.Message) int { return cmp.Compare(b.Seq, a.Seq) })
+	for _, m := range msgs {
+		if s.matches(&m) {
+			st.ready = append(st.ready, m)
+		}
+	}
+}
+
+// chunkOf takes st's next chunk of candidates. Chunks grow: 2, 8, then 32
+// candidates. Most candidates match, and most streams give a page one or
+// two results.
+func (st *stream) chunkOf() []uint64 {
+	n := min(chunk>>(4-2*min(st.reads, 2)), len(st.cands))
+	st.reads++
+	seqs := st.cands[:n]
+	st.cands = st.cands[n:]
+	return seqs
+}
+
+// prime reads, for every stream at once, its newest bucket and first chunk
+// of candidates: two calls of a BatchSource instead of two per stream.
+func (s *searcher) prime(ctx context.Context, bs BatchSource, sts []*stream) error {
+	reqs := make([]ListReq, len(sts))
+	for i, st := range sts {
+		reqs[i] = ListReq{Conv: st.m.Conv, Bucket: st.takeBucket()}
+	}
+	if s.reads += len(sts); s.reads > s.q.MaxReads {
+		return errBudget
+	}
+	lists, err := bs.ListsMany(ctx, reqs, s.ranges)
+	if err != nil {
+		return err
+	}
+	seqs := make(map[string][]uint64)
+	n := 0
+	for i, st := range sts {
+		st.candidates(reqs[i].Bucket, lists[i])
+		if len(st.cands) > 0 {
+			seqs[st.m.Conv] = st.chunkOf()
+			n += len(seqs[st.m.Conv])
+		}
+	}
+	if len(seqs) == 0 {
+		return nil
+	}
+	if s.reads += n; s.reads > s.q.MaxReads {
+		return errBudget
+	}
+	msgs, err := bs.MessagesMany(ctx, s.q.User, seqs)
+	if err != nil {
+		return err
+	}
+	byConv := make(map[string][]protocol.Message)
+	for _, m := range msgs {
+		byConv[m.Conv] = append(byConv[m.Conv], m)
+	}
+	for _, st := range sts {
+		s.check(st, byConv[st.m.Conv])
 	}
 	return nil
 }

@@ -80,10 +80,20 @@ func (ss searchSource) Memberships(ctx context.Context, user int64) ([]fulltext.
 	return out, err
 }
 
+var _ fulltext.BatchSource = searchSource{}
+
 func (ss searchSource) Lists(ctx context.Context, conv string, bucket uint64, ranges []fulltext.GramRange) ([][]byte, error) {
-	out := make([][]byte, len(ranges))
+	out, err := ss.ListsMany(ctx, []fulltext.ListReq{{Conv: conv, Bucket: bucket}}, ranges)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// gramWhere is the condition on gram of ranges, and its arguments.
+func gramWhere(ranges []fulltext.GramRange) (string, []any) {
 	var where strings.Builder
-	args := []any{conv, bucket}
+	var args []any
 	for i, r := range ranges {
 		if i > 0 {
 			where.WriteString(" OR ")
@@ -96,20 +106,53 @@ func (ss searchSource) Lists(ctx context.Context, conv string, bucket uint64, ra
 			args = append(args, uint64(r.Lo), uint64(r.Hi))
 		}
 	}
-	err := ss.s.each(ctx, ss.tx, "search", func(r *sql.Rows) error {
-		var g uint64
-		var list []byte
-		if err := r.Scan(&g, &list); err != nil {
-			return err
+	return where.String(), args
+}
+
+// ListsMany reads the lists of every request in one query per bucket
+// number (a search's first requests are each conversation's newest bucket,
+// mostly bucket 0).
+func (ss searchSource) ListsMany(ctx context.Context, reqs []fulltext.ListReq, ranges []fulltext.GramRange) ([][][]byte, error) {
+	out := make([][][]byte, len(reqs))
+	byBucket := make(map[uint64]map[string]int) // bucket → conv → index in reqs
+	for i, r := range reqs {
+		out[i] = make([][]byte, len(ranges))
+		if byBucket[r.Bucket] == nil {
+			byBucket[r.Bucket] = make(map[string]int)
 		}
-		for i, rg := range ranges {
-			if fulltext.Gram(g) >= rg.Lo && fulltext.Gram(g) <= rg.Hi {
-				out[i] = append(out[i], list...)
+		byBucket[r.Bucket][r.Conv] = i
+	}
+	grams, gramArgs := gramWhere(ranges)
+	for bucket, convs := range byBucket {
+		args := make([]any, 0, 1+len(convs)+len(gramArgs))
+		args = append(args, bucket)
+		for c := range convs {
+			args = append(args, c)
+		}
+		args = append(args, gramArgs...)
+		err := ss.s.each(ctx, ss.tx, "search", func(r *sql.Rows) error {
+			var conv string
+			var g uint64
+			var list []byte
+			if err := r.Scan(&conv, &g, &list); err != nil {
+				return err
 			}
+			i, ok := convs[conv]
+			if !ok {
+				return nil
+			}
+			for j, rg := range ranges {
+				if fulltext.Gram(g) >= rg.Lo && fulltext.Gram(g) <= rg.Hi {
+					out[i][j] = append(out[i][j], list...)
+				}
+			}
+			return nil
+		}, `SELECT conv, gram, list FROM search_lists WHERE bucket = ? AND conv IN (`+placeholders(len(convs), "?")+`) AND (`+grams+`)`, args...)
+		if err != nil {
+			return nil, err
 		}
-		return nil
-	}, `SELECT gram, list FROM search_lists WHERE conv = ? AND bucket = ? AND (`+where.String()+`)`, args...)
-	return out, err
+	}
+	return out, nil
 }
 
 func (ss searchSource) Messages(ctx context.Context, user int64, conv string, seqs []uint64) ([]protocol.Message, error) {
@@ -119,6 +162,37 @@ func (ss searchSource) Messages(ctx context.Context, user int64, conv string, se
 	args := append([]any{user, conv}, anys(seqs)...)
 	return ss.s.messages(ctx, ss.tx, "search", len(seqs), `SELECT `+mCols+` FROM `+ss.s.table(conv)+` m `+hiddenJoin+`
 		WHERE m.conv = ? AND m.seq IN (`+placeholders(len(seqs), "?")+`) AND h.seq IS NULL`, args...)
+}
+
+// MessagesMany reads the messages of several conversations in one query
+// per shard table.
+func (ss searchSource) MessagesMany(ctx context.Context, user int64, seqs map[string][]uint64) ([]protocol.Message, error) {
+	byTable := make(map[string][]string)
+	for conv := range seqs {
+		t := ss.s.table(conv)
+		byTable[t] = append(byTable[t], conv)
+	}
+	var out []protocol.Message
+	for table, convs := range byTable {
+		var where strings.Builder
+		args := []any{user}
+		n := 0
+		for i, conv := range convs {
+			if i > 0 {
+				where.WriteString(" OR ")
+			}
+			where.WriteString("(m.conv = ? AND m.seq IN (" + placeholders(len(seqs[conv]), "?") + "))")
+			args = append(append(args, conv), anys(seqs[conv])...)
+			n += len(seqs[conv])
+		}
+		msgs, err := ss.s.messages(ctx, ss.tx, "search", n, `SELECT `+mCols+` FROM `+table+` m `+hiddenJoin+`
+			WHERE (`+where.String()+`) AND h.seq IS NULL`, args...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, msgs...)
+	}
+	return out, nil
 }
 
 // indexLists is fulltext.Lists on the database.
