@@ -42,6 +42,8 @@ type Chat interface {
 	Conversations(ctx context.Context, limit uint32) ([]protocol.Conversation, error)
 	// Ack moves the read cursor of conv forward to seq.
 	Ack(ctx context.Context, conv string, seq uint64) error
+	// Search finds the user's messages holding every word, newest first.
+	Search(ctx context.Context, q protocol.Search) (protocol.SearchResult, error)
 }
 
 // Social covers users, friends and groups.

@@ -45,6 +45,8 @@ var specs = []spec{
 	{name: "groups", help: "list your groups, with their ids"},
 	{name: "history", help: "load older messages (PgUp at the top does too)"},
 	{name: "delete", args: "N|all", help: "hide the last N messages (or all) from you only", max: 1, num: true},
+	{name: "search", args: "TEXT", help: "find your messages holding these words (any language)", min: 1, max: -1},
+	{name: "goto", args: "N", help: "open search result N in its conversation", min: 1, max: 1, num: true},
 	{name: "retry", args: "[N]", help: "send again failed message N here (or all of them)", max: 1, num: true},
 	{name: "discard", args: "N", help: "drop failed message N here", min: 1, max: 1, num: true},
 	{name: "help", help: "this list"},
@@ -191,6 +193,10 @@ func (m *Model) run(c Command) tea.Cmd {
 			return nil
 		}
 		return m.loadHistory(cur)
+	case "search":
+		return m.search(strings.Join(c.Args, " "))
+	case "goto":
+		return m.gotoFound(c.Num)
 	case "retry":
 		return m.retry(c.Num)
 	case "discard":

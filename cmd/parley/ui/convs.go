@@ -42,6 +42,10 @@ type conv struct {
 	// above divider; jump: the view still has to be moved to it.
 	divided, jump bool
 	divider       uint64
+	// found is the message /goto brought up (marked in the view); seek:
+	// the view still has to be moved to it.
+	found uint64
+	seek  bool
 	// notes are group events (joins, leaves...) shown in the timeline.
 	notes []note
 }
@@ -291,6 +295,7 @@ func (m *Model) history(h historyMsg) tea.Cmd {
 	})
 	m.saveCache()
 	m.jumpToDivider(c)
+	cmds = append(cmds, m.seekFound(c))
 	if c.id == m.current {
 		cmds = append(cmds, m.markRead(c))
 		if c.more && m.scroll >= m.maxScroll() {

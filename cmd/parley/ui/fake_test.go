@@ -142,6 +142,24 @@ func (f *fake) History(_ context.Context, conv string, before uint64, limit uint
 	return res, nil
 }
 
+// Search finds messages of the fake's history holding the query, newest
+// first.
+func (f *fake) Search(_ context.Context, q protocol.Search) (protocol.SearchResult, error) {
+	res := protocol.SearchResult{Messages: []protocol.Message{}}
+	for _, h := range f.history {
+		for _, x := range h {
+			if strings.Contains(strings.ToLower(string(x.Body)), strings.ToLower(q.Query)) {
+				res.Messages = append(res.Messages, x)
+			}
+		}
+	}
+	slices.SortFunc(res.Messages, func(a, b protocol.Message) int { return int(b.ServerTime - a.ServerTime) })
+	if len(res.Messages) > int(q.Limit) {
+		res.Messages, res.HasMore = res.Messages[:q.Limit], true
+	}
+	return res, nil
+}
+
 func (f *fake) DeleteHistory(_ context.Context, conv string, seqs []uint64, upTo uint64) error {
 	f.deleted = append(f.deleted, protocol.DeleteHistory{Conv: conv, Seqs: seqs, UpTo: upTo})
 	return nil

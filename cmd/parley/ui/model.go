@@ -80,8 +80,9 @@ type Model struct {
 	refreshing, stale, refreshed bool
 
 	input    textinput.Model
-	scroll   int      // lines the chat is scrolled up from its newest
-	panel    []string // a list over the chat (help, friends, members...), until Esc
+	scroll   int                // lines the chat is scrolled up from its newest
+	panel    []string           // a list over the chat (help, friends, members...), until Esc
+	found    []protocol.Message // the results of the last /search, for /goto
 	panelTop int
 
 	state   connState
@@ -292,6 +293,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.snapshot(msg)
 	case historyMsg:
 		return m, m.history(msg)
+	case searchMsg:
+		m.searched(msg)
 	case sentMsg:
 		return m, m.sent(msg)
 	case pumpMsg:

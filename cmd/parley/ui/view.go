@@ -279,6 +279,9 @@ func (m *Model) chatLines(c *conv) []string {
 			divided = true
 			out = append(out, " "+m.st.bad.Render(dividerText))
 		}
+		if c.found != 0 && x.Seq == c.found {
+			out = append(out, " "+m.st.bad.Render(foundText))
+		}
 		out = append(out, m.message(w, t, x.From, string(x.Body), "")...)
 	}
 	for fi < len(failed) {
