@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"net"
 	"sync"
@@ -33,6 +34,15 @@ const (
 	acceptPauseMin = 5 * time.Millisecond
 	acceptPauseMax = time.Second
 )
+
+// listen opens the server's listener. Its connections have no TCP
+// keepalive (Go's default is 15s): the protocol's heartbeat finds dead
+// peers, and a million idle sockets would otherwise send tens of thousands
+// of probes a second.
+func listen(addr string) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAlive: -1}
+	return lc.Listen(context.Background(), "tcp", addr)
+}
 
 // exhausted reports whether err says the process or the system is out of
 // descriptors, socket buffers or memory for a new socket: a state that

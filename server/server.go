@@ -234,7 +234,7 @@ func (s *Server) Start() error {
 		s.log.Warn("presence: drop stale entries", "err", err)
 	}
 	cancel()
-	ln, err := net.Listen("tcp", s.cfg.Addr)
+	ln, err := listen(s.cfg.Addr)
 	if err != nil {
 		s.started.Store(false)
 		return fmt.Errorf("server: listen %s: %w", s.cfg.Addr, err)
