@@ -205,3 +205,52 @@ func TestComposerCountsAgainstServerLimit(t *testing.T) {
 	alice.waitFor("bob: got it")
 	alice.quit()
 }
+
+// registered opens a screen and registers name on it.
+func registered(t *testing.T, addr, name string) *screen {
+	t.Helper()
+	var saved []protocol.LoginOK
+	s := openScreen(t, addr, &saved)
+	s.tm.Type(name)
+	s.key(tea.KeyTab)
+	s.tm.Type(name + "-password")
+	s.key(tea.KeyCtrlR)
+	s.waitFor("logged in as " + name)
+	return s
+}
+
+// The directory of open groups on two screens, under the friends-only
+// policy: alice makes a group and opens it; bob, a stranger, finds it
+// with /list and joins it with /join NAME, and they talk in it; closed
+// again, it is gone from the list.
+func TestOpenGroupScreens(t *testing.T) {
+	srv := servertest.Start(t, func(c *server.Config) { c.DMPolicy = server.DMFriends })
+	alice := registered(t, srv.Addr(), "alice")
+	bob := registered(t, srv.Addr(), "bob")
+
+	alice.typeLine("/group new Crag")
+	alice.waitFor("created #Crag")
+	bob.typeLine("/list")
+	bob.waitFor("none yet: /group open NAME makes one")
+	bob.key(tea.KeyEsc)
+	alice.typeLine("/open")
+	alice.waitFor("#Crag is open: anyone may find it with /list and /join it")
+
+	bob.typeLine("/list cr")
+	bob.waitFor(`open groups starting with "cr"`, "#Crag — id ", "1 member")
+	bob.key(tea.KeyEsc)
+	bob.typeLine("/join crag")
+	bob.waitFor("you joined #Crag", "#Crag · 2 members")
+	alice.waitFor("bob joined #Crag")
+	bob.typeLine("hello climbers")
+	alice.waitFor("bob: hello climbers")
+
+	alice.typeLine("/close")
+	alice.waitFor("#Crag is invite-only")
+	bob.waitFor("alice made #Crag invite-only")
+	bob.typeLine("/list")
+	bob.waitFor("none yet: /group open NAME makes one")
+	bob.key(tea.KeyEsc)
+	alice.quit()
+	bob.quit()
+}

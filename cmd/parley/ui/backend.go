@@ -57,6 +57,12 @@ type Social interface {
 	Friends(ctx context.Context) ([]protocol.UserInfo, error)
 	CreateGroup(ctx context.Context, name string, open bool, members ...int64) (protocol.GroupInfo, error)
 	JoinGroup(ctx context.Context, group int64) (protocol.GroupInfo, error)
+	// SearchGroups pages through the open groups whose name starts with
+	// prefix; OpenGroupsNamed lists those named name, ignoring case.
+	SearchGroups(ctx context.Context, prefix, afterName string, afterID int64, limit uint32) (protocol.OpenGroupList, error)
+	OpenGroupsNamed(ctx context.Context, name string) ([]protocol.GroupInfo, error)
+	// SetGroupOpen opens or closes a group the user owns.
+	SetGroupOpen(ctx context.Context, group int64, open bool) error
 	InviteToGroup(ctx context.Context, group int64, users ...int64) error
 	LeaveGroup(ctx context.Context, group int64) error
 	Groups(ctx context.Context) ([]protocol.GroupInfo, error)

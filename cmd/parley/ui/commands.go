@@ -17,7 +17,8 @@ type Command struct {
 	Name string   // "add", "group new", ...
 	Args []string // the words after the name
 	Text string   // the line after the first argument, as typed (a note)
-	Num  int64    // the number argument of /join and /delete; 0 if none
+	Rest string   // the line after the name, as typed (a group name)
+	Num  int64    // the number argument of /join #ID and /delete; 0 if none
 }
 
 // spec describes one command: its arguments and help line.
@@ -38,7 +39,10 @@ var specs = []spec{
 	{name: "friends", help: "list your friends, online (●) or not (○)"},
 	{name: "group new", args: "NAME [USER...]", help: "create an invite-only group with these users", min: 1, max: -1},
 	{name: "group open", args: "NAME", help: "create a group anyone may /join", min: 1, max: 1},
-	{name: "join", args: "GROUP_ID", help: "join an open group by its id", min: 1, max: 1, num: true},
+	{name: "list", args: "[TEXT]", help: "list the open groups (whose name starts with TEXT)", max: -1},
+	{name: "join", args: "NAME|#ID", help: "join an open group by its name (or its id)", min: 1, max: -1},
+	{name: "open", help: "let anyone find the group shown and /join it (owner)", inGroup: true},
+	{name: "close", help: "make the group shown invite-only again (owner)", inGroup: true},
 	{name: "invite", args: "NAME...", help: "add users to the group shown", min: 1, max: -1, inGroup: true},
 	{name: "leave", help: "leave the group shown", inGroup: true},
 	{name: "members", help: "list the members of the group shown", inGroup: true},
@@ -78,9 +82,19 @@ func Parse(line string) (Command, error) {
 		if len(args) < s.min || (s.max >= 0 && len(args) > s.max) {
 			return Command{}, fmt.Errorf("usage: /%s %s", s.name, s.args)
 		}
-		c := Command{Name: name, Args: args}
+		c := Command{Name: name, Args: args, Rest: rest}
 		if len(args) > 0 {
 			c.Text = strings.TrimSpace(rest[len(args[0]):])
+		}
+		if s.name == "join" {
+			// "#12" and "12" name a group by id; anything else by name.
+			if n, err := strconv.ParseInt(strings.TrimPrefix(rest, "#"), 10, 64); err == nil {
+				if n < 1 {
+					return Command{}, fmt.Errorf("usage: /join %s (a group id is above 0)", s.args)
+				}
+				c.Num = n
+			}
+			return c, nil
 		}
 		if s.name == "delete" && len(args) > 0 && strings.EqualFold(args[0], "all") {
 			c.Num = -1
@@ -306,12 +320,25 @@ func (m *Model) run(c Command) tea.Cmd {
 			return doneMsg{text: text, refresh: true, open: protocol.GroupConv(g.GroupID)}, nil
 		})
 	case "join":
+		return m.join(c)
+	case "list":
+		return list(func(ctx context.Context) ([]string, error) {
+			return listOpenGroups(ctx, b, c.Rest, me, m.myGroups())
+		})
+	case "open", "close":
+		open, title := c.Name == "open", m.groupTitle(group)
+		if g, ok := m.groups[group]; ok && g.Owner != me {
+			m.fail("only the owner of " + title + " may open or close it")
+			return nil
+		}
 		return do(func(ctx context.Context) (doneMsg, error) {
-			g, err := b.JoinGroup(ctx, c.Num)
-			if err != nil {
+			if err := b.SetGroupOpen(ctx, group, open); err != nil {
 				return doneMsg{}, err
 			}
-			return doneMsg{text: "you joined #" + g.Name, refresh: true, open: protocol.GroupConv(g.GroupID)}, nil
+			if open {
+				return doneMsg{text: title + " is open: anyone may find it with /list and /join it", refresh: true}, nil
+			}
+			return doneMsg{text: title + " is invite-only: members add people with /invite", refresh: true}, nil
 		})
 	case "invite":
 		return do(func(ctx context.Context) (doneMsg, error) {
@@ -352,7 +379,7 @@ func (m *Model) run(c Command) tea.Cmd {
 				out = append(out, fmt.Sprintf("  #%s — id %d, %s, %s", g.Name, g.GroupID, members(g.Members), kind))
 			}
 			if len(gs) == 0 {
-				out = append(out, "  none yet: /group new NAME, or /join GROUP_ID")
+				out = append(out, "  none yet: /group new NAME, or /list and /join NAME")
 			}
 			return out, err
 		})

@@ -29,6 +29,7 @@ type fake struct {
 	reqs     protocol.FriendRequestList
 	groups   []protocol.GroupInfo
 	members  map[int64][]protocol.Member
+	open     []protocol.GroupInfo // the directory of open groups, in its order
 
 	sendErrs []error // returned by the next sends, in order
 	ids      int
@@ -41,6 +42,8 @@ type fake struct {
 	created   []protocol.GroupCreate
 	invited   []protocol.GroupInvite
 	joined    []int64
+	setOpen   []protocol.GroupSetOpen
+	searched  []string // GroupSearch prefixes
 	left      []int64
 	deleted   []protocol.DeleteHistory
 }
@@ -231,8 +234,42 @@ func (f *fake) CreateGroup(_ context.Context, name string, open bool, members ..
 func (f *fake) JoinGroup(_ context.Context, group int64) (protocol.GroupInfo, error) {
 	f.joined = append(f.joined, group)
 	g := protocol.GroupInfo{GroupID: group, Name: "lobby", Open: true, Members: 5, Created: t0}
+	if i := slices.IndexFunc(f.open, func(x protocol.GroupInfo) bool { return x.GroupID == group }); i >= 0 {
+		g = f.open[i]
+		g.Members++
+	}
 	f.groups = append(f.groups, g)
 	return g, nil
+}
+
+func (f *fake) SearchGroups(_ context.Context, prefix, _ string, _ int64, limit uint32) (protocol.OpenGroupList, error) {
+	f.searched = append(f.searched, prefix)
+	var res protocol.OpenGroupList
+	for _, g := range f.open {
+		if strings.HasPrefix(strings.ToLower(g.Name), strings.ToLower(prefix)) {
+			if len(res.Groups) == int(limit) {
+				res.NextName, res.NextID = strings.ToLower(g.Name), g.GroupID
+				break
+			}
+			res.Groups = append(res.Groups, g)
+		}
+	}
+	return res, nil
+}
+
+func (f *fake) OpenGroupsNamed(_ context.Context, name string) ([]protocol.GroupInfo, error) {
+	var out []protocol.GroupInfo
+	for _, g := range f.open {
+		if strings.EqualFold(g.Name, name) {
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+func (f *fake) SetGroupOpen(_ context.Context, group int64, open bool) error {
+	f.setOpen = append(f.setOpen, protocol.GroupSetOpen{GroupID: group, Open: open})
+	return nil
 }
 
 func (f *fake) InviteToGroup(_ context.Context, group int64, users ...int64) error {

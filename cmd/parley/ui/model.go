@@ -748,6 +748,10 @@ func (m *Model) groupWords(e *protocol.GroupEvent) string {
 		return fmt.Sprintf("%s handed %s to %s", actor, g, who)
 	case protocol.GroupDisbanded:
 		return fmt.Sprintf("%s disbanded %s", actor, g)
+	case protocol.GroupOpened:
+		return fmt.Sprintf("%s opened %s: anyone may find it and join", actor, g)
+	case protocol.GroupClosed:
+		return fmt.Sprintf("%s made %s invite-only", actor, g)
 	}
 	return fmt.Sprintf("%s: %s", g, e.Kind)
 }

@@ -477,7 +477,7 @@ func TestHelpAndMistakes(t *testing.T) {
 		t.Fatalf("unknown: %q", m.notice)
 	}
 	enter(m, "/join crag")
-	if !strings.Contains(m.notice, `usage: /join GROUP_ID (a number, not "crag")`) {
+	if !strings.Contains(m.notice, `no open group is named "crag": /list shows them`) || !m.bad {
 		t.Fatalf("join: %q", m.notice)
 	}
 	enter(m, "/msg alice")

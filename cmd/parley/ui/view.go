@@ -175,7 +175,7 @@ func (m *Model) chatView(w, rows int) []string {
 	if c == nil {
 		var out []string
 		for _, l := range []string{"", "No conversation yet. To start one:", "", "  /add NAME         ask someone to be your friend",
-			"  /msg NAME         write to a friend", "  /group new NAME   make a group", "  /join GROUP_ID    join an open group", "",
+			"  /msg NAME         write to a friend", "  /group new NAME   make a group", "  /list, /join NAME find and join an open group", "",
 			"/help lists every command."} {
 			out = append(out, " "+m.st.dim.Render(l))
 		}
