@@ -488,5 +488,5 @@ func (n *names) name(ctx context.Context, id int64) string {
 }
 
 func (n *names) message(ctx context.Context, m protocol.Message) messageJSON {
-	return messageJSON{Seq: m.Seq, MsgID: m.MsgID, From: m.From, FromName: n.name(ctx, m.From), Text: string(m.Body), Time: m.ServerTime}
+	return messageJSON{Seq: m.Seq, MsgID: m.MsgID, From: m.From, FromName: n.name(ctx, m.From), Text: ui.MessageText(m), Time: m.ServerTime}
 }

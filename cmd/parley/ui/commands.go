@@ -53,6 +53,8 @@ var specs = []spec{
 	{name: "goto", args: "N", help: "open search result N in its conversation", min: 1, max: 1, num: true},
 	{name: "retry", args: "[N]", help: "send again failed message N here (or all of them)", max: 1, num: true},
 	{name: "discard", args: "N", help: "drop failed message N here", min: 1, max: 1, num: true},
+	{name: "send-file", args: "PATH", help: "send a file to the conversation shown", min: 1, max: -1},
+	{name: "save", args: "N", help: "save attachment N (the number on its line) in the current directory", min: 1, max: 1, num: true},
 	{name: "help", help: "this list"},
 	{name: "quit", help: "leave parley (Ctrl+C too)"},
 }
@@ -218,6 +220,10 @@ func (m *Model) run(c Command) tea.Cmd {
 		return nil
 	case "delete":
 		return m.deleteHistory(cur, int(c.Num))
+	case "send-file":
+		return m.sendFile(strings.TrimSpace(c.Args[0] + " " + c.Text))
+	case "save":
+		return m.save(c.Num, ".")
 	case "msg":
 		name := c.Args[0]
 		if id, ok := m.localUser(name); ok {
@@ -432,7 +438,7 @@ func (m *Model) deleteHistory(c *conv, n int) tea.Cmd {
 		c.msgs = c.msgs[:k]
 		c.lastText = ""
 		if k > 0 {
-			c.lastText = string(c.msgs[k-1].Body)
+			c.lastText = MessageText(c.msgs[k-1])
 		}
 	}
 	m.scroll = 0

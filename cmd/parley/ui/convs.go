@@ -206,7 +206,7 @@ func (m *Model) add(c *conv, x protocol.Message) bool {
 	}
 	c.msgs = slices.Insert(c.msgs, i, x)
 	if i == len(c.msgs)-1 {
-		c.lastText, c.lastFrom = string(x.Body), x.From
+		c.lastText, c.lastFrom = MessageText(x), x.From
 		c.lastTime = max(c.lastTime, x.ServerTime)
 	}
 	return true
@@ -250,7 +250,7 @@ func (m *Model) received(x protocol.Message) tea.Cmd {
 		if c.kind == protocol.ConvGroup {
 			where = " in " + m.title(c)
 		}
-		m.say(fmt.Sprintf("new message from %s%s: %s — Tab to read", m.nameOf(x.From), where, clip(string(x.Body), 40)))
+		m.say(fmt.Sprintf("new message from %s%s: %s — Tab to read", m.nameOf(x.From), where, clip(MessageText(x), 40)))
 		if bell := m.cfg.Bell; bell != nil {
 			cmds = append(cmds, func() tea.Msg { bell(); return nil })
 		}
@@ -354,7 +354,7 @@ func (m *Model) snapshot(s snapshotMsg) tea.Cmd {
 			}
 		}
 		if l := sc.Last; l != nil && (len(c.msgs) == 0 || l.Seq >= c.msgs[len(c.msgs)-1].Seq) {
-			c.lastText, c.lastFrom = string(l.Body), l.From
+			c.lastText, c.lastFrom = MessageText(*l), l.From
 			c.lastTime = max(c.lastTime, l.ServerTime)
 			cmds = append(cmds, m.learn(l.From))
 		}

@@ -273,6 +273,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.loggedIn(msg)
 	case IncomingMsg:
 		return m, m.received(msg.M)
+	case fileSentMsg:
+		return m, m.fileSent(msg)
 	case EventMsg:
 		m.event(msg.E)
 		switch msg.E.Type {

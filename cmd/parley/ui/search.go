@@ -49,7 +49,7 @@ func (m *Model) searched(s searchMsg) {
 			where = m.title(c)
 		}
 		t := time.UnixMilli(x.ServerTime).Format("2 Jan 15:04")
-		out = append(out, fmt.Sprintf("  %2d. %s %s, %s: %s", i+1, t, where, m.nameOf(x.From), clip(string(x.Body), 60)))
+		out = append(out, fmt.Sprintf("  %2d. %s %s, %s: %s", i+1, t, where, m.nameOf(x.From), clip(MessageText(x), 60)))
 	}
 	switch {
 	case len(s.res.Messages) == 0:

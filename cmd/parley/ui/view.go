@@ -282,7 +282,7 @@ func (m *Model) chatLines(c *conv) []string {
 		if c.found != 0 && x.Seq == c.found {
 			out = append(out, " "+m.st.bad.Render(foundText))
 		}
-		out = append(out, m.message(w, t, x.From, string(x.Body), "")...)
+		out = append(out, m.message(w, t, x.From, MessageText(x), "")...)
 	}
 	for fi < len(failed) {
 		failedLine(failed[fi])

@@ -65,6 +65,7 @@ func Plain(err error) string {
 	var pe *protocol.Error
 	var ke *client.KickError
 	var ne net.Error
+	var fe *client.FileError
 	switch {
 	case err == nil:
 		return ""
@@ -94,6 +95,8 @@ func Plain(err error) string {
 		return "the servers keep redirecting this login"
 	case errors.Is(err, client.ErrClosed):
 		return "the connection is closed"
+	case errors.As(err, &fe):
+		return "the file server refused: " + fe.Message
 	case errors.As(err, &ne):
 		return "cannot reach the server: " + err.Error()
 	}
