@@ -210,7 +210,10 @@ func (l *lockedBuffer) String() string {
 func startEMFILEChild(t *testing.T) *emfileChild {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestEMFILEServerProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "PARLEY_EMFILE_SERVER=1")
+	// The embedded store and the in-memory directory whatever the run's
+	// PARLEY_TEST_*: with descriptors gone, a pool of MySQL or Redis
+	// connections could not open one more.
+	cmd.Env = append(os.Environ(), "PARLEY_EMFILE_SERVER=1", "PARLEY_TEST_STORE=pebble", "PARLEY_TEST_PRESENCE=memory")
 	ch := &emfileChild{t: t, cmd: cmd, lines: make(chan string, 64), stderr: &lockedBuffer{}}
 	var err error
 	if ch.in, err = cmd.StdinPipe(); err != nil {
