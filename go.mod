@@ -20,6 +20,7 @@ require (
 	github.com/minio/minio-go/v7 v7.1.0
 	github.com/panjf2000/gnet/v2 v2.10.0
 	github.com/pelletier/go-toml/v2 v2.2.2
+	github.com/pires/go-proxyproto v0.8.1
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/rivo/uniseg v0.4.7
 	github.com/vmihailenco/msgpack/v5 v5.4.1

@@ -2,7 +2,8 @@
 # scripts/services.sh — backing services for Parley development and CI.
 #
 #   scripts/services.sh up       install (if missing), start and wait for MariaDB,
-#                                Redis, RocketMQ NameServer + Broker on loopback
+#                                Redis, RocketMQ NameServer + Broker on loopback;
+#                                install HAProxy (tests start their own)
 #   scripts/services.sh down     stop what `up` started (packages stay installed)
 #   scripts/services.sh status   print each service up/down (exit 1 if any is down)
 #
@@ -720,7 +721,12 @@ cmd_up() {
     mq_lib_ok || have mvn || pkgs+=(maven)
   fi
 
-  if [ $my_need = 0 ] && [ $rd_need = 0 ] && [ $mq_need = 0 ] && [ $MY_EXT = 0 ] && [ $RD_EXT = 0 ]; then
+  # HAProxy: only the package; the end-to-end test of TLS termination and
+  # the PROXY protocol (server/haproxy_test.go) runs a private instance.
+  local hp_need=0
+  have haproxy || { hp_need=1; pkgs+=(haproxy); }
+
+  if [ $my_need = 0 ] && [ $rd_need = 0 ] && [ $mq_need = 0 ] && [ $hp_need = 0 ] && [ $MY_EXT = 0 ] && [ $RD_EXT = 0 ]; then
     log "all services already up ($(elapsed))"
     return 0
   fi

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"runtime"
 	"syscall"
 	"time"
@@ -92,6 +93,14 @@ type Config struct {
 	HandshakeBurstPerAddr int
 	HandshakeRate         float64
 	HandshakeBurst        int
+
+	// TrustedProxies are the addresses of load balancers that send the
+	// PROXY protocol v2 header (HAProxy's send-proxy-v2): a connection from
+	// one must start with it, and the client's address in it counts for
+	// every per-address limit. A client the proxy reached over TLS
+	// (send-proxy-v2-ssl) counts as encrypted under RequireEncryption.
+	// Connections from other addresses are never read for a header.
+	TrustedProxies []netip.Prefix
 
 	// MaxFrame limits the frame length field (header + body). Default 64 KiB.
 	MaxFrame int

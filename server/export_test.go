@@ -27,3 +27,7 @@ func Announce(s *Server, user int64, online bool) { s.presence.announce(user, on
 func AnnounceAll(s *Server, users []int64, online bool) {
 	s.presence.announceAll(slices.Clone(users), online)
 }
+
+// KnownAddr reports whether the account name logged in from addr (an
+// addrKey), as the server recorded it.
+func KnownAddr(s *Server, name, addr string) bool { return s.known.has(name, addr) }

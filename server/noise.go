@@ -166,7 +166,7 @@ func (s *Server) connectionStage(ss *session, h protocol.Header, body []byte, ou
 	switch ss.mode {
 	case modeNew:
 		if h.Type != protocol.TypeNoiseHello {
-			if s.cfg.RequireEncryption {
+			if s.cfg.RequireEncryption && !ss.tls {
 				ss.write(appendLoopError(out, h.RequestID, protocol.CodeEncryptionRequired, "this server requires encryption: send NoiseHello first"))
 				ss.kick(protocol.KickPlaintext, "this server requires encryption")
 				return false, true, nil

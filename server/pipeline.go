@@ -48,6 +48,25 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	t := time.Now()
 	now := t.UnixMilli()
 	ss.lastSeen.Store(now)
+	if ss.proxied {
+		// Stage 0: the PROXY header of a trusted proxy's connection.
+		n, ok := s.proxyStage(ss, c, buf)
+		if !ok {
+			_, _ = c.Discard(-1)
+			return s.flush(ss, c, nil)
+		}
+		if n == 0 {
+			if ss.partial.Load() == 0 {
+				ss.partial.Store(now)
+			}
+			return s.flush(ss, c, nil)
+		}
+		_, _ = c.Discard(n)
+		ss.partial.Store(0)
+		if buf, _ = c.Peek(-1); len(buf) == 0 {
+			return s.flush(ss, c, nil)
+		}
+	}
 
 	var (
 		out     []byte

@@ -356,12 +356,15 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		ip = addr.IP
 	}
 	key := addrKey(ip)
-	if !s.addrs.open(key) {
+	proxied := s.trustedProxy(ip)
+	// A proxy's connections count against the cap of the client's address
+	// once its PROXY header names it (proxyproto.go).
+	if !proxied && !s.addrs.open(key) {
 		return s.refuse(protocol.KickTooManyConns, "too many connections from this address")
 	}
 	s.conns.Add(1)
 	now := time.Now().UnixMilli()
-	ss := &session{id: s.nextID.Add(1), srv: s, c: c, opened: now, ip: ip.String(), addr: key}
+	ss := &session{id: s.nextID.Add(1), srv: s, c: c, opened: now, ip: ip.String(), addr: key, addrOpen: !proxied, proxied: proxied}
 	ss.lastSeen.Store(now)
 	c.SetContext(ss)
 	s.hub.open(ss)
@@ -379,7 +382,9 @@ func (s *Server) OnClose(c gnet.Conn, _ error) gnet.Action {
 	ss.out.pending = nil
 	ss.out.mu.Unlock()
 	s.conns.Add(-1)
-	s.addrs.close(ss.addr)
+	if ss.addrOpen {
+		s.addrs.close(ss.addr)
+	}
 	s.hub.close(ss)
 	if user := ss.user.Load(); user != 0 && ss.state.Load() == stateAuthed {
 		s.logout(user, ss)

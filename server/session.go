@@ -36,8 +36,12 @@ type session struct {
 	id   uint64
 	srv  *Server
 	c    gnet.Conn
-	ip   string // the remote address
+	ip   string // the remote address (the client's, from a PROXY header)
 	addr string // its key in the per-address limits (addrKey)
+
+	addrOpen bool // loop: addr is counted in Server.addrs
+	proxied  bool // loop: from a trusted proxy, its PROXY header not yet read
+	tls      bool // loop: the proxy says the client connected over TLS
 
 	bucket tokenBucket // loop
 	mode   uint8       // loop: modeNew, modePlain, modeHandshake, modeSecure (noise.go)

@@ -21,10 +21,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -139,6 +141,7 @@ type options struct {
 	hashQueue       int
 	sendWindow      int
 	requireEnc      bool
+	trustedProxies  string
 	keyOverlap      time.Duration
 	rekeyFrames     int
 }
@@ -180,7 +183,8 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.dmPolicy, "dm-policy", "friends", "who may message whom 1:1: friends or anyone")
 	fs.IntVar(&o.maxGroup, "max-group-size", 2000, "most members of a group, the owner included")
 	fs.DurationVar(&o.grace, "presence-grace", 5*time.Second, "how long a user may be gone before friends see it offline")
-	fs.BoolVar(&o.requireEnc, "require-encryption", false, "refuse connections that do not start with a Noise handshake")
+	fs.BoolVar(&o.requireEnc, "require-encryption", false, "refuse connections that do not start with a Noise handshake (or TLS at a trusted proxy)")
+	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDRs of load balancers that send a PROXY v2 header (HAProxy send-proxy-v2); empty: none")
 	fs.DurationVar(&o.keyOverlap, "noise-key-overlap", 30*24*time.Hour, "how long a rotated-out Noise key is still accepted from clients that pinned it")
 	fs.IntVar(&o.rekeyFrames, "noise-rekey-frames", 1<<20, "frames sealed under one key before the server rekeys (also after 1 GiB)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "on SIGTERM: the longest the drain may take before parleyd exits anyway")
@@ -323,6 +327,10 @@ func serve(o options, log *slog.Logger) error {
 	}
 	limits := o.files.limits
 	limits.SpoolDir = o.files.spoolDir()
+	proxies, err := parsePrefixes(o.trustedProxies)
+	if err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
 	keys, created, err := server.LoadNoiseKeys(o.store.dataDir, o.keyOverlap, time.Now())
 	if err != nil {
 		return fmt.Errorf("noise key: %w", err)
@@ -359,6 +367,7 @@ func serve(o options, log *slog.Logger) error {
 		Logger:            log,
 		NoiseKeys:         keys,
 		RequireEncryption: o.requireEnc,
+		TrustedProxies:    proxies,
 		RekeyFrames:       o.rekeyFrames,
 		FilesAddr:         o.files.listen,
 		FilesURL:          o.files.url,
@@ -453,4 +462,25 @@ func noiseKeyCmd(args []string, stdout io.Writer) error {
 		fmt.Fprintln(stdout, "restart parleyd to present the new key")
 	}
 	return nil
+}
+
+// parsePrefixes reads a comma-separated list of addresses and CIDRs.
+func parsePrefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR", f)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
