@@ -48,9 +48,18 @@ type IndexerConfig struct {
 	// that finds it full is dropped and the indexer catches up from Behind.
 	Queue int
 	// Chunk is how many messages one Add covers; 0 means 256.
-	Chunk  int
+	Chunk int
+	// Delay is how long the indexer gathers notes before it indexes them;
+	// 0 means DefaultIndexDelay, negative none. Each pass appends one piece
+	// to each list it touches, and a list read before the store compacts
+	// it costs a step per piece: gathering keeps them few (a message is
+	// searchable about Delay after its commit).
+	Delay  time.Duration
 	Logger *slog.Logger // nil means discard
 }
+
+// DefaultIndexDelay is IndexerConfig.Delay when zero.
+const DefaultIndexDelay = 100 * time.Millisecond
 
 // Indexer keeps a store's text index up to date, off the send path: the
 // store's writer notes each committed batch (Note, which never blocks) and
@@ -60,6 +69,7 @@ type IndexerConfig struct {
 type Indexer struct {
 	lists    Lists
 	chunk    int
+	delay    time.Duration
 	log      *slog.Logger
 	notes    chan Pending
 	overflow atomic.Bool
@@ -98,8 +108,14 @@ func NewIndexer(cfg IndexerConfig) *Indexer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	switch {
+	case cfg.Delay == 0:
+		cfg.Delay = DefaultIndexDelay
+	case cfg.Delay < 0:
+		cfg.Delay = 0
+	}
 	x := &Indexer{
-		lists: cfg.Lists, chunk: cfg.Chunk, log: cfg.Logger,
+		lists: cfg.Lists, chunk: cfg.Chunk, log: cfg.Logger, delay: cfg.Delay,
 		notes:   make(chan Pending, cfg.Queue),
 		flushes: make(chan chan struct{}),
 		quit:    make(chan struct{}),
@@ -217,31 +233,38 @@ func (x *Indexer) run() {
 	var flushes []chan struct{}
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
-	failing := false
+	gather := time.NewTimer(time.Hour)
+	gather.Stop()
+	failing, gathering, ready := false, false, false
+	note := func(p Pending) {
+		if p.Conv != "" {
+			want[p.Conv] = max(want[p.Conv], p.Last)
+		}
+	}
 	for {
 		// Take every note waiting.
 	drain:
 		for {
 			select {
 			case p := <-x.notes:
-				if p.Conv != "" {
-					want[p.Conv] = max(want[p.Conv], p.Last)
-				}
+				note(p)
 			default:
 				break drain
 			}
 		}
-		if !failing && x.overflow.Swap(false) {
+		due := ready || len(flushes) > 0 || x.delay == 0
+		if !failing && due && x.overflow.Swap(false) {
 			behind, err := x.lists.Behind(ctx)
 			if err != nil {
 				x.overflow.Store(true)
 				failing = x.failed(ctx, "catch up", err, retry)
 			}
 			for _, p := range behind {
-				want[p.Conv] = max(want[p.Conv], p.Last)
+				note(p)
 			}
 		}
-		if !failing {
+		if !failing && due {
+			ready = false
 			for conv, last := range want {
 				if err := x.index(ctx, conv, last, progress); err != nil {
 					failing = x.failed(ctx, "index "+conv, err, retry)
@@ -253,7 +276,7 @@ func (x *Indexer) run() {
 		if len(progress) > maxProgress {
 			clear(progress)
 		}
-		if len(want) == 0 && !x.overflow.Load() {
+		if len(want) == 0 && !x.overflow.Load() && len(x.notes) == 0 {
 			for _, f := range flushes {
 				close(f)
 			}
@@ -262,16 +285,20 @@ func (x *Indexer) run() {
 		if ctx.Err() != nil {
 			return
 		}
-		if !failing && (len(want) > 0 || x.overflow.Load() || len(x.notes) > 0) {
-			continue
+		if !failing && len(flushes) > 0 {
+			continue // a Flush waits: no gathering
+		}
+		if !failing && !gathering && (len(want) > 0 || x.overflow.Load()) {
+			gather.Reset(x.delay)
+			gathering = true
 		}
 		select {
 		case p := <-x.notes:
-			if p.Conv != "" {
-				want[p.Conv] = max(want[p.Conv], p.Last)
-			}
+			note(p)
 		case f := <-x.flushes:
 			flushes = append(flushes, f)
+		case <-gather.C:
+			gathering, ready = false, true
 		case <-retry.C:
 			failing = false
 		case <-x.quit:
