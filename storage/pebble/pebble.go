@@ -143,7 +143,7 @@ func Open(cfg Config) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("pebble: open %s: index open groups: %w", cfg.Dir, err)
 	}
-	s.idx = fulltext.NewIndexer(fulltext.IndexerConfig{Lists: indexLists{db}, Logger: cfg.Logger})
+	s.idx = fulltext.NewIndexer(fulltext.IndexerConfig{Lists: &indexLists{db: db, pieces: make(map[string]int)}, Logger: cfg.Logger})
 	s.w.indexer = s.idx
 	go s.w.run()
 	go s.w.complete()

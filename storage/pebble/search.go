@@ -49,7 +49,7 @@ func (s *Store) Search(ctx context.Context, q fulltext.Query) (fulltext.Page, er
 	defer s.exit()
 	v := s.readView()
 	defer v.done()
-	p, err := fulltext.Search(ctx, searchView{v}, q)
+	p, err := fulltext.Search(ctx, searchView{v: v, hides: make(map[string]bool)}, q)
 	if err != nil && !errors.Is(err, fulltext.ErrEmptyQuery) && !errors.Is(err, fulltext.ErrTooBroad) && ctx.Err() == nil {
 		err = s.readErr("search", err)
 	}
@@ -76,7 +76,12 @@ func (s *Store) IndexFlush(ctx context.Context) error {
 }
 
 // searchView is fulltext.Source on a snapshot.
-type searchView struct{ v view }
+type searchView struct {
+	v view
+	// hides records, per conversation, whether the user hid any message
+	// there: most hid none, and their candidates need no lookup each.
+	hides map[string]bool
+}
 
 func (sv searchView) Memberships(ctx context.Context, user int64) ([]fulltext.Membership, error) {
 	var out []fulltext.Membership
@@ -124,13 +129,27 @@ func (sv searchView) Lists(ctx context.Context, conv string, bucket uint64, rang
 
 func (sv searchView) Messages(ctx context.Context, user int64, conv string, seqs []uint64) ([]protocol.Message, error) {
 	out := make([]protocol.Message, 0, len(seqs))
-	for _, seq := range seqs {
-		_, hidden, err := getFrom(sv.v.snap, hiddenKey(user, conv, seq))
+	hides, known := sv.hides[conv]
+	if !known {
+		p := hiddenPrefix(user, conv)
+		err := scanFrom(sv.v.snap, p, func(_, _ []byte) error {
+			hides = true
+			return errStop
+		})
 		if err != nil {
 			return nil, err
 		}
-		if hidden {
-			continue
+		sv.hides[conv] = hides
+	}
+	for _, seq := range seqs {
+		if hides {
+			_, hidden, err := getFrom(sv.v.snap, hiddenKey(user, conv, seq))
+			if err != nil {
+				return nil, err
+			}
+			if hidden {
+				continue
+			}
 		}
 		k := msgKey(conv, seq)
 		v, found, err := getFrom(sv.v.snap, k)
@@ -149,10 +168,26 @@ func (sv searchView) Messages(ctx context.Context, user int64, conv string, seqs
 	return out, nil
 }
 
-// indexLists is fulltext.Lists on the database.
-type indexLists struct{ db *pebble.DB }
+// indexLists is fulltext.Lists on the database. Its methods run under the
+// indexer's lock.
+type indexLists struct {
+	db *pebble.DB
+	// pieces counts the merge operands each list got since it was last
+	// written whole. A read merges every operand the store has not
+	// compacted yet, one step each; at maxPieces Add rewrites the list
+	// whole instead (a read and a write at indexing time, so searches
+	// find few pieces).
+	pieces map[string]int
+}
 
-func (l indexLists) Progress(ctx context.Context, conv string) (uint64, error) {
+// maxPieces is the merge operands a list gets before it is rewritten whole;
+// maxPieceKeys bounds the counters (past it they start again).
+const (
+	maxPieces    = 16
+	maxPieceKeys = 1 << 20
+)
+
+func (l *indexLists) Progress(ctx context.Context, conv string) (uint64, error) {
 	v, found, err := getFrom(l.db, progressKey(conv))
 	if err != nil || !found {
 		return 0, err
@@ -165,7 +200,7 @@ func (l indexLists) Progress(ctx context.Context, conv string) (uint64, error) {
 
 // Behind walks the conversations with one seek each: to a conversation's
 // first message key, then past its last.
-func (l indexLists) Behind(ctx context.Context) (out []fulltext.Pending, err error) {
+func (l *indexLists) Behind(ctx context.Context) (out []fulltext.Pending, err error) {
 	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tMessage}, UpperBound: []byte{tMessage + 1}})
 	if err != nil {
 		return nil, err
@@ -208,7 +243,7 @@ func (l indexLists) Behind(ctx context.Context) (out []fulltext.Pending, err err
 // out0 is the conversation of the last entry of out.
 func out0(out []fulltext.Pending) string { return out[len(out)-1].Conv }
 
-func (l indexLists) Load(ctx context.Context, conv string, after uint64, n int) ([]protocol.Message, error) {
+func (l *indexLists) Load(ctx context.Context, conv string, after uint64, n int) ([]protocol.Message, error) {
 	var out []protocol.Message
 	err := scanRange(l.db, msgKey(conv, after+1), msgEnd(conv), func(k, v []byte) error {
 		m, err := parseMessage(k, v)
@@ -224,11 +259,27 @@ func (l indexLists) Load(ctx context.Context, conv string, after uint64, n int) 
 	return out, err
 }
 
-func (l indexLists) Add(ctx context.Context, conv string, postings map[fulltext.ListKey][]byte, progress uint64) error {
+func (l *indexLists) Add(ctx context.Context, conv string, postings map[fulltext.ListKey][]byte, progress uint64) error {
 	b := l.db.NewBatch()
 	defer b.Close()
+	if len(l.pieces) > maxPieceKeys {
+		clear(l.pieces)
+	}
 	for k, list := range postings {
-		if err := b.Merge(postingKey(conv, k.Bucket, k.Gram), list, nil); err != nil {
+		pk := postingKey(conv, k.Bucket, k.Gram)
+		if n := l.pieces[string(pk)]; n < maxPieces {
+			l.pieces[string(pk)] = n + 1
+			if err := b.Merge(pk, list, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		old, _, err := getFrom(l.db, pk)
+		if err != nil {
+			return err
+		}
+		delete(l.pieces, string(pk))
+		if err := b.Set(pk, append(old, list...), nil); err != nil {
 			return err
 		}
 	}
@@ -244,7 +295,7 @@ func (l indexLists) Add(ctx context.Context, conv string, postings map[fulltext.
 	return b.Commit(pebble.NoSync)
 }
 
-func (l indexLists) Remove(ctx context.Context, conv string, offs map[fulltext.ListKey]map[uint64]bool) error {
+func (l *indexLists) Remove(ctx context.Context, conv string, offs map[fulltext.ListKey]map[uint64]bool) error {
 	b := l.db.NewBatch()
 	defer b.Close()
 	for k, o := range offs {
@@ -256,6 +307,7 @@ func (l indexLists) Remove(ctx context.Context, conv string, offs map[fulltext.L
 		if !found {
 			continue
 		}
+		delete(l.pieces, string(pk))
 		if v = fulltext.RemovePostings(v, o); len(v) == 0 {
 			err = b.Delete(pk, nil)
 		} else {
