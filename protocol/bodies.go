@@ -86,6 +86,16 @@ type Send struct {
 	GroupID     int64  `msgpack:"group_id,omitempty"`
 	ContentType uint16 `msgpack:"content_type,omitempty"`
 	Body        []byte `msgpack:"body"`
+	// Ref is the seq of the message an event (ContentType 0x0100-0x01FF)
+	// acts on, in the same conversation; zero otherwise.
+	Ref uint64 `msgpack:"ref,omitempty"`
+	// ReplyTo is the seq of the message this one replies to (quotes), in
+	// the same conversation.
+	ReplyTo uint64 `msgpack:"reply_to,omitempty"`
+	// Mentions are the users this message mentions (@user); MentionAll
+	// mentions every member of the group (its owner only).
+	Mentions   []int64 `msgpack:"mentions,omitempty"`
+	MentionAll bool    `msgpack:"mention_all,omitempty"`
 }
 
 // SendAck answers Send once the message is durably stored.
@@ -112,6 +122,20 @@ type Message struct {
 	ContentType uint16 `msgpack:"content_type,omitempty"`
 	Body        []byte `msgpack:"body"`
 	ServerTime  int64  `msgpack:"server_time"`
+
+	// Fields of conversation events (events.go), left out when zero, so a
+	// client that does not know them sees the message as before.
+	Ref        uint64  `msgpack:"ref,omitempty"`
+	ReplyTo    uint64  `msgpack:"reply_to,omitempty"`
+	Mentions   []int64 `msgpack:"mentions,omitempty"`
+	MentionAll bool    `msgpack:"mention_all,omitempty"`
+	// State folded in by the server when it reads the message: Recalled
+	// (Body is then empty), Edited (how many times; on an edit event, which
+	// edit it is), EditedAt (Unix ms of the last edit) and Reactions.
+	Recalled  bool       `msgpack:"recalled,omitempty"`
+	Edited    uint32     `msgpack:"edited,omitempty"`
+	EditedAt  int64      `msgpack:"edited_at,omitempty"`
+	Reactions []Reaction `msgpack:"reactions,omitempty"`
 }
 
 // Ack tells the server the user has every message of Conv up to Seq. The

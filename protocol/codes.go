@@ -43,6 +43,14 @@ const (
 	CodeClientMsgIDReused Code = 3005 // the client_msg_id was used for another message (other recipient or body)
 	CodeSearchTooBroad    Code = 3006 // a search read its limit of messages without a result; use a longer query
 	CodeBadAttachment     Code = 3007 // a Send of content_type 1 whose body is not a valid Attachment
+	CodeNoSuchMessage     Code = 3008 // ref or reply_to names no message of the conversation (or an event)
+	CodeNotSender         Code = 3009 // only the message's sender (for a recall in a group, or its owner) may do this
+	CodeRecallExpired     Code = 3010 // the recall window of the message has passed
+	CodeRecalled          Code = 3011 // the message was recalled
+	CodeEditLimit         Code = 3012 // the message was edited as often as it may be
+	CodeReactionLimit     Code = 3013 // the message has as many emoji, or the user as many reactions on it, as allowed
+	CodeNoChange          Code = 3014 // the reaction to add is there already, or the one to remove is not
+	CodeBadMention        Code = 3015 // too many mentions, a mention of a non-member, or @all by another than the owner
 
 	CodeNotFriends       Code = 4000 // a 1:1 message to a user who is not a friend (dm policy "friends")
 	CodeAlreadyFriends   Code = 4001 // a friend request to a friend
@@ -80,6 +88,9 @@ var codeNames = map[Code]string{
 	CodeClientMsgIDReused: "CLIENT_MSG_ID_REUSED", CodeSearchTooBroad: "SEARCH_TOO_BROAD",
 	CodeBadAttachment: "BAD_ATTACHMENT",
 	CodeNotFriends:    "NOT_FRIENDS", CodeAlreadyFriends: "ALREADY_FRIENDS", CodeRequestExists: "REQUEST_EXISTS",
+	CodeNoSuchMessage: "NO_SUCH_MESSAGE", CodeNotSender: "NOT_SENDER", CodeRecallExpired: "RECALL_EXPIRED",
+	CodeRecalled: "RECALLED", CodeEditLimit: "EDIT_LIMIT", CodeReactionLimit: "REACTION_LIMIT",
+	CodeNoChange: "NO_CHANGE", CodeBadMention: "BAD_MENTION",
 	CodeNoSuchRequest: "NO_SUCH_REQUEST", CodeNotAFriend: "NOT_A_FRIEND", CodeSelfFriend: "SELF_FRIEND",
 	CodeNoSuchGroup: "NO_SUCH_GROUP", CodeNotMember: "NOT_MEMBER", CodeNotOwner: "NOT_OWNER",
 	CodeGroupFull: "GROUP_FULL", CodeGroupClosed: "GROUP_CLOSED", CodeAlreadyMember: "ALREADY_MEMBER",

@@ -10,6 +10,7 @@ import "fmt"
 //	0x0040-0x005F  users and friends
 //	0x0060-0x007F  groups
 //	0x0080-0x008F  presence
+//	0x00B0-0x00BF  conversation events: edit history, reactors
 //	0x00C0-0x00CF  search and expiring messages
 //	0x0100-0x01FF  cluster (node to node and redirects)
 type Type uint16
@@ -117,6 +118,10 @@ var frameTypes = map[Type]typeInfo{
 	TypePresence:         {"Presence", func() any { return new(Presence) }, false},
 	TypeSearch:           {"Search", func() any { return new(Search) }, true},
 	TypeSearchResult:     {"SearchResult", func() any { return new(SearchResult) }, false},
+	TypeEditHistory:      {"EditHistory", func() any { return new(EditHistory) }, true},
+	TypeEditHistoryList:  {"EditHistoryResult", func() any { return new(EditHistoryResult) }, false},
+	TypeReactors:         {"Reactors", func() any { return new(Reactors) }, true},
+	TypeReactorList:      {"ReactorList", func() any { return new(ReactorList) }, false},
 }
 
 func (t Type) String() string {
