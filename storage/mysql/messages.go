@@ -84,8 +84,12 @@ func (s *Store) After(ctx context.Context, user int64, conv string, afterSeq uin
 	if err != nil {
 		return nil, 0, 0, false, err
 	}
-	if len(msgs) > limit {
-		msgs = msgs[:limit]
+	more = len(msgs) > limit
+	msgs = msgs[:min(limit, len(msgs))]
+	if err := s.fold(ctx, tx, conv, msgs, protocol.ShownReactors); err != nil {
+		return nil, 0, 0, false, err
+	}
+	if more {
 		return msgs, msgs[limit-1].Seq, lastSeq, true, nil
 	}
 	return msgs, lastSeq, lastSeq, false, nil
@@ -111,8 +115,12 @@ func (s *Store) Before(ctx context.Context, user int64, conv string, beforeSeq u
 	if err != nil {
 		return nil, 0, false, err
 	}
-	if len(msgs) > limit {
-		msgs = msgs[:limit]
+	more = len(msgs) > limit
+	msgs = msgs[:min(limit, len(msgs))]
+	if err := s.fold(ctx, s.db, conv, msgs, protocol.ShownReactors); err != nil {
+		return nil, 0, false, err
+	}
+	if more {
 		return msgs, msgs[limit-1].Seq, true, nil
 	}
 	return msgs, 1, false, nil

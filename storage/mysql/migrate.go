@@ -169,6 +169,16 @@ var migrations = []migration{
 			)` + tableOpts,
 		}
 	}},
+	// storage.Meta of messages with a reply, mentions, or an event's
+	// target or results (recall, edits, reactions).
+	{version: 5, name: "message_meta", stmts: func(int) []string {
+		return []string{`CREATE TABLE IF NOT EXISTS message_meta (
+			conv VARCHAR(48)     NOT NULL,
+			seq  BIGINT UNSIGNED NOT NULL,
+			meta MEDIUMBLOB      NOT NULL,
+			PRIMARY KEY (conv, seq)
+		)` + tableOpts}
+	}},
 }
 
 // maxClientMsgID is the longest client message id the schema holds, in bytes.

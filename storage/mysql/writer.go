@@ -144,6 +144,7 @@ func (s *Store) AppendAsync(ctx context.Context, m *protocol.Message, done func(
 	r := &appendReq{ctx: ctx, m: *m, parsed: parsed, done: done}
 	r.m.Seq = 0
 	r.m.Body = append([]byte{}, m.Body...)
+	r.m.Mentions = slices.Clone(m.Mentions)
 	if err := s.w.enqueue(r); err != nil {
 		done(protocol.Message{}, false, err)
 	}
@@ -281,11 +282,12 @@ func (w *writer) store(reqs []*appendReq) ([]protocol.Message, error) {
 		stored  []protocol.Message
 		inBatch = map[dupKey]int{} // → index in stored
 		times   = map[string]int64{}
+		events  = newBatchEvents(w, ctx, tx)
 	)
 	for _, r := range reqs {
-		r.dup = false
+		r.dup, r.err = false, nil
+		k := dupKey{r.m.From, r.m.ClientMsgID}
 		if r.m.ClientMsgID != "" {
-			k := dupKey{r.m.From, r.m.ClientMsgID}
 			if p, ok := prev[k]; ok {
 				r.stored, r.dup = p, true
 				continue
@@ -294,12 +296,25 @@ func (w *writer) store(reqs []*appendReq) ([]protocol.Message, error) {
 				r.stored, r.dup = stored[i], true
 				continue
 			}
-			inBatch[k] = len(stored)
 		}
 		m := r.m
-		last[m.Conv]++
-		m.Seq = last[m.Conv]
+		m.Seq = last[m.Conv] + 1
+		if protocol.IsEvent(m.ContentType) {
+			domain, err := events.event(&m)
+			if err != nil {
+				return nil, err
+			}
+			if domain != nil {
+				r.err = domain // refused: nothing stored, no seq used
+				continue
+			}
+		}
+		if r.m.ClientMsgID != "" {
+			inBatch[k] = len(stored)
+		}
+		last[m.Conv] = m.Seq
 		times[m.Conv] = m.ServerTime
+		events.stored(&m)
 		r.stored = m
 		stored = append(stored, m)
 	}
@@ -312,6 +327,9 @@ func (w *writer) store(reqs []*appendReq) ([]protocol.Message, error) {
 		if err := insertMessages(ctx, tx, shardTable(n), msgs); err != nil {
 			return nil, err
 		}
+	}
+	if err := events.write(); err != nil {
+		return nil, err
 	}
 	if err := insertIDs(ctx, tx, stored); err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 //	d sender clientMsgID  → conv 0 seq of the message it sent (dedupe)
 //	p user conv           → the user's cursors in conv: ack, cleared (membership)
 //	h user conv 0 seq     → "" : user hid that message
+//	a conv 0 seq          → storage.Meta of the message: reply, mentions, event target, recall, edits, reactions
 //	u id                  → account (userValue)
 //	n FoldName(username)  → id (unique usernames)
 //	l lower(username) 0 id → "" (SearchUsers order)
@@ -36,6 +37,7 @@ const (
 	tDedupe    = 'd'
 	tCursor    = 'p'
 	tHidden    = 'h'
+	tMeta      = 'a'
 	tUser      = 'u'
 	tName      = 'n'
 	tLower     = 'l'

@@ -102,6 +102,10 @@ func (s *Store) AppendAsync(ctx context.Context, m *protocol.Message, done func(
 	}
 	o := &appendOp{m: *m, parsed: parsed, done: done}
 	o.m.Seq = 0
+	// An event reads its target's state, which an earlier op of the batch
+	// may have written.
+	o.reads = protocol.IsEvent(m.ContentType)
+	o.m.Mentions = slices.Clone(m.Mentions)
 	o.m.Body = bytes.Clone(m.Body)
 	if m.ClientMsgID != "" {
 		// Look for an earlier copy here, on the caller's goroutine, so the
@@ -227,10 +231,27 @@ func (o *appendOp) exec(t *txn) error {
 		return err
 	}
 	m.Seq = last + 1
+	var target storage.Meta
+	if protocol.IsEvent(m.ContentType) {
+		var domain error
+		if target, domain, err = t.eventTarget(m); err != nil || domain != nil {
+			o.err = domain
+			return err
+		}
+	}
 	mk := msgKey(m.Conv, m.Seq)
 	t.vbuf = appendMsgValue(t.vbuf[:0], m)
 	if err := t.set(mk, t.vbuf); err != nil {
 		return err
+	}
+	own := storage.OwnMeta(m)
+	if err := t.putMeta(m.Conv, m.Seq, &own); err != nil {
+		return err
+	}
+	if protocol.IsEvent(m.ContentType) {
+		if err := t.writeEvent(m, &target); err != nil {
+			return err
+		}
 	}
 	if m.ClientMsgID != "" {
 		if err := t.set(t.kbuf, mk); err != nil {
@@ -506,7 +527,13 @@ func (s *Store) After(ctx context.Context, user int64, conv string, afterSeq uin
 	}
 	if len(msgs) > limit {
 		msgs = msgs[:limit]
+		if err := v.fold(conv, msgs, protocol.ShownReactors); err != nil {
+			return nil, 0, 0, false, s.readErr("sync", err)
+		}
 		return msgs, msgs[limit-1].Seq, lastSeq, true, nil
+	}
+	if err := v.fold(conv, msgs, protocol.ShownReactors); err != nil {
+		return nil, 0, 0, false, s.readErr("sync", err)
 	}
 	// Everything up to lastSeq was examined.
 	return msgs, lastSeq, lastSeq, false, nil
@@ -548,8 +575,12 @@ func (s *Store) Before(ctx context.Context, user int64, conv string, beforeSeq u
 	if err = errors.Join(err, perr); err != nil {
 		return nil, 0, false, s.readErr("history", err)
 	}
-	if len(msgs) > limit {
-		msgs = msgs[:limit]
+	more = len(msgs) > limit
+	msgs = msgs[:min(limit, len(msgs))]
+	if err := v.fold(conv, msgs, protocol.ShownReactors); err != nil {
+		return nil, 0, false, s.readErr("history", err)
+	}
+	if more {
 		return msgs, msgs[limit-1].Seq, true, nil
 	}
 	return msgs, 1, false, nil

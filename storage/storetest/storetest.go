@@ -61,6 +61,7 @@ func Run(t *testing.T, open Open) {
 	cases = append(cases, asyncCases...)
 	cases = append(cases, socialCases...)
 	cases = append(cases, searchCases...)
+	cases = append(cases, eventCases...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
 	}

@@ -1,0 +1,257 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/storage"
+)
+
+// Conversation events (storage/events.go). A message's storage.Meta is a
+// row of message_meta; the writer applies an event to its target's Meta in
+// the event's batch transaction (the conversation's row is locked, so no
+// other node changes it meanwhile), and a recall empties the bodies of the
+// target and of its edits in the same transaction.
+
+var _ storage.Events = (*Store)(nil)
+
+type convSeq struct {
+	conv string
+	seq  uint64
+}
+
+// batchEvents is the Meta state of one batch: what it read and wrote.
+type batchEvents struct {
+	w     *writer
+	ctx   context.Context
+	tx    *sql.Tx
+	metas map[convSeq]*storage.Meta
+	dirty []convSeq            // metas to write, in first-change order
+	types map[convSeq]uint16   // content types of the batch's own messages
+	blank []convSeq            // bodies to empty
+	inSet map[convSeq]struct{} // dirty as a set
+}
+
+func newBatchEvents(w *writer, ctx context.Context, tx *sql.Tx) *batchEvents {
+	return &batchEvents{w: w, ctx: ctx, tx: tx, metas: map[convSeq]*storage.Meta{},
+		types: map[convSeq]uint16{}, inSet: map[convSeq]struct{}{}}
+}
+
+func (b *batchEvents) touch(k convSeq) {
+	if _, ok := b.inSet[k]; !ok {
+		b.inSet[k] = struct{}{}
+		b.dirty = append(b.dirty, k)
+	}
+}
+
+// meta returns the Meta of k, read once per batch.
+func (b *batchEvents) meta(k convSeq) (*storage.Meta, error) {
+	if mt, ok := b.metas[k]; ok {
+		return mt, nil
+	}
+	var raw []byte
+	err := b.tx.QueryRowContext(b.ctx, `SELECT meta FROM message_meta WHERE conv = ? AND seq = ?`, k.conv, k.seq).Scan(&raw)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("read meta: %w", err)
+	}
+	mt, err := storage.DecodeMeta(raw)
+	if err != nil {
+		return nil, fmt.Errorf("decode meta: %w", err)
+	}
+	b.metas[k] = &mt
+	return &mt, nil
+}
+
+// event checks event m (its Seq set) against its target and applies it:
+// domain is the refusal, with nothing changed.
+func (b *batchEvents) event(m *protocol.Message) (domain, err error) {
+	if m.Ref == 0 || m.Ref >= m.Seq {
+		return storage.ErrNotTarget, nil
+	}
+	k := convSeq{m.Conv, m.Ref}
+	ct, ok := b.types[k]
+	if !ok {
+		err := b.tx.QueryRowContext(b.ctx, `SELECT content_type FROM `+b.w.s.table(m.Conv)+` WHERE conv = ? AND seq = ?`,
+			m.Conv, m.Ref).Scan(&ct)
+		if errors.Is(err, sql.ErrNoRows) {
+			return storage.ErrNotTarget, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read event target: %w", err)
+		}
+	}
+	mt, err := b.meta(k)
+	if err != nil {
+		return nil, err
+	}
+	if domain := mt.Apply(m, ct); domain != nil {
+		return domain, nil
+	}
+	b.touch(k)
+	if m.ContentType == protocol.ContentRecall {
+		b.blank = append(b.blank, k)
+		for _, s := range mt.Edits {
+			b.blank = append(b.blank, convSeq{m.Conv, s})
+		}
+	}
+	return nil, nil
+}
+
+// stored notes a message of the batch: its content type and own Meta.
+func (b *batchEvents) stored(m *protocol.Message) {
+	k := convSeq{m.Conv, m.Seq}
+	b.types[k] = m.ContentType
+	own := storage.OwnMeta(m)
+	b.metas[k] = &own
+	if !own.Empty() {
+		b.touch(k)
+	}
+}
+
+// write writes the changed Metas and empties the recalled bodies; the
+// batch's messages are inserted already.
+func (b *batchEvents) write() error {
+	var args []any
+	for _, k := range b.dirty {
+		v, err := storage.EncodeMeta(b.metas[k])
+		if err != nil {
+			return err
+		}
+		args = append(args, k.conv, k.seq, v)
+	}
+	if len(args) > 0 {
+		if _, err := b.tx.ExecContext(b.ctx, `INSERT INTO message_meta (conv, seq, meta) VALUES `+
+			placeholders(len(args)/3, "(?, ?, ?)")+` ON DUPLICATE KEY UPDATE meta = VALUES(meta)`, args...); err != nil {
+			return fmt.Errorf("write meta: %w", err)
+		}
+	}
+	for _, k := range b.blank {
+		if _, err := b.tx.ExecContext(b.ctx, `UPDATE `+b.w.s.table(k.conv)+` SET body = '' WHERE conv = ? AND seq = ?`, k.conv, k.seq); err != nil {
+			return fmt.Errorf("recall: %w", err)
+		}
+	}
+	return nil
+}
+
+// fold folds the Metas of msgs (all of conv) into them.
+func (s *Store) fold(ctx context.Context, q querier, conv string, msgs []protocol.Message, shown int) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	lo, hi := msgs[0].Seq, msgs[len(msgs)-1].Seq
+	if lo > hi {
+		lo, hi = hi, lo
+	}
+	metas := map[uint64][]byte{}
+	err := s.each(ctx, q, "read meta", func(r *sql.Rows) error {
+		var (
+			seq uint64
+			raw []byte
+		)
+		err := r.Scan(&seq, &raw)
+		metas[seq] = raw
+		return err
+	}, `SELECT seq, meta FROM message_meta WHERE conv = ? AND seq BETWEEN ? AND ?`, conv, lo, hi)
+	if err != nil {
+		return err
+	}
+	for i := range msgs {
+		raw, ok := metas[msgs[i].Seq]
+		if !ok {
+			continue
+		}
+		mt, err := storage.DecodeMeta(raw)
+		if err != nil {
+			return s.fail("decode meta", err)
+		}
+		storage.Fold(&msgs[i], &mt, shown)
+	}
+	return nil
+}
+
+// MessagesAt implements storage.Events.
+func (s *Store) MessagesAt(ctx context.Context, conv string, seqs []uint64) ([]protocol.Message, error) {
+	if s.closed.Load() {
+		return nil, storage.ErrClosed
+	}
+	seqs = slices.Clone(seqs)
+	slices.Sort(seqs)
+	seqs = slices.Compact(seqs)
+	if len(seqs) == 0 {
+		return nil, nil
+	}
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		return nil, s.fail("messages at", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	msgs, err := s.messages(ctx, tx, "messages at", len(seqs), `SELECT `+messageCols+` FROM `+s.table(conv)+`
+		WHERE conv = ? AND seq IN (`+placeholders(len(seqs), "?")+`) ORDER BY seq`, append([]any{conv}, anys(seqs)...)...)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.foldAll(ctx, tx, conv, msgs); err != nil {
+		return nil, err
+	}
+	return msgs, nil
+}
+
+// foldAll folds each message's Meta with every reactor listed.
+func (s *Store) foldAll(ctx context.Context, q querier, conv string, msgs []protocol.Message) error {
+	for i := range msgs {
+		if err := s.fold(ctx, q, conv, msgs[i:i+1], -1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// EditHistory implements storage.Events.
+func (s *Store) EditHistory(ctx context.Context, conv string, seq uint64) ([]protocol.EditVersion, error) {
+	if s.closed.Load() {
+		return nil, storage.ErrClosed
+	}
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		return nil, s.fail("edit history", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var raw []byte
+	err = tx.QueryRowContext(ctx, `SELECT meta FROM message_meta WHERE conv = ? AND seq = ?`, conv, seq).Scan(&raw)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, s.fail("edit history", err)
+	}
+	mt, err := storage.DecodeMeta(raw)
+	if err != nil {
+		return nil, s.fail("edit history", err)
+	}
+	if mt.Recalled {
+		return nil, storage.ErrRecalled
+	}
+	seqs := append([]uint64{seq}, mt.Edits...)
+	var out []protocol.EditVersion
+	err = s.each(ctx, tx, "edit history", func(r *sql.Rows) error {
+		var v protocol.EditVersion
+		err := r.Scan(&v.Seq, &v.Body, &v.ServerTime)
+		if v.Body == nil {
+			v.Body = []byte{}
+		}
+		out = append(out, v)
+		return err
+	}, `SELECT seq, body, server_time FROM `+s.table(conv)+` WHERE conv = ? AND seq IN (`+
+		placeholders(len(seqs), "?")+`) ORDER BY seq`, append([]any{conv}, anys(seqs)...)...)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 || out[0].Seq != seq {
+		return nil, storage.ErrNotFound
+	}
+	if len(out) != len(seqs) {
+		return nil, s.fail("edit history", errors.New("an edit event is missing"))
+	}
+	return out, nil
+}
