@@ -106,6 +106,10 @@ type Config struct {
 	MaxFrame int
 	// MaxMessage limits a message body. Default 16 KiB.
 	MaxMessage int
+	// RecallWindow is how long after sending a user may recall a message
+	// for everyone; a group's owner may recall any of the group's messages
+	// at any time. Default 2 minutes.
+	RecallWindow time.Duration
 	// Heartbeat is the ping interval told to clients; a connection silent
 	// for three intervals is closed. Default 30s.
 	Heartbeat time.Duration
@@ -274,6 +278,9 @@ func (c *Config) fill() {
 	}
 	if c.MaxFrame <= 0 {
 		c.MaxFrame = protocol.DefaultMaxFrame
+	}
+	if c.RecallWindow <= 0 {
+		c.RecallWindow = 2 * time.Minute
 	}
 	if c.MaxMessage <= 0 {
 		c.MaxMessage = 16 << 10

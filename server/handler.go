@@ -28,6 +28,10 @@ var handlers = table(
 	route(protocol.TypeDeleteHistory, loggedIn, protocol.TypeOK, (*Server).handleDeleteHistory),
 	route(protocol.TypeConversations, loggedIn, protocol.TypeConversationList, (*Server).handleConversations),
 
+	// Conversation events (events.go); recall, edit and reactions are Sends.
+	route(protocol.TypeEditHistory, loggedIn, protocol.TypeEditHistoryList, (*Server).handleEditHistory),
+	route(protocol.TypeReactors, loggedIn, protocol.TypeReactorList, (*Server).handleReactors),
+
 	// Users and friends (social.go).
 	route(protocol.TypeUserSearch, loggedIn, protocol.TypeUserList, (*Server).handleUserSearch),
 	route(protocol.TypeProfileGet, loggedIn, protocol.TypeUserInfo, (*Server).handleProfileGet),
@@ -183,6 +187,16 @@ func (s *Server) fail(out []byte, reqID uint32, t protocol.Type, err error) []by
 		e.Code, e.Message = protocol.CodeNotMember, codeText[protocol.CodeNotMember]
 	case errors.Is(err, storage.ErrAlreadyMember):
 		e.Code, e.Message = protocol.CodeAlreadyMember, codeText[protocol.CodeAlreadyMember]
+	case errors.Is(err, storage.ErrNotTarget):
+		e.Code, e.Message = protocol.CodeNoSuchMessage, "no such message in the conversation"
+	case errors.Is(err, storage.ErrRecalled):
+		e.Code, e.Message = protocol.CodeRecalled, "the message was recalled"
+	case errors.Is(err, storage.ErrEditLimit):
+		e.Code, e.Message = protocol.CodeEditLimit, "the message was edited as often as it may be"
+	case errors.Is(err, storage.ErrReactionLimit):
+		e.Code, e.Message = protocol.CodeReactionLimit, "too many reactions on the message (20 emoji, 3 per user)"
+	case errors.Is(err, storage.ErrNoChange):
+		e.Code, e.Message = protocol.CodeNoChange, "the reaction is already there, or is not there"
 	case errors.Is(err, storage.ErrClosed):
 		e.Code, e.Message = protocol.CodeShutdown, "server shutting down"
 	case errors.Is(err, context.DeadlineExceeded):

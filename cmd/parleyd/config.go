@@ -246,6 +246,9 @@ func (o *options) validate() error {
 	if o.sendWindow < 1 || o.sendWindow > 1<<16 {
 		bad("--send-window %d: want 1-%d", o.sendWindow, 1<<16)
 	}
+	if o.recall <= 0 {
+		bad("--recall-window %v: want a positive duration", o.recall)
+	}
 	if o.maxMessage < 1 || o.maxMessage > 63<<10 {
 		bad("--max-message %d: want 1-%d bytes (a frame is at most 64 KiB)", o.maxMessage, 63<<10)
 	}

@@ -117,6 +117,7 @@ type options struct {
 	workers    int
 	rateLimit  float64
 	maxMessage int
+	recall     time.Duration
 	bcryptCost int
 	nodeID     int64
 	dmPolicy   string
@@ -168,6 +169,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&o.sendWindow, "send-window", 256, "Sends per connection stored but not yet answered (told to clients as LoginOK.send_window); more are answered BUSY")
 	fs.Float64Var(&o.authRate, "auth-rate", 1, "registrations and password logins per second per address (negative: off, and the server-wide limit too)")
 	fs.IntVar(&o.maxMessage, "max-message", 16<<10, "largest message body in bytes")
+	fs.DurationVar(&o.recall, "recall-window", 2*time.Minute, "how long after sending a user may recall a message (a group's owner: always)")
 	fs.IntVar(&o.bcryptCost, "bcrypt-cost", 10, "password hashing cost (4-31)")
 	fs.Int64Var(&o.nodeID, "node-id", 1, "snowflake node id, 0-1023")
 	fs.StringVar(&o.redisAddr, "redis-addr", "", "Redis host:port for the presence directory of a cluster (empty: in memory)")
@@ -359,6 +361,7 @@ func serve(o options, log *slog.Logger) error {
 		HashQueue:         o.hashQueue,
 		MaxPendingSends:   o.sendWindow,
 		MaxMessage:        o.maxMessage,
+		RecallWindow:      o.recall,
 		BcryptCost:        o.bcryptCost,
 		NodeID:            o.nodeID,
 		DMPolicy:          server.DMPolicy(o.dmPolicy),
