@@ -109,12 +109,17 @@ func Eventually(t testing.TB, limit time.Duration, what string, cond func() bool
 }
 
 // Traffic is a steady stream of sends: each sender sends one message every
-// Every, 1:1 to a peer or to a group, until Stop.
+// Every, 1:1 to a peer or to a group, until Stop. With Events set, every
+// Events-th send of a sender is instead an edit or (the next time) a recall
+// of its last message, and Check also checks that each recipient, folding
+// the events it received into the messages they name, holds what the
+// sender did.
 type Traffic struct {
-	t     testing.TB
-	Every time.Duration
-	wg    sync.WaitGroup
-	stop  chan struct{}
+	t      testing.TB
+	Every  time.Duration
+	Events int // set before the first sender starts; 0: messages only
+	wg     sync.WaitGroup
+	stop   chan struct{}
 
 	mu     sync.Mutex
 	acked  map[string][]uint64 // conv → acked seqs
@@ -122,11 +127,21 @@ type Traffic struct {
 	from   map[string][]*Member // the senders of each group conv, who get no pushes of their own
 	failed int
 	last   time.Time // of the last ack
+	// want is, per conv and target seq, what the acked events made of it.
+	want map[string]map[uint64]*wantState
+}
+
+// wantState is a message's state after the events its sender sent.
+type wantState struct {
+	recalled bool
+	body     string
+	unknown  bool // an event on it failed: it may or may not be stored
 }
 
 // NewTraffic returns traffic that has not started.
 func NewTraffic(t testing.TB, every time.Duration) *Traffic {
-	return &Traffic{t: t, Every: every, stop: make(chan struct{}), acked: map[string][]uint64{}, to: map[string][]*Member{}, from: map[string][]*Member{}}
+	return &Traffic{t: t, Every: every, stop: make(chan struct{}), acked: map[string][]uint64{}, to: map[string][]*Member{},
+		from: map[string][]*Member{}, want: map[string]map[uint64]*wantState{}}
 }
 
 // Direct starts from sending to to.
@@ -135,7 +150,7 @@ func (tr *Traffic) Direct(from, to *Member) {
 	tr.mu.Lock()
 	tr.to[conv] = []*Member{to}
 	tr.mu.Unlock()
-	tr.run(from, func(ctx context.Context, body []byte) (protocol.SendAck, error) {
+	tr.run(from, conv, func(ctx context.Context, body []byte) (protocol.SendAck, error) {
 		return from.Send(ctx, to.ID, 0, body)
 	})
 }
@@ -151,17 +166,21 @@ func (tr *Traffic) Group(from *Member, group int64, to []*Member) {
 		}
 	}
 	tr.mu.Unlock()
-	tr.run(from, func(ctx context.Context, body []byte) (protocol.SendAck, error) {
+	tr.run(from, conv, func(ctx context.Context, body []byte) (protocol.SendAck, error) {
 		return from.SendGroup(ctx, group, 0, body)
 	})
 }
 
-func (tr *Traffic) run(from *Member, send func(context.Context, []byte) (protocol.SendAck, error)) {
+func (tr *Traffic) run(from *Member, conv string, send func(context.Context, []byte) (protocol.SendAck, error)) {
 	tr.wg.Add(1)
 	go func() {
 		defer tr.wg.Done()
 		tick := time.NewTicker(tr.Every)
 		defer tick.Stop()
+		var (
+			target uint64 // the sender's last acked message, not recalled
+			events int
+		)
 		for i := 0; ; i++ {
 			select {
 			case <-tr.stop:
@@ -169,7 +188,31 @@ func (tr *Traffic) run(from *Member, send func(context.Context, []byte) (protoco
 			case <-tick.C:
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			ack, err := send(ctx, fmt.Appendf(nil, "%s #%d", from.Name, i))
+			body := fmt.Appendf(nil, "%s #%d", from.Name, i)
+			var (
+				ack    protocol.SendAck
+				err    error
+				recall bool
+				on     = target
+			)
+			switch {
+			case tr.Events > 0 && i%tr.Events == tr.Events-1 && target != 0:
+				recall = events%2 == 1
+				events++
+				if recall {
+					ack, err = from.Recall(ctx, conv, target)
+					target = 0
+				} else {
+					body = fmt.Appendf(body, " edits #%d", target)
+					ack, err = from.Edit(ctx, conv, target, body)
+				}
+			default:
+				ack, err = send(ctx, body)
+				on = 0
+				if err == nil {
+					target = ack.Seq
+				}
+			}
 			cancel()
 			tr.mu.Lock()
 			if err == nil {
@@ -177,6 +220,22 @@ func (tr *Traffic) run(from *Member, send func(context.Context, []byte) (protoco
 				tr.last = time.Now()
 			} else {
 				tr.failed++
+			}
+			if on != 0 {
+				if tr.want[conv] == nil {
+					tr.want[conv] = map[uint64]*wantState{}
+				}
+				w := tr.want[conv][on]
+				if w == nil {
+					w = &wantState{}
+					tr.want[conv][on] = w
+				}
+				w.unknown = w.unknown || err != nil
+				if recall {
+					w.recalled = true
+				} else {
+					w.body = string(body)
+				}
 			}
 			tr.mu.Unlock()
 		}
@@ -248,7 +307,46 @@ func (tr *Traffic) Check(limit time.Duration) time.Duration {
 					t.Fatalf("%s has a gap in %s at #%d", m.Name, conv, s)
 				}
 			}
+			tr.checkEvents(m, conv, got)
 		}
 	}
 	return slowest
+}
+
+// checkEvents folds the events m received in conv (got, in seq order) into
+// the messages they name, which m must have received before them, and
+// compares the result with what the senders' acked events made of them.
+func (tr *Traffic) checkEvents(m *Member, conv string, got []protocol.Message) {
+	t := tr.t
+	t.Helper()
+	held := map[uint64]*protocol.Message{}
+	for i := range got {
+		msg := &got[i]
+		if !protocol.IsEvent(msg.ContentType) {
+			held[msg.Seq] = msg
+			continue
+		}
+		target := held[msg.Ref]
+		if target == nil {
+			if msg.Ref >= got[0].Seq {
+				t.Fatalf("%s got %s event #%d before its message #%d", m.Name, conv, msg.Seq, msg.Ref)
+			}
+			continue
+		}
+		client.ApplyEvent(target, msg)
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for seq, w := range tr.want[conv] {
+		target := held[seq]
+		if w.unknown || target == nil {
+			continue
+		}
+		switch {
+		case w.recalled && (!target.Recalled || len(target.Body) != 0):
+			t.Fatalf("%s: %s #%d not recalled: %q", m.Name, conv, seq, target.Body)
+		case !w.recalled && w.body != "" && string(target.Body) != w.body:
+			t.Fatalf("%s: %s #%d reads %q, edited to %q", m.Name, conv, seq, target.Body, w.body)
+		}
+	}
 }
