@@ -28,15 +28,6 @@ const (
 	maxEmojiBytes = 32 // a reaction's body
 )
 
-// events returns the store's storage.Events, or the refusal when it has none.
-func (s *Server) events() (storage.Events, error) {
-	ev, ok := s.store.(storage.Events)
-	if !ok {
-		return nil, refuse(protocol.CodeBadMessage, "this server's store keeps no conversation events")
-	}
-	return ev, nil
-}
-
 // checkEvent checks the event, reply and mention fields of Send m from
 // user and copies them into msg, whose Conv (a conversation of the user's)
 // is set.
@@ -75,11 +66,7 @@ func (s *Server) checkEvent(ctx context.Context, user int64, m *protocol.Send, m
 // target reads the message at seq of conv that an event or a reply names:
 // NO_SUCH_MESSAGE if there is none or it is itself an event.
 func (s *Server) target(ctx context.Context, conv string, seq uint64) (protocol.Message, error) {
-	ev, err := s.events()
-	if err != nil {
-		return protocol.Message{}, err
-	}
-	ms, err := ev.MessagesAt(ctx, conv, []uint64{seq})
+	ms, err := s.store.MessagesAt(ctx, conv, []uint64{seq})
 	if err != nil {
 		return protocol.Message{}, err
 	}
@@ -215,11 +202,7 @@ func (s *Server) handleEditHistory(c *call, q *protocol.EditHistory) (any, error
 	if err := s.member(c.ctx, c.user, q.Conv); err != nil {
 		return nil, err
 	}
-	ev, err := s.events()
-	if err != nil {
-		return nil, err
-	}
-	vs, err := ev.EditHistory(c.ctx, q.Conv, q.Seq)
+	vs, err := s.store.EditHistory(c.ctx, q.Conv, q.Seq)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, refuse(protocol.CodeNoSuchMessage, "no such message in the conversation")
 	}

@@ -131,6 +131,7 @@ type Store interface {
 	Users
 	Tokens
 	Messages
+	Events
 	Profiles
 	Friends
 	Groups

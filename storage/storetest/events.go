@@ -10,8 +10,8 @@ import (
 	"github.com/parleyim/parley/storage"
 )
 
-// The cases of conversation events (storage.Events and the events Append
-// applies), run for every backend that implements storage.Events.
+// The cases of conversation events: storage.Events and the events Append
+// applies.
 
 var eventCases = []struct {
 	name string
@@ -25,7 +25,7 @@ var eventCases = []struct {
 	{"EventSameBatch", testEventSameBatch},
 }
 
-// eventEnv is an env whose store offers storage.Events.
+// eventEnv is an env with the store's storage.Events.
 type eventEnv struct {
 	*env
 	ev storage.Events
@@ -33,12 +33,7 @@ type eventEnv struct {
 
 func newEventEnv(t *testing.T, open Open, hook storage.CommitHook) *eventEnv {
 	e := newEnv(t, open, hook)
-	ev, ok := e.s.(storage.Events)
-	if !ok {
-		// Only storage/sqlite, which is being removed, lacks them.
-		t.Skipf("%T does not implement storage.Events", e.s)
-	}
-	return &eventEnv{env: e, ev: ev}
+	return &eventEnv{env: e, ev: e.s}
 }
 
 // event builds an event of ct from one user to another on the message at ref.
