@@ -51,6 +51,11 @@ var specs = []spec{
 	{name: "delete", args: "N|all", help: "hide the last N messages (or all) from you only", max: 1, num: true},
 	{name: "search", args: "TEXT", help: "find your messages holding these words (any language)", min: 1, max: -1},
 	{name: "goto", args: "N", help: "open search result N in its conversation", min: 1, max: 1, num: true},
+	{name: "reply", args: "N TEXT", help: "reply to the N-th newest message (1: the newest)", min: 2, max: -1, num: true},
+	{name: "edit", args: "TEXT", help: "replace the text of your newest message here (its history is kept)", min: 1, max: -1},
+	{name: "recall", args: "[N]", help: "recall your newest message for everyone (N: the N-th newest; a group's owner: anyone's)", max: 1, num: true},
+	{name: "react", args: "N EMOJI", help: "react to the N-th newest message", min: 2, max: 2, num: true},
+	{name: "unreact", args: "N EMOJI", help: "take your reaction back", min: 2, max: 2, num: true},
 	{name: "retry", args: "[N]", help: "send again failed message N here (or all of them)", max: 1, num: true},
 	{name: "discard", args: "N", help: "drop failed message N here", min: 1, max: 1, num: true},
 	{name: "send-file", args: "PATH", help: "send a file to the conversation shown", min: 1, max: -1},
@@ -128,6 +133,7 @@ func Help() []string {
 		"  End                       back to the newest message",
 		"  ↑, ↓                      the lines you entered before (↑ first: a failed message, to edit)",
 		"  Alt+Enter                 a new line in the same message",
+		"  @name, Tab                complete a name to mention (@all: a group's owner)",
 		"  Esc                       close this list",
 		"  Ctrl+L                    draw the screen again",
 		"  Ctrl+C                    quit",
@@ -213,6 +219,8 @@ func (m *Model) run(c Command) tea.Cmd {
 		return m.search(strings.Join(c.Args, " "))
 	case "goto":
 		return m.gotoFound(c.Num)
+	case "reply", "edit", "recall", "react", "unreact":
+		return m.runEvent(cur, c)
 	case "retry":
 		return m.retry(c.Num)
 	case "discard":

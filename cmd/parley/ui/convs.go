@@ -205,6 +205,13 @@ func (m *Model) add(c *conv, x protocol.Message) bool {
 		return false
 	}
 	c.msgs = slices.Insert(c.msgs, i, x)
+	if protocol.IsEvent(x.ContentType) {
+		applyEvent(c, &x)
+		if t := indexOf(c, x.Ref); t >= 0 && t == lastShown(c) {
+			c.lastText = string(c.msgs[t].Body)
+		}
+		return true
+	}
 	if i == len(c.msgs)-1 {
 		c.lastText, c.lastFrom = MessageText(x), x.From
 		c.lastTime = max(c.lastTime, x.ServerTime)
@@ -244,13 +251,19 @@ func (m *Model) received(x protocol.Message) tea.Cmd {
 		cmds = append(cmds, m.open(x.Conv))
 	case shown && m.screen == screenChat:
 		cmds = append(cmds, m.markRead(c))
+	case protocol.IsEvent(x.ContentType):
+		// A recall, edit or reaction is folded in and is no news.
 	case x.Seq > c.base && x.Seq > c.read:
 		c.extra[x.Seq] = true
 		where := ""
 		if c.kind == protocol.ConvGroup {
 			where = " in " + m.title(c)
 		}
-		m.say(fmt.Sprintf("new message from %s%s: %s — Tab to read", m.nameOf(x.From), where, clip(MessageText(x), 40)))
+		what := "new message from"
+		if client.Mentioned(&x, m.me) {
+			what = "you were mentioned by"
+		}
+		m.say(fmt.Sprintf("%s %s%s: %s — Tab to read", what, m.nameOf(x.From), where, clip(MessageText(x), 40)))
 		if bell := m.cfg.Bell; bell != nil {
 			cmds = append(cmds, func() tea.Msg { bell(); return nil })
 		}

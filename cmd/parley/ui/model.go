@@ -342,6 +342,9 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 		}
 		return nil
 	case tea.KeyTab, tea.KeyCtrlN:
+		if k.Type == tea.KeyTab && m.complete() {
+			return nil
+		}
 		return m.cycle(1)
 	case tea.KeyShiftTab, tea.KeyCtrlP:
 		return m.cycle(-1)

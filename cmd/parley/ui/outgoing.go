@@ -56,7 +56,10 @@ func (m *Model) send(text string) tea.Cmd {
 }
 
 // queue puts a line for c in the outgoing queue and starts the queue.
-func (m *Model) queue(c *conv, text string) tea.Cmd {
+func (m *Model) queue(c *conv, text string) tea.Cmd { return m.queueReply(c, text, 0) }
+
+// queueReply is queue of a reply to the message at replyTo (0: none).
+func (m *Model) queueReply(c *conv, text string, replyTo uint64) tea.Cmd {
 	if n, limit := len(text), m.maxBody(); n > limit {
 		m.fail(fmt.Sprintf("too long by %d bytes (limit %d): not sent", n-limit, limit))
 		m.input.SetValue(text)
@@ -68,6 +71,8 @@ func (m *Model) queue(c *conv, text string) tea.Cmd {
 	} else {
 		q.To = c.peer
 	}
+	q.ReplyTo = replyTo
+	q.Mentions, q.MentionAll = m.mentions(c, text)
 	if err := m.outbox.Put(q); err != nil {
 		m.fail("the message could not be queued on disk (" + err.Error() + "): it is not sent")
 		m.input.SetValue(text)

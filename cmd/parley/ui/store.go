@@ -20,17 +20,21 @@ import (
 // the server. Its ClientMsgID stays the same however often it is sent, so
 // the server stores it once.
 type Queued struct {
-	Conv        string `json:"conv"`
-	ClientMsgID string `json:"client_msg_id"`
-	To          int64  `json:"to,omitempty"`
-	GroupID     int64  `json:"group_id,omitempty"`
-	Body        string `json:"body"`
-	At          int64  `json:"at"`               // Unix ms, when Enter was pressed
-	Failed      string `json:"failed,omitempty"` // refused, in words; it waits for /retry or /discard
+	Conv        string  `json:"conv"`
+	ClientMsgID string  `json:"client_msg_id"`
+	To          int64   `json:"to,omitempty"`
+	GroupID     int64   `json:"group_id,omitempty"`
+	Body        string  `json:"body"`
+	At          int64   `json:"at"`               // Unix ms, when Enter was pressed
+	Failed      string  `json:"failed,omitempty"` // refused, in words; it waits for /retry or /discard
+	ReplyTo     uint64  `json:"reply_to,omitempty"`
+	Mentions    []int64 `json:"mentions,omitempty"`
+	MentionAll  bool    `json:"mention_all,omitempty"`
 }
 
 func (q Queued) send() protocol.Send {
-	return protocol.Send{ClientMsgID: q.ClientMsgID, To: q.To, GroupID: q.GroupID, Body: []byte(q.Body)}
+	return protocol.Send{ClientMsgID: q.ClientMsgID, To: q.To, GroupID: q.GroupID, Body: []byte(q.Body),
+		ReplyTo: q.ReplyTo, Mentions: q.Mentions, MentionAll: q.MentionAll}
 }
 
 // Outbox is an account's queue of outgoing messages in a file (mode

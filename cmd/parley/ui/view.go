@@ -273,6 +273,9 @@ func (m *Model) chatLines(c *conv) []string {
 		for ni < len(c.notes) && c.notes[ni].at < x.ServerTime {
 			noteLine(c.notes[ni])
 		}
+		if protocol.IsEvent(x.ContentType) {
+			continue // folded into the message it names
+		}
 		t := time.UnixMilli(x.ServerTime)
 		dayLine(t)
 		if !divided && x.Seq > c.divider && x.From != m.me {
@@ -282,7 +285,14 @@ func (m *Model) chatLines(c *conv) []string {
 		if c.found != 0 && x.Seq == c.found {
 			out = append(out, " "+m.st.bad.Render(foundText))
 		}
-		out = append(out, m.message(w, t, x.From, MessageText(x), "")...)
+		body, quote, reactions := m.decorate(c, &x)
+		if quote != "" {
+			out = append(out, "       "+m.st.dim.Render(clip(oneLine(Clean(quote)), max(w-8, 10))))
+		}
+		out = append(out, m.message(w, t, x.From, body, "")...)
+		if reactions != "" {
+			out = append(out, "       "+clip(Clean(reactions), max(w-8, 10)))
+		}
 	}
 	for fi < len(failed) {
 		failedLine(failed[fi])
