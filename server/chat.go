@@ -183,10 +183,13 @@ const maxReply = 1 << 20
 // fitReply returns how many of msgs fit in one reply frame (at least one:
 // a message fits in a client frame, so it fits in a reply).
 func fitReply(msgs []protocol.Message) int {
-	const overhead = 160 // keys, ids and framing of one message, generously
+	const overhead = 240 // keys, ids and framing of one message, events' fields too, generously
 	size := 256
 	for i, m := range msgs {
-		size += overhead + len(m.Body) + len(m.Conv) + len(m.ClientMsgID)
+		size += overhead + len(m.Body) + len(m.Conv) + len(m.ClientMsgID) + 9*len(m.Mentions)
+		for _, r := range m.Reactions {
+			size += 32 + len(r.Emoji) + 9*len(r.Users) // emoji, count and users, as the keys and ids take
+		}
 		if size > maxReply && i > 0 {
 			return i
 		}
