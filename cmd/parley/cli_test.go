@@ -275,7 +275,26 @@ func TestGroupCommands(t *testing.T) {
 		t.Fatalf("groups: %+v", groups)
 	}
 	carol.failsJSON(exitRefused, "GROUP_CLOSED", "group", "join", fmt.Sprint(crag.GroupID))
-	carol.ok("group", "join", fmt.Sprint(lobby.GroupID))
+	// The directory: only open groups, joined by name.
+	var open []groupJSON
+	carol.okJSON(&open, "group", "list")
+	if len(open) != 1 || open[0].GroupID != lobby.GroupID {
+		t.Fatalf("group list: %+v", open)
+	}
+	carol.failsJSON(exitRefused, "NO_SUCH_GROUP", "group", "join", "crag") // closed: not in the directory
+	if out := carol.ok("group", "join", "LOBBY"); !strings.Contains(out, fmt.Sprintf("joined #lobby (id %d)", lobby.GroupID)) {
+		t.Fatalf("join by name: %q", out)
+	}
+	bob.failsJSON(exitRefused, "NOT_OWNER", "group", "open", "crag")
+	alice.ok("group", "open", "crag")
+	if out := carol.ok("group", "list", "CR"); !strings.Contains(out, fmt.Sprintf("#%d\tcrag\t2 members", crag.GroupID)) || strings.Contains(out, "lobby") {
+		t.Fatalf("group list CR: %q", out)
+	}
+	alice.ok("group", "close", "crag")
+	carol.okJSON(&open, "group", "list", "cr")
+	if len(open) != 0 {
+		t.Fatalf("closed, still listed: %+v", open)
+	}
 	carol.failsJSON(exitRefused, "NO_SUCH_GROUP", "send", "#crag", "hello?") // not hers: no name to find
 	carol.failsJSON(exitRefused, "NOT_MEMBER", "send", fmt.Sprintf("#%d", crag.GroupID), "hello?")
 	alice.ok("group", "invite", "crag", "carol")

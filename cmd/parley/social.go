@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/parleyim/parley/client"
 	"github.com/parleyim/parley/cmd/parley/ui"
+	"github.com/parleyim/parley/protocol"
 )
 
 // friendDo is add, accept, decline or unfriend.
@@ -100,10 +102,46 @@ func (a *app) groupCreate(ctx context.Context, c *client.Client, args []string) 
 	return a.emit(groupOf(g), fmt.Sprintf("created #%s (id %d, %s, %d members)", oneLine(g.Name), g.GroupID, openness(g.Open), g.Members))
 }
 
-func (a *app) groupJoin(ctx context.Context, c *client.Client, args []string) error {
-	id, err := a.groupID(ctx, c, strings.TrimPrefix(args[0], "#"))
+// groupList lists the first page of open groups.
+func (a *app) groupList(ctx context.Context, c *client.Client, args []string) error {
+	prefix := ""
+	if len(args) > 0 {
+		prefix = args[0]
+	}
+	page, err := c.SearchGroups(ctx, prefix, "", 0, 50)
 	if err != nil {
 		return err
+	}
+	out := make([]groupJSON, 0, len(page.Groups))
+	var text []string
+	for _, g := range page.Groups {
+		out = append(out, groupOf(g))
+		text = append(text, fmt.Sprintf("#%d\t%s\t%d members", g.GroupID, oneLine(g.Name), g.Members))
+	}
+	return a.emit(out, text...)
+}
+
+// groupJoin joins an open group by id (digits, or #digits), or by name
+// among the open groups: names repeat, so several matches ask for an id.
+func (a *app) groupJoin(ctx context.Context, c *client.Client, args []string) error {
+	id, err := strconv.ParseInt(strings.TrimPrefix(args[0], "#"), 10, 64)
+	if err != nil || id < 1 {
+		gs, err := c.OpenGroupsNamed(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		switch len(gs) {
+		case 0:
+			return &exitError{code: exitRefused, msg: fmt.Sprintf("no open group is named %q (parley group list)", args[0]), wire: protocol.CodeNoSuchGroup.String()}
+		case 1:
+			id = gs[0].GroupID
+		default:
+			ids := make([]string, len(gs))
+			for i, g := range gs {
+				ids[i] = fmt.Sprintf("%d (%d members)", g.GroupID, g.Members)
+			}
+			return failf(exitUsage, "%d open groups are named %q: parley group join ID, with one of %s", len(gs), args[0], strings.Join(ids, ", "))
+		}
 	}
 	g, err := c.JoinGroup(ctx, id)
 	if err != nil {
@@ -162,6 +200,20 @@ func (a *app) groupMembers(ctx context.Context, c *client.Client, args []string)
 		text = append(text, line)
 	}
 	return a.emit(out, text...)
+}
+
+// groupOpenDo opens or closes a group the caller owns.
+func groupOpenDo(open bool) func(a *app, ctx context.Context, c *client.Client, args []string) error {
+	return func(a *app, ctx context.Context, c *client.Client, args []string) error {
+		t, err := a.resolve(ctx, c, args[0], true)
+		if err != nil {
+			return err
+		}
+		if err := c.SetGroupOpen(ctx, t.group, open); err != nil {
+			return err
+		}
+		return a.emit(doneJSON{Done: openness(open), GroupID: t.group}, t.title+" is "+openness(open))
+	}
 }
 
 func onOff(online bool) string {
