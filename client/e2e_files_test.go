@@ -21,7 +21,7 @@ import (
 
 // newBlobs returns an empty blob store of kind: a local directory, or a
 // bucket on the S3 server of `make services`.
-func newBlobs(t *testing.T, kind string) blob.Store {
+func newBlobs(t testing.TB, kind string) blob.Store {
 	t.Helper()
 	if kind == "s3" {
 		return s3test.Open(t)

@@ -14,7 +14,7 @@ import (
 // Disk is a Store in a local directory:
 //
 //	<dir>/blobs/<first 2 hex digits>/<64 hex digits>   the content
-//	<dir>/owners/<first 2 hex digits>/<64 hex digits>/<user id>   empty files
+//	<dir>/owners/<first 2 hex digits>/<64 hex digits>-<user id>  empty files
 //	<dir>/tmp/                                          Puts in progress
 //
 // Every path is built from a Sum's hex and a number, never from a name a
@@ -50,9 +50,11 @@ func (d *Disk) blobPath(sum Sum) string {
 	return filepath.Join(d.dir, "blobs", h[:2], h)
 }
 
-func (d *Disk) ownerDir(sum Sum) string {
+// ownerPath is the empty file that says user uploaded sum: a directory
+// entry and an inode, no data block.
+func (d *Disk) ownerPath(sum Sum, user int64) string {
 	h := sum.String()
-	return filepath.Join(d.dir, "owners", h[:2], h)
+	return filepath.Join(d.dir, "owners", h[:2], h+"-"+strconv.FormatInt(user, 10))
 }
 
 // Put implements Store.
@@ -156,13 +158,12 @@ func (d *Disk) Open(_ context.Context, sum Sum) (io.ReadCloser, int64, error) {
 
 // AddOwner implements Store.
 func (d *Disk) AddOwner(_ context.Context, sum Sum, user int64) error {
-	dir := d.ownerDir(sum)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return fmt.Errorf("blob: %w", err)
-	}
-	p := filepath.Join(dir, strconv.FormatInt(user, 10))
+	p := d.ownerPath(sum, user)
 	if _, err := os.Stat(p); err == nil {
 		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		return fmt.Errorf("blob: %w", err)
 	}
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o640)
 	if err != nil {
@@ -171,12 +172,12 @@ func (d *Disk) AddOwner(_ context.Context, sum Sum, user int64) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("blob: %w", err)
 	}
-	return syncDir(dir)
+	return syncDir(filepath.Dir(p))
 }
 
 // IsOwner implements Store.
 func (d *Disk) IsOwner(_ context.Context, sum Sum, user int64) (bool, error) {
-	_, err := os.Stat(filepath.Join(d.ownerDir(sum), strconv.FormatInt(user, 10)))
+	_, err := os.Stat(d.ownerPath(sum, user))
 	switch {
 	case err == nil:
 		return true, nil
