@@ -140,6 +140,8 @@ type options struct {
 	authRate        float64
 	hashWork        int
 	hashQueue       int
+	searches        int
+	searchTimeout   time.Duration
 	sendWindow      int
 	requireEnc      bool
 	trustedProxies  string
@@ -166,6 +168,8 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&o.perUser, "max-conns-per-user", 32, "logged-in connections per account (negative: no cap)")
 	fs.IntVar(&o.hashWork, "hash-workers", 0, "password hashes at once (0: half the CPUs)")
 	fs.IntVar(&o.hashQueue, "hash-queue", 32, "password hashes waiting; more are answered BUSY")
+	fs.IntVar(&o.searches, "search-concurrency", 0, "message searches at once, one per user; more are answered BUSY (0: half the CPUs)")
+	fs.DurationVar(&o.searchTimeout, "search-timeout", 2*time.Second, "the longest one message search may run")
 	fs.IntVar(&o.sendWindow, "send-window", 256, "Sends per connection stored but not yet answered (told to clients as LoginOK.send_window); more are answered BUSY")
 	fs.Float64Var(&o.authRate, "auth-rate", 1, "registrations and password logins per second per address (negative: off, and the server-wide limit too)")
 	fs.IntVar(&o.maxMessage, "max-message", 16<<10, "largest message body in bytes")
@@ -359,6 +363,8 @@ func serve(o options, log *slog.Logger) error {
 		AuthRate:          min(o.authRate, 0), // negative: both limits off
 		HashWorkers:       o.hashWork,
 		HashQueue:         o.hashQueue,
+		SearchConcurrency: o.searches,
+		SearchTimeout:     o.searchTimeout,
 		MaxPendingSends:   o.sendWindow,
 		MaxMessage:        o.maxMessage,
 		RecallWindow:      o.recall,
