@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/protocol/secure"
 )
 
 // Password is the password of every user a scenario registers.
@@ -76,10 +77,15 @@ type frame struct {
 	body []byte
 }
 
-func newConn(ctx context.Context, addr string, onFrame func(protocol.Header, []byte)) (*conn, error) {
+func newConn(ctx context.Context, addr string, encrypt bool, onFrame func(protocol.Header, []byte)) (*conn, error) {
 	nc, err := dial(ctx, addr)
 	if err != nil {
 		return nil, err
+	}
+	if encrypt {
+		if nc, err = handshake(ctx, nc); err != nil {
+			return nil, err
+		}
 	}
 	c := &conn{node: addr, c: nc, w: bufio.NewWriterSize(nc, 8<<10), waiting: map[uint32]chan frame{}, onFrame: onFrame, done: make(chan struct{})}
 	go c.read()
@@ -248,9 +254,9 @@ func (c *conn) login(ctx context.Context, name string) (int64, error) {
 
 // connectUser connects to addr and logs in as name, following up to three
 // redirects of a cluster; it returns the connection to the user's node.
-func connectUser(ctx context.Context, addr, name string, onFrame func(protocol.Header, []byte)) (*conn, int64, error) {
+func connectUser(ctx context.Context, addr, name string, encrypt bool, onFrame func(protocol.Header, []byte)) (*conn, int64, error) {
 	for hop := 0; ; hop++ {
-		c, err := newConn(ctx, addr, onFrame)
+		c, err := newConn(ctx, addr, encrypt, onFrame)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -271,15 +277,16 @@ func connectUser(ctx context.Context, addr, name string, onFrame func(protocol.H
 
 // connSet is the connections a scenario opened, closed together at its end.
 type connSet struct {
-	mu    sync.Mutex
-	conns []*conn
+	encrypt bool // set before the first connect
+	mu      sync.Mutex
+	conns   []*conn
 }
 
 func newConnSet() *connSet { return &connSet{} }
 
 // connect is connectUser, keeping the connection in the set.
 func (s *connSet) connect(ctx context.Context, addr, name string, onFrame func(protocol.Header, []byte)) (*conn, int64, error) {
-	c, id, err := connectUser(ctx, addr, name, onFrame)
+	c, id, err := connectUser(ctx, addr, name, s.encrypt, onFrame)
 	if err == nil {
 		s.mu.Lock()
 		s.conns = append(s.conns, c)
@@ -379,4 +386,20 @@ func forEach(n, parallel int, f func(i int) error) error {
 		return nil
 	}
 	return fmt.Errorf("%d of %d failed, the first: %w", len(errs), n, errs[0])
+}
+
+// handshake runs the client's Noise handshake (XX) on nc.
+func handshake(ctx context.Context, nc net.Conn) (*secure.Conn, error) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(10 * time.Second)
+	}
+	_ = nc.SetDeadline(deadline)
+	sc, err := secure.Client(nc, secure.ClientConfig{MaxFrame: maxFrame})
+	if err != nil {
+		_ = nc.Close()
+		return nil, fmt.Errorf("bench: handshake: %w", err)
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return sc, nil
 }

@@ -100,7 +100,7 @@ func OpenConns(ctx context.Context, o ConnsOptions) (*Held, error) {
 	c := &Held{o: o, login: NewLatency(), failures: map[string]int{}}
 	c.m = newMeter(o.Options, "conns", "logins, then pings/s")
 	var err error
-	if c.h, err = newHolder(o.Loops, c.m.lat.Record, nil); err != nil {
+	if c.h, err = newHolder(o.Loops, o.Encrypt, c.m.lat.Record, nil); err != nil {
 		c.m.finish(nil)
 		return nil, err
 	}

@@ -45,7 +45,7 @@ func Group(ctx context.Context, o GroupOptions) (Result, error) {
 		live     atomic.Bool
 		acked    atomic.Int64
 		failures = newCounts()
-		conns    = newConnSet()
+		conns    = &connSet{encrypt: o.Encrypt}
 		senders  = make([]*sender, o.Groups*o.Senders)
 		ids      = make([]int64, o.Groups*o.Members)
 		owners   = make([]*conn, o.Groups)
@@ -88,7 +88,7 @@ func Group(ctx context.Context, o GroupOptions) (Result, error) {
 	}
 	// The senders are connections of their own; the other members, most
 	// of the load, are read by a holder's event loops.
-	recv, err := newHolder(2, nil, func(_ *heldConn, h protocol.Header, body []byte) { onPush(h, body) })
+	recv, err := newHolder(2, o.Encrypt, nil, func(_ *heldConn, h protocol.Header, body []byte) { onPush(h, body) })
 	if err != nil {
 		return Result{}, err
 	}

@@ -9,10 +9,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flynn/noise"
 	"github.com/panjf2000/gnet/v2"
 	"github.com/panjf2000/gnet/v2/pkg/logging"
 
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/protocol/secure"
 )
 
 // A holder keeps many protocol connections on a few gnet event loops
@@ -34,6 +36,7 @@ type holder struct {
 	onFrame func(hc *heldConn, h protocol.Header, body []byte)
 	open    atomic.Int64
 	lost    *counts // connections closed by the server after their login, by reason
+	encrypt bool    // Noise on every connection (handshake before it joins the loop)
 }
 
 var errClosedByServer = errors.New("bench: connection closed by the server")
@@ -56,6 +59,27 @@ type heldConn struct {
 	pingSent atomic.Int64
 	closed   atomic.Bool
 	kick     atomic.Pointer[kickError] // why the server closed it, if it said
+	// Noise, when the holder encrypts: rx on the loop; tx under txMu,
+	// which also orders the writes, so that nonces follow the stream.
+	rx    *noise.CipherState
+	txMu  sync.Mutex
+	tx    *noise.CipherState
+	rxBuf []byte // loop
+}
+
+// write sends one frame, sealed when the connection is encrypted. Every
+// write goes through AsyncWrite in the order sealed.
+func (hc *heldConn) write(gc gnet.Conn, frame []byte) error {
+	if hc.tx == nil {
+		return gc.AsyncWrite(frame, nil)
+	}
+	hc.txMu.Lock()
+	defer hc.txMu.Unlock()
+	sealed, err := secure.Seal(nil, hc.tx, frame)
+	if err != nil {
+		return err
+	}
+	return gc.AsyncWrite(sealed, nil)
 }
 
 // kickError is a connection closed by the server with a Kick.
@@ -70,8 +94,8 @@ type loginReply struct {
 	lost error  // the connection closed first
 }
 
-func newHolder(loops int, onPong func(time.Duration), onFrame func(*heldConn, protocol.Header, []byte)) (*holder, error) {
-	h := &holder{onPong: onPong, onFrame: onFrame, lost: newCounts()}
+func newHolder(loops int, encrypt bool, onPong func(time.Duration), onFrame func(*heldConn, protocol.Header, []byte)) (*holder, error) {
+	h := &holder{onPong: onPong, onFrame: onFrame, lost: newCounts(), encrypt: encrypt}
 	cli, err := gnet.NewClient(h, gnet.WithMulticore(true), gnet.WithNumEventLoop(loops),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay), gnet.WithReadBufferCap(64<<10), gnet.WithLogLevel(logging.ErrorLevel))
 	if err != nil {
@@ -90,14 +114,33 @@ func (h *holder) OnTraffic(gc gnet.Conn) gnet.Action {
 	buf, _ := gc.Peek(-1)
 	off := 0
 	for {
-		hd, body, n, err := protocol.Decode(buf[off:], maxFrame)
+		frame := buf[off:]
+		if hc != nil && hc.rx != nil {
+			opened, n, err := secure.Open(hc.rxBuf[:0], hc.rx, frame, maxFrame)
+			if errors.Is(err, secure.ErrIncomplete) {
+				break
+			}
+			if err != nil {
+				return gnet.Close
+			}
+			hc.rxBuf = opened[:0]
+			off += n
+			if hd, _, _, err := protocol.Decode(opened, maxFrame); err == nil && hd.Type == protocol.TypeRekey {
+				hc.rx.Rekey()
+				continue
+			}
+			frame = opened
+		}
+		hd, body, n, err := protocol.Decode(frame, maxFrame)
 		if errors.Is(err, protocol.ErrIncomplete) {
 			break
 		}
 		if err != nil || hc == nil {
 			return gnet.Close
 		}
-		off += n
+		if hc.rx == nil {
+			off += n
+		}
 		if !h.frame(gc, hc, hd, body) {
 			return gnet.Close
 		}
@@ -117,7 +160,7 @@ func (h *holder) frame(gc gnet.Conn, hc *heldConn, hd protocol.Header, body []by
 		// The server's heartbeat: answer it at once, from the loop.
 		b, err := protocol.AppendFrame(nil, protocol.TypePong, hd.RequestID, &protocol.Pong{ServerTime: time.Now().UnixMilli()})
 		if err == nil {
-			_, _ = gc.Write(b)
+			_ = hc.write(gc, b)
 		}
 	case hd.Type == protocol.TypeKick:
 		var k protocol.Kick
@@ -204,8 +247,21 @@ func (h *holder) tryLogin(ctx context.Context, addr, name string, index int) (*h
 	id := hc.reqID.Add(1)
 	hc.loginID.Store(id)
 	// The first request goes out on the plain socket before it is handed
-	// to the event loop; the answer waits in the socket until then.
+	// to the event loop; the answer waits in the socket until then. The
+	// handshake runs there too: nothing arrives after its last message
+	// until that request is answered.
 	b := protocol.MustFrame(protocol.TypeRegister, id, &protocol.Register{Username: name, Password: Password})
+	if h.encrypt {
+		sc, err := handshake(ctx, nc)
+		if err != nil {
+			return nil, "", err
+		}
+		hc.tx, hc.rx = sc.CipherStates()
+		if b, err = secure.Seal(nil, hc.tx, b); err != nil {
+			_ = nc.Close()
+			return nil, "", err
+		}
+	}
 	if _, err := nc.Write(b); err != nil {
 		_ = nc.Close()
 		return nil, "", err
@@ -236,7 +292,7 @@ func (h *holder) tryLogin(ctx context.Context, addr, name string, index int) (*h
 			id = hc.reqID.Add(1)
 			hc.loginID.Store(id)
 			b := protocol.MustFrame(protocol.TypeLogin, id, &protocol.Login{Username: name, Password: Password})
-			if err := gc.AsyncWrite(b, nil); err != nil {
+			if err := hc.write(gc, b); err != nil {
 				_ = gc.Close()
 				return nil, "", err
 			}
@@ -259,7 +315,7 @@ func (hc *heldConn) ping() (prevAnswered bool, err error) {
 	id := hc.reqID.Add(1)
 	hc.pingID.Store(id) // first: a late Pong of the previous ping no longer matches
 	prev := hc.pingSent.Swap(time.Now().UnixNano())
-	return prev == 0, hc.gc.AsyncWrite(protocol.MustFrame(protocol.TypePing, id, &protocol.Ping{}), nil)
+	return prev == 0, hc.write(hc.gc, protocol.MustFrame(protocol.TypePing, id, &protocol.Ping{}))
 }
 
 // close closes every connection and stops the event loops.

@@ -40,6 +40,9 @@ type Options struct {
 	// OnSample, if set, is called with each second's sample as it is cut
 	// (from the meter's goroutine).
 	OnSample func(Sample)
+	// Encrypt runs every connection's frames through Noise (XX at
+	// connect, as a first-time client does).
+	Encrypt bool
 }
 
 // addr is the node the i-th connection dials first.

@@ -44,7 +44,7 @@ func P2P(ctx context.Context, o P2POptions) (Result, error) {
 		sent, acked    atomic.Int64
 		dups, disorder atomic.Int64
 		failures       = newCounts()
-		conns          = newConnSet()
+		conns          = &connSet{encrypt: o.Encrypt}
 	)
 	defer conns.close()
 	onAck := func(p *pair, h protocol.Header, body []byte) {

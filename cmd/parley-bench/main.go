@@ -136,13 +136,13 @@ func run(args []string) error {
 	}
 	for _, sc := range scenarios {
 		switch sc {
-		case "baseline", "p2p", "group", "conns":
+		case "baseline", "p2p", "group", "conns", "p2p-noise", "group-noise", "conns-noise":
 		case "cluster":
 			if f.nodes == "" {
 				return errors.New("cluster needs --nodes")
 			}
 		default:
-			return fmt.Errorf("unknown scenario %q (baseline, p2p, group, conns, cluster)", sc)
+			return fmt.Errorf("unknown scenario %q (baseline, p2p, group, conns, cluster; p2p, group and conns with -noise: encrypted)", sc)
 		}
 	}
 	if f.prefix == "" {
@@ -186,6 +186,11 @@ func run(args []string) error {
 		}
 		o := opts
 		o.Prefix = f.prefix + sc + "_"
+		if plain, ok := strings.CutSuffix(sc, "-noise"); ok {
+			// The same scenario with Noise on every connection.
+			o.Encrypt, o.Name = true, sc
+			sc = plain
+		}
 		switch sc {
 		case "baseline":
 			if echoRate, err = baseline(ctx, f, o, rep); err != nil {
@@ -211,6 +216,9 @@ func run(args []string) error {
 			res, err := conns(ctx, f, o, limit)
 			if err != nil {
 				return fmt.Errorf("conns: %w", err)
+			}
+			if o.Name != "" {
+				res.Scenario = o.Name // the workers' results carry the plain name
 			}
 			rep.Results = append(rep.Results, res)
 		case "cluster":
@@ -277,8 +285,15 @@ func p2p(ctx context.Context, f flags, o bench.Options, echoRate float64, rep *b
 		return fmt.Errorf("p2p: %w", err)
 	}
 	rep.Results = append(rep.Results, full)
-	if echoRate > 0 {
+	if echoRate > 0 && !o.Encrypt {
 		rep.Ratios["p2p delivered msgs/s ÷ echo round trips/s"] = full.Rate / echoRate
+	}
+	if o.Encrypt {
+		for _, r := range rep.Results {
+			if r.Scenario == "p2p" && r.Rate > 0 {
+				rep.Ratios["p2p-noise delivered msgs/s ÷ p2p (plaintext, same run)"] = full.Rate / r.Rate
+			}
+		}
 	}
 	if f.rate != 0 || f.messages != 0 || full.Rate == 0 {
 		return nil

@@ -47,6 +47,7 @@ func runWorker(args []string) error {
 	rate := fs.Float64("conn-rate", 0, "new connections per second")
 	pingEvery := fs.Duration("ping-every", 10*time.Second, "heartbeat interval")
 	loops := fs.Int("loops", 2, "event loops")
+	encrypt := fs.Bool("encrypt", false, "Noise on every connection")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -70,7 +71,7 @@ func runWorker(args []string) error {
 	}()
 	ctx := context.Background()
 	o := bench.ConnsOptions{
-		Options: bench.Options{Addr: *addr, Prefix: *prefix, OnSample: func(s bench.Sample) { emit(workerLine{Sample: &s}) }},
+		Options: bench.Options{Addr: *addr, Prefix: *prefix, Encrypt: *encrypt, OnSample: func(s bench.Sample) { emit(workerLine{Sample: &s}) }},
 		N:       *n, First: *first, Rate: *rate, Parallel: *parallel, PingEvery: *pingEvery, Loops: *loops,
 	}
 	h, err := bench.OpenConns(ctx, o)
@@ -114,7 +115,7 @@ func startWorker(o bench.ConnsOptions, n, first int) (*worker, error) {
 	cmd := exec.Command(exe, workerCmd, "--addr", o.Addr, "--prefix", o.Prefix,
 		"--conns", strconv.Itoa(n), "--first", strconv.Itoa(first), "--parallel", strconv.Itoa(o.Parallel),
 		"--conn-rate", strconv.FormatFloat(o.Rate, 'f', -1, 64), "--ping-every", o.PingEvery.String(),
-		"--loops", strconv.Itoa(o.Loops))
+		"--loops", strconv.Itoa(o.Loops), "--encrypt="+strconv.FormatBool(o.Encrypt))
 	cmd.Stderr = os.Stderr
 	w := &worker{cmd: cmd, ready: make(chan int, 1), res: make(chan workerLine, 1)}
 	if w.stdin, err = cmd.StdinPipe(); err != nil {

@@ -272,3 +272,8 @@ var _ net.Conn = (*Conn)(nil)
 
 // HandshakeTimeout is a sensible bound on a client's handshake.
 const HandshakeTimeout = 10 * time.Second
+
+// CipherStates hands over the connection's sending and receiving states,
+// for a caller that frames on its own (an event loop). The Conn must not
+// be written or read after it.
+func (c *Conn) CipherStates() (tx, rx *noise.CipherState) { return c.tx, c.rx }
