@@ -81,12 +81,20 @@ func Terms(text string) []string {
 func Folded(text string) string { return strings.Join(Terms(text), " ") }
 
 // Text returns the searchable text of a message: the body of a text message
-// (content type 0), else "".
+// (content type 0), the file name of an attachment (content type 1), else "".
 func Text(m *protocol.Message) string {
-	if m.ContentType != 0 || len(m.Body) == 0 {
+	if len(m.Body) == 0 {
 		return ""
 	}
-	return string(m.Body)
+	switch m.ContentType {
+	case protocol.ContentText:
+		return string(m.Body)
+	case protocol.ContentAttachment:
+		if a, err := protocol.DecodeAttachment(m.Body); err == nil {
+			return a.Name
+		}
+	}
+	return ""
 }
 
 // Grams returns the distinct grams of text, in first-seen order.

@@ -17,6 +17,7 @@ var searchCases = []struct {
 	fn   func(t *testing.T, open Open)
 }{
 	{"SearchText", testSearchText},
+	{"SearchAttachmentName", testSearchAttachmentName},
 	{"SearchPaging", testSearchPaging},
 	{"SearchMembership", testSearchMembership},
 	{"SearchHidden", testSearchHidden},
@@ -74,6 +75,35 @@ func wantBodies(t *testing.T, query string, got []string, want ...string) {
 	t.Helper()
 	if !slices.Equal(got, want) {
 		t.Errorf("search %q: got %q, want %q", query, got, want)
+	}
+}
+
+// An attachment (content type 1) is found by its file name, not by the
+// bytes of its msgpack body.
+func testSearchAttachmentName(t *testing.T, open Open) {
+	e := newEnv(t, open, nil)
+	u := e.users(2)
+	a, b := u[0], u[1]
+	att := protocol.Attachment{Name: "東京 trip-map.png", MIME: "image/png", Size: 10, SHA256: make([]byte, 32)}
+	att.URL = protocol.FilePath(att.SHA256)
+	body, err := protocol.EncodeAttachment(&att)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := e.direct(a, b, "att-1", body)
+	m.ContentType = protocol.ContentAttachment
+	e.add(m)
+	e.text(b, a, "see you at the station")
+	for _, q := range []string{"trip-map", "東京", "PNG"} {
+		p, _ := e.search(fulltext.Query{User: a, Text: q})
+		if len(p.Messages) != 1 || p.Messages[0].ContentType != protocol.ContentAttachment {
+			t.Errorf("search %q: %d messages, want the attachment", q, len(p.Messages))
+		}
+	}
+	for _, q := range []string{"image", "sha256", "mime"} { // keys and values of the body, not its name
+		if p, _ := e.search(fulltext.Query{User: a, Text: q}); len(p.Messages) != 0 {
+			t.Errorf("search %q found %d messages in an attachment's body", q, len(p.Messages))
+		}
 	}
 }
 
