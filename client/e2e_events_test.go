@@ -310,3 +310,46 @@ func TestEventsExactlyOnceCluster(t *testing.T) {
 	}
 	t.Logf("%d acked (%d failed), a third of them edits and recalls, through the death of a node", acked, failed)
 }
+
+// A recalled message leaves search: found before the recall, by neither
+// its first nor its edited text after it.
+func TestRecallLeavesSearch(t *testing.T) {
+	srv := servertest.Start(t, nil)
+	alice := register(t, srv, "alice")
+	bob := register(t, srv, "bob")
+	conv := protocol.DirectConv(alice.id, bob.id)
+	found := func(u *user, q string) int {
+		t.Helper()
+		res, err := u.Search(ctx(t), protocol.Search{Query: q})
+		if err != nil {
+			t.Fatalf("search %q: %v", q, err)
+		}
+		return len(res.Messages)
+	}
+	plain, err := alice.Send(ctx(t), bob.id, 0, []byte("the zebra plan"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited, err := alice.Send(ctx(t), bob.id, 0, []byte("the giraffe plan"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Edit(ctx(t), conv, edited.Seq, []byte("the okapi plan")); err != nil {
+		t.Fatal(err)
+	}
+	clienttest.Eventually(t, 5*time.Second, "both messages searchable", func() bool {
+		return found(bob, "zebra") == 1 && found(bob, "giraffe") == 1
+	})
+	for _, seq := range []uint64{plain.Seq, edited.Seq} {
+		if _, err := alice.Recall(ctx(t), conv, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{"zebra", "giraffe", "okapi", "plan"} {
+		for _, u := range []*user{alice, bob} {
+			if n := found(u, q); n != 0 {
+				t.Fatalf("%s finds %d recalled messages by %q", u.name, n, q)
+			}
+		}
+	}
+}

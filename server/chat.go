@@ -48,8 +48,9 @@ func (s *Server) handleSend(c *call, m *protocol.Send) (any, error) {
 		}
 		msg.Conv, msg.To = protocol.DirectConv(user, m.To), m.To
 	}
+	var orig protocol.Message // a recall's target, for the search index
 	if protocol.IsEvent(m.ContentType) || m.Ref != 0 || m.ReplyTo != 0 || len(m.Mentions) > 0 || m.MentionAll {
-		if err := s.checkEvent(ctx, user, m, &msg); err != nil {
+		if err := s.checkEvent(ctx, user, m, &msg, &orig); err != nil {
 			return nil, err
 		}
 	}
@@ -70,6 +71,9 @@ func (s *Server) handleSend(c *call, m *protocol.Send) (any, error) {
 		}
 		if err == nil {
 			s.m.stored(time.Since(t0), dup)
+			if !dup && orig.Seq != 0 {
+				s.recalled(orig)
+			}
 		}
 		if err != nil || dup {
 			s.delivery.forget(msg.MsgID)

@@ -30,8 +30,9 @@ const (
 
 // checkEvent checks the event, reply and mention fields of Send m from
 // user and copies them into msg, whose Conv (a conversation of the user's)
-// is set.
-func (s *Server) checkEvent(ctx context.Context, user int64, m *protocol.Send, msg *protocol.Message) error {
+// is set. For a recall it sets *orig to the message recalled, as it was
+// first stored.
+func (s *Server) checkEvent(ctx context.Context, user int64, m *protocol.Send, msg *protocol.Message, orig *protocol.Message) error {
 	isEvent := protocol.IsEvent(m.ContentType)
 	switch {
 	case m.Ref != 0 && !isEvent:
@@ -40,7 +41,7 @@ func (s *Server) checkEvent(ctx context.Context, user int64, m *protocol.Send, m
 		return refuse(protocol.CodeBadMessage, "an event has no reply_to or mentions")
 	}
 	if isEvent {
-		if err := s.checkTarget(ctx, user, m, msg); err != nil {
+		if err := s.checkTarget(ctx, user, m, msg, orig); err != nil {
 			return err
 		}
 		msg.Ref = m.Ref
@@ -76,8 +77,66 @@ func (s *Server) target(ctx context.Context, conv string, seq uint64) (protocol.
 	return ms[0], nil
 }
 
+// unindexQueue bounds the recalled messages waiting to leave the search
+// index. Past it one is left in the index: a search checks each candidate
+// against the stored text, which a recall emptied, so it is never found;
+// the index only keeps its postings.
+const unindexQueue = 1024
+
+// recalled hands the original of a recalled message (as it was indexed) to
+// unindexRecalled; it never blocks (it runs on the store's writer).
+func (s *Server) recalled(m protocol.Message) {
+	if len(m.Body) == 0 {
+		return
+	}
+	select {
+	case s.unindex <- m:
+	default:
+	}
+}
+
+// unindexRecalled takes recalled messages out of the search index (the
+// search's removal hook, storage.Searcher.Unindex) until the server stops.
+func (s *Server) unindexRecalled() {
+	sr, ok := s.store.(storage.Searcher)
+	for {
+		select {
+		case <-s.quit:
+			return
+		case m := <-s.unindex:
+			if !ok {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := sr.Unindex(ctx, []protocol.Message{m}); err != nil {
+				s.log.Warn("recall: unindex", "conv", m.Conv, "seq", m.Seq, "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// original returns target t as it was first stored (and indexed): its
+// first version when it was edited.
+func (s *Server) original(ctx context.Context, t protocol.Message) (protocol.Message, error) {
+	if t.Edited == 0 {
+		return t, nil
+	}
+	vs, err := s.store.EditHistory(ctx, t.Conv, t.Seq)
+	if errors.Is(err, storage.ErrRecalled) {
+		t.Body = nil // recalled meanwhile: the store answers the recall
+		return t, nil
+	}
+	if err != nil || len(vs) == 0 {
+		return t, err
+	}
+	t.Body = vs[0].Body
+	return t, nil
+}
+
 // checkTarget checks an event against its target and the user's rights.
-func (s *Server) checkTarget(ctx context.Context, user int64, m *protocol.Send, msg *protocol.Message) error {
+// For a recall it sets *orig to the target as first stored.
+func (s *Server) checkTarget(ctx context.Context, user int64, m *protocol.Send, msg *protocol.Message, orig *protocol.Message) error {
 	switch m.ContentType {
 	case protocol.ContentRecall:
 		if len(m.Body) != 0 {
@@ -104,6 +163,11 @@ func (s *Server) checkTarget(ctx context.Context, user int64, m *protocol.Send, 
 	// The state of the target (recalled, edits, reactions) is the store's
 	// to check, after it has looked for an earlier copy of this Send: a
 	// resent recall is answered as a duplicate, not RECALLED.
+	if m.ContentType == protocol.ContentRecall {
+		if *orig, err = s.original(ctx, t); err != nil {
+			return err
+		}
+	}
 	switch m.ContentType {
 	case protocol.ContentRecall:
 		if msg.GroupID != 0 {

@@ -82,9 +82,10 @@ type Server struct {
 	dummyHash      []byte        // an equal-cost hash for unknown usernames
 	known          *knownAddrs   // addresses accounts logged in from
 	noiseKeys      NoiseKeys
-	shakes         *handshakes   // Noise handshake workers (noise.go)
-	handshakeAdmit *authLimiter  // handshakes per address and over the server
-	quit           chan struct{} // closed when Stop begins
+	shakes         *handshakes           // Noise handshake workers (noise.go)
+	handshakeAdmit *authLimiter          // handshakes per address and over the server
+	quit           chan struct{}         // closed when Stop begins
+	unindex        chan protocol.Message // recalled messages to take out of the search index (events.go)
 
 	ln          net.Listener  // the server's own (accept.go)
 	cli         *gnet.Client  // the event loops that serve the accepted connections
@@ -133,6 +134,7 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 		addrs:       newConnLimiter(cfg.MaxConnsPerAddr),
 		known:       newKnownAddrs(),
 		quit:        make(chan struct{}),
+		unindex:     make(chan protocol.Message, unindexQueue),
 		hashSem:     make(chan struct{}, cfg.HashWorkers),
 		accepted:    make(chan struct{}),
 		bansDone:    make(chan struct{}),
@@ -262,6 +264,7 @@ func (s *Server) Start() error {
 	go s.watchBans(s.bansDone)
 	go s.beat(s.bansDone)
 	go s.acceptLoop(ln, cli)
+	go s.unindexRecalled()
 	return s.startFiles()
 }
 
