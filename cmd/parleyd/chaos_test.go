@@ -131,6 +131,7 @@ func chaosTraffic(t *testing.T, a, b *servertest.Node) *clienttest.Traffic {
 		t.Fatal(err)
 	}
 	tr := clienttest.NewTraffic(t, 50*time.Millisecond)
+	tr.Events = 4 // every 4th send edits or recalls the sender's last message
 	tr.Direct(a1, b1)
 	tr.Direct(b2, a2)
 	tr.Group(a1, g.GroupID, []*clienttest.Member{a1, a2, b1, b2})
