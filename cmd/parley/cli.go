@@ -44,6 +44,7 @@ func commandList() []command {
 		{name: "send", args: "NAME|GROUP TEXT...", help: "send a message", min: 2, max: -1, do: (*app).send},
 		{name: "history", args: "NAME|GROUP [N]", help: "the last N messages (default 20, at most 500), oldest first", min: 1, max: 2, do: (*app).history,
 			check: func(args []string) error { _, err := historyArgs(args); return err }},
+		{name: "search", args: "WORDS...", help: "your messages holding every word, newest first (at most 50)", min: 1, max: -1, do: (*app).search},
 		{name: "conversations", help: "your conversations, with unread counts and the last message", do: (*app).conversations},
 		{name: "friends", help: "your friends, online or not", do: (*app).friends},
 		{name: "requests", help: "friend requests to you and from you", do: (*app).requests},
@@ -257,6 +258,10 @@ type (
 		Text     string `json:"text"`
 		Time     int64  `json:"time"` // Unix ms
 	}
+	foundJSON struct {
+		Conv string `json:"conv"`
+		messageJSON
+	}
 	convJSON struct {
 		Conv    string       `json:"conv"`
 		Title   string       `json:"title"`
@@ -413,6 +418,23 @@ func (a *app) history(ctx context.Context, c *client.Client, args []string) erro
 		out = append(out, j)
 		body := strings.ReplaceAll(ui.Clean(j.Text), "\n", "\n    ") // later lines indented
 		text = append(text, fmt.Sprintf("%s %s: %s", time.UnixMilli(m.ServerTime).Format("2006-01-02 15:04"), j.FromName, body))
+	}
+	return a.emit(out, text...)
+}
+
+func (a *app) search(ctx context.Context, c *client.Client, args []string) error {
+	res, err := c.Search(ctx, protocol.Search{Query: strings.Join(args, " "), Limit: 50})
+	if err != nil {
+		return err
+	}
+	names := newNames(c, target{})
+	out := make([]foundJSON, 0, len(res.Messages))
+	text := make([]string, 0, len(res.Messages))
+	for _, m := range res.Messages {
+		j := foundJSON{Conv: m.Conv, messageJSON: names.message(ctx, m)}
+		out = append(out, j)
+		body := strings.ReplaceAll(ui.Clean(j.Text), "\n", "\n    ")
+		text = append(text, fmt.Sprintf("%s %s #%d %s: %s", time.UnixMilli(m.ServerTime).Format("2006-01-02 15:04"), m.Conv, m.Seq, j.FromName, body))
 	}
 	return a.emit(out, text...)
 }

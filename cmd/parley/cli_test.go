@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/parleyim/parley/server"
 	"github.com/parleyim/parley/server/servertest"
@@ -230,6 +231,17 @@ func TestAccountsAndFriends(t *testing.T) {
 	}
 	if out := alice.ok("history", "bob", "--json", "1"); !strings.HasPrefix(out, "[{") {
 		t.Fatalf("a flag after the command: %q", out)
+	}
+	// Search, newest first; messages are indexed just after their commit.
+	var found []foundJSON
+	for range 100 {
+		if alice.okJSON(&found, "search", "TWO", "lines"); len(found) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(found) != 1 || found[0].Text != "a reply\nover two lines" || found[0].Conv != sent.Conv || found[0].Seq != 2 {
+		t.Fatalf("search: %+v", found)
 	}
 	var convs []convJSON
 	bob.okJSON(&convs, "conversations")
