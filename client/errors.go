@@ -98,7 +98,9 @@ func finalError(err error) bool {
 			return true
 		}
 	}
-	return errors.Is(err, ErrLoggedOut)
+	// A server that no longer holds the pinned key is not retried: that is
+	// what a man in the middle looks like (docs/protocol.md, 1.1).
+	return errors.Is(err, ErrLoggedOut) || errors.Is(err, ErrKeyChanged)
 }
 
 // immediate reports whether a drop for err is followed by a reconnect

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/parleyim/parley/client"
 	"github.com/parleyim/parley/protocol/secure"
@@ -82,5 +83,40 @@ func TestFilePins(t *testing.T) {
 	}
 	if k, _ := p.Pin("b:2"); !bytes.Equal(k, k2.Public) {
 		t.Fatal("b:2 lost")
+	}
+}
+
+// A reconnect to a server that no longer holds the pinned key is refused
+// and closes the client with ErrKeyChanged, instead of retrying forever.
+func TestClientReconnectRefusesChangedKey(t *testing.T) {
+	st := servertest.NewStorage(t)
+	srv := servertest.StartOn(t, st, nil)
+	addr := srv.Addr()
+	c := connect(t, addr, client.Options{Reconnect: true})
+	if _, err := c.Register(context.Background(), "repin", "correct horse"); err != nil {
+		t.Fatal(err)
+	}
+	servertest.Stop(t, srv)
+	other, _ := secure.NewKey(nil)
+	servertest.StartOn(t, st, func(cfg *server.Config) {
+		cfg.Addr = addr
+		cfg.NoiseKeys = &server.NoiseKeys{Static: other}
+	})
+	deadline := time.After(wait)
+	for {
+		select {
+		case ev, ok := <-c.Events():
+			if !ok {
+				t.Fatal("events closed without EventClosed")
+			}
+			if ev.Type == client.EventClosed {
+				if !errors.Is(ev.Err, client.ErrKeyChanged) {
+					t.Fatalf("closed with %v, want ErrKeyChanged", ev.Err)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatalf("still %s after the server's key changed", c.State())
+		}
 	}
 }

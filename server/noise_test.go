@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -282,4 +283,28 @@ func TestNoiseKeyFiles(t *testing.T) {
 	if err != nil || len(later.Retired) != 0 {
 		t.Fatalf("after the overlap: %v, %d retired", err, len(later.Retired))
 	}
+}
+
+func TestNoiseHandshakeAdmission(t *testing.T) {
+	srv := startServer(t, func(c *server.Config) {
+		c.HandshakeRatePerAddr = 0.001 // no refill within the test
+		c.HandshakeBurstPerAddr = 2
+	})
+	for range 2 {
+		r, _, _ := dialSecure(t, srv.Addr(), nil)
+		r.ping()
+	}
+	nc, err := net.DialTimeout("tcp", srv.Addr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+	_, err = secure.Client(nc, secure.ClientConfig{})
+	if !errors.Is(err, secure.ErrHandshake) || !strings.Contains(err.Error(), "HANDSHAKE_FAILED") {
+		t.Fatalf("third handshake from the address: %v, want HANDSHAKE_FAILED", err)
+	}
+	t.Log(err)
+	// Plaintext connections from the address are not handshakes.
+	dial(t, srv.Addr()).ping()
 }
