@@ -188,14 +188,20 @@ type DeleteHistory struct {
 	UpTo uint64   `msgpack:"up_to,omitempty"`
 }
 
-// Conversations asks for the user's conversations, most recent first.
+// Conversations asks for the user's conversations, most recent first. The
+// next page starts after the entry AfterTime, AfterConv (the last_time and
+// conv of the previous page's last entry); AfterConv empty: the first page.
 type Conversations struct {
-	Limit uint32 `msgpack:"limit,omitempty"`
+	Limit     uint32 `msgpack:"limit,omitempty"`
+	AfterTime int64  `msgpack:"after_time,omitempty"`
+	AfterConv string `msgpack:"after_conv,omitempty"`
 }
 
-// ConversationList answers Conversations.
+// ConversationList answers Conversations. HasMore says whether a next page
+// exists.
 type ConversationList struct {
 	Conversations []Conversation `msgpack:"conversations"`
+	HasMore       bool           `msgpack:"has_more,omitempty"`
 }
 
 // Conversation is one entry of ConversationList.
@@ -205,6 +211,11 @@ type Conversation struct {
 	AckSeq  uint64   `msgpack:"ack_seq"`
 	Unread  uint64   `msgpack:"unread"`
 	Last    *Message `msgpack:"last,omitempty"`
+	// LastTime is the server time of the conversation's newest message
+	// (hidden or not): the order of the list and the key of its pages.
+	LastTime int64 `msgpack:"last_time,omitempty"`
+	Muted    bool  `msgpack:"muted,omitempty"`
+	Pinned   bool  `msgpack:"pinned,omitempty"`
 }
 
 // NoiseHello opens an encrypted connection: it must be the connection's

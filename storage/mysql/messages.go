@@ -145,26 +145,48 @@ func lastSeq(ctx context.Context, tx *sql.Tx, conv string) (uint64, error) {
 
 // Ack implements storage.Messages.
 func (s *Store) Ack(ctx context.Context, user int64, conv string, seq uint64) error {
-	if seq == 0 {
-		return nil
-	}
-	return s.tx(ctx, "ack", func(tx *sql.Tx) error {
+	_, _, err := s.AckMoved(ctx, user, conv, seq)
+	return err
+}
+
+// AckMoved implements storage.ConvState, as Ack does.
+func (s *Store) AckMoved(ctx context.Context, user int64, conv string, seq uint64) (prev, cursor uint64, err error) {
+	err = s.tx(ctx, "ack", func(tx *sql.Tx) error {
+		prev, cursor = 0, 0
 		last, err := lastSeq(ctx, tx, conv)
 		if err != nil {
 			return err
 		}
 		seq := min(seq, last)
-		if seq == 0 {
+		var cur sql.Null[uint64]
+		err = tx.QueryRowContext(ctx, `SELECT ack_seq FROM user_convs WHERE user_id = ? AND conv = ? FOR UPDATE`, user, conv).Scan(&cur)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			if !canJoin(user, conv) {
+				return nil // not a member: nothing to move
+			}
+		case err != nil:
+			return err
+		}
+		prev, cursor = cur.V, cur.V
+		if seq <= cursor {
 			return nil
 		}
-		if canJoin(user, conv) {
+		if cur.Valid {
+			_, err = tx.ExecContext(ctx, `UPDATE user_convs SET ack_seq = ? WHERE user_id = ? AND conv = ?`, seq, user, conv)
+		} else {
 			_, err = tx.ExecContext(ctx, `INSERT INTO user_convs (user_id, conv, ack_seq) VALUES (?, ?, ?)
 				ON DUPLICATE KEY UPDATE ack_seq = GREATEST(ack_seq, VALUES(ack_seq))`, user, conv, seq)
-		} else {
-			_, err = tx.ExecContext(ctx, `UPDATE user_convs SET ack_seq = GREATEST(ack_seq, ?) WHERE user_id = ? AND conv = ?`, seq, user, conv)
+		}
+		if err == nil {
+			cursor = seq
 		}
 		return err
 	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return prev, cursor, nil
 }
 
 // Hide implements storage.Messages. Sequences above the conversation's
@@ -218,42 +240,59 @@ const convsChunk = 32
 // last message and then by id; then, for convsChunk conversations per round
 // trip, each one's unread count and last visible message from its shard.
 func (s *Store) Conversations(ctx context.Context, user int64, limit int) ([]protocol.Conversation, error) {
+	page, _, err := s.ConversationsAfter(ctx, user, 0, "", limit)
+	return page, err
+}
+
+// ConversationsAfter implements storage.ConvState: Conversations from a
+// place in the list, one more row read to tell whether more follow.
+func (s *Store) ConversationsAfter(ctx context.Context, user int64, afterTime int64, afterConv string, limit int) ([]protocol.Conversation, bool, error) {
 	if s.closed.Load() {
-		return nil, storage.ErrClosed
+		return nil, false, storage.ErrClosed
 	}
 	if limit < 1 {
-		return nil, nil
+		return nil, false, nil
 	}
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
 	if err != nil {
-		return nil, s.fail("conversations", err)
+		return nil, false, s.fail("conversations", err)
 	}
 	defer func() { _ = tx.Rollback() }()
 	var (
 		page    []protocol.Conversation
 		cleared []uint64
 	)
+	where, args := ``, []any{user}
+	if afterConv != "" {
+		where = ` AND (c.last_time < ? OR c.last_time = ? AND c.conv > ?)`
+		args = append(args, afterTime, afterTime, afterConv)
+	}
+	args = append(args, sqlLimit(limit))
 	err = s.each(ctx, tx, "conversations", func(r *sql.Rows) error {
 		var (
-			c  protocol.Conversation
-			cl uint64
+			c     protocol.Conversation
+			cl    uint64
+			flags uint8
 		)
-		err := r.Scan(&c.Conv, &c.LastSeq, &c.AckSeq, &cl)
+		err := r.Scan(&c.Conv, &c.LastSeq, &c.LastTime, &c.AckSeq, &cl, &flags)
+		c.Muted, c.Pinned = flags&flagMuted != 0, flags&flagPinned != 0
 		page, cleared = append(page, c), append(cleared, cl)
 		return err
-	}, `SELECT uc.conv, c.last_seq, uc.ack_seq, uc.cleared_seq
+	}, `SELECT uc.conv, c.last_seq, c.last_time, uc.ack_seq, uc.cleared_seq, uc.flags
 		FROM user_convs uc JOIN conversations c ON c.conv = uc.conv
-		WHERE uc.user_id = ? AND c.last_seq > 0
-		ORDER BY c.last_time DESC, c.conv LIMIT ?`, user, min(limit, math.MaxInt32))
+		WHERE uc.user_id = ? AND c.last_seq > 0`+where+`
+		ORDER BY c.last_time DESC, c.conv LIMIT ?`, args...)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
+	more := len(page) > limit
+	page = page[:min(limit, len(page))]
 	for lo := 0; lo < len(page); lo += convsChunk {
 		if err := s.convDetails(ctx, tx, user, page[lo:min(lo+convsChunk, len(page))], cleared[lo:]); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
-	return page, nil
+	return page, more, nil
 }
 
 // convDetails fills in the unread count and last message of each of page,

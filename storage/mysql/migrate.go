@@ -179,6 +179,15 @@ var migrations = []migration{
 			PRIMARY KEY (conv, seq)
 		)` + tableOpts}
 	}},
+	{version: 6, name: "conversation flags, user settings", stmts: func(int) []string {
+		return []string{
+			`ALTER TABLE user_convs ADD COLUMN IF NOT EXISTS flags TINYINT UNSIGNED NOT NULL DEFAULT 0`,
+			`CREATE TABLE IF NOT EXISTS user_settings (
+				user_id      BIGINT  NOT NULL PRIMARY KEY,
+				receipts_off BOOLEAN NOT NULL DEFAULT FALSE
+			)` + tableOpts,
+		}
+	}},
 }
 
 // maxClientMsgID is the longest client message id the schema holds, in bytes.

@@ -23,22 +23,38 @@ import (
 // cursor steps back and the client sees those messages as unread again;
 // never a message.
 
-// cursorRow is the value of a p key.
+// cursorRow is the value of a p key: ack and cleared, then a byte of the
+// user's flags of the conversation (flagMuted, flagPinned) when any is set.
 type cursorRow struct {
 	ack, cleared uint64
+	flags        byte
 }
 
+// Bits of cursorRow.flags.
+const (
+	flagMuted  = 1 << 0
+	flagPinned = 1 << 1
+)
+
 func (r cursorRow) value() []byte {
-	v := make([]byte, 0, 16)
+	v := make([]byte, 0, 17)
 	v = binary.BigEndian.AppendUint64(v, r.ack)
-	return binary.BigEndian.AppendUint64(v, r.cleared)
+	v = binary.BigEndian.AppendUint64(v, r.cleared)
+	if r.flags != 0 {
+		v = append(v, r.flags)
+	}
+	return v
 }
 
 func parseCursor(v []byte) (cursorRow, error) {
-	if len(v) != 16 {
+	if len(v) != 16 && len(v) != 17 {
 		return cursorRow{}, errCorrupt
 	}
-	return cursorRow{binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])}, nil
+	r := cursorRow{ack: binary.BigEndian.Uint64(v), cleared: binary.BigEndian.Uint64(v[8:])}
+	if len(v) == 17 {
+		r.flags = v[16]
+	}
+	return r, nil
 }
 
 // cursor reads user's row of conv as the txn sees it.
@@ -100,6 +116,33 @@ func (c *cursors) get(user int64, conv string) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.byUser[user][conv]
+}
+
+// ofConv returns the pending moves in conv of those of users that have one.
+func (c *cursors) ofConv(conv string, users []int64) map[int64]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out map[int64]uint64
+	if len(c.byUser) < len(users) {
+		for u, m := range c.byUser {
+			if seq, ok := m[conv]; ok {
+				if out == nil {
+					out = make(map[int64]uint64)
+				}
+				out[u] = seq
+			}
+		}
+		return out
+	}
+	for _, u := range users {
+		if seq, ok := c.byUser[u][conv]; ok {
+			if out == nil {
+				out = make(map[int64]uint64)
+			}
+			out[u] = seq
+		}
+	}
+	return out
 }
 
 // ofUser returns a copy of user's pending moves (nil if none).

@@ -32,6 +32,7 @@ import (
 //	S conv                → the seq up to which conv is indexed
 //	~g                    → the last group id handed out
 //	~o                    → the open groups have their o keys
+//	U user                → settings (state.go)
 const (
 	tMessage   = 'm'
 	tDedupe    = 'd'

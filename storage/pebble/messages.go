@@ -300,42 +300,45 @@ func (t *txn) findDup(k []byte) (protocol.Message, bool, error) {
 // and written with the writer's next batch (see cursors.go): Ack returns
 // before it is durable.
 func (s *Store) Ack(ctx context.Context, user int64, conv string, seq uint64) error {
+	_, _, err := s.AckMoved(ctx, user, conv, seq)
+	return err
+}
+
+// AckMoved implements storage.ConvState, as Ack does.
+func (s *Store) AckMoved(ctx context.Context, user int64, conv string, seq uint64) (prev, cursor uint64, err error) {
 	if !s.enter() {
-		return storage.ErrClosed
+		return 0, 0, storage.ErrClosed
 	}
 	defer s.exit()
-	if seq == 0 {
-		return nil
-	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return 0, 0, err
 	}
 	last, _, err := lastMessage(s.db, conv)
 	if err != nil {
-		return s.readErr("ack", err)
+		return 0, 0, s.readErr("ack", err)
 	}
 	seq = min(seq, last)
-	if seq == 0 {
-		return nil
-	}
 	v, found, err := getFrom(s.db, cursorKey(user, conv))
 	if err != nil {
-		return s.readErr("ack", err)
+		return 0, 0, s.readErr("ack", err)
 	}
+	var cur uint64
 	if found {
 		row, err := parseCursor(v)
 		if err != nil {
-			return s.readErr("ack", err)
+			return 0, 0, s.readErr("ack", err)
 		}
-		if seq <= row.ack {
-			return nil
-		}
+		cur = row.ack
 	} else if !canJoin(user, conv) {
-		return nil // not a member: nothing to move
+		return 0, 0, nil // not a member: nothing to move
+	}
+	cur = max(cur, s.cursors.get(user, conv))
+	if seq <= cur {
+		return cur, cur, nil
 	}
 	s.cursors.put(user, conv, seq)
 	s.w.wake()
-	return nil
+	return cur, seq, nil
 }
 
 // Hide implements storage.Messages. Sequences above the conversation's last
@@ -591,15 +594,22 @@ func (s *Store) Before(ctx context.Context, user int64, conv string, beforeSeq u
 // reads the user's rows, then each conversation's newest message; unread
 // counts and last messages are computed for the page only.
 func (s *Store) Conversations(ctx context.Context, user int64, limit int) ([]protocol.Conversation, error) {
+	page, _, err := s.ConversationsAfter(ctx, user, 0, "", limit)
+	return page, err
+}
+
+// ConversationsAfter implements storage.ConvState: Conversations from a
+// place in the list.
+func (s *Store) ConversationsAfter(ctx context.Context, user int64, afterTime int64, afterConv string, limit int) ([]protocol.Conversation, bool, error) {
 	if !s.enter() {
-		return nil, storage.ErrClosed
+		return nil, false, storage.ErrClosed
 	}
 	defer s.exit()
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if limit < 1 {
-		return nil, nil
+		return nil, false, nil
 	}
 	// Pending cursors first: one written meanwhile is in the snapshot.
 	pending := s.cursors.ofUser(user)
@@ -624,14 +634,14 @@ func (s *Store) Conversations(ctx context.Context, user int64, limit int) ([]pro
 		return nil
 	})
 	if err != nil {
-		return nil, s.readErr("conversations", err)
+		return nil, false, s.readErr("conversations", err)
 	}
 	live := rows[:0]
 	for _, r := range rows {
 		if r.lastSeq, r.lastTime, err = lastMessage(v.snap, r.conv); err != nil {
-			return nil, s.readErr("conversations", err)
+			return nil, false, s.readErr("conversations", err)
 		}
-		if r.lastSeq > 0 {
+		if r.lastSeq > 0 && (afterConv == "" || r.lastTime < afterTime || r.lastTime == afterTime && r.conv > afterConv) {
 			live = append(live, r)
 		}
 	}
@@ -641,10 +651,12 @@ func (s *Store) Conversations(ctx context.Context, user int64, limit int) ([]pro
 		}
 		return cmp.Compare(a.conv, b.conv)
 	})
+	more := len(live) > limit
 	live = live[:min(limit, len(live))]
 	out := make([]protocol.Conversation, 0, len(live))
 	for _, r := range live {
-		c := protocol.Conversation{Conv: r.conv, LastSeq: r.lastSeq, AckSeq: r.cur.ack}
+		c := protocol.Conversation{Conv: r.conv, LastSeq: r.lastSeq, AckSeq: r.cur.ack, LastTime: r.lastTime,
+			Muted: r.cur.flags&flagMuted != 0, Pinned: r.cur.flags&flagPinned != 0}
 		err := v.walk(user, r.conv, max(r.cur.ack, r.cur.cleared), math.MaxUint64, false, func(_, val []byte) bool {
 			if msgFrom(val) != user {
 				c.Unread++
@@ -652,7 +664,7 @@ func (s *Store) Conversations(ctx context.Context, user int64, limit int) ([]pro
 			return true
 		})
 		if err != nil {
-			return nil, s.readErr("conversations", err)
+			return nil, false, s.readErr("conversations", err)
 		}
 		var perr error
 		err = v.walk(user, r.conv, r.cur.cleared, math.MaxUint64, true, func(k, val []byte) bool {
@@ -661,9 +673,9 @@ func (s *Store) Conversations(ctx context.Context, user int64, limit int) ([]pro
 			return false
 		})
 		if err = errors.Join(err, perr); err != nil {
-			return nil, s.readErr("conversations", err)
+			return nil, false, s.readErr("conversations", err)
 		}
 		out = append(out, c)
 	}
-	return out, nil
+	return out, more, nil
 }

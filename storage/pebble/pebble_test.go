@@ -137,3 +137,9 @@ func BenchmarkSearch(b *testing.B) {
 		return s
 	}, true)
 }
+
+func TestConvStateContract(t *testing.T) {
+	storetest.RunConvState(t, func(t *testing.T, hook storage.CommitHook) storage.Store {
+		return open(t, Config{Dir: t.TempDir(), Hook: hook})
+	})
+}
