@@ -57,6 +57,10 @@ type Options struct {
 	SyncOnLogin bool
 	PushBuffer  int          // capacity of the Messages channel; 0: 1024
 	Logger      *slog.Logger // nil: discard
+	// DeliveryReceipts: tell the sender of each direct message once it
+	// reached Messages (Received, a few per conversation and second), so
+	// its client shows it delivered.
+	DeliveryReceipts bool
 	// Dial opens the TCP connection; nil: a net.Dialer.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// Plaintext turns encryption off: for a server behind a TLS-terminating
@@ -173,7 +177,8 @@ type Client struct {
 	notices  chan Notice
 	evClosed bool
 
-	sq *sendQueue // Sends, in call order; see sendq.go
+	sq   *sendQueue // Sends, in call order; see sendq.go
+	recv *received  // delivery receipts to send; see receipts.go
 
 	static noise.DHKey // the client's Noise key, one for all its connections
 
@@ -198,10 +203,11 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	}
 	c.cn = cn
 	c.state = StateConnected
-	c.wg.Add(3)
+	c.wg.Add(4)
 	go c.deliver()
 	go c.read(cn)
 	go c.sendLoop()
+	go c.receiptLoop()
 	return c, nil
 }
 
@@ -218,6 +224,7 @@ func newClient(addr string, opts Options) *Client {
 		ready:   make(chan struct{}),
 		tr:      newTracker(),
 		sq:      newSendQueue(),
+		recv:    newReceived(),
 		wake:    make(chan struct{}, 1),
 		msgs:    make(chan protocol.Message, opts.PushBuffer),
 		events:  make(chan Event, eventBuffer),
@@ -253,9 +260,10 @@ func Resume(addr, token string, opts Options) (*Client, error) {
 	c.state = StateReconnecting
 	c.ready = make(chan struct{})
 	c.reconnecting = true
-	c.wg.Add(3)
+	c.wg.Add(4)
 	go c.deliver()
 	go c.sendLoop()
+	go c.receiptLoop()
 	go c.reconnect(nil)
 	return c, nil
 }

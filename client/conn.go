@@ -300,7 +300,9 @@ func (cn *conn) handle(h protocol.Header, body []byte) error {
 		}
 		cn.c.onPush(cn, m)
 		return nil
-	case protocol.TypeFriendEvent, protocol.TypeGroupEvent, protocol.TypePresence:
+	case protocol.TypeFriendEvent, protocol.TypeGroupEvent, protocol.TypePresence,
+		protocol.TypeTypingEvent, protocol.TypeReadEvent, protocol.TypeDeliveredEvent,
+		protocol.TypeGroupReadEvent, protocol.TypeConvState:
 		n, err := decodeNotice(h.Type, body)
 		if err != nil {
 			return badBody(h.Type, err)

@@ -502,6 +502,7 @@ func (c *Client) deliver() {
 		for i := range batch {
 			select {
 			case c.msgs <- batch[i]:
+				c.noteReceived(&batch[i])
 			case <-c.closeCh:
 				return
 			}

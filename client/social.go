@@ -7,13 +7,19 @@ import (
 	"github.com/parleyim/parley/protocol"
 )
 
-// Notice is a push about the social graph: exactly one of its fields is
+// Notice is a push that is not a message: exactly one of its fields is
 // set. Notices are not stored by the server: after each login an
-// application refreshes Friends, FriendRequests and Groups.
+// application refreshes Friends, FriendRequests and Groups, and reads
+// conversation state from Conversations and Receipts.
 type Notice struct {
-	Friend   *protocol.FriendEvent // a friend request, its answer, or an unfriending
-	Group    *protocol.GroupEvent  // a change of a group or of its members
-	Presence *protocol.Presence    // a friend came online or went offline
+	Friend    *protocol.FriendEvent    // a friend request, its answer, or an unfriending
+	Group     *protocol.GroupEvent     // a change of a group or of its members
+	Presence  *protocol.Presence       // a friend came online or went offline
+	Typing    *protocol.TypingEvent    // someone types in a conversation (or stopped)
+	Read      *protocol.ReadEvent      // a read cursor moved: the other user's, or this user's on another device
+	Delivered *protocol.DeliveredEvent // direct messages reached a device of the other user
+	GroupRead *protocol.GroupReadEvent // new read counts of this user's group messages
+	State     *protocol.ConvState      // this user changed a conversation's state on another device
 }
 
 // noticeBuffer is the capacity of the Notices channel.
@@ -29,6 +35,21 @@ func decodeNotice(t protocol.Type, body []byte) (Notice, error) {
 	case protocol.TypeGroupEvent:
 		n.Group = &protocol.GroupEvent{}
 		v = n.Group
+	case protocol.TypeTypingEvent:
+		n.Typing = &protocol.TypingEvent{}
+		v = n.Typing
+	case protocol.TypeReadEvent:
+		n.Read = &protocol.ReadEvent{}
+		v = n.Read
+	case protocol.TypeDeliveredEvent:
+		n.Delivered = &protocol.DeliveredEvent{}
+		v = n.Delivered
+	case protocol.TypeGroupReadEvent:
+		n.GroupRead = &protocol.GroupReadEvent{}
+		v = n.GroupRead
+	case protocol.TypeConvState:
+		n.State = &protocol.ConvState{}
+		v = n.State
 	default:
 		n.Presence = &protocol.Presence{}
 		v = n.Presence

@@ -10,6 +10,7 @@ import "fmt"
 //	0x0040-0x005F  users and friends
 //	0x0060-0x007F  groups
 //	0x0080-0x008F  presence
+//	0x0090-0x00AF  receipts, typing and per-user conversation state
 //	0x00B0-0x00BF  conversation events: edit history, reactors
 //	0x00C0-0x00CF  search and expiring messages
 //	0x0100-0x01FF  cluster (node to node and redirects)

@@ -109,6 +109,9 @@ func (s *Server) handleAck(c *call, a *protocol.Ack) (any, error) {
 	if err := s.member(ctx, user, a.Conv); err != nil {
 		return nil, err
 	}
+	if s.state != nil {
+		return s.ackMoved(c, a)
+	}
 	if err := s.store.Ack(ctx, user, a.Conv, a.Seq); err != nil {
 		return nil, err
 	}
@@ -165,19 +168,34 @@ func (s *Server) handleDeleteHistory(c *call, d *protocol.DeleteHistory) (any, e
 	if err := s.store.Hide(ctx, user, d.Conv, d.Seqs, d.UpTo); err != nil {
 		return nil, err
 	}
+	// The user's other connections drop them too.
+	s.route([]int64{user}, protocol.MustFrame(protocol.TypeConvState, 0, &protocol.ConvState{
+		Conv: d.Conv, Kind: protocol.StateHidden, Seqs: d.Seqs, UpTo: d.UpTo,
+	}), c.ss)
 	return &protocol.OK{}, nil
 }
 
 func (s *Server) handleConversations(c *call, q *protocol.Conversations) (any, error) {
 	ctx, user := c.ctx, c.user
-	convs, err := s.store.Conversations(ctx, user, s.limit(q.Limit))
+	var (
+		convs []protocol.Conversation
+		more  bool
+		err   error
+	)
+	if s.state != nil {
+		convs, more, err = s.state.ConversationsAfter(ctx, user, q.AfterTime, q.AfterConv, s.limit(q.Limit))
+	} else if q.AfterConv != "" {
+		err = refuse(protocol.CodeUnavailable, "this server's store pages no conversations")
+	} else {
+		convs, err = s.store.Conversations(ctx, user, s.limit(q.Limit))
+	}
 	if err != nil {
 		return nil, err
 	}
 	if convs == nil {
 		convs = []protocol.Conversation{}
 	}
-	return &protocol.ConversationList{Conversations: convs}, nil
+	return &protocol.ConversationList{Conversations: convs, HasMore: more}, nil
 }
 
 // maxReply bounds the frames the server sends; docs/protocol.md promises

@@ -60,6 +60,12 @@ func TestOfflineSyncAfterReconnect(t *testing.T) {
 	}
 	id := bob.send(protocol.TypeAck, &protocol.Ack{Conv: conv, Seq: 1})
 	bob.expect(protocol.TypeOK, id, nil)
+	// Alice learns that bob read it.
+	var read protocol.ReadEvent
+	alice.expect(protocol.TypeReadEvent, 0, &read)
+	if read != (protocol.ReadEvent{Conv: conv, User: b.UserID, Seq: 1}) {
+		t.Fatalf("read event %+v", read)
+	}
 	_ = bob.c.Close()
 
 	// Sent while bob is away.

@@ -205,6 +205,24 @@ type Config struct {
 	DMPolicy DMPolicy
 	// MaxGroupSize caps a group's members, the owner included. Default 2000.
 	MaxGroupSize int
+	// ReceiptInterval is how long the read receipts of a group are
+	// collected before the senders of the messages read get their new
+	// counts: at most one GroupReadEvent per sender, group and interval
+	// (per node). Default 1s.
+	ReceiptInterval time.Duration
+	// TypingTTL is how long a typing indicator lasts unless renewed; a
+	// connection's repeated Typing for one conversation is fanned out at
+	// most every TypingTTL/3. Default 6s.
+	TypingTTL time.Duration
+	// TypingMaxGroup: typing in a group with more members is not fanned
+	// out. Default 200.
+	TypingMaxGroup int
+	// SignalRate and SignalBurst limit the Typing and Received frames of
+	// one connection per second, beyond RateLimit; past them the frame is
+	// answered RATE_LIMITED. Defaults 5 and 20; a negative rate turns the
+	// limit off.
+	SignalRate  float64
+	SignalBurst int
 	// PresenceGrace is how long a user whose last connection closed may
 	// take to come back before its friends are told it went offline.
 	// Default 5s.
@@ -419,6 +437,21 @@ func (c *Config) fill() {
 	}
 	if c.PresenceGrace <= 0 {
 		c.PresenceGrace = 5 * time.Second
+	}
+	if c.ReceiptInterval <= 0 {
+		c.ReceiptInterval = time.Second
+	}
+	if c.TypingTTL <= 0 {
+		c.TypingTTL = 6 * time.Second
+	}
+	if c.TypingMaxGroup <= 0 {
+		c.TypingMaxGroup = 200
+	}
+	if c.SignalRate == 0 {
+		c.SignalRate = 5
+	}
+	if c.SignalBurst <= 0 {
+		c.SignalBurst = 20
 	}
 	if c.Presence == nil {
 		c.Presence = router.NewMemoryPresence(nil)

@@ -32,6 +32,14 @@ var handlers = table(
 	route(protocol.TypeEditHistory, loggedIn, protocol.TypeEditHistoryList, (*Server).handleEditHistory),
 	route(protocol.TypeReactors, loggedIn, protocol.TypeReactorList, (*Server).handleReactors),
 
+	// Receipts, typing and per-user conversation state (receipts.go).
+	route(protocol.TypeTyping, loggedIn, protocol.TypeOK, (*Server).handleTyping),
+	route(protocol.TypeReceived, loggedIn, protocol.TypeOK, (*Server).handleReceived),
+	route(protocol.TypeReceipts, loggedIn, protocol.TypeReceiptList, (*Server).handleReceipts),
+	route(protocol.TypeReaders, loggedIn, protocol.TypeReaderList, (*Server).handleReaders),
+	route(protocol.TypeConvPrefs, loggedIn, protocol.TypeOK, (*Server).handleConvPrefs),
+	route(protocol.TypeSettings, loggedIn, protocol.TypeSettingsInfo, (*Server).handleSettings),
+
 	// Users and friends (social.go).
 	route(protocol.TypeUserSearch, loggedIn, protocol.TypeUserList, (*Server).handleUserSearch),
 	route(protocol.TypeProfileGet, loggedIn, protocol.TypeUserInfo, (*Server).handleProfileGet),

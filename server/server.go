@@ -73,6 +73,9 @@ type Server struct {
 	users          *userCache
 	friends        *friendCache
 	presence       *presence
+	state          storage.ConvState // nil: the store has none (receipts.go)
+	settings       *settingsCache
+	reads          *groupReads
 	logins         *attemptLimiter
 	auths          *authLimiter  // admission of Register and password Login
 	dirs           *authLimiter  // admission of GroupSearch and GroupJoin
@@ -175,6 +178,9 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 		s.members.changed = s.groupChanged
 	}
 	s.presence = newPresence(s, cfg.PresenceGrace)
+	s.state, _ = store.(storage.ConvState)
+	s.settings = &settingsCache{store: s.state, m: make(map[int64]settingsEntry)}
+	s.reads = newGroupReads(s)
 	s.searches = newSearchGate(cfg.SearchConcurrency)
 	s.pool = newWorkerPool(cfg.Workers, s.drain)
 	s.shakes = newHandshakes(s, cfg.HandshakeWorkers, cfg.HandshakeQueue)
@@ -305,6 +311,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		s.pool.stop()
 		s.shakes.stop()
 		s.presence.stop()
+		s.reads.stop()
 		if e := s.dir.Close(); e != nil && err == nil {
 			err = e
 		}

@@ -3,6 +3,7 @@ package server
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 
@@ -46,6 +47,15 @@ type session struct {
 	bucket tokenBucket // loop
 	mode   uint8       // loop: modeNew, modePlain, modeHandshake, modeSecure (noise.go)
 	nz     *noiseConn  // loop: the Noise state, nil on a plaintext connection
+
+	// Typing and Received of this connection (receipts.go): their rate,
+	// the last conversation typed in and when it was fanned out, the last
+	// delivery told.
+	signals      tokenBucket // worker
+	typingConv   string      // worker
+	typingAt     time.Time   // worker
+	receivedConv string      // worker
+	receivedSeq  uint64      // worker
 
 	state    atomic.Int32
 	user     atomic.Int64 // set once by the worker on login

@@ -89,6 +89,12 @@ func (s shared) Close() error {
 	return nil
 }
 
+// sharedState is shared with the store's ConvState.
+type sharedState struct {
+	shared
+	storage.ConvState
+}
+
 // sharedDir is the presence directory as one node sees it.
 type sharedDir struct{ router.Presence }
 
@@ -130,7 +136,11 @@ func (c *Cluster) StartAt(addr string, mut func(*server.Config)) *Node {
 		c.mu.Lock()
 		c.hooks[cfg.NodeID] = hook
 		c.mu.Unlock()
-		return shared{c.store, c, cfg.NodeID}, nil
+		sh := shared{c.store, c, cfg.NodeID}
+		if st, ok := c.store.(storage.ConvState); ok {
+			return sharedState{sh, st}, nil
+		}
+		return sh, nil
 	})
 	if err != nil {
 		t.Fatal(err)
