@@ -38,7 +38,7 @@ func (a *app) chat() error {
 	if a.cfg.Addr == "" || a.cfg.Addr == a.addr {
 		cfg.Username = a.cfg.Username
 	}
-	opts := a.secure(client.Options{Device: "parley", Reconnect: true, SyncOnLogin: true})
+	opts := a.secure(client.Options{Device: "parley", Reconnect: true, SyncOnLogin: true, DeliveryReceipts: true})
 	var c *client.Client
 	var err error
 	if cfg.Username != "" && a.cfg.Token != "" && a.cfg.UserID != 0 {

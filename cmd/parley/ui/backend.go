@@ -44,6 +44,10 @@ type Chat interface {
 	Ack(ctx context.Context, conv string, seq uint64) error
 	// Search finds the user's messages holding every word, newest first.
 	Search(ctx context.Context, q protocol.Search) (protocol.SearchResult, error)
+	// SetConvPrefs sets the user's muted and pinned flags of conv.
+	SetConvPrefs(ctx context.Context, conv string, muted, pinned bool) error
+	// Typing tells the others of conv that the user types.
+	Typing(ctx context.Context, conv string, stop bool) error
 }
 
 // Social covers users, friends and groups.

@@ -56,6 +56,10 @@ var specs = []spec{
 	{name: "recall", args: "[N]", help: "recall your newest message for everyone (N: the N-th newest; a group's owner: anyone's)", max: 1, num: true},
 	{name: "react", args: "N EMOJI", help: "react to the N-th newest message", min: 2, max: 2, num: true},
 	{name: "unreact", args: "N EMOJI", help: "take your reaction back", min: 2, max: 2, num: true},
+	{name: "mute", help: "mute the conversation shown (do not disturb)"},
+	{name: "unmute", help: "unmute the conversation shown"},
+	{name: "pin", help: "pin the conversation shown on top of the list"},
+	{name: "unpin", help: "unpin the conversation shown"},
 	{name: "retry", args: "[N]", help: "send again failed message N here (or all of them)", max: 1, num: true},
 	{name: "discard", args: "N", help: "drop failed message N here", min: 1, max: 1, num: true},
 	{name: "send-file", args: "PATH", help: "send a file to the conversation shown", min: 1, max: -1},
@@ -232,6 +236,8 @@ func (m *Model) run(c Command) tea.Cmd {
 		return m.sendFile(strings.TrimSpace(c.Args[0] + " " + c.Text))
 	case "save":
 		return m.save(c.Num, ".")
+	case "mute", "unmute", "pin", "unpin":
+		return m.setPrefs(cur, c.Name)
 	case "msg":
 		name := c.Args[0]
 		if id, ok := m.localUser(name); ok {

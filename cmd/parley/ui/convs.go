@@ -48,6 +48,14 @@ type conv struct {
 	seek  bool
 	// notes are group events (joins, leaves...) shown in the timeline.
 	notes []note
+
+	// Receipts and state (receipts.go): the other user's read cursor and
+	// what reached its devices (direct); the read counts of the user's own
+	// messages (group); who types until when; the user's flags.
+	peerRead, delivered uint64
+	readBy              map[uint64]uint32
+	typing              map[int64]int64
+	muted, pinned       bool
 }
 
 // note is a group event shown among the messages, at the time it came.
@@ -92,10 +100,15 @@ func (m *Model) ensure(id string) *conv {
 	return c
 }
 
-// sortConvs puts the most recent first.
+// sortConvs puts the pinned first, then the most recent first.
 func (m *Model) sortConvs() {
 	slices.SortStableFunc(m.convs, func(a, b *conv) int {
 		switch {
+		case a.pinned != b.pinned:
+			if a.pinned {
+				return -1
+			}
+			return 1
 		case a.lastTime > b.lastTime:
 			return -1
 		case a.lastTime < b.lastTime:
@@ -361,6 +374,7 @@ func (m *Model) snapshot(s snapshotMsg) tea.Cmd {
 		c := m.ensure(sc.Conv)
 		c.srvUnread, c.base = int(sc.Unread), sc.LastSeq
 		c.read = max(c.read, sc.AckSeq)
+		c.muted, c.pinned = sc.Muted, sc.Pinned
 		for seq := range c.extra {
 			if seq <= sc.LastSeq {
 				delete(c.extra, seq)

@@ -46,6 +46,8 @@ type fake struct {
 	searched  []string // GroupSearch prefixes
 	left      []int64
 	deleted   []protocol.DeleteHistory
+	prefs     []protocol.ConvPrefs
+	typed     []string // conversations Typing was sent for
 }
 
 var (
@@ -359,3 +361,13 @@ func loggedIn(t *testing.T, f *fake) *Model {
 
 // screenText is the view with the colours taken out.
 func screenText(m *Model) string { return ansi.Strip(m.View()) }
+
+func (f *fake) SetConvPrefs(_ context.Context, conv string, muted, pinned bool) error {
+	f.prefs = append(f.prefs, protocol.ConvPrefs{Conv: conv, Muted: muted, Pinned: pinned})
+	return nil
+}
+
+func (f *fake) Typing(_ context.Context, conv string, stop bool) error {
+	f.typed = append(f.typed, conv)
+	return nil
+}

@@ -63,6 +63,7 @@ type Model struct {
 	st  styles
 
 	screen     screen
+	typingAt   time.Time // when typing was last told (receipts.go)
 	user, pass textinput.Model
 	busy       bool // a login is in flight
 
@@ -384,7 +385,11 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 		}
 		return m.enter()
 	}
-	return edit(&m.input, k)
+	cmd := edit(&m.input, k)
+	if k.Type == tea.KeyRunes && !strings.HasPrefix(m.input.Value(), "/") {
+		return tea.Batch(cmd, m.typed())
+	}
+	return cmd
 }
 
 // edit applies a key to a text field. Letters go in as typed: Bubble Tea
@@ -693,6 +698,8 @@ func (m *Model) noticed(n client.Notice) tea.Cmd {
 			m.drop(protocol.GroupConv(e.GroupID))
 		}
 		return tea.Batch(append(cmds, m.refresh())...)
+	case n.Read != nil, n.Delivered != nil, n.GroupRead != nil, n.Typing != nil, n.State != nil:
+		return m.receipt(n)
 	case n.Presence != nil:
 		p := n.Presence
 		for i := range m.friends {

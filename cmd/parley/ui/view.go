@@ -113,7 +113,7 @@ func (m *Model) sideLines(w, rows int) []string {
 		if c.id == m.current {
 			mark, st, sel = "▸ ", m.st.sel, len(out)
 		}
-		line := mark + st.Render(oneLine(Clean(title)))
+		line := mark + st.Render(oneLine(Clean(title))) + m.st.dim.Render(flags(c))
 		if n := c.unread(); n > 0 {
 			badge := m.st.badge.Render(fmt.Sprintf(" %d ", n))
 			line = fit(line, w-ansi.StringWidth(badge)) + badge
@@ -289,7 +289,7 @@ func (m *Model) chatLines(c *conv) []string {
 		if quote != "" {
 			out = append(out, "       "+m.st.dim.Render(clip(oneLine(Clean(quote)), max(w-8, 10))))
 		}
-		out = append(out, m.message(w, t, x.From, body, "")...)
+		out = append(out, m.message(w, t, x.From, body, m.receiptMark(c, &x))...)
 		if reactions != "" {
 			out = append(out, "       "+clip(Clean(reactions), max(w-8, 10)))
 		}
@@ -299,6 +299,9 @@ func (m *Model) chatLines(c *conv) []string {
 	}
 	for ni < len(c.notes) {
 		noteLine(c.notes[ni])
+	}
+	if s := m.typingLine(c); s != "" {
+		out = append(out, " "+m.st.dim.Render(s))
 	}
 	for _, o := range m.queuedOf(c.id) {
 		note := m.st.dim.Render(" (sending…)")

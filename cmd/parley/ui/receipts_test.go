@@ -1,0 +1,67 @@
+package ui
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleyim/parley/client"
+	"github.com/parleyim/parley/protocol"
+)
+
+// Own messages show ✓, then ✓✓ once delivered, then "✓✓ read"; "bob is
+// typing…" shows until it ends; /mute and /pin mark the list and reach
+// the server; a mute from another device shows too.
+func TestReceiptsOnScreen(t *testing.T) {
+	f := newFake()
+	m := loggedIn(t, f)
+	conv := protocol.DirectConv(1, 2)
+	line := func() string {
+		for _, l := range strings.Split(screenText(m), "\n") {
+			if strings.Contains(l, "alice: hi bob") {
+				return l
+			}
+		}
+		t.Fatalf("no line of alice's message:\n%s", screenText(m))
+		return ""
+	}
+	if l := line(); !strings.Contains(l, "hi bob ✓") || strings.Contains(l, "✓✓") {
+		t.Fatalf("stored only: %q", l)
+	}
+	drive(m, NoticeMsg{N: client.Notice{Delivered: &protocol.DeliveredEvent{Conv: conv, User: 2, Seq: 1}}})
+	if l := line(); !strings.Contains(l, "hi bob ✓✓") || strings.Contains(l, "read") {
+		t.Fatalf("delivered: %q", l)
+	}
+	drive(m, NoticeMsg{N: client.Notice{Read: &protocol.ReadEvent{Conv: conv, User: 2, Seq: 1}}})
+	if l := line(); !strings.Contains(l, "hi bob ✓✓ read") {
+		t.Fatalf("read: %q", l)
+	}
+
+	until := time.Now().Add(300 * time.Millisecond).UnixMilli()
+	cmd := step(m, NoticeMsg{N: client.Notice{Typing: &protocol.TypingEvent{Conv: conv, User: 2, Until: until}}})
+	if v := screenText(m); !strings.Contains(v, "bob is typing…") {
+		t.Fatalf("typing not shown:\n%s", v)
+	}
+	run(m, cmd) // waits for the indicator to end
+	if v := screenText(m); strings.Contains(v, "typing") {
+		t.Fatalf("typing shown after it ended:\n%s", v)
+	}
+
+	enter(m, "/mute")
+	enter(m, "/pin")
+	if len(f.prefs) != 2 || f.prefs[1] != (protocol.ConvPrefs{Conv: conv, Muted: true, Pinned: true}) {
+		t.Fatalf("prefs sent %+v", f.prefs)
+	}
+	if v := screenText(m); !strings.Contains(v, "bob [pinned] [muted]") {
+		t.Fatalf("marks not shown:\n%s", v)
+	}
+	drive(m, NoticeMsg{N: client.Notice{State: &protocol.ConvState{Conv: conv, Kind: protocol.StatePrefs, Pinned: true}}})
+	if v := screenText(m); !strings.Contains(v, "bob [pinned]") || strings.Contains(v, "[muted]") {
+		t.Fatalf("unmuted on another device:\n%s", v)
+	}
+	// Typing in the composer tells the server, not more than every 2 s.
+	typeText(m, "hello")
+	if len(f.typed) != 1 || f.typed[0] != conv {
+		t.Fatalf("typing sent %v, want once for %s", f.typed, conv)
+	}
+}
