@@ -200,6 +200,8 @@ func TestTyping(t *testing.T) {
 	// Not a member.
 	c := register(t, srv, "cal")
 	wantCode(t, c.Typing(ctx(t), conv, false), protocol.CodeBadConv)
+	// Only at whom one may write.
+	wantCode(t, a.Typing(ctx(t), protocol.DirectConv(a.id, 99999), false), protocol.CodeNoSuchUser)
 	// A flood: past the burst, RATE_LIMITED.
 	limited := 0
 	for range 40 {

@@ -78,6 +78,12 @@ func (s *Server) handleTyping(c *call, q *protocol.Typing) (any, error) {
 	if err := s.member(ctx, user, q.Conv); err != nil {
 		return nil, err
 	}
+	// Only to whom the user may write: no typing at strangers.
+	if p, _ := protocol.ParseConv(q.Conv); p.Kind == protocol.ConvDirect {
+		if err := s.recipient(ctx, user, p.Peer(user)); err != nil {
+			return nil, err
+		}
+	}
 	now := time.Now()
 	// A connection that keeps saying it types is fanned out once per
 	// TypingTTL/3; a stop always is.
