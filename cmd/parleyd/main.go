@@ -138,6 +138,7 @@ type options struct {
 	perAddr         int
 	perUser         int
 	authRate        float64
+	dirRate         float64
 	hashWork        int
 	hashQueue       int
 	searches        int
@@ -172,6 +173,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.searchTimeout, "search-timeout", 2*time.Second, "the longest one message search may run")
 	fs.IntVar(&o.sendWindow, "send-window", 256, "Sends per connection stored but not yet answered (told to clients as LoginOK.send_window); more are answered BUSY")
 	fs.Float64Var(&o.authRate, "auth-rate", 1, "registrations and password logins per second per address (negative: off, and the server-wide limit too)")
+	fs.Float64Var(&o.dirRate, "dir-rate", 2, "open-group searches and joins per second per address, a burst of 10 times it (negative: off, and the server-wide limit too)")
 	fs.IntVar(&o.maxMessage, "max-message", 16<<10, "largest message body in bytes")
 	fs.DurationVar(&o.recall, "recall-window", 2*time.Minute, "how long after sending a user may recall a message (a group's owner: always)")
 	fs.IntVar(&o.bcryptCost, "bcrypt-cost", 10, "password hashing cost (4-31)")
@@ -361,6 +363,9 @@ func serve(o options, log *slog.Logger) error {
 		MaxConnsPerUser:   o.perUser,
 		AuthRatePerAddr:   o.authRate,
 		AuthRate:          min(o.authRate, 0), // negative: both limits off
+		DirRatePerAddr:    o.dirRate,
+		DirBurstPerAddr:   int(10 * o.dirRate),
+		DirRate:           min(o.dirRate, 0), // negative: both limits off
 		HashWorkers:       o.hashWork,
 		HashQueue:         o.hashQueue,
 		SearchConcurrency: o.searches,
