@@ -71,7 +71,7 @@ func (c *testCluster) start() string {
 	cmd := exec.Command(c.bin, "--listen", addr, "--cluster", "--cluster-prefix", c.prefix, "--cluster-ttl", "2s",
 		"--redis-addr", envOr("PARLEY_REDIS_ADDR", "127.0.0.1:6379"),
 		"--mq-namesrv", envOr("PARLEY_MQ_NAMESRV", "127.0.0.1:9876"), "--mq-topic", c.topic,
-		"--store", "mysql", "--mysql-dsn", c.dsn, "--mysql-shards", "4",
+		"--store", "mysql", "--mysql-dsn", c.dsn, "--mysql-shards", "4", "--data-dir", t.TempDir(), // its Noise key
 		"--dm-policy", "anyone", "--bcrypt-cost", "4", "--rate-limit", "-1", "--auth-rate", "-1", "--max-conns-per-addr", "-1", "--log-level", "debug")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
