@@ -65,3 +65,35 @@ func TestReceiptsOnScreen(t *testing.T) {
 		t.Fatalf("typing sent %v, want once for %s", f.typed, conv)
 	}
 }
+
+// In a group, alice's messages show how many have read them.
+func TestGroupReadByOnScreen(t *testing.T) {
+	f := newFake()
+	m := loggedIn(t, f)
+	enter(m, "/group new crag bob carol")
+	g := protocol.GroupConv(7)
+	if m.current != g {
+		t.Fatalf("current %s", m.current)
+	}
+	enter(m, "anyone climbing?")
+	line := func() string {
+		for _, l := range strings.Split(screenText(m), "\n") {
+			if strings.Contains(l, "alice: anyone climbing?") {
+				return l
+			}
+		}
+		t.Fatalf("no line of the message:\n%s", screenText(m))
+		return ""
+	}
+	if l := line(); !strings.Contains(l, "✓") || strings.Contains(l, "read by") {
+		t.Fatalf("unread: %q", l)
+	}
+	var seq uint64
+	for _, x := range m.conv(g).msgs {
+		seq = x.Seq
+	}
+	drive(m, NoticeMsg{N: client.Notice{GroupRead: &protocol.GroupReadEvent{Conv: g, Reads: []protocol.ReadCount{{Seq: seq, Count: 2}}}}})
+	if l := line(); !strings.Contains(l, "✓ read by 2") {
+		t.Fatalf("read by 2: %q", l)
+	}
+}
