@@ -46,6 +46,8 @@ type Chat interface {
 	Search(ctx context.Context, q protocol.Search) (protocol.SearchResult, error)
 	// SetConvPrefs sets the user's muted and pinned flags of conv.
 	SetConvPrefs(ctx context.Context, conv string, muted, pinned bool) error
+	// Receipts reads what the other user of a direct conversation read.
+	Receipts(ctx context.Context, conv string, seqs ...uint64) (protocol.ReceiptList, error)
 	// Typing tells the others of conv that the user types.
 	Typing(ctx context.Context, conv string, stop bool) error
 }

@@ -56,6 +56,7 @@ type conv struct {
 	readBy              map[uint64]uint32
 	typing              map[int64]int64
 	muted, pinned       bool
+	asked               bool // Receipts was asked since the last login
 }
 
 // note is a group event shown among the messages, at the time it came.
@@ -149,7 +150,7 @@ func (m *Model) show(c *conv) tea.Cmd {
 		cmds = append(cmds, m.loadHistory(c))
 	}
 	if c.kind == protocol.ConvDirect {
-		cmds = append(cmds, m.learn(c.peer))
+		cmds = append(cmds, m.learn(c.peer), m.askReceipts(c))
 	}
 	return tea.Batch(cmds...)
 }
@@ -375,6 +376,7 @@ func (m *Model) snapshot(s snapshotMsg) tea.Cmd {
 		c.srvUnread, c.base = int(sc.Unread), sc.LastSeq
 		c.read = max(c.read, sc.AckSeq)
 		c.muted, c.pinned = sc.Muted, sc.Pinned
+		c.asked = false // read again what the other side read meanwhile
 		for seq := range c.extra {
 			if seq <= sc.LastSeq {
 				delete(c.extra, seq)

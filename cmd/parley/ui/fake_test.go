@@ -47,7 +47,8 @@ type fake struct {
 	left      []int64
 	deleted   []protocol.DeleteHistory
 	prefs     []protocol.ConvPrefs
-	typed     []string // conversations Typing was sent for
+	typed     []string          // conversations Typing was sent for
+	peerRead  map[string]uint64 // Receipts' answer
 }
 
 var (
@@ -370,4 +371,8 @@ func (f *fake) SetConvPrefs(_ context.Context, conv string, muted, pinned bool) 
 func (f *fake) Typing(_ context.Context, conv string, stop bool) error {
 	f.typed = append(f.typed, conv)
 	return nil
+}
+
+func (f *fake) Receipts(_ context.Context, conv string, _ ...uint64) (protocol.ReceiptList, error) {
+	return protocol.ReceiptList{Conv: conv, PeerRead: f.peerRead[conv]}, nil
 }

@@ -290,6 +290,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		case client.EventClosed:
 			m.closed = true
 		}
+	case receiptsMsg:
+		if c := m.conv(msg.conv); c != nil {
+			c.peerRead = max(c.peerRead, msg.peerRead)
+		}
 	case NoticeMsg:
 		return m, m.noticed(msg.N)
 	case snapshotMsg:

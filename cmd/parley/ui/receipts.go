@@ -202,3 +202,26 @@ func (m *Model) typed() tea.Cmd {
 		return nil
 	})
 }
+
+// receiptsMsg is the other user's read cursor of a direct conversation.
+type receiptsMsg struct {
+	conv     string
+	peerRead uint64
+}
+
+// askReceipts reads, once per login, how far the other user of a direct
+// conversation has read: what a device that was away missed of ReadEvents.
+func (m *Model) askReceipts(c *conv) tea.Cmd {
+	if c.kind != protocol.ConvDirect || c.asked || m.state != stateOnline {
+		return nil
+	}
+	c.asked = true
+	b, id := m.b, c.id
+	return m.call(func(ctx context.Context) tea.Msg {
+		r, err := b.Receipts(ctx, id)
+		if err != nil {
+			return nil // the marks wait for the next ReadEvent
+		}
+		return receiptsMsg{conv: id, peerRead: r.PeerRead}
+	})
+}

@@ -9,6 +9,17 @@ import (
 	"github.com/parleyim/parley/protocol"
 )
 
+// A device that was away reads the other user's cursor when it opens the
+// conversation.
+func TestReceiptsAskedOnOpen(t *testing.T) {
+	f := newFake()
+	f.peerRead = map[string]uint64{protocol.DirectConv(1, 2): 1}
+	m := loggedIn(t, f)
+	if v := screenText(m); !strings.Contains(v, "hi bob ✓✓ read") {
+		t.Fatalf("read mark not shown:\n%s", v)
+	}
+}
+
 // Own messages show ✓, then ✓✓ once delivered, then "✓✓ read"; "bob is
 // typing…" shows until it ends; /mute and /pin mark the list and reach
 // the server; a mute from another device shows too.
