@@ -220,7 +220,7 @@ func (o *options) validate() error {
 	addr("listen", o.listen, false)
 	addr("metrics-listen", o.metrics, true)
 	addr("files-listen", o.files.listen, true)
-	o.files.validate(bad)
+	o.files.validate(o.cluster, bad)
 	addr("advertise", o.advertise, true)
 	addr("redis-addr", o.redisAddr, true)
 	addr("mq-namesrv", o.mqNamesrv, true)

@@ -134,6 +134,9 @@ func TestConfigErrors(t *testing.T) {
 		{args: []string{"--send-window", "0"}, want: `--send-window 0: want 1-65536`},
 		{args: []string{"--store", "mysql"}, want: `--store mysql needs --mysql-dsn`},
 		{args: []string{"--cluster"}, want: `--cluster needs --redis-addr(.|\n)*--cluster needs --mq-namesrv(.|\n)*--cluster needs --store mysql`},
+		{args: []string{"--cluster", "--files-listen", "127.0.0.1:7072"}, want: `--files-listen in a cluster needs --s3-endpoint`},
+		{args: []string{"--s3-endpoint", "s3.example.com"}, want: `--s3-endpoint needs --s3-access-key and --s3-secret-key`},
+		{args: []string{"--files-listen", "nowhere"}, want: `--files-listen "nowhere": want host:port`},
 		{args: []string{"serve"}, want: `unexpected argument "serve"`},
 	} {
 		env := c.env

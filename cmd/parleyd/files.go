@@ -44,12 +44,15 @@ func (fo *fileOptions) register(fs *flag.FlagSet) {
 	fs.BoolVar(&fo.s3.CreateBucket, "s3-create-bucket", false, "create the bucket if it does not exist")
 }
 
-func (fo *fileOptions) validate(bad func(string, ...any)) {
+func (fo *fileOptions) validate(cluster bool, bad func(string, ...any)) {
 	if fo.limits.MaxSize < 1 {
 		bad("--files-max-size %d: want 1 or more bytes", fo.limits.MaxSize)
 	}
 	if fo.limits.MinRate < 1 {
 		bad("--files-min-rate %d: want 1 or more bytes per second", fo.limits.MinRate)
+	}
+	if cluster && fo.listen != "" && fo.s3.Endpoint == "" {
+		bad("--files-listen in a cluster needs --s3-endpoint: every node serves every file, so they share one bucket")
 	}
 	if fo.s3.Endpoint != "" && (fo.s3.AccessKey == "" || fo.s3.SecretKey == "") {
 		bad("--s3-endpoint needs --s3-access-key and --s3-secret-key")
