@@ -360,8 +360,9 @@ func TestSecondCopyFindsQueueLocked(t *testing.T) {
 	if !regexp.MustCompile(`parley: another parley \(pid \d+\) is running for this account and holds its outgoing queue: quit that one first`).MatchString(s) {
 		t.Fatalf("the second copy printed:\n%s", s)
 	}
-	if !strings.Contains(s, "Pane is dead (status 5") {
-		t.Fatalf("the second copy did not exit 5:\n%s", s)
+	// tmux knows the status at once; its "Pane is dead" line comes later.
+	if st := strings.TrimSpace(tm.tmux("display-message", "-p", "-t", tm.target(), "#{pane_dead_status}")); st != "5" {
+		t.Fatalf("the second copy exited %q, want 5:\n%s", st, s)
 	}
 
 	tm.tmux("send-keys", "-t", first, "C-c")
