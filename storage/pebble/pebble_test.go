@@ -143,3 +143,15 @@ func TestConvStateContract(t *testing.T) {
 		return open(t, Config{Dir: t.TempDir(), Hook: hook})
 	})
 }
+
+// BenchmarkEvents is the shared events benchmark (storetest.BenchEvents).
+func BenchmarkEvents(b *testing.B) {
+	storetest.BenchEvents(b, func(b *testing.B, hook storage.CommitHook) storage.Store {
+		s, err := Open(Config{Dir: b.TempDir(), Hook: hook})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
