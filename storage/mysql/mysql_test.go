@@ -49,12 +49,6 @@ func TestContract(t *testing.T) {
 	})
 }
 
-func TestConvStateContract(t *testing.T) {
-	storetest.RunConvState(t, func(t *testing.T, hook storage.CommitHook) storage.Store {
-		return open(t, Config{Hook: hook, Shards: 4})
-	})
-}
-
 func users(t testing.TB, s *Store, names ...string) []int64 {
 	t.Helper()
 	ids := make([]int64, len(names))

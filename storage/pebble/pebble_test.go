@@ -138,12 +138,6 @@ func BenchmarkSearch(b *testing.B) {
 	}, true)
 }
 
-func TestConvStateContract(t *testing.T) {
-	storetest.RunConvState(t, func(t *testing.T, hook storage.CommitHook) storage.Store {
-		return open(t, Config{Dir: t.TempDir(), Hook: hook})
-	})
-}
-
 // BenchmarkEvents is the shared events benchmark (storetest.BenchEvents).
 func BenchmarkEvents(b *testing.B) {
 	storetest.BenchEvents(b, func(b *testing.B, hook storage.CommitHook) storage.Store {

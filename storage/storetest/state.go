@@ -11,9 +11,12 @@ import (
 	"github.com/parleyim/parley/storage"
 )
 
-// RunConvState runs the contract cases of storage.ConvState against a
-// backend that implements it.
-func RunConvState(t *testing.T, open Open) {
+// stateCases are the contract cases of storage.ConvState, which every
+// backend implements.
+func stateCases() []struct {
+	name string
+	fn   func(t *testing.T, open Open)
+} {
 	cases := []struct {
 		name string
 		fn   func(t *testing.T, e *env, st storage.ConvState)
@@ -24,16 +27,22 @@ func RunConvState(t *testing.T, open Open) {
 		{"UserSettings", testUserSettings},
 		{"ConversationsPages", testConversationsPages},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
+	out := make([]struct {
+		name string
+		fn   func(t *testing.T, open Open)
+	}, len(cases))
+	for i, c := range cases {
+		out[i].name = "ConvState/" + c.name
+		out[i].fn = func(t *testing.T, open Open) {
 			e := newEnv(t, open, nil)
 			st, ok := e.s.(storage.ConvState)
 			if !ok {
 				t.Fatalf("%T does not implement storage.ConvState", e.s)
 			}
 			c.fn(t, e, st)
-		})
+		}
 	}
+	return out
 }
 
 func testAckMoved(t *testing.T, e *env, st storage.ConvState) {
