@@ -276,6 +276,8 @@ func (m *Model) received(x protocol.Message) tea.Cmd {
 		what := "new message from"
 		if client.Mentioned(&x, m.me) {
 			what = "you were mentioned by"
+		} else if c.muted {
+			break // counted, not announced: a mention is, even here
 		}
 		m.say(fmt.Sprintf("%s %s%s: %s — Tab to read", what, m.nameOf(x.From), where, clip(MessageText(x), 40)))
 		if bell := m.cfg.Bell; bell != nil {

@@ -73,3 +73,33 @@ func TestEventsOnScreen(t *testing.T) {
 		t.Fatalf("completed %q, current %s", got, m.current)
 	}
 }
+
+// A muted conversation counts its messages without announcing them, but a
+// message that mentions the user is announced, with the bell.
+func TestMentionInMutedConversation(t *testing.T) {
+	f := newFake()
+	rings := 0
+	m := New(f, Config{Addr: "127.0.0.1:7070", Token: f.token, Username: "alice", Bell: func() { rings++ }})
+	drive(m, tea.WindowSizeMsg{Width: 100, Height: 24})
+	run(m, m.Init())
+	carolConv := protocol.DirectConv(1, 3)
+	later := func(x protocol.Message) protocol.Message { x.ServerTime += 3_600_000; return x }
+	drive(m, IncomingMsg{M: later(msg(carolConv, 1, 3, "first"))})
+	c := m.conv(carolConv)
+	if c == nil || m.current == carolConv {
+		t.Fatalf("carol's conversation %+v, current %s", c, m.current)
+	}
+	c.muted = true
+	m.say("")
+	before := rings
+	drive(m, IncomingMsg{M: later(msg(carolConv, 2, 3, "quiet please"))})
+	if m.notice != "" || rings != before || c.unread() != 2 {
+		t.Fatalf("muted: notice %q, rings %d→%d, unread %d", m.notice, before, rings, c.unread())
+	}
+	x := later(msg(carolConv, 3, 3, "@alice look"))
+	x.Mentions = []int64{1}
+	drive(m, IncomingMsg{M: x})
+	if !strings.Contains(m.notice, "you were mentioned by carol") || rings != before+1 || c.unread() != 3 {
+		t.Fatalf("mention: notice %q, rings %d, unread %d", m.notice, rings, c.unread())
+	}
+}
