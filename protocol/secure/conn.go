@@ -58,6 +58,7 @@ type Conn struct {
 	rx       *noise.CipherState
 	br       *bufio.Reader
 	rekeys   int    // Rekey frames received
+	rerr     error  // a read error after bytes were returned; the next Read's
 	plain    []byte // opened, not yet read
 	pbuf     []byte
 	maxFrame int
@@ -218,6 +219,9 @@ var rekeyFrame = protocol.MustFrame(protocol.TypeRekey, 0, nil)
 func (c *Conn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
+	if err := c.rerr; err != nil {
+		return 0, err
+	}
 	for len(c.plain) == 0 {
 		if err := c.readFrame(); err != nil {
 			return 0, err
@@ -225,7 +229,27 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 	n := copy(p, c.plain)
 	c.plain = c.plain[n:]
+	// Open more frames while they are buffered whole and fit: a reader
+	// gets what one socket read brought, not a frame per call.
+	for len(c.plain) == 0 && n < len(p) && c.bufferedWhole() {
+		if err := c.readFrame(); err != nil {
+			c.rerr = err // the next Read returns it
+			return n, nil
+		}
+		k := copy(p[n:], c.plain)
+		c.plain = c.plain[k:]
+		n += k
+	}
 	return n, nil
+}
+
+// bufferedWhole reports whether a whole sealed frame is buffered.
+func (c *Conn) bufferedWhole() bool {
+	if c.br.Buffered() < protocol.LengthSize {
+		return false
+	}
+	head, _ := c.br.Peek(protocol.LengthSize)
+	return protocol.PeekSize(head) <= c.br.Buffered()
 }
 
 func (c *Conn) readFrame() error {
