@@ -360,9 +360,17 @@ func TestSecondCopyFindsQueueLocked(t *testing.T) {
 	if !regexp.MustCompile(`parley: another parley \(pid \d+\) is running for this account and holds its outgoing queue: quit that one first`).MatchString(s) {
 		t.Fatalf("the second copy printed:\n%s", s)
 	}
-	// tmux knows the status at once; its "Pane is dead" line comes later.
-	if st := strings.TrimSpace(tm.tmux("display-message", "-p", "-t", tm.target(), "#{pane_dead_status}")); st != "5" {
-		t.Fatalf("the second copy exited %q, want 5:\n%s", st, s)
+	// The exit status: tmux's pane_dead_status, or its "Pane is dead"
+	// line, which it draws a moment after the pane dies.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		st := strings.TrimSpace(tm.tmux("display-message", "-p", "-t", tm.target(), "#{pane_dead_status}"))
+		s = tm.tmux("capture-pane", "-p", "-J", "-S", "-", "-t", tm.target())
+		if st == "5" || strings.Contains(s, "Pane is dead (status 5") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the second copy exited %q, want 5:\n%s", st, s)
+		}
 	}
 
 	tm.tmux("send-keys", "-t", first, "C-c")
