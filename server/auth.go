@@ -250,12 +250,12 @@ func (s *Server) loggedIn(c *call, u storage.User, r *resume) (any, error) {
 			return nil, err
 		}
 	}
-	s.users.add(u.ID)
 	s.known.add(strings.ToLower(u.Username), ss.addr)
 	ss.user.Store(u.ID)
-	ss.username = u.Username
-	ss.tokenHash = r.hash
-	ss.tokenSeen.Store(&r.hash)
+	// The session keeps the token's hash alone (for Logout and revocation),
+	// not the resume or the token itself.
+	hash := [sha256.Size]byte(r.hash)
+	ss.tokenSeen.Store(&hash)
 	ss.state.Store(stateAuthed)
 	// The session joins the hub, where pushes and kicks find it, only once
 	// its LoginOK is queued: no frame overtakes the LoginOK.
@@ -285,10 +285,10 @@ func (s *Server) loggedIn(c *call, u storage.User, r *resume) (any, error) {
 
 func (s *Server) handleLogout(c *call, _ *protocol.Logout) (any, error) {
 	ss := c.ss
-	if err := s.store.DeleteToken(c.ctx, ss.tokenHash); err != nil {
+	token := ss.token()
+	if err := s.store.DeleteToken(c.ctx, token); err != nil {
 		return nil, err
 	}
-	token := ss.tokenHash
 	c.then = func() {
 		ss.kick(protocol.KickLogout, "logged out")
 		// The token is revoked everywhere: the other connections that

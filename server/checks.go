@@ -64,7 +64,7 @@ func (c *userCache) exists(ctx context.Context, user int64) (bool, error) {
 	return true, nil
 }
 
-// add records that user exists (it registered or logged in here).
+// add records that user exists.
 func (c *userCache) add(user int64) {
 	sh := &c.shards[uint64(user)%checkShards]
 	sh.mu.Lock()
@@ -157,9 +157,14 @@ func (c *friendCache) dropAll() {
 // recipient checks that user may send a direct message to peer: nil, or
 // the refusal (NO_SUCH_USER, NOT_FRIENDS).
 func (s *Server) recipient(ctx context.Context, user, peer int64) error {
-	ok, err := s.users.exists(ctx, peer)
-	if err != nil {
-		return err
+	// A user logged in here exists; the cache is for the others (it is not
+	// filled at login, so an online user costs it nothing).
+	ok := s.hub.online(peer)
+	if !ok {
+		var err error
+		if ok, err = s.users.exists(ctx, peer); err != nil {
+			return err
+		}
 	}
 	if !ok {
 		return refuseCode(protocol.CodeNoSuchUser)

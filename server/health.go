@@ -50,17 +50,23 @@ func (s *Server) live(ctx context.Context, probeTimeout time.Duration) error {
 func (s *Server) probePool(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	p := &session{srv: s, probe: make(chan struct{}, 1)}
+	p := &session{srv: s}
+	taken := make(probe, 1)
 	start := time.Now()
-	p.enqueue(inbound{typ: protocol.TypePing})
+	p.enqueue(inbound{typ: protocol.TypePing, body: taken})
 	select {
-	case <-p.probe:
+	case <-taken:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("the worker pool did not take a probe frame within %v: %d sessions wait for one of %d workers",
 			time.Since(start).Round(time.Millisecond), s.pool.queued(), s.cfg.Workers)
 	}
 }
+
+// probe is the body of a health probe's frame (probePool): the worker
+// that takes it signals it instead of handling the frame. No client frame
+// decodes to it.
+type probe chan struct{}
 
 // Ready reports whether the server should get traffic: it is live (with
 // the stricter ReadyProbeTimeout), not shutting down, its store accepts a

@@ -15,9 +15,13 @@ type hub struct {
 	sessions [hubShards]sessionShard
 }
 
+// userShard maps its users to their sessions. Most users have one
+// session on a node: they sit in one, a pointer per slot and no list; a
+// user with two or more moves to more. A user is in one or more, not both.
 type userShard struct {
-	mu sync.RWMutex
-	m  map[int64][]*session
+	mu   sync.RWMutex
+	one  map[int64]*session
+	more map[int64][]*session
 	// joining counts the logins of a user that passed the session cap
 	// (reserve) and have not yet joined (login) or given up (unreserve).
 	joining map[int64]int
@@ -31,7 +35,8 @@ type sessionShard struct {
 func newHub() *hub {
 	h := &hub{}
 	for i := range h.users {
-		h.users[i].m = make(map[int64][]*session)
+		h.users[i].one = make(map[int64]*session)
+		h.users[i].more = make(map[int64][]*session)
 		h.users[i].joining = make(map[int64]int)
 		h.sessions[i].m = make(map[uint64]*session)
 	}
@@ -74,7 +79,7 @@ func (h *hub) reserve(user int64, max int) bool {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	n := sh.joining[user]
-	if max >= 0 && len(sh.m[user])+n >= max {
+	if max >= 0 && sh.count(user)+n >= max {
 		return false
 	}
 	sh.joining[user] = n + 1
@@ -87,6 +92,14 @@ func (h *hub) unreserve(user int64) {
 	sh.mu.Lock()
 	sh.release(user)
 	sh.mu.Unlock()
+}
+
+// count returns the number of user's sessions. sh.mu is held.
+func (sh *userShard) count(user int64) int {
+	if _, ok := sh.one[user]; ok {
+		return 1
+	}
+	return len(sh.more[user])
 }
 
 func (sh *userShard) release(user int64) {
@@ -102,12 +115,19 @@ func (sh *userShard) release(user int64) {
 func (h *hub) login(user int64, s *session) (first bool) {
 	sh := &h.users[uint64(user)%hubShards]
 	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	sh.release(user)
-	list := sh.m[user]
-	first = len(list) == 0
-	sh.m[user] = append(list, s)
-	sh.mu.Unlock()
-	return first
+	if s0, ok := sh.one[user]; ok {
+		delete(sh.one, user)
+		sh.more[user] = []*session{s0, s}
+		return false
+	}
+	if list, ok := sh.more[user]; ok {
+		sh.more[user] = append(list, s)
+		return false
+	}
+	sh.one[user] = s
+	return true
 }
 
 // logout removes a session of user and reports whether it was the last.
@@ -115,7 +135,14 @@ func (h *hub) logout(user int64, s *session) (last bool) {
 	sh := &h.users[uint64(user)%hubShards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	list := sh.m[user]
+	if s0, ok := sh.one[user]; ok {
+		if s0 != s {
+			return false
+		}
+		delete(sh.one, user)
+		return true
+	}
+	list := sh.more[user]
 	for i, x := range list {
 		if x == s {
 			list[i] = list[len(list)-1]
@@ -124,11 +151,16 @@ func (h *hub) logout(user int64, s *session) (last bool) {
 			break
 		}
 	}
-	if len(list) == 0 {
-		delete(sh.m, user)
+	switch len(list) {
+	case 0:
+		delete(sh.more, user)
 		return true
+	case 1:
+		delete(sh.more, user)
+		sh.one[user] = list[0]
+	default:
+		sh.more[user] = list
 	}
-	sh.m[user] = list
 	return false
 }
 
@@ -136,7 +168,11 @@ func (h *hub) logout(user int64, s *session) (last bool) {
 func (h *hub) sessionsOf(dst []*session, user int64) []*session {
 	sh := &h.users[uint64(user)%hubShards]
 	sh.mu.RLock()
-	dst = append(dst, sh.m[user]...)
+	if s0, ok := sh.one[user]; ok {
+		dst = append(dst, s0)
+	} else {
+		dst = append(dst, sh.more[user]...)
+	}
 	sh.mu.RUnlock()
 	return dst
 }
@@ -145,7 +181,7 @@ func (h *hub) sessionsOf(dst []*session, user int64) []*session {
 func (h *hub) online(user int64) bool {
 	sh := &h.users[uint64(user)%hubShards]
 	sh.mu.RLock()
-	n := len(sh.m[user])
+	n := sh.count(user)
 	sh.mu.RUnlock()
 	return n > 0
 }

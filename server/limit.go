@@ -1,7 +1,9 @@
 package server
 
 import (
+	"hash/maphash"
 	"net"
+	"slices"
 	"sync"
 	"time"
 )
@@ -137,49 +139,75 @@ func (l *attemptLimiter) sweep(now time.Time) {
 // addresses it logged in from, so that an account under a password attack
 // from elsewhere still admits its owner. Bounded: maxLimiterKeys accounts,
 // knownPerAccount addresses each.
+//
+// Every account that logs in has an entry, so an entry is kept small: names
+// and addresses are kept as 64-bit fingerprints (maphash with a seed of
+// this process, which a client cannot learn, so it cannot make its address
+// collide with another's), and an account's only address, the common
+// case, sits in the map itself, without a list.
 type knownAddrs struct {
-	mu sync.Mutex
-	m  map[string][]string
+	mu   sync.Mutex
+	seed maphash.Seed
+	one  map[uint64]uint64   // account → its one known address
+	more map[uint64][]uint64 // account → its addresses (2 or more), most recent first
 }
 
 const knownPerAccount = 8
 
-func newKnownAddrs() *knownAddrs { return &knownAddrs{m: make(map[string][]string)} }
+func newKnownAddrs() *knownAddrs {
+	return &knownAddrs{seed: maphash.MakeSeed(), one: make(map[uint64]uint64), more: make(map[uint64][]uint64)}
+}
 
 func (k *knownAddrs) add(name, addr string) {
+	n, a := maphash.String(k.seed, name), maphash.String(k.seed, addr)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	list := k.m[name]
-	for i, a := range list {
-		if a == addr {
-			copy(list[1:i+1], list[:i]) // most recent first
-			list[0] = addr
-			return
+	if list, ok := k.more[n]; ok {
+		i := slices.Index(list, a)
+		if i < 0 {
+			if len(list) < knownPerAccount {
+				list = append(list, 0)
+			}
+			i = len(list) - 1
 		}
+		copy(list[1:i+1], list[:i]) // most recent first
+		list[0] = a
+		k.more[n] = list
+		return
 	}
-	if list == nil && len(k.m) >= maxLimiterKeys {
-		for n := range k.m { // an arbitrary account forgets its addresses
-			delete(k.m, n)
-			break
+	if first, ok := k.one[n]; ok {
+		if first != a {
+			delete(k.one, n)
+			k.more[n] = []uint64{a, first}
 		}
+		return
 	}
-	if len(list) < knownPerAccount {
-		list = append(list, "")
+	if len(k.one)+len(k.more) >= maxLimiterKeys {
+		k.evict()
 	}
-	copy(list[1:], list)
-	list[0] = addr
-	k.m[name] = list
+	k.one[n] = a
+}
+
+// evict makes an arbitrary account forget its addresses. k.mu is held.
+func (k *knownAddrs) evict() {
+	for n := range k.one {
+		delete(k.one, n)
+		return
+	}
+	for n := range k.more {
+		delete(k.more, n)
+		return
+	}
 }
 
 func (k *knownAddrs) has(name, addr string) bool {
+	n, a := maphash.String(k.seed, name), maphash.String(k.seed, addr)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	for _, a := range k.m[name] {
-		if a == addr {
-			return true
-		}
+	if first, ok := k.one[n]; ok {
+		return first == a
 	}
-	return false
+	return slices.Contains(k.more[n], a)
 }
 
 // maxLimiterKeys bounds the keys of every per-address or per-account table:
@@ -259,6 +287,8 @@ func (l *authLimiter) evict(now int64) {
 }
 
 // connLimiter counts the open connections of each address against a cap.
+// Without a cap it counts nothing: an entry per address would cost every
+// connection its bytes for no bound.
 type connLimiter struct {
 	mu  sync.Mutex
 	max int // < 0: no cap
@@ -269,10 +299,13 @@ func newConnLimiter(max int) *connLimiter { return &connLimiter{max: max, m: mak
 
 // open counts a connection of addr, or reports false at the cap.
 func (l *connLimiter) open(addr string) bool {
+	if l.max < 0 {
+		return true
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := l.m[addr]
-	if l.max >= 0 && n >= l.max {
+	if n >= l.max {
 		return false
 	}
 	l.m[addr] = n + 1
@@ -280,6 +313,9 @@ func (l *connLimiter) open(addr string) bool {
 }
 
 func (l *connLimiter) close(addr string) {
+	if l.max < 0 {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if n := l.m[addr]; n > 1 {

@@ -247,7 +247,7 @@ func (s *Server) countSessions() *sessionCounts {
 		c.outbound += ss.queued.Load()
 		ss.mu.Lock()
 		c.inbox += len(ss.inbox)
-		c.pending += ss.pending
+		c.pending += int(ss.pending)
 		if ss.running {
 			c.running++
 		}

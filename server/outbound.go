@@ -28,12 +28,17 @@ import (
 // holds. A kicked connection takes no more frames; it is closed once the
 // Kick is written, or after Config.KickLinger if the client does not read.
 type outbound struct {
-	mu      sync.Mutex
+	mu      sync.Mutex // also guards session.woken
 	pending []byte
-	woken   bool   // a Wake is in flight: the loop will flush
-	closing bool   // a Kick is queued; nothing more is taken
-	kick    []byte // the Kick frame, not yet handed to gnet
-	linger  int64  // unix ms after which a closing connection is closed unread
+	kick    *kickState // set once a Kick is queued, and then nothing more is taken; nil until then
+}
+
+// kickState is the state of a connection that waits for its Kick to be
+// written. Only kicked connections need it, so it is not part of every
+// session.
+type kickState struct {
+	frame  []byte // the Kick frame, not yet handed to gnet
+	linger int64  // unix ms after which the connection is closed unread
 }
 
 // write queues bytes to the connection from any goroutine; the event loop
@@ -46,7 +51,7 @@ func (s *session) write(data []byte) {
 	}
 	o := &s.out
 	o.mu.Lock()
-	if o.closing || s.closed.Load() {
+	if o.kick != nil || s.closed.Load() {
 		o.mu.Unlock()
 		return
 	}
@@ -57,8 +62,8 @@ func (s *session) write(data []byte) {
 		return
 	}
 	o.pending = append(o.pending, data...)
-	wake := !o.woken
-	o.woken = true
+	wake := !s.woken
+	s.woken = true
 	o.mu.Unlock()
 	if wake {
 		s.wake()
@@ -100,13 +105,14 @@ func (s *session) kickLocked(k protocol.Kick, drop bool) bool {
 	}
 	o := &s.out
 	s.srv.log.Debug("kick", "session", s.id, "user", s.user.Load(), "reason", k.Reason.String(), "msg", k.Message)
-	o.closing = true
-	o.kick = protocol.MustFrame(protocol.TypeKick, 0, &k)
-	o.linger = time.Now().Add(s.srv.cfg.KickLinger).UnixMilli()
+	o.kick = &kickState{
+		frame:  protocol.MustFrame(protocol.TypeKick, 0, &k),
+		linger: time.Now().Add(s.srv.cfg.KickLinger).UnixMilli(),
+	}
 	if drop {
 		o.pending = nil
 	}
-	o.woken = true
+	s.woken = true
 	return true
 }
 
@@ -119,7 +125,7 @@ func (s *session) slowLocked(msg string) {
 func (s *session) closingNow() bool {
 	s.out.mu.Lock()
 	defer s.out.mu.Unlock()
-	return s.out.closing
+	return s.out.kick != nil
 }
 
 // flush runs on the event loop: it writes what is pending, then the loop's
@@ -128,15 +134,21 @@ func (s *session) closingNow() bool {
 func (s *Server) flush(ss *session, c gnet.Conn, out []byte) gnet.Action {
 	o := &ss.out
 	o.mu.Lock()
-	if !o.closing && c.OutboundBuffered()+len(o.pending)+len(out) > s.cfg.MaxOutbound {
+	if o.kick == nil && c.OutboundBuffered()+len(o.pending)+len(out) > s.cfg.MaxOutbound {
 		ss.slowLocked("client is not reading")
 	}
-	if o.closing {
+	if o.kick != nil {
 		out = nil // the loop's replies come too late
 	}
-	pending, kick := o.pending, o.kick
-	o.pending, o.kick, o.woken = nil, nil, false
-	closing, linger := o.closing, o.linger
+	pending := o.pending
+	o.pending, ss.woken = nil, false
+	var kick []byte
+	var linger int64
+	if k := o.kick; k != nil {
+		kick, linger = k.frame, k.linger
+		k.frame = nil
+	}
+	closing := o.kick != nil
 	o.mu.Unlock()
 
 	s.m.framesOutOf(pending)

@@ -187,7 +187,7 @@ func (s *Server) inboundStages(ss *session, f inbound, now int64, out []byte) []
 		// Stage 6: admission of the expensive frames: a password hash
 		// each, limited per address and over the server.
 		if s.hashes(f) {
-			if until, ok := s.auths.allow(ss.ip, now); !ok {
+			if until, ok := s.auths.allow(ss.addr, now); !ok {
 				return appendErrorUntil(out, f.reqID, protocol.CodeRateLimited, "too many logins and registrations; retry later", until)
 			}
 		}
@@ -199,7 +199,7 @@ func (s *Server) inboundStages(ss *session, f inbound, now int64, out []byte) []
 	// by a stranger announces to every member; limited per address and
 	// over the server.
 	if f.typ == protocol.TypeGroupSearch || f.typ == protocol.TypeGroupJoin {
-		if until, ok := s.dirs.allow(ss.ip, now); !ok {
+		if until, ok := s.dirs.allow(ss.addr, now); !ok {
 			return appendErrorUntil(out, f.reqID, protocol.CodeRateLimited, "too many group searches and joins; retry later", until)
 		}
 	}

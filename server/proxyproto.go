@@ -86,7 +86,7 @@ func (s *Server) proxyStage(ss *session, c gnet.Conn, buf []byte) (n int, ok boo
 		ss.kick(protocol.KickTooManyConns, "too many connections from this address")
 		return 0, false
 	}
-	ss.ip, ss.addr, ss.addrOpen = src.IP.String(), key, true
+	ss.addr, ss.addrOpen = key, true
 	if tlvs, err := h.TLVs(); err == nil {
 		if ssl, found := tlvparse.FindSSL(tlvs); found && ssl.ClientSSL() {
 			ss.tls = true // the client reached the proxy over TLS

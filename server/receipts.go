@@ -38,7 +38,7 @@ func (s *Server) stateStore() (storage.ConvState, error) {
 
 // signal takes a token of the connection's Typing and Received bucket.
 func (c *call) signal(s *Server) error {
-	if !c.ss.signals.allow(time.Now().UnixMilli(), s.cfg.SignalRate, s.cfg.SignalBurst) {
+	if !c.ss.signals().bucket.allow(time.Now().UnixMilli(), s.cfg.SignalRate, s.cfg.SignalBurst) {
 		return refuse(protocol.CodeRateLimited, "too many typing or delivery signals; slow down")
 	}
 	return nil
@@ -87,13 +87,13 @@ func (s *Server) handleTyping(c *call, q *protocol.Typing) (any, error) {
 	now := time.Now()
 	// A connection that keeps saying it types is fanned out once per
 	// TypingTTL/3; a stop always is.
-	ss := c.ss
-	if !q.Stop && ss.typingConv == q.Conv && now.Sub(ss.typingAt) < s.cfg.TypingTTL/3 {
+	sig := c.ss.signals()
+	if !q.Stop && sig.typingConv == q.Conv && now.Sub(sig.typingAt) < s.cfg.TypingTTL/3 {
 		return &protocol.OK{}, nil
 	}
-	ss.typingConv, ss.typingAt = q.Conv, now
+	sig.typingConv, sig.typingAt = q.Conv, now
 	if q.Stop {
-		ss.typingConv = ""
+		sig.typingConv = ""
 	}
 	users, err := s.convUsers(ctx, q.Conv)
 	if err != nil {
@@ -143,8 +143,8 @@ func (s *Server) handleReceived(c *call, q *protocol.Received) (any, error) {
 	if !ok || !p.Has(user) {
 		return nil, refuse(protocol.CodeBadConv, "delivery receipts are for your direct conversations")
 	}
-	ss := c.ss
-	if ss.receivedConv == q.Conv && q.Seq <= ss.receivedSeq || q.Seq == 0 {
+	sig := c.ss.signals()
+	if sig.receivedConv == q.Conv && q.Seq <= sig.receivedSeq || q.Seq == 0 {
 		return &protocol.OK{}, nil
 	}
 	// The seq is clamped to the conversation's last, so a client cannot
@@ -157,7 +157,7 @@ func (s *Server) handleReceived(c *call, q *protocol.Received) (any, error) {
 	if seq == 0 {
 		return &protocol.OK{}, nil
 	}
-	ss.receivedConv, ss.receivedSeq = q.Conv, seq
+	sig.receivedConv, sig.receivedSeq = q.Conv, seq
 	s.route([]int64{p.Peer(user)}, protocol.MustFrame(protocol.TypeDeliveredEvent, 0,
 		&protocol.DeliveredEvent{Conv: q.Conv, User: user, Seq: seq}), nil)
 	return &protocol.OK{}, nil

@@ -374,7 +374,7 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	}
 	s.conns.Add(1)
 	now := time.Now().UnixMilli()
-	ss := &session{id: s.nextID.Add(1), srv: s, c: c, opened: now, ip: ip.String(), addr: key, addrOpen: !proxied, proxied: proxied}
+	ss := &session{id: s.nextID.Add(1), srv: s, c: c, opened: now, addr: key, addrOpen: !proxied, proxied: proxied}
 	ss.lastSeen.Store(now)
 	c.SetContext(ss)
 	s.hub.open(ss)

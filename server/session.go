@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/sha256"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,56 +34,73 @@ type inbound struct {
 // Fields are owned as marked: "loop" fields are touched only by the
 // connection's event loop, "worker" fields only by the worker that currently
 // drains the inbox (one at a time), the rest are atomic or under mu.
+//
+// Every held connection has one, so its size counts against the memory of
+// each (ConnMemoryBound): it fits the allocator's 256-byte class
+// (TestSessionSize), and what only some connections need is allocated when
+// they need it: the inbox and the answered sends while there are any, the
+// Kick state once kicked, the token hash once logged in, the Typing and
+// Received state at the first of them.
 type session struct {
 	id   uint64
 	srv  *Server
 	c    gnet.Conn
-	ip   string // the remote address (the client's, from a PROXY header)
-	addr string // its key in the per-address limits (addrKey)
-
-	addrOpen bool // loop: addr is counted in Server.addrs
-	proxied  bool // loop: from a trusted proxy, its PROXY header not yet read
-	tls      bool // loop: the proxy says the client connected over TLS
+	addr string // the remote address (the client's, from a PROXY header) as the per-address limits key it (addrKey)
 
 	bucket tokenBucket // loop
-	mode   uint8       // loop: modeNew, modePlain, modeHandshake, modeSecure (noise.go)
 	nz     *noiseConn  // loop: the Noise state, nil on a plaintext connection
 
-	// Typing and Received of this connection (receipts.go): their rate,
-	// the last conversation typed in and when it was fanned out, the last
-	// delivery told.
-	signals      tokenBucket // worker
-	typingConv   string      // worker
-	typingAt     time.Time   // worker
-	receivedConv string      // worker
-	receivedSeq  uint64      // worker
-
-	state    atomic.Int32
 	user     atomic.Int64 // set once by the worker on login
 	opened   int64        // unix ms, set before the session is shared
 	lastSeen atomic.Int64 // unix ms of the last inbound bytes
 	queued   atomic.Int64 // outbound bytes pending or held by gnet, as of the last write or flush
+	partial  atomic.Int64 // unix ms when the unfinished frame buffered began, or 0
+	state    atomic.Int32
 	closed   atomic.Bool
 	kicked   atomic.Bool
+	mode     uint8 // loop: modeNew, modePlain, modeHandshake, modeSecure (noise.go)
+	addrOpen bool  // loop: addr is counted in Server.addrs
+	proxied  bool  // loop: from a trusted proxy, its PROXY header not yet read
+	tls      bool  // loop: the proxy says the client connected over TLS
 
-	partial atomic.Int64 // unix ms when the unfinished frame buffered began, or 0
-	out     outbound     // bytes waiting for the event loop (outbound.go)
+	out outbound // bytes waiting for the event loop (outbound.go)
 
-	username  string                 // worker
-	tokenHash []byte                 // worker
-	tokenSeen atomic.Pointer[[]byte] // tokenHash, for other goroutines
+	tokenSeen atomic.Pointer[[sha256.Size]byte] // the hash of the login's token, once logged in
 
-	probe chan struct{} // a health probe's session, not a connection (health.go)
+	sig *signals // worker: Typing and Received state (receipts.go), made at the first
 
 	// The inbox and the sends in flight (see work). mu is a leaf lock.
+	// inbox and done are nil whenever they are empty and no worker runs
+	// the session: an idle connection holds neither.
 	mu      sync.Mutex
 	inbox   []inbound
 	inBytes int          // wire bytes of the frames in inbox
 	done    []sendResult // sends answered by the store, not yet written
-	pending int          // sends handed to the store and not yet answered
+	pending int32        // sends handed to the store and not yet answered (≤ MaxPendingSends)
 	inPool  bool         // in the worker pool's channel
 	running bool         // a worker is handling the session's work
 	parked  bool         // inbox[0] waits for the pending sends
+	woken   bool         // under out.mu: a Wake is in flight, the loop will flush (here to fit the size class)
+}
+
+// signals is a connection's Typing and Received state (receipts.go): their
+// rate, the last conversation typed in and when it was fanned out, the last
+// delivery told. Most connections never send either, so it is made at the
+// first.
+type signals struct {
+	bucket       tokenBucket
+	typingConv   string
+	typingAt     time.Time
+	receivedConv string
+	receivedSeq  uint64
+}
+
+// signals returns the connection's Typing and Received state. Worker.
+func (s *session) signals() *signals {
+	if s.sig == nil {
+		s.sig = &signals{}
+	}
+	return s.sig
 }
 
 // work is what a worker takes from a session at once: answered sends to
@@ -157,6 +175,13 @@ func (s *session) take(w work) (work, bool) {
 	defer s.mu.Unlock()
 	if !s.runnable() {
 		s.running = false
+		// The session goes idle: it keeps no buffers (see session).
+		if len(s.inbox) == 0 {
+			s.inbox = nil
+		}
+		if len(s.done) == 0 {
+			s.done = nil
+		}
 		return w, false
 	}
 	w.done = append(w.done, s.done...)
@@ -176,7 +201,7 @@ func (s *session) take(w work) (work, bool) {
 func (s *session) reserveSend(max int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.pending >= max {
+	if int(s.pending) >= max {
 		return false
 	}
 	s.pending++
@@ -220,7 +245,7 @@ func (s *session) waitForSends(rest []inbound) bool {
 // token returns the hash of the token the session logged in with, or nil.
 func (s *session) token() []byte {
 	if p := s.tokenSeen.Load(); p != nil {
-		return *p
+		return p[:]
 	}
 	return nil
 }

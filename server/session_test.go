@@ -3,6 +3,7 @@ package server
 import (
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/parleyim/parley/protocol"
 )
@@ -79,4 +80,14 @@ func TestPoolNeverBlocksSubmit(t *testing.T) {
 		}
 	}
 	p.submit(&session{srv: srv}) // after stop: dropped, no panic
+}
+
+// TestSessionSize holds the session, which every connection has, to the
+// allocator's 256-byte size class: a field more moves every connection to
+// the next class (288 bytes). Move what idle connections do not need out
+// of line instead (see session).
+func TestSessionSize(t *testing.T) {
+	if n := unsafe.Sizeof(session{}); n > 256 {
+		t.Fatalf("session is %d bytes, want at most 256", n)
+	}
 }
