@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,7 +28,16 @@ func (c *Client) dial(ctx context.Context, addr string) (*conn, error) {
 		return nil, fmt.Errorf("client: dial %s: %w", addr, err)
 	}
 	if !c.opts.Plaintext {
-		sc, err := c.secure(ctx, nc, addr)
+		sc, err := c.secure(ctx, nc, addr, false)
+		if errors.Is(err, errCheckKey) {
+			// The IK handshake to the pinned key failed: on a new
+			// connection, XX makes the server prove the key it holds.
+			_ = nc.Close()
+			if nc, err = c.opts.Dial(ctx, addr); err != nil {
+				return nil, fmt.Errorf("client: dial %s: %w", addr, err)
+			}
+			sc, err = c.secure(ctx, nc, addr, true)
+		}
 		if err != nil {
 			_ = nc.Close()
 			return nil, err
@@ -38,26 +48,40 @@ func (c *Client) dial(ctx context.Context, addr string) (*conn, error) {
 	return newConn(c, nc, addr), nil
 }
 
+// errCheckKey: an IK handshake to the pinned key failed. That does not
+// prove the key changed (the server may have been stopping, busy or at a
+// limit), so dial checks with XX (secure with xx).
+var errCheckKey = errors.New("client: the handshake to the pinned key failed")
+
 // secure runs the Noise handshake on nc: IK with the key pinned for addr,
-// else XX, pinning the key the server proves (trust on first use).
-func (c *Client) secure(ctx context.Context, nc net.Conn, addr string) (*secure.Conn, error) {
+// else XX, pinning the key the server proves (trust on first use). With
+// xx (after errCheckKey) it runs XX although a key is pinned: a key other
+// than the pinned one is ErrKeyChanged.
+func (c *Client) secure(ctx context.Context, nc net.Conn, addr string, xx bool) (*secure.Conn, error) {
 	pin, err := c.opts.Pins.Pin(addr)
 	if err != nil {
 		return nil, fmt.Errorf("client: pins: %w", err)
+	}
+	server := pin
+	if xx {
+		server = nil
 	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(c.opts.DialTimeout)
 	}
 	_ = nc.SetDeadline(deadline)
-	sc, err := secure.Client(nc, secure.ClientConfig{Static: c.static, ServerKey: pin, MaxFrame: c.opts.MaxFrame})
+	sc, err := secure.Client(nc, secure.ClientConfig{Static: c.static, ServerKey: server, MaxFrame: c.opts.MaxFrame})
 	if err != nil {
-		if pin != nil && errors.Is(err, secure.ErrHandshake) {
-			return nil, fmt.Errorf("%w: %s does not hold the pinned key %s (%v); if the change is expected, remove the pin", ErrKeyChanged, addr, secure.Fingerprint(pin), err)
+		if server != nil && errors.Is(err, secure.ErrHandshake) {
+			return nil, fmt.Errorf("%w: %w", errCheckKey, err)
 		}
 		return nil, fmt.Errorf("client: handshake with %s: %w", addr, err)
 	}
 	_ = nc.SetDeadline(time.Time{})
+	if pin != nil && xx && !bytes.Equal(sc.ServerKey(), pin) {
+		return nil, fmt.Errorf("%w: %s proves the key %s, not the pinned %s; if the change is expected, remove the pin", ErrKeyChanged, addr, secure.Fingerprint(sc.ServerKey()), secure.Fingerprint(pin))
+	}
 	switch {
 	case pin == nil:
 		c.pinned(addr, sc.ServerKey(), false)
