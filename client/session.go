@@ -20,12 +20,18 @@ var errReplaced = errors.New("client: connection replaced")
 func (c *Client) dial(ctx context.Context, addr string) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
 	defer cancel()
-	nc, err := c.opts.Dial(ctx, addr)
-	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	open := func() (net.Conn, error) {
+		nc, err := c.opts.Dial(ctx, addr)
+		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, fmt.Errorf("client: dial %s: %w: %w", addr, ErrTimeout, err)
+		} else if err != nil {
+			return nil, fmt.Errorf("client: dial %s: %w", addr, err)
 		}
-		return nil, fmt.Errorf("client: dial %s: %w", addr, err)
+		return nc, nil
+	}
+	nc, err := open()
+	if err != nil {
+		return nil, err
 	}
 	if !c.opts.Plaintext {
 		sc, err := c.secure(ctx, nc, addr, false)
@@ -33,8 +39,8 @@ func (c *Client) dial(ctx context.Context, addr string) (*conn, error) {
 			// The IK handshake to the pinned key failed: on a new
 			// connection, XX makes the server prove the key it holds.
 			_ = nc.Close()
-			if nc, err = c.opts.Dial(ctx, addr); err != nil {
-				return nil, fmt.Errorf("client: dial %s: %w", addr, err)
+			if nc, err = open(); err != nil {
+				return nil, err
 			}
 			sc, err = c.secure(ctx, nc, addr, true)
 		}
