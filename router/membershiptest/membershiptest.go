@@ -270,6 +270,7 @@ func clusterSlots(t *testing.T, m router.Membership) {
 	}
 	before := waitTable(t, n1, "[n1 n2 n3]")
 	waitTable(t, n3, "[n1 n2 n3]")
+	waitTable(t, n2, "[n1 n2 n3]") // n2 answers Owner below: it must have the table too
 	if owner, ok := n2.Owner(5); !ok || owner.Name != before.Owners[5] || owner.Addr != "127.0.0.1:"+owner.Name {
 		t.Fatalf("Owner(5) = %+v %v", owner, ok)
 	}
