@@ -222,8 +222,8 @@ type resume struct {
 }
 
 // loggedIn finishes a login: a new resume token unless the client resumed
-// with one, LoginOK is the answer, and once it is queued the session joins
-// the hub.
+// with one, LoginOK is the answer, and the session joins the hub as it is
+// queued.
 func (s *Server) loggedIn(c *call, u storage.User, r *resume) (any, error) {
 	ctx, ss := c.ctx, c.ss
 	now := time.Now()
@@ -257,10 +257,18 @@ func (s *Server) loggedIn(c *call, u storage.User, r *resume) (any, error) {
 	hash := [sha256.Size]byte(r.hash)
 	ss.tokenSeen.Store(&hash)
 	ss.state.Store(stateAuthed)
-	// The session joins the hub, where pushes and kicks find it, only once
-	// its LoginOK is queued: no frame overtakes the LoginOK.
+	// The session joins the hub, where pushes and kicks find it, in the
+	// same step as its LoginOK is queued (session.writeWith): every push
+	// that finds it is queued behind the LoginOK, and the LoginOK cannot
+	// leave before the session is in the hub, so a message committed once
+	// the client has its LoginOK is pushed, not left for a later Sync.
+	var first bool
+	c.with = func() { first = s.hub.login(u.ID, ss) }
 	c.then = func() {
-		if s.hub.login(u.ID, ss) {
+		if h := s.loginQueued; h != nil {
+			h()
+		}
+		if first {
 			s.presence.loggedIn(u.ID)
 		}
 		if ss.closed.Load() {

@@ -3,6 +3,8 @@ package server_test
 import (
 	"bytes"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -157,6 +159,39 @@ func TestTwoDevicesBothReceive(t *testing.T) {
 		t.Fatalf("laptop push %+v", m)
 	}
 	phone.silent(100 * time.Millisecond)
+}
+
+// TestPushRightAfterLogin: a message committed once a device's LoginOK is
+// queued (here: read by the client) is pushed to that device, however late
+// the worker that logged it in gets to its next step.
+func TestPushRightAfterLogin(t *testing.T) {
+	srv := startServer(t, nil)
+	var armed atomic.Bool
+	release := make(chan struct{})
+	let := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(let) // a failing test does not leave a worker waiting
+	server.OnLoginQueued(srv, func() {
+		if armed.CompareAndSwap(true, false) {
+			<-release
+		}
+	})
+	alice := dial(t, srv.Addr())
+	alice.register("alice")
+	phone := dial(t, srv.Addr())
+	b := phone.register("bob")
+
+	armed.Store(true)
+	laptop := dial(t, srv.Addr())
+	laptop.login("bob") // the login's worker now waits in the hook
+	ack := alice.sendText(b.UserID, "x", "right after login")
+	// The phone's push shows that delivery has looked bob's sessions up.
+	if m := phone.expectPush(); m.MsgID != ack.MsgID {
+		t.Fatalf("phone push %+v", m)
+	}
+	let()
+	if m := laptop.expectPush(); m.MsgID != ack.MsgID {
+		t.Fatalf("laptop push %+v", m)
+	}
 }
 
 func TestHistoryPagingAndDelete(t *testing.T) {

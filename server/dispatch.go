@@ -88,12 +88,14 @@ func (s *Server) dispatch(ss *session, f inbound, out []byte) []byte {
 	}
 	start := len(out)
 	out = s.respond(out, h, f.reqID, reply, err)
-	if c.then != nil {
+	if c.with != nil || c.then != nil {
 		if s.m != nil {
 			s.m.handled(f, out[start:])
 		}
-		ss.write(out)
-		c.then()
+		ss.writeWith(out, c.with)
+		if c.then != nil {
+			c.then()
+		}
 		return nil
 	}
 	return out

@@ -31,3 +31,7 @@ func AnnounceAll(s *Server, users []int64, online bool) {
 // KnownAddr reports whether the account name logged in from addr (an
 // addrKey), as the server recorded it.
 func KnownAddr(s *Server, name, addr string) bool { return s.known.has(name, addr) }
+
+// OnLoginQueued has fn run on the worker once each LoginOK is queued to its
+// connection, before the login's follow-up. Set it before the first login.
+func OnLoginQueued(s *Server, fn func()) { s.loginQueued = fn }

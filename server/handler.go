@@ -86,8 +86,11 @@ type call struct {
 	reqID uint32
 	at    int64 // Unix ns when the event loop decoded the frame
 
-	// then, if a handler sets it, runs after the reply has been queued to
-	// the connection (Logout closes it).
+	// with, if a handler sets it, runs in the same step as the reply is
+	// queued to the connection, under its outbound lock (session.writeWith;
+	// a login joins the hub). then, if set, runs after the reply has been
+	// queued (Logout closes the connection).
+	with func()
 	then func()
 
 	cancel context.CancelFunc // ends ctx

@@ -49,9 +49,23 @@ func (s *session) write(data []byte) {
 	if len(data) == 0 {
 		return
 	}
+	s.writeWith(data, nil)
+}
+
+// writeWith is write that also runs with, if not nil, under the outbound
+// lock in the same step as data is queued (even when data is dropped): no
+// flush comes between the two, and whatever another goroutine writes after
+// with's effect leaves behind data. A login joins the hub this way, so
+// that no push misses a device whose LoginOK has left and none overtakes
+// the LoginOK. with must not take a session's locks or a hub sessions
+// shard lock (server.go, Lock order).
+func (s *session) writeWith(data []byte, with func()) {
 	o := &s.out
 	o.mu.Lock()
-	if o.kick != nil || s.closed.Load() {
+	if with != nil {
+		with()
+	}
+	if len(data) == 0 || o.kick != nil || s.closed.Load() {
 		o.mu.Unlock()
 		return
 	}

@@ -14,8 +14,10 @@
 // Outbound frames are encoded by the handler and written with gnet's
 // AsyncWrite, bounded per connection.
 //
-// Lock order: a hub shard lock is never held while taking a session's mu or
-// another hub shard lock; session.mu is a leaf.
+// Lock order: session.mu is a leaf. A session's out.mu before a hub users
+// shard lock (a login joins the hub under it, session.writeWith); a hub
+// sessions shard lock before out.mu (hub.each). A users shard lock is held
+// while taking no other lock, and no two hub shard locks are held at once.
 package server
 
 import (
@@ -113,6 +115,10 @@ type Server struct {
 	filesHTTP *http.Server
 	filesAddr string
 	filesURL  string
+
+	// loginQueued, set by tests only, runs on the worker once a LoginOK
+	// is queued to its connection, before the login's follow-up.
+	loginQueued func()
 }
 
 // New builds a server on the store that open returns. It does not listen
