@@ -30,8 +30,8 @@ const (
 
 // checkEvent checks the event, reply and mention fields of Send m from
 // user and copies them into msg, whose Conv (a conversation of the user's)
-// is set. For a recall it sets *orig to the message recalled, as it was
-// first stored.
+// is set. For a recall it sets *orig to the message recalled, as the
+// search index holds it (its latest version).
 func (s *Server) checkEvent(ctx context.Context, user int64, m *protocol.Send, msg *protocol.Message, orig *protocol.Message) error {
 	isEvent := protocol.IsEvent(m.ContentType)
 	switch {
@@ -83,7 +83,7 @@ func (s *Server) target(ctx context.Context, conv string, seq uint64) (protocol.
 // the index only keeps its postings.
 const unindexQueue = 1024
 
-// recalled hands the original of a recalled message (as it was indexed) to
+// recalled hands a recalled message (its latest version, as indexed) to
 // unindexRecalled; it never blocks (it runs on the store's writer).
 func (s *Server) recalled(m protocol.Message) {
 	if len(m.Body) == 0 {
@@ -116,26 +116,8 @@ func (s *Server) unindexRecalled() {
 	}
 }
 
-// original returns target t as it was first stored (and indexed): its
-// first version when it was edited.
-func (s *Server) original(ctx context.Context, t protocol.Message) (protocol.Message, error) {
-	if t.Edited == 0 {
-		return t, nil
-	}
-	vs, err := s.store.EditHistory(ctx, t.Conv, t.Seq)
-	if errors.Is(err, storage.ErrRecalled) {
-		t.Body = nil // recalled meanwhile: the store answers the recall
-		return t, nil
-	}
-	if err != nil || len(vs) == 0 {
-		return t, err
-	}
-	t.Body = vs[0].Body
-	return t, nil
-}
-
 // checkTarget checks an event against its target and the user's rights.
-// For a recall it sets *orig to the target as first stored.
+// For a recall it sets *orig to the target as the index holds it.
 func (s *Server) checkTarget(ctx context.Context, user int64, m *protocol.Send, msg *protocol.Message, orig *protocol.Message) error {
 	switch m.ContentType {
 	case protocol.ContentRecall:
@@ -164,9 +146,10 @@ func (s *Server) checkTarget(ctx context.Context, user int64, m *protocol.Send, 
 	// to check, after it has looked for an earlier copy of this Send: a
 	// resent recall is answered as a duplicate, not RECALLED.
 	if m.ContentType == protocol.ContentRecall {
-		if *orig, err = s.original(ctx, t); err != nil {
-			return err
-		}
+		// The index holds a message's latest version (the indexer puts an
+		// edit's text under its target in place of the earlier ones'),
+		// which t, folded, is.
+		*orig = t
 	}
 	switch m.ContentType {
 	case protocol.ContentRecall:

@@ -99,6 +99,34 @@ func TestSearch(t *testing.T) {
 	}
 }
 
+// An edited message is found by its latest text, shown with it, and not by
+// the words the edit took out; once recalled, by none.
+func TestSearchEdited(t *testing.T) {
+	srv := startServer(t, nil)
+	alice, bob := dial(t, srv.Addr()), dial(t, srv.Addr())
+	alice.register(uniqueName("alice"))
+	b := bob.register(uniqueName("bob")).UserID
+	ack := alice.sendText(b, "e1", "see you at noon")
+	event := func(cmid string, ct uint16, body string) {
+		t.Helper()
+		id := alice.send(protocol.TypeSend, &protocol.Send{ClientMsgID: cmid, To: b, ContentType: ct, Ref: ack.Seq, Body: []byte(body)})
+		alice.expect(protocol.TypeSendAck, id, nil)
+	}
+	alice.searchUntil(protocol.Search{Query: "noon"}, 1)
+	event("e2", protocol.ContentEdit, "see you at dusk")
+	res := alice.searchUntil(protocol.Search{Query: "dusk"}, 1)
+	if got := bodies(res.Messages); len(got) != 1 || got[0] != "see you at dusk" || res.Messages[0].Edited != 1 {
+		t.Fatalf("search dusk: %q (%+v), want the edited message", got, res.Messages)
+	}
+	if res := alice.searchUntil(protocol.Search{Query: "noon"}, 0); len(res.Messages) != 0 {
+		t.Errorf("search noon after the edit: %q", bodies(res.Messages))
+	}
+	event("e3", protocol.ContentRecall, "")
+	if res := alice.searchUntil(protocol.Search{Query: "dusk"}, 0); len(res.Messages) != 0 {
+		t.Errorf("search dusk after the recall: %q", bodies(res.Messages))
+	}
+}
+
 // A flood of searches from many connections never stops an honest client's
 // sends: searches past the gate are answered BUSY at once, and every send
 // of the honest client is stored and acknowledged.

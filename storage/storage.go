@@ -147,7 +147,8 @@ type Store interface {
 // A search sees what History shows the user: the conversations the user is
 // a member of now, messages after the user joined (a group's membership
 // starts at the seq it joined at) and after what the user cleared, none the
-// user hid, and each message as it is stored now. Messages become searchable
+// user hid, and each message as it is stored now (an edited message by its
+// latest text, not by earlier versions). Messages become searchable
 // shortly after their commit, once the indexer has read them (IndexFlush
 // waits for that).
 type Searcher interface {
@@ -156,8 +157,11 @@ type Searcher interface {
 	// fulltext.ErrTooBroad (q.MaxReads spent before one result), ctx.Err().
 	Search(ctx context.Context, q fulltext.Query) (fulltext.Page, error)
 	// Unindex is the removal hook of recall and expiry: it takes msgs out of
-	// the index, each with the conv, seq, content type and body it was
-	// stored with. The caller changes or deletes the stored messages first
+	// the index, each with the conv, seq, content type and body History
+	// shows (an edited message's latest body: the index holds a message
+	// by its latest version; a copy per version removes every trace of
+	// one whose edit was not yet indexed). The caller changes or deletes
+	// the stored messages first
 	// (a message not yet indexed is indexed from what is then stored); a
 	// search never returns text the store no longer holds in any case, so
 	// Unindex reclaims the index's space and work.

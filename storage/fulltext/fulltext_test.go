@@ -99,6 +99,24 @@ func (l *memLists) Load(_ context.Context, conv string, after uint64, n int) ([]
 	return out, nil
 }
 
+func (l *memLists) Versions(_ context.Context, conv string, seq uint64) ([]protocol.Message, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []protocol.Message
+	for _, m := range l.msgs[conv] {
+		switch {
+		case m.Seq == seq:
+			out = append(out, m)
+		case m.Ref == seq && m.ContentType == protocol.ContentRecall:
+			return nil, nil
+		case m.Ref == seq && m.ContentType == protocol.ContentEdit && len(out) > 0:
+			m.ContentType = out[0].ContentType
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
 func (l *memLists) Add(_ context.Context, conv string, postings map[ListKey][]byte, progress uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -173,5 +191,59 @@ func TestIndexerOverflow(t *testing.T) {
 	}
 	if n := len(slices.Collect(maps.Keys(l.lists))); n != 7 {
 		t.Errorf("lists of %d conversations, want 7", n)
+	}
+}
+
+// An edit is indexed under its target: the target's offset ends up in the
+// lists of its latest text's grams and of no gram only earlier versions
+// had, whether its edits are indexed in the chunk of the target, in one
+// chunk together or each in a later one.
+func TestIndexerEdits(t *testing.T) {
+	for _, chunk := range []int{1, 2, 64} {
+		t.Run(fmt.Sprint("chunk", chunk), func(t *testing.T) {
+			l := newMemLists()
+			x := NewIndexer(IndexerConfig{Lists: l, Chunk: chunk, Delay: -1})
+			defer x.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			conv := "d:1:2"
+			add := func(ct uint16, ref uint64, body string) protocol.Message {
+				l.mu.Lock()
+				m := protocol.Message{Conv: conv, Seq: uint64(len(l.msgs[conv]) + 1), ContentType: ct, Ref: ref, Body: []byte(body)}
+				l.msgs[conv] = append(l.msgs[conv], m)
+				l.mu.Unlock()
+				x.Note([]protocol.Message{m})
+				return m
+			}
+			target := add(protocol.ContentText, 0, "apple pie")
+			add(protocol.ContentText, 0, "other text")
+			add(protocol.ContentEdit, 1, "banana split")
+			add(protocol.ContentEdit, 1, "apple crumble")
+			if err := x.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			l.mu.Lock()
+			got := map[Gram]bool{}
+			for k, list := range l.lists[conv] {
+				var set bitmap
+				decodeList(list, &set)
+				if set.has(Offset(target.Seq)) {
+					got[k.Gram] = true
+				}
+			}
+			l.mu.Unlock()
+			want := map[Gram]bool{}
+			for _, g := range Grams("apple crumble") {
+				want[g] = true
+			}
+			if !maps.Equal(got, want) {
+				t.Errorf("grams posted at the target: %d, want the %d of its latest text", len(got), len(want))
+				for g := range got {
+					if !want[g] {
+						t.Errorf("stale gram %q%q", rune(g>>32), rune(uint32(g)))
+					}
+				}
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package fulltext
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,8 +33,15 @@ type Lists interface {
 	// progress. It may read every conversation: the indexer calls it when
 	// it starts and after its queue overflowed, not per message.
 	Behind(ctx context.Context) ([]Pending, error)
-	// Load returns conv's messages with seq above after, ascending, at most n.
+	// Load returns conv's messages with seq above after, ascending, at most
+	// n, as they were stored (not folded: an edited message has its first
+	// body), an event with its Ref set (the seq of the message it acts on).
 	Load(ctx context.Context, conv string, after uint64, n int) ([]protocol.Message, error)
+	// Versions returns the versions of conv's message seq, oldest first:
+	// the message as first stored, then one copy of it per edit with the
+	// edit event's seq and body. None when the message was recalled or
+	// does not exist.
+	Versions(ctx context.Context, conv string, seq uint64) ([]protocol.Message, error)
 	// Add appends postings to conv's lists and sets conv's progress to
 	// progress (never lowering it), in one atomic write.
 	Add(ctx context.Context, conv string, postings map[ListKey][]byte, progress uint64) error
@@ -66,6 +74,13 @@ const DefaultIndexDelay = 100 * time.Millisecond
 // the indexer's goroutine indexes the new messages afterwards, reading them
 // back from the store. What it has indexed is recorded per conversation with
 // the postings, so after a crash it catches up from the store alone.
+//
+// An edit (content type protocol.ContentEdit) is indexed under the seq of
+// the message it edits: the grams of the new text are added there, and the
+// grams only earlier versions had are removed, so a message is found by its
+// latest text and not by text an edit took out. (A search checks every
+// candidate against the stored text folded with its edits in any case;
+// the removal keeps stale candidates from costing reads.)
 type Indexer struct {
 	lists    Lists
 	chunk    int
@@ -169,7 +184,9 @@ func (x *Indexer) Flush(ctx context.Context) error {
 }
 
 // Remove takes msgs out of the index (a recall, an expiry). Their text must
-// be the text that was indexed; messages of other content types are skipped.
+// be the text that was indexed: for an edited message, pass one copy per
+// version (or its latest version alone: what is left only takes space, a
+// search never shows it); messages of other content types are skipped.
 // A message not yet indexed is indexed later from whatever the store then
 // holds, so a caller changes or deletes the stored message first.
 func (x *Indexer) Remove(ctx context.Context, msgs []protocol.Message) error {
@@ -350,21 +367,80 @@ func (x *Indexer) indexChunk(ctx context.Context, conv string, after uint64) (ui
 	}
 	postings := make(map[ListKey][]byte)
 	var size int64
-	for i := range msgs {
-		m := &msgs[i]
-		for _, g := range Grams(Text(m)) {
-			k := ListKey{Bucket(m.Seq), g}
+	post := func(seq uint64, grams []Gram) {
+		for _, g := range grams {
+			k := ListKey{Bucket(seq), g}
 			l := postings[k]
 			n := len(l)
-			postings[k] = AppendPosting(l, m.Seq)
+			postings[k] = AppendPosting(l, seq)
 			size += int64(len(postings[k]) - n)
 		}
+	}
+	lastEdit := make(map[uint64]uint64) // target seq → seq of its last edit in the chunk
+	for i := range msgs {
+		m := &msgs[i]
+		if m.ContentType == protocol.ContentEdit {
+			if m.Ref != 0 && m.Ref < m.Seq {
+				lastEdit[m.Ref] = m.Seq
+			}
+			continue
+		}
+		post(m.Seq, Grams(Text(m)))
+	}
+	stale, err := x.edits(ctx, conv, lastEdit, post)
+	if err != nil {
+		return after, 0, err
 	}
 	np := msgs[len(msgs)-1].Seq
 	if err := x.lists.Add(ctx, conv, postings, np); err != nil {
 		return after, 0, err
 	}
+	// The stale grams go after the Add, which may have posted them (a
+	// message and its edit in one chunk). A crash between the two leaves
+	// them: a search's check filters them out.
+	if len(stale) > 0 {
+		if err := x.lists.Remove(ctx, conv, stale); err != nil {
+			return after, 0, err
+		}
+	}
 	x.messages.Add(int64(len(msgs)))
 	x.bytes.Add(size)
 	return np, len(msgs), nil
+}
+
+// edits posts, for each target edited in a chunk, the grams of its version
+// as of its last edit there (lastEdit: target → that edit's seq), and
+// returns the grams earlier versions had and that version has not.
+func (x *Indexer) edits(ctx context.Context, conv string, lastEdit map[uint64]uint64, post func(uint64, []Gram)) (map[ListKey]map[uint64]bool, error) {
+	stale := make(map[ListKey]map[uint64]bool)
+	for target, edit := range lastEdit {
+		vs, err := x.lists.Versions(ctx, conv, target)
+		if err != nil {
+			return nil, err
+		}
+		k := slices.IndexFunc(vs, func(v protocol.Message) bool { return v.Seq == edit })
+		if k < 0 {
+			continue // recalled (the recall unindexes it), or gone
+		}
+		vs[k].Seq = target
+		grams := Grams(Text(&vs[k]))
+		post(target, grams)
+		keep := make(map[Gram]bool, len(grams))
+		for _, g := range grams {
+			keep[g] = true
+		}
+		for i := range vs[:k] {
+			for _, g := range Grams(Text(&vs[i])) {
+				if keep[g] {
+					continue
+				}
+				lk := ListKey{Bucket(target), g}
+				if stale[lk] == nil {
+					stale[lk] = make(map[uint64]bool)
+				}
+				stale[lk][Offset(target)] = true
+			}
+		}
+	}
+	return stale, nil
 }

@@ -40,7 +40,9 @@ type Source interface {
 	// gram is in the range, concatenated (nil when there is none).
 	Lists(ctx context.Context, conv string, bucket uint64, ranges []GramRange) ([][]byte, error)
 	// Messages returns those messages of conv with the given seqs that exist
-	// and that user has not hidden, in any order.
+	// and that user has not hidden, in any order, each as History shows it:
+	// with its Meta folded in (an edited message has its latest body, a
+	// recalled one none).
 	Messages(ctx context.Context, user int64, conv string, seqs []uint64) ([]protocol.Message, error)
 }
 

@@ -160,7 +160,7 @@ func (ss searchSource) Messages(ctx context.Context, user int64, conv string, se
 		return nil, nil
 	}
 	args := append([]any{user, conv}, anys(seqs)...)
-	return ss.s.messages(ctx, ss.tx, "search", len(seqs), `SELECT `+mCols+` FROM `+ss.s.table(conv)+` m `+hiddenJoin+`
+	return ss.s.folded(ctx, ss.tx, "search", len(seqs), `SELECT `+mCols+`, mm.meta FROM `+ss.s.table(conv)+` m `+hiddenJoin+` `+metaJoin+`
 		WHERE m.conv = ? AND m.seq IN (`+placeholders(len(seqs), "?")+`) AND h.seq IS NULL`, args...)
 }
 
@@ -185,7 +185,7 @@ func (ss searchSource) MessagesMany(ctx context.Context, user int64, seqs map[st
 			args = append(append(args, conv), anys(seqs[conv])...)
 			n += len(seqs[conv])
 		}
-		msgs, err := ss.s.messages(ctx, ss.tx, "search", n, `SELECT `+mCols+` FROM `+table+` m `+hiddenJoin+`
+		msgs, err := ss.s.folded(ctx, ss.tx, "search", n, `SELECT `+mCols+`, mm.meta FROM `+table+` m `+hiddenJoin+` `+metaJoin+`
 			WHERE (`+where.String()+`) AND h.seq IS NULL`, args...)
 		if err != nil {
 			return nil, err
@@ -193,6 +193,35 @@ func (ss searchSource) MessagesMany(ctx context.Context, user int64, seqs map[st
 		out = append(out, msgs...)
 	}
 	return out, nil
+}
+
+// metaJoin joins each message m to its Meta, mm.meta (NULL when none).
+const metaJoin = `LEFT JOIN message_meta mm ON mm.conv = m.conv AND mm.seq = m.seq`
+
+// folded reads messages whose query selects mCols and then mm.meta, and
+// folds the Meta into each: a search checks and shows a message as History
+// does (an edited one by its latest body).
+func (s *Store) folded(ctx context.Context, q querier, what string, limit int, query string, args ...any) ([]protocol.Message, error) {
+	msgs := make([]protocol.Message, 0, min(limit, 64))
+	err := s.each(ctx, q, what, func(r *sql.Rows) error {
+		var m protocol.Message
+		var raw []byte
+		if err := r.Scan(&m.Conv, &m.Seq, &m.MsgID, &m.From, &m.To, &m.GroupID,
+			&m.ClientMsgID, &m.ContentType, &m.Body, &m.ServerTime, &raw); err != nil {
+			return err
+		}
+		if m.Body == nil {
+			m.Body = []byte{}
+		}
+		mt, err := storage.DecodeMeta(raw)
+		if err != nil {
+			return fmt.Errorf("decode meta: %w", err)
+		}
+		storage.Fold(&m, &mt, protocol.ShownReactors)
+		msgs = append(msgs, m)
+		return nil
+	}, query, args...)
+	return msgs, err
 }
 
 // indexLists is fulltext.Lists on the database.
@@ -222,8 +251,64 @@ func (l indexLists) Behind(ctx context.Context) ([]fulltext.Pending, error) {
 }
 
 func (l indexLists) Load(ctx context.Context, conv string, after uint64, n int) ([]protocol.Message, error) {
-	return l.s.messages(ctx, l.s.db, "index", n, `SELECT `+messageCols+` FROM `+l.s.table(conv)+`
+	msgs, err := l.s.messages(ctx, l.s.db, "index", n, `SELECT `+messageCols+` FROM `+l.s.table(conv)+`
 		WHERE conv = ? AND seq > ? ORDER BY seq LIMIT ?`, conv, after, n)
+	if err != nil {
+		return nil, err
+	}
+	var events []uint64
+	at := make(map[uint64]int)
+	for i := range msgs {
+		if protocol.IsEvent(msgs[i].ContentType) {
+			events = append(events, msgs[i].Seq)
+			at[msgs[i].Seq] = i
+		}
+	}
+	if len(events) == 0 {
+		return msgs, nil
+	}
+	err = l.s.each(ctx, l.s.db, "index", func(r *sql.Rows) error {
+		var seq uint64
+		var raw []byte
+		if err := r.Scan(&seq, &raw); err != nil {
+			return err
+		}
+		mt, err := storage.DecodeMeta(raw)
+		if err != nil {
+			return fmt.Errorf("decode meta: %w", err)
+		}
+		msgs[at[seq]].Ref = mt.Ref
+		return nil
+	}, `SELECT seq, meta FROM message_meta WHERE conv = ? AND seq IN (`+placeholders(len(events), "?")+`)`,
+		append([]any{conv}, anys(events)...)...)
+	return msgs, err
+}
+
+func (l indexLists) Versions(ctx context.Context, conv string, seq uint64) ([]protocol.Message, error) {
+	tx, err := l.s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		return nil, l.s.fail("index", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var raw []byte
+	err = tx.QueryRowContext(ctx, `SELECT meta FROM message_meta WHERE conv = ? AND seq = ?`, conv, seq).Scan(&raw)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, l.s.fail("index", err)
+	}
+	mt, err := storage.DecodeMeta(raw)
+	if err != nil || mt.Recalled {
+		return nil, err
+	}
+	seqs := append([]uint64{seq}, mt.Edits...)
+	msgs, err := l.s.messages(ctx, tx, "index", len(seqs), `SELECT `+messageCols+` FROM `+l.s.table(conv)+`
+		WHERE conv = ? AND seq IN (`+placeholders(len(seqs), "?")+`) ORDER BY seq`, append([]any{conv}, anys(seqs)...)...)
+	if err != nil || len(msgs) != len(seqs) {
+		return nil, err // a message or an edit gone: none
+	}
+	for i := range msgs[1:] {
+		msgs[1+i].ContentType = msgs[0].ContentType // an edit's body has its target's type
+	}
+	return msgs, nil
 }
 
 // listRows is how many lists one INSERT carries.

@@ -163,6 +163,11 @@ func (sv searchView) Messages(ctx context.Context, user int64, conv string, seqs
 		if err != nil {
 			return nil, err
 		}
+		mt, err := getMeta(viewGetter{sv.v}, conv, seq)
+		if err != nil {
+			return nil, err
+		}
+		storage.Fold(&m, &mt, protocol.ShownReactors)
 		out = append(out, m)
 	}
 	return out, nil
@@ -256,8 +261,56 @@ func (l *indexLists) Load(ctx context.Context, conv string, after uint64, n int)
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if protocol.IsEvent(out[i].ContentType) {
+			mt, err := getMeta(dbGetter{l.db}, conv, out[i].Seq)
+			if err != nil {
+				return nil, err
+			}
+			out[i].Ref = mt.Ref
+		}
+	}
+	return out, nil
 }
+
+// dbGetter reads from the database's current state.
+type dbGetter struct{ db *pebble.DB }
+
+func (g dbGetter) get(k []byte) ([]byte, bool, error) { return getFrom(g.db, k) }
+
+func (l *indexLists) Versions(ctx context.Context, conv string, seq uint64) ([]protocol.Message, error) {
+	snap := l.db.NewSnapshot()
+	defer snap.Close()
+	mt, err := getMeta(snapGetter{snap}, conv, seq)
+	if err != nil || mt.Recalled {
+		return nil, err
+	}
+	var out []protocol.Message
+	for _, at := range append([]uint64{seq}, mt.Edits...) {
+		k := msgKey(conv, at)
+		v, found, err := getFrom(snap, k)
+		if err != nil || !found {
+			return nil, err
+		}
+		m, err := parseMessage(k, v)
+		if err != nil {
+			return nil, err
+		}
+		if len(out) > 0 {
+			m.ContentType = out[0].ContentType // an edit's body has its target's type
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// snapGetter reads from a snapshot.
+type snapGetter struct{ s *pebble.Snapshot }
+
+func (g snapGetter) get(k []byte) ([]byte, bool, error) { return getFrom(g.s, k) }
 
 func (l *indexLists) Add(ctx context.Context, conv string, postings map[fulltext.ListKey][]byte, progress uint64) error {
 	b := l.db.NewBatch()

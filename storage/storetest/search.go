@@ -22,6 +22,7 @@ var searchCases = []struct {
 	{"SearchMembership", testSearchMembership},
 	{"SearchHidden", testSearchHidden},
 	{"SearchUnindex", testSearchUnindex},
+	{"SearchEdited", testSearchEdited},
 	{"SearchBudget", testSearchBudget},
 }
 
@@ -260,6 +261,51 @@ func testSearchUnindex(t *testing.T, open Open) {
 	wantBodies(t, "message", got, "keep this message")
 	_, got = e.search(fulltext.Query{User: b, Text: "recall"})
 	wantBodies(t, "recall", got)
+}
+
+// Edited: a message is found by its latest text, shown with it, and not by
+// words only its earlier versions had (the edit history is not searched);
+// an edit indexed with its target (one pass) or after it (a later pass)
+// alike. A recalled message is found by none of its versions.
+func testSearchEdited(t *testing.T, open Open) {
+	e := newEventEnv(t, open, nil)
+	u := e.users(2)
+	a, b := u[0], u[1]
+	m1 := e.text(a, b, "alpha plan draft")
+	e.text(b, a, "unrelated draft")
+	if err := e.searcher().IndexFlush(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.add(e.event(a, b, protocol.ContentEdit, m1.Seq, "beta plan final"))
+	// m2 and its edit are indexed in one pass.
+	m2 := e.text(a, b, "東京 meeting")
+	e.add(e.event(a, b, protocol.ContentEdit, m2.Seq, "大阪 meeting"))
+	for _, user := range []int64{a, b} {
+		p, got := e.search(fulltext.Query{User: user, Text: "plan"})
+		wantBodies(t, "plan", got, "beta plan final")
+		if len(p.Messages) == 1 && (p.Messages[0].Seq != m1.Seq || p.Messages[0].Edited != 1) {
+			t.Errorf("plan: seq %d edited %d, want seq %d edited 1", p.Messages[0].Seq, p.Messages[0].Edited, m1.Seq)
+		}
+	}
+	_, got := e.search(fulltext.Query{User: a, Text: "beta"})
+	wantBodies(t, "beta", got, "beta plan final")
+	_, got = e.search(fulltext.Query{User: a, Text: "alpha"})
+	wantBodies(t, "alpha (edited out)", got)
+	_, got = e.search(fulltext.Query{User: a, Text: "draft"})
+	wantBodies(t, "draft", got, "unrelated draft")
+	_, got = e.search(fulltext.Query{User: b, Text: "大阪"})
+	wantBodies(t, "大阪", got, "大阪 meeting")
+	_, got = e.search(fulltext.Query{User: b, Text: "東京"})
+	wantBodies(t, "東京 (edited out)", got)
+	// A second edit puts a word of the first version back.
+	e.add(e.event(a, b, protocol.ContentEdit, m1.Seq, "alpha again"))
+	_, got = e.search(fulltext.Query{User: a, Text: "alpha"})
+	wantBodies(t, "alpha (edited back)", got, "alpha again")
+	_, got = e.search(fulltext.Query{User: a, Text: "beta"})
+	wantBodies(t, "beta (edited out)", got)
+	e.add(e.event(a, b, protocol.ContentRecall, m1.Seq, ""))
+	_, got = e.search(fulltext.Query{User: a, Text: "alpha"})
+	wantBodies(t, "alpha (recalled)", got)
 }
 
 // Budget: a search that reads MaxReads without a result fails ErrTooBroad;
