@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -44,6 +45,7 @@ type fake struct {
 	joined    []int64
 	setOpen   []protocol.GroupSetOpen
 	searched  []string // GroupSearch prefixes
+	searches  []protocol.Search
 	left      []int64
 	deleted   []protocol.DeleteHistory
 	prefs     []protocol.ConvPrefs
@@ -149,19 +151,33 @@ func (f *fake) History(_ context.Context, conv string, before uint64, limit uint
 }
 
 // Search finds messages of the fake's history holding the query, newest
-// first.
+// first, a page after the query's cursor at a time.
 func (f *fake) Search(_ context.Context, q protocol.Search) (protocol.SearchResult, error) {
+	f.searches = append(f.searches, q)
 	res := protocol.SearchResult{Messages: []protocol.Message{}}
+	var all []protocol.Message
 	for _, h := range f.history {
 		for _, x := range h {
 			if strings.Contains(strings.ToLower(string(x.Body)), strings.ToLower(q.Query)) {
-				res.Messages = append(res.Messages, x)
+				all = append(all, x)
 			}
 		}
 	}
-	slices.SortFunc(res.Messages, func(a, b protocol.Message) int { return int(b.ServerTime - a.ServerTime) })
-	if len(res.Messages) > int(q.Limit) {
-		res.Messages, res.HasMore = res.Messages[:q.Limit], true
+	slices.SortFunc(all, func(a, b protocol.Message) int {
+		return cmp.Or(cmp.Compare(b.ServerTime, a.ServerTime), cmp.Compare(a.Conv, b.Conv), cmp.Compare(b.Seq, a.Seq))
+	})
+	for _, x := range all {
+		after := q.BeforeConv == "" || x.ServerTime < q.BeforeTime ||
+			(x.ServerTime == q.BeforeTime && (x.Conv > q.BeforeConv || (x.Conv == q.BeforeConv && x.Seq < q.BeforeSeq)))
+		if !after {
+			continue
+		}
+		if len(res.Messages) == int(q.Limit) {
+			last := res.Messages[len(res.Messages)-1]
+			res.HasMore, res.NextTime, res.NextConv, res.NextSeq = true, last.ServerTime, last.Conv, last.Seq
+			break
+		}
+		res.Messages = append(res.Messages, x)
 	}
 	return res, nil
 }

@@ -83,7 +83,8 @@ type Model struct {
 	input    textinput.Model
 	scroll   int                // lines the chat is scrolled up from its newest
 	panel    []string           // a list over the chat (help, friends, members...), until Esc
-	found    []protocol.Message // the results of the last /search, for /goto
+	found    []protocol.Message // the results of the last /search and its /more pages, for /goto
+	srch     searching          // the last /search, for /more
 	panelTop int
 
 	state   connState
