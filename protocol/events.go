@@ -23,6 +23,11 @@ const (
 // events (0x0100-0x01FF).
 func IsEvent(ct uint16) bool { return ct >= contentEventLow && ct <= contentEventTop }
 
+// CountsUnread reports whether a message of content type ct counts in
+// Conversation.Unread: messages do, events (a recall, an edit, a reaction)
+// do not. The message an event acts on keeps counting as a message.
+func CountsUnread(ct uint16) bool { return !IsEvent(ct) }
+
 // Frame types of conversation events (0x00B0-0x00BF).
 const (
 	TypeEditHistory     Type = 0x00B0 // EditHistory, C→S; answered by EditHistoryResult

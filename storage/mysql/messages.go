@@ -295,6 +295,10 @@ func (s *Store) ConversationsAfter(ctx context.Context, user int64, afterTime in
 	return page, more, nil
 }
 
+// eventTypes is the range of the content types of events, which do not
+// count as unread (protocol.CountsUnread).
+const eventTypes = "256 AND 511"
+
 // convDetails fills in the unread count and last message of each of page,
 // whose cleared seqs are cleared[i], with one UNION ALL over their shards.
 func (s *Store) convDetails(ctx context.Context, tx *sql.Tx, user int64, page []protocol.Conversation, cleared []uint64) error {
@@ -311,7 +315,8 @@ func (s *Store) convDetails(ctx context.Context, tx *sql.Tx, user int64, page []
 		// NULLs (the LEFT JOIN keeps the row when there is none).
 		q.WriteString(`SELECT ` + strconv.Itoa(i) + ` AS i,
 			(SELECT COUNT(*) FROM ` + t + ` m ` + hiddenJoin + `
-				WHERE m.conv = ? AND m.seq > ? AND m.sender <> ? AND h.seq IS NULL) AS unread,
+				WHERE m.conv = ? AND m.seq > ? AND m.sender <> ? AND h.seq IS NULL
+					AND m.content_type NOT BETWEEN ` + eventTypes + `) AS unread,
 			l.seq, l.msg_id, l.sender, l.recipient, l.group_id, l.client_msg_id, l.content_type, l.body, l.server_time
 			FROM (SELECT 1 AS one) o LEFT JOIN ` + t + ` l ON l.conv = ? AND l.seq = (
 				SELECT m.seq FROM ` + t + ` m ` + hiddenJoin + `

@@ -23,6 +23,7 @@ import (
 const (
 	offFrom = 8
 	offTime = 32
+	offType = 40
 	offCMID = 42
 )
 
@@ -43,6 +44,13 @@ func msgTime(v []byte) int64 {
 		return 0
 	}
 	return int64(binary.BigEndian.Uint64(v[offTime:]))
+}
+
+func msgContentType(v []byte) uint16 {
+	if len(v) < offType+2 {
+		return 0
+	}
+	return binary.BigEndian.Uint16(v[offType:])
 }
 
 func msgFrom(v []byte) int64 {
@@ -658,7 +666,7 @@ func (s *Store) ConversationsAfter(ctx context.Context, user int64, afterTime in
 		c := protocol.Conversation{Conv: r.conv, LastSeq: r.lastSeq, AckSeq: r.cur.ack, LastTime: r.lastTime,
 			Muted: r.cur.flags&flagMuted != 0, Pinned: r.cur.flags&flagPinned != 0}
 		err := v.walk(user, r.conv, max(r.cur.ack, r.cur.cleared), math.MaxUint64, false, func(_, val []byte) bool {
-			if msgFrom(val) != user {
+			if msgFrom(val) != user && protocol.CountsUnread(msgContentType(val)) {
 				c.Unread++
 			}
 			return true

@@ -23,6 +23,7 @@ var eventCases = []struct {
 	{"EventTargets", testEventTargets},
 	{"EventReplyMentions", testEventReplyMentions},
 	{"EventSameBatch", testEventSameBatch},
+	{"EventUnread", testEventUnread},
 }
 
 // eventEnv is an env with the store's storage.Events.
@@ -341,5 +342,50 @@ func testEventSameBatch(t *testing.T, open Open) {
 	}
 	if got := len(rec.got()); got != 1+n+3 {
 		t.Fatalf("hook saw %d messages, want %d (refusals are not hooked)", got, 1+n+3)
+	}
+}
+
+// testEventUnread: events (reactions, edits, recalls) are not unread
+// messages; the messages they act on still are.
+func testEventUnread(t *testing.T, open Open) {
+	e := newEventEnv(t, open, nil)
+	u := e.users(3)
+	a, b, c := u[0], u[1], u[2]
+	check := func(step string, user int64, conv string, want uint64) {
+		t.Helper()
+		if got := e.conv(user, conv); got.Unread != want {
+			t.Errorf("%s: user %d unread %d, want %d", step, user, got.Unread, want)
+		}
+	}
+	orig := e.add(e.direct(a, b, "orig", []byte("hi")))
+	conv := orig.Conv
+	check("a message", b, conv, 1)
+	e.add(e.event(b, a, protocol.ContentReact, orig.Seq, "👍"))
+	e.add(e.event(b, a, protocol.ContentUnreact, orig.Seq, "👍"))
+	e.add(e.event(b, a, protocol.ContentReact, orig.Seq, "❤"))
+	check("b's reactions", a, conv, 0)
+	e.add(e.event(a, b, protocol.ContentEdit, orig.Seq, "hi!"))
+	check("a's edit", b, conv, 1)
+	second := e.add(e.direct(a, b, "second", []byte("oops")))
+	e.add(e.event(a, b, protocol.ContentRecall, second.Seq, ""))
+	check("a's recall", b, conv, 2) // the recalled message is still one
+	reply := e.add(e.direct(b, a, "reply", []byte("ok")))
+	check("b's reply after its reactions", a, conv, 1)
+	e.ack(a, conv, reply.Seq)
+	e.add(e.event(b, a, protocol.ContentReact, reply.Seq, "👍"))
+	check("a reaction after the read cursor", a, conv, 0)
+
+	// A group: a reaction to a member's message is no unread message
+	// for anyone.
+	g := e.createGroup(a, []int64{b, c}, 10)
+	gconv := protocol.GroupConv(g.ID)
+	q := e.add(e.group(a, g.ID, "q", []byte("lunch?")))
+	react := e.group(b, g.ID, "gr", []byte("👍"))
+	react.ContentType, react.Ref = protocol.ContentReact, q.Seq
+	e.add(react)
+	check("group: a", a, gconv, 0)
+	check("group: c", c, gconv, 1)
+	if last := e.conv(c, gconv).Last; last == nil || last.ContentType != protocol.ContentReact {
+		t.Errorf("group: c's last %+v, want the reaction (last shows events)", last)
 	}
 }
