@@ -308,33 +308,9 @@ func serve(o options, log *slog.Logger) error {
 	if o.metrics != "" {
 		metrics = server.NewMetrics()
 	}
-	var (
-		dir     router.Presence
-		cluster server.Cluster // an interface: left nil on a single node, not a nil *router.Cluster
-		bus     router.Bus
-		ready   map[string]func(context.Context) error
-	)
-	if o.redisAddr != "" {
-		dir = predis.NewPresence(redis.NewClient(&redis.Options{Addr: o.redisAddr}), o.prefix)
-	}
-	if o.cluster {
-		c, b, err := joinCluster(o, metrics, log)
-		if err != nil {
-			return err
-		}
-		cluster, bus = c, b
-		ready = map[string]func(context.Context) error{"broker": b.Ping}
-		o.nodeID = c.Self().Snowflake
-	}
-	blobs, err := o.files.open()
-	if err != nil {
-		return err
-	}
-	if blobs != nil {
-		defer blobs.Close()
-	}
-	limits := o.files.limits
-	limits.SpoolDir = o.files.spoolDir()
+	// What this node can check alone comes before it joins a cluster: a
+	// node that cannot serve must not take slots in the table (they would
+	// stay its own until its TTL runs out).
 	proxies, err := parsePrefixes(o.trustedProxies)
 	if err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
@@ -347,6 +323,42 @@ func serve(o options, log *slog.Logger) error {
 		log.Warn("made a new Noise static key; clients pin it on first use", "file", filepath.Join(o.store.dataDir, server.NoiseKeyFile))
 	}
 	log.Info("noise static key", "fingerprint", secure.Fingerprint(keys.Static.Public), "retired_in_overlap", len(keys.Retired), "require_encryption", o.requireEnc)
+	blobs, err := o.files.open()
+	if err != nil {
+		return err
+	}
+	if blobs != nil {
+		defer blobs.Close()
+	}
+	limits := o.files.limits
+	limits.SpoolDir = o.files.spoolDir()
+	var (
+		dir     router.Presence
+		cluster server.Cluster // an interface: left nil on a single node, not a nil *router.Cluster
+		bus     router.Bus
+		ready   map[string]func(context.Context) error
+	)
+	if o.redisAddr != "" {
+		dir = predis.NewPresence(redis.NewClient(&redis.Options{Addr: o.redisAddr}), o.prefix)
+	}
+	// leave takes the node out of the cluster when it fails before its
+	// server runs (once it runs, its Stop leaves).
+	leave := func() {}
+	if o.cluster {
+		c, b, err := joinCluster(o, metrics, log)
+		if err != nil {
+			return err
+		}
+		cluster, bus = c, b
+		ready = map[string]func(context.Context) error{"broker": b.Ping}
+		o.nodeID = c.Self().Snowflake
+		leave = func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = c.Leave(ctx)
+			_ = b.Close()
+		}
+	}
 	srv, err := server.New(server.Config{
 		Metrics:           metrics,
 		Presence:          dir,
@@ -391,6 +403,7 @@ func serve(o options, log *slog.Logger) error {
 		return o.store.open(hook, log)
 	})
 	if err != nil {
+		leave()
 		return err
 	}
 	if err := srv.Start(); err != nil {
