@@ -116,6 +116,7 @@ func (s *Store) AppendAsync(ctx context.Context, m *protocol.Message, done func(
 	o.m.Mentions = slices.Clone(m.Mentions)
 	o.m.Body = bytes.Clone(m.Body)
 	if m.ClientMsgID != "" {
+		o.hash = dedupeHash(s.seenSeed, m.From, m.ClientMsgID)
 		// Look for an earlier copy here, on the caller's goroutine, so the
 		// writer only checks the batches applied since (dupSince).
 		if err := s.findDup(o); err != nil {
@@ -136,6 +137,9 @@ func (s *Store) findDup(o *appendOp) error {
 	}
 	defer s.exit()
 	o.checkedAt, o.checked = s.w.applied.Load(), true
+	if s.newID(o.hash) {
+		return nil // no batch up to checkedAt stored it (dedupe.go)
+	}
 	mk, found, err := getFrom(s.db, dedupeKey(o.m.From, o.m.ClientMsgID))
 	if err != nil || !found {
 		return err
@@ -192,6 +196,8 @@ type appendOp struct {
 	parsed protocol.ParsedConv
 	done   func(stored protocol.Message, dup bool, err error)
 
+	// hash is the filter's hash of the client message id (dedupeHash).
+	hash uint64
 	// What findDup saw: checked is set once it looked, with the batches
 	// applied when it did (checkedAt); prev is the earlier copy it found.
 	checked   bool
@@ -226,8 +232,9 @@ func (o *appendOp) exec(t *txn) error {
 		t.kbuf = append(append(append(t.kbuf[:0], tDedupe), make([]byte, 8)...), m.ClientMsgID...)
 		binary.BigEndian.PutUint64(t.kbuf[1:], uint64(m.From))
 		// findDup saw every batch before the recent ones, which dupSince
-		// covers; else look again.
-		if !o.checked || o.checkedAt+1 < t.w.recentFrom {
+		// covers; else look again, unless the filter, which holds every
+		// batch applied so far, proves the id new.
+		if (!o.checked || o.checkedAt+1 < t.w.recentFrom) && !t.w.newID(o.hash) {
 			if prev, found, err := t.findDup(t.kbuf); err != nil || found {
 				o.stored, o.dup = prev, found
 				return err
@@ -265,6 +272,7 @@ func (o *appendOp) exec(t *txn) error {
 		if err := t.set(t.kbuf, mk); err != nil {
 			return err
 		}
+		t.w.seen.Add(o.hash) // before the batch is applied (dedupe.go)
 		if t.dups == nil {
 			t.dups = make(map[dupRef]protocol.Message, len(t.ops))
 		}

@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"os"
 	"sync"
@@ -31,6 +32,7 @@ import (
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/storage"
 	"github.com/parleyim/parley/storage/fulltext"
+	"github.com/parleyim/parley/storage/internal/idfilter"
 )
 
 // Config configures Open. Zero values are documented per field.
@@ -67,6 +69,14 @@ type Store struct {
 	w       *writer
 	cursors *cursors
 	idx     *fulltext.Indexer
+
+	// seen holds the hash of every dedupe key (sender, client message id)
+	// in the database once seenReady is set: a miss means the id is new and
+	// its lookup is skipped (dedupe.go).
+	seen      *idfilter.Filter
+	seenSeed  maphash.Seed
+	seenReady atomic.Bool
+	seenDone  chan struct{} // closed when loadSeen returns
 
 	// closed is set first by Close; reads hold rw shared while they use db,
 	// and Close takes it exclusively before closing db.
@@ -118,7 +128,8 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebble: open %s: %w", cfg.Dir, err)
 	}
-	s := &Store{log: cfg.Logger, db: db, cursors: newCursors()}
+	s := &Store{log: cfg.Logger, db: db, cursors: newCursors(), seenSeed: maphash.MakeSeed(), seenDone: make(chan struct{})}
+	s.seen = idfilter.New(s.seenCapacity())
 	s.w = &writer{
 		db:         db,
 		hook:       cfg.Hook,
@@ -145,8 +156,10 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s.idx = fulltext.NewIndexer(fulltext.IndexerConfig{Lists: &indexLists{db: db, pieces: make(map[string]int)}, Logger: cfg.Logger})
 	s.w.indexer = s.idx
+	s.w.seen, s.w.seenReady = s.seen, &s.seenReady
 	go s.w.run()
 	go s.w.complete()
+	go s.loadSeen()
 	return s, nil
 }
 
@@ -186,6 +199,7 @@ func (s *Store) Close() error {
 	}
 	s.w.close()
 	s.idx.Close()
+	<-s.seenDone
 	s.rw.Lock() // wait for reads in flight
 	defer s.rw.Unlock()
 	if err := s.db.Close(); err != nil {

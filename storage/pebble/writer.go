@@ -14,6 +14,7 @@ import (
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/storage"
 	"github.com/parleyim/parley/storage/fulltext"
+	"github.com/parleyim/parley/storage/internal/idfilter"
 )
 
 // Group commit.
@@ -67,13 +68,15 @@ func (o *opBase) base() *opBase { return o }
 
 // writer owns the goroutine that batches ops.
 type writer struct {
-	db       *pebble.DB
-	hook     storage.CommitHook
-	indexer  *fulltext.Indexer // told of each batch's messages
-	maxBatch int
-	ackDelay time.Duration
-	log      *slog.Logger
-	cursors  *cursors
+	db        *pebble.DB
+	hook      storage.CommitHook
+	indexer   *fulltext.Indexer // told of each batch's messages
+	maxBatch  int
+	ackDelay  time.Duration
+	log       *slog.Logger
+	cursors   *cursors
+	seen      *idfilter.Filter // the Store's; the writer adds each dedupe key it writes
+	seenReady *atomic.Bool
 
 	// mu guards closed and the sends on ops: close takes it exclusively to
 	// close ops, so no send can follow.
@@ -243,6 +246,9 @@ func (w *writer) commit(ops []op) {
 	}
 	w.synced <- t
 }
+
+// newID is Store.newID for the writer.
+func (w *writer) newID(h uint64) bool { return w.seenReady.Load() && !w.seen.MayContain(h) }
 
 // recentMax is the size at which the recent dedupe keys rotate.
 const recentMax = 1 << 16

@@ -1,0 +1,98 @@
+package pebble
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/parleyim/parley/protocol"
+)
+
+// waitSeen waits until s's client message id filter is loaded.
+func waitSeen(t *testing.T, s *Store) {
+	t.Helper()
+	select {
+	case <-s.seenDone:
+	case <-time.After(30 * time.Second):
+		t.Fatal("client message id filter not loaded after 30 s")
+	}
+	if !s.seenReady.Load() {
+		t.Fatal("client message id filter finished loading but is not ready")
+	}
+}
+
+// Resends of messages stored before a reopen are duplicates once the filter
+// is loaded from the database, as before it was; new ids are stored.
+func TestDedupeFilterAcrossReopen(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	msg := func(i int, cmid string) *protocol.Message {
+		peer := int64(2 + i%7)
+		return &protocol.Message{MsgID: int64(i + 1), Conv: protocol.DirectConv(1, peer), From: 1, To: peer,
+			ClientMsgID: cmid, Body: []byte("hello"), ServerTime: int64(i)}
+	}
+	const n = 300
+	s, err := Open(Config{Dir: dir, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]protocol.Message, n)
+	for i := range n {
+		if want[i], _, err = s.Append(ctx, msg(i, "c"+strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = open(t, Config{Dir: dir})
+	waitSeen(t, s)
+	for i := range n {
+		got, dup, err := s.Append(ctx, msg(n+i, "c"+strconv.Itoa(i)))
+		if err != nil || !dup {
+			t.Fatalf("resend %d after reopen: dup %v, %v; want dup", i, dup, err)
+		}
+		if got.Conv != want[i].Conv || got.Seq != want[i].Seq || got.MsgID != want[i].MsgID {
+			t.Fatalf("resend %d answered %s/%d (msg %d), want %s/%d (msg %d)", i, got.Conv, got.Seq, got.MsgID,
+				want[i].Conv, want[i].Seq, want[i].MsgID)
+		}
+	}
+	// New ids are stored, and a resend of one is caught as well.
+	for i := range 20 {
+		cmid := "new" + strconv.Itoa(i)
+		if _, dup, err := s.Append(ctx, msg(2*n+i, cmid)); err != nil || dup {
+			t.Fatalf("new id %s: dup %v, %v", cmid, dup, err)
+		}
+		if _, dup, err := s.Append(ctx, msg(3*n+i, cmid)); err != nil || !dup {
+			t.Fatalf("resend of new id %s: dup %v, %v; want dup", cmid, dup, err)
+		}
+	}
+	// Another sender's same id is not a duplicate.
+	other := &protocol.Message{MsgID: 9999, Conv: protocol.DirectConv(1, 2), From: 2, To: 1, ClientMsgID: "c0", ServerTime: 1}
+	if _, dup, err := s.Append(ctx, other); err != nil || dup {
+		t.Fatalf("other sender's c0: dup %v, %v", dup, err)
+	}
+}
+
+// The filter holds every id the writer stores: after a burst of appends,
+// each of their ids may be in it, and the filter was consulted (ready).
+func TestDedupeFilterHoldsWrites(t *testing.T) {
+	s := open(t, Config{Dir: t.TempDir()})
+	waitSeen(t, s)
+	ctx := context.Background()
+	for i := range 1000 {
+		m := &protocol.Message{MsgID: int64(i + 1), Conv: protocol.DirectConv(3, 4), From: 3, To: 4,
+			ClientMsgID: "id" + strconv.Itoa(i), ServerTime: int64(i)}
+		if _, _, err := s.Append(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		if !s.seen.MayContain(dedupeHash(s.seenSeed, 3, m.ClientMsgID)) {
+			t.Fatalf("id %s stored but not in the filter", m.ClientMsgID)
+		}
+	}
+	if s.newID(dedupeHash(s.seenSeed, 3, "id7")) {
+		t.Fatal("newID says a stored id is new")
+	}
+}
