@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"hash/maphash"
+	"slices"
 	"sync"
 
 	"github.com/parleyim/parley/protocol"
@@ -116,69 +117,123 @@ func (q *shardQueue) take(spare []protocol.Message) (batch []protocol.Message, o
 	}
 }
 
-// run delivers the backlog of one shard. The pushes of what it takes at
-// once to one session leave in a single write: a member of a busy group
-// gets the messages in one syscall, not one each.
+// run delivers the backlog of one shard, all it takes at once: each
+// conversation's messages of it together (fanout).
 func (d *delivery) run(q *shardQueue) {
 	defer d.wg.Done()
 	var (
-		targets []*session
-		out     = make(map[*session][]byte)
-		order   []*session // sessions in the order they first got a frame
-		spare   []protocol.Message
+		f     fanout
+		spare []protocol.Message
 	)
 	for {
 		batch, ok := q.take(spare)
 		if !ok {
 			return
 		}
-		for i := range batch {
-			targets = d.push(&batch[i], targets[:0], func(ss *session, frame []byte) {
-				buf, ok := out[ss]
-				if !ok {
-					order = append(order, ss)
-				}
-				out[ss] = append(buf, frame...)
-			})
+		f.group(batch)
+		for _, idx := range f.convs {
+			d.push(batch, idx, &f)
 		}
-		for _, ss := range order {
-			ss.write(out[ss])
-		}
-		clear(out)
-		clear(order)
-		order = order[:0]
-		clear(targets)
+		f.reset()
 		clear(batch)
 		spare = batch[:0]
 	}
 }
 
-// push hands one message, encoded, to emit for every logged-in session of
-// its recipients but the one that sent it.
-func (d *delivery) push(m *protocol.Message, targets []*session, emit func(*session, []byte)) []*session {
-	var origin *session
-	if v, ok := d.origins.LoadAndDelete(m.MsgID); ok {
-		origin = v.(*session)
+// fanout is a shard goroutine's scratch, kept between takes so that a busy
+// shard allocates little: the messages taken grouped by conversation, and
+// the frames, targets and origins of the conversation being pushed.
+type fanout struct {
+	byConv  map[string]int // conversation → index in convs
+	convs   [][]int        // per conversation, its messages' indexes in the batch, in order
+	frames  []byte         // the Push frames of one conversation's messages, back to back
+	ends    []int          // end of each frame in frames
+	origins []*session     // per message, the session that sent it (nil: none here)
+	senders []*session     // the distinct origins
+	targets []*session
+	skipped []int  // per message, 1 if its origin is among the targets
+	own     []byte // frames for a target that sent some of them: the others'
+}
+
+// group sorts the batch's messages by conversation, each conversation's
+// in batch (commit, so sequence) order.
+func (f *fanout) group(batch []protocol.Message) {
+	if f.byConv == nil {
+		f.byConv = make(map[string]int)
 	}
-	p, ok := protocol.ParseConv(m.Conv)
+	for i := range batch {
+		c := batch[i].Conv
+		k, ok := f.byConv[c]
+		if !ok {
+			k = len(f.convs)
+			f.byConv[c] = k
+			if k < cap(f.convs) {
+				f.convs = f.convs[:k+1]
+				f.convs[k] = f.convs[k][:0]
+			} else {
+				f.convs = append(f.convs, nil)
+			}
+		}
+		f.convs[k] = append(f.convs[k], i)
+	}
+}
+
+func (f *fanout) reset() {
+	clear(f.byConv)
+	f.convs = f.convs[:0]
+	clear(f.targets)
+	clear(f.origins)
+	clear(f.senders)
+	f.targets, f.origins, f.senders = f.targets[:0], f.origins[:0], f.senders[:0]
+}
+
+// push hands one conversation's messages of a take (idx, in sequence
+// order) to every logged-in session of its recipients but each message's
+// sender: the recipients are looked up once and the messages encoded once,
+// and each session gets them in one write (session.write), so a
+// thousand-member group costs a thousand writes per take, not per message.
+// The recipients are read after the messages were committed, so a session
+// that joins later finds them with Sync.
+func (d *delivery) push(batch []protocol.Message, idx []int, f *fanout) {
+	f.origins, f.senders = f.origins[:0], f.senders[:0]
+	for _, i := range idx {
+		var origin *session
+		if v, ok := d.origins.LoadAndDelete(batch[i].MsgID); ok {
+			origin = v.(*session)
+			if !slices.Contains(f.senders, origin) {
+				f.senders = append(f.senders, origin)
+			}
+		}
+		f.origins = append(f.origins, origin)
+	}
+	first := &batch[idx[0]]
+	p, ok := protocol.ParseConv(first.Conv)
 	var users []int64
 	switch {
 	case !ok:
-		return targets
+		return
 	case p.Kind == protocol.ConvGroup:
 		ctx, cancel := context.WithTimeout(context.Background(), d.srv.cfg.RequestTimeout)
 		members, err := d.srv.members.get(ctx, p.Group)
 		cancel()
 		if err != nil {
 			// The members sync what they missed.
-			d.srv.log.Warn("group push skipped", "group", p.Group, "msg", m.MsgID, "err", err)
-			return targets
+			d.srv.log.Warn("group push skipped", "group", p.Group, "msg", first.MsgID, "messages", len(idx), "err", err)
+			return
 		}
 		users = members
 	default:
 		users = []int64{p.A, p.B}
 	}
-	var frame []byte
+	f.frames, f.ends = f.frames[:0], f.ends[:0]
+	for _, i := range idx {
+		var err error
+		if f.frames, err = protocol.AppendFrame(f.frames, protocol.TypePush, 0, &batch[i]); err != nil {
+			// Not for a stored message; it is left out (recipients sync).
+			d.srv.log.Error("push not encoded", "msg", batch[i].MsgID, "err", err)
+		}
+		f.ends = append(f.ends, len(f.frames))
+	}
 	if d.srv.cfg.Cluster != nil {
 		// Users of other nodes get it over the bus, one envelope a node.
 		var remote []int64
@@ -188,26 +243,46 @@ func (d *delivery) push(m *protocol.Message, targets []*session, emit func(*sess
 			}
 		}
 		if len(remote) > 0 {
-			frame = protocol.MustFrame(protocol.TypePush, 0, m)
-			d.srv.routeRemote(remote, frame)
+			for k := range idx {
+				// Its own copy: the envelope outlives f.frames.
+				d.srv.routeRemote(remote, slices.Clone(f.frame(k)))
+			}
 		}
 	}
+	f.targets = f.targets[:0]
 	for _, u := range users {
-		targets = d.srv.hub.sessionsOf(targets, u)
+		f.targets = d.srv.hub.sessionsOf(f.targets, u)
 	}
-	pushed := 0
-	for _, ss := range targets {
-		if ss == origin {
+	f.skipped = append(f.skipped[:0], make([]int, len(idx))...)
+	for _, ss := range f.targets {
+		if !slices.Contains(f.senders, ss) {
+			ss.write(f.frames)
 			continue
 		}
-		if frame == nil {
-			frame = protocol.MustFrame(protocol.TypePush, 0, m)
+		// A sender gets a SendAck for its own messages, the others' as
+		// pushes.
+		f.own = f.own[:0]
+		for k, o := range f.origins {
+			if o == ss {
+				f.skipped[k] = 1
+			} else {
+				f.own = append(f.own, f.frame(k)...)
+			}
 		}
-		emit(ss, frame)
-		pushed++
+		ss.write(f.own)
 	}
-	d.srv.m.pushed(pushed, m.ServerTime)
-	return targets
+	for k, i := range idx {
+		d.srv.m.pushed(len(f.targets)-f.skipped[k], batch[i].ServerTime)
+	}
+}
+
+// frame is the k-th message's Push frame in f.frames.
+func (f *fanout) frame(k int) []byte {
+	start := 0
+	if k > 0 {
+		start = f.ends[k-1]
+	}
+	return f.frames[start:f.ends[k]]
 }
 
 // stop delivers what is queued and ends the shards. The store must be

@@ -147,3 +147,95 @@ func TestLargeGroupFanOut(t *testing.T) {
 		_ = r.c.Close()
 	}
 }
+
+// Members of three groups at once, each member posting to every group with
+// its sends pipelined: the commits mix the groups' messages, and delivery
+// takes them grouped by conversation. Every connection still gets every
+// other member's message of each group exactly once, each group's in
+// sequence order, and its own as SendAcks only.
+func TestFanOutAcrossGroups(t *testing.T) {
+	const (
+		members = 12
+		groups  = 3
+		each    = 10 // sends per member per group
+	)
+	srv := startServer(t, nil)
+	conns := make([]*raw, members)
+	ids := make([]int64, members)
+	for i := range conns {
+		conns[i] = dial(t, srv.Addr())
+		ids[i] = conns[i].register(uniqueName("multi")).UserID
+	}
+	gids := make([]int64, groups)
+	for k := range gids {
+		id := conns[0].send(protocol.TypeGroupCreate, &protocol.GroupCreate{Name: fmt.Sprintf("g%d", k), Members: ids[1:]})
+		var g protocol.GroupInfo
+		conns[0].expect(protocol.TypeGroupInfo, id, &g)
+		gids[k] = g.GroupID
+	}
+	results := make(chan error, members)
+	for i, r := range conns {
+		go func() {
+			var frames []byte
+			for n := range each {
+				for k, gid := range gids {
+					r.reqID++
+					frames = append(frames, protocol.MustFrame(protocol.TypeSend, r.reqID, &protocol.Send{
+						ClientMsgID: fmt.Sprintf("m%d-%d-%d", i, k, n), GroupID: gid, Body: []byte("x"),
+					})...)
+				}
+			}
+			r.sendBytes(frames)
+			last := make(map[int64]uint64, groups) // group → last seq pushed or acked
+			seen := make(map[int64]int, groups)
+			pushes, acks := 0, 0
+			for want := members * each * groups; pushes+acks < want; {
+				f, err := r.next(20 * time.Second)
+				if err != nil {
+					results <- fmt.Errorf("member %d: %v after %d pushes", i, err, pushes)
+					return
+				}
+				switch f.h.Type {
+				case protocol.TypeGroupEvent:
+				case protocol.TypeSendAck:
+					acks++
+				case protocol.TypePush:
+					var m protocol.Message
+					if err := protocol.DecodeBody(f.body, &m); err != nil {
+						results <- err
+						return
+					}
+					if m.Seq <= last[m.GroupID] && last[m.GroupID] != 0 {
+						results <- fmt.Errorf("member %d: group %d push #%d after #%d", i, m.GroupID, m.Seq, last[m.GroupID])
+						return
+					}
+					if m.From == ids[i] {
+						results <- fmt.Errorf("member %d: pushed its own message #%d", i, m.Seq)
+						return
+					}
+					last[m.GroupID] = m.Seq
+					seen[m.GroupID]++
+					pushes++
+				default:
+					results <- fmt.Errorf("member %d: unexpected %s", i, f.h.Type)
+					return
+				}
+			}
+			for _, gid := range gids {
+				if seen[gid] != (members-1)*each {
+					results <- fmt.Errorf("member %d: %d pushes of group %d, want %d", i, seen[gid], gid, (members-1)*each)
+					return
+				}
+			}
+			results <- nil
+		}()
+	}
+	for range members {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range conns {
+		r.silent(10 * time.Millisecond) // no duplicate after the last
+	}
+}

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -80,8 +82,112 @@ func (s *session) writeWith(data []byte, with func()) {
 	s.woken = true
 	o.mu.Unlock()
 	if wake {
-		s.wake()
+		s.flushSoon()
 	}
+}
+
+// flushSoon puts the session on its event loop's flush list (loopFlush):
+// the loop writes every session on the list in one task, so a fan-out to
+// the thousand members of a group costs each loop one wakeup, not one per
+// connection. Called once per write that finds the session not yet
+// woken (session.woken, under out.mu), so a session is on the list at
+// most once between two flushes, but for the moment after OnTraffic
+// flushed it while it was listed (the second flush finds nothing or what
+// came since).
+func (s *session) flushSoon() {
+	s.srv.flushers.of(s.srv, s.c.EventLoop()).add(s)
+}
+
+// loopFlushers finds the flush list of an event loop. The loops are fixed
+// once the engine runs; the list of them is copied on the rare change and
+// read without a lock.
+type loopFlushers struct {
+	mu  sync.Mutex // serialises additions to all
+	all atomic.Pointer[[]*loopFlush]
+}
+
+func (f *loopFlushers) of(srv *Server, el gnet.EventLoop) *loopFlush {
+	if all := f.all.Load(); all != nil {
+		for _, q := range *all {
+			if q.loop == el {
+				return q
+			}
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var all []*loopFlush
+	if p := f.all.Load(); p != nil {
+		for _, q := range *p {
+			if q.loop == el {
+				return q
+			}
+		}
+		all = append(all, *p...)
+	}
+	q := &loopFlush{srv: srv, loop: el}
+	all = append(all, q)
+	f.all.Store(&all)
+	return q
+}
+
+// loopFlush is one event loop's list of sessions with bytes pending.
+// Writers on any goroutine add a session; the first addition after a run
+// hands the loop one task (gnet's EventLoop.Execute), which flushes every
+// session listed, in the order they were added, each in one writev.
+type loopFlush struct {
+	srv  *Server
+	loop gnet.EventLoop
+
+	mu    sync.Mutex
+	ready []*session // waiting for the loop's next run
+	armed bool       // a task is handed to the loop and has not yet taken ready
+	spare []*session // loop: the list of the last run, emptied, to swap in
+}
+
+func (q *loopFlush) add(s *session) {
+	q.mu.Lock()
+	q.ready = append(q.ready, s)
+	arm := !q.armed
+	q.armed = true
+	q.mu.Unlock()
+	if !arm {
+		return
+	}
+	if err := q.loop.Execute(context.Background(), q); err != nil {
+		// The loop is gone (engine stopping); nothing will be written.
+		q.srv.log.Debug("flush task refused", "err", err)
+		q.mu.Lock()
+		q.armed = false
+		q.mu.Unlock()
+	}
+}
+
+// Run implements gnet.Runnable, on the loop: it flushes every session
+// listed. A session closed since it was listed is skipped (OnClose runs on
+// this loop, so closed cannot change under it); one whose Kick is written
+// is closed here, as OnTraffic's flush would.
+func (q *loopFlush) Run(context.Context) error {
+	q.mu.Lock()
+	batch := q.ready
+	q.ready, q.spare = q.spare, nil
+	q.armed = false
+	q.mu.Unlock()
+	for i, ss := range batch {
+		batch[i] = nil
+		if ss.closed.Load() {
+			continue
+		}
+		if q.srv.flush(ss, ss.c, nil) == gnet.Close {
+			_ = q.loop.Close(ss.c)
+		}
+	}
+	q.mu.Lock()
+	if q.spare == nil {
+		q.spare = batch[:0]
+	}
+	q.mu.Unlock()
+	return nil
 }
 
 // wake asks the connection's event loop to run OnTraffic, which flushes.

@@ -68,6 +68,7 @@ type Server struct {
 	ids    *snowflake.Node
 
 	hub            *hub
+	flushers       loopFlushers // each event loop's list of sessions to flush (outbound.go)
 	pool           *workerPool
 	searches       *searchGate
 	delivery       *delivery
