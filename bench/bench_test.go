@@ -174,6 +174,18 @@ func TestGroupDeliversToEveryMember(t *testing.T) {
 	}
 }
 
+func TestGroupAtRate(t *testing.T) {
+	e := embedded(t)
+	res, err := bench.Group(context.Background(), bench.GroupOptions{Options: opts(e, "grate"), Members: 5, Senders: 2, Rate: 100, Messages: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 40 messages at 100/s take about 0.4s.
+	if res.Figures["fully_delivered"] != 40 || res.Count != 40*4 || res.Seconds < 0.3 {
+		t.Fatalf("group at 100/s: %d deliveries in %.2fs, figures %v", res.Count, res.Seconds, res.Figures)
+	}
+}
+
 func TestGroupsInParallel(t *testing.T) {
 	e := embedded(t)
 	res, err := bench.Group(context.Background(), bench.GroupOptions{Options: opts(e, "grps"), Groups: 3, Members: 5, Senders: 1, Messages: 10})

@@ -15,13 +15,14 @@ import (
 // GroupOptions configure the group scenario.
 type GroupOptions struct {
 	Options
-	Groups   int // groups, each with its own members; default 1
-	Members  int // per group, all online
-	Senders  int // members of each group that post
-	Window   int // unacked sends per sender
-	Size     int // body bytes (at least 16: send time, sender, sequence)
-	Messages int // per sender; 0: as many as Duration allows
-	Parallel int // logins in flight while setting up; default 32
+	Groups   int     // groups, each with its own members; default 1
+	Members  int     // per group, all online
+	Senders  int     // members of each group that post
+	Window   int     // unacked sends per sender
+	Rate     float64 // messages per second over all senders; 0: flat out
+	Size     int     // body bytes (at least 16: send time, sender, sequence)
+	Messages int     // per sender; 0: as many as Duration allows
+	Parallel int     // logins in flight while setting up; default 32
 }
 
 // Group measures fan-out: Senders members of each group post to it, all
@@ -141,15 +142,30 @@ func Group(ctx context.Context, o GroupOptions) (Result, error) {
 	m = newMeter(o.Options, "group", "deliveries/s")
 	live.Store(true)
 	deadline := time.Now().Add(o.Duration)
+	var interval time.Duration
+	if o.Rate > 0 {
+		interval = time.Duration(float64(time.Second) * float64(len(senders)) / o.Rate)
+	}
 	var wg sync.WaitGroup
 	for i, s := range senders {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			body := make([]byte, o.Size)
+			next := time.Now().Add(time.Duration(i) * interval / time.Duration(len(senders)))
 			for seq := 0; ctx.Err() == nil; seq++ {
 				if o.Messages > 0 && seq == o.Messages || o.Messages == 0 && !time.Now().Before(deadline) {
 					break
+				}
+				// Paced, a message's latency counts from when it was due
+				// (as in p2p: no coordinated omission).
+				due := time.Time{}
+				if interval > 0 {
+					if d := time.Until(next); d > 0 {
+						time.Sleep(d)
+					}
+					due = next
+					next = next.Add(interval)
 				}
 				select {
 				case s.inflight <- struct{}{}:
@@ -161,7 +177,10 @@ func Group(ctx context.Context, o GroupOptions) (Result, error) {
 					failures.add("send: too many messages to track")
 					return
 				}
-				binary.BigEndian.PutUint64(body, uint64(time.Now().UnixNano()))
+				if due.IsZero() {
+					due = time.Now()
+				}
+				binary.BigEndian.PutUint64(body, uint64(due.UnixNano()))
 				binary.BigEndian.PutUint32(body[8:], uint32(i))
 				binary.BigEndian.PutUint32(body[12:], uint32(seq))
 				if _, err := s.c.send(protocol.TypeSend, &protocol.Send{
@@ -187,7 +206,7 @@ func Group(ctx context.Context, o GroupOptions) (Result, error) {
 		}
 	}
 	live.Store(false)
-	res := m.finish(map[string]any{"groups": o.Groups, "members": o.Members, "senders": o.Senders, "window": o.Window, "size": o.Size, "messages": o.Messages})
+	res := m.finish(map[string]any{"groups": o.Groups, "members": o.Members, "senders": o.Senders, "window": o.Window, "rate": o.Rate, "size": o.Size, "messages": o.Messages})
 	var spans []float64
 	var complete, short, extra int
 	for _, s := range senders {

@@ -79,6 +79,7 @@ type flags struct {
 	rate                     float64
 	groups, members, senders int
 	groupWindow              int
+	groupRate                float64
 	conns, parallel, procs   int
 	loops                    int
 	connRate                 float64
@@ -101,6 +102,7 @@ func (f *flags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.members, "members", 1000, "group: members of each group, all online")
 	fs.IntVar(&f.senders, "senders", 2, "group: members of each group that post")
 	fs.IntVar(&f.groupWindow, "group-window", 4, "group: unacked sends per sender")
+	fs.Float64Var(&f.groupRate, "group-rate", 0, "group: messages per second over all senders, each delivered to --members - 1 (0: flat out)")
 	fs.IntVar(&f.conns, "conns", 2000, "conns: connections to hold")
 	fs.IntVar(&f.parallel, "parallel", 64, "logins in flight")
 	fs.IntVar(&f.procs, "procs", -1, "conns: worker processes holding the connections (0: this process; -1: as many as the open-file limit needs)")
@@ -252,7 +254,7 @@ func p2pOptions(f flags, o bench.Options) bench.P2POptions {
 }
 
 func groupOptions(f flags, o bench.Options) bench.GroupOptions {
-	return bench.GroupOptions{Options: o, Groups: f.groups, Members: f.members, Senders: f.senders, Window: f.groupWindow,
+	return bench.GroupOptions{Options: o, Groups: f.groups, Members: f.members, Senders: f.senders, Window: f.groupWindow, Rate: f.groupRate,
 		Size: f.size, Messages: f.messages, Parallel: f.parallel}
 }
 
