@@ -19,6 +19,7 @@
 //	cluster   p2p (flat out, then at half rate) and group with the
 //	          connections spread over the --nodes of a cluster, each login
 //	          following its redirect; every p2p pair spans two nodes
+//	          (--members 0: p2p only)
 //
 // --embedded runs a server in this process on a temporary embedded store
 // (no --addr needed); otherwise point --addr at a parleyd, and --metrics
@@ -99,7 +100,7 @@ func (f *flags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.messages, "messages", 0, "p2p, group: messages per sender (0: as many as --duration allows)")
 	fs.Float64Var(&f.rate, "rate", 0, "p2p: total sends per second (0: flat out, then half of that)")
 	fs.IntVar(&f.groups, "groups", 1, "group: groups, each with its own members")
-	fs.IntVar(&f.members, "members", 1000, "group: members of each group, all online")
+	fs.IntVar(&f.members, "members", 1000, "group: members of each group, all online (cluster: 0 runs p2p only)")
 	fs.IntVar(&f.senders, "senders", 2, "group: members of each group that post")
 	fs.IntVar(&f.groupWindow, "group-window", 4, "group: unacked sends per sender")
 	fs.Float64Var(&f.groupRate, "group-rate", 0, "group: messages per second over all senders, each delivered to --members - 1 (0: flat out)")
@@ -319,6 +320,9 @@ func cluster(ctx context.Context, f flags, o bench.Options, rep *bench.Report) e
 	o.Name = "cluster-p2p"
 	if err := p2p(ctx, f, o, 0, rep); err != nil {
 		return fmt.Errorf("cluster: %w", err)
+	}
+	if f.members <= 0 {
+		return nil // --members 0: p2p only
 	}
 	pause(ctx, f.settle)
 	o.Prefix += "g_"
