@@ -97,14 +97,17 @@ func DecodeBatch(b []byte) ([]Envelope, error) {
 
 // Bus carries batches of envelopes between the nodes of a cluster.
 //
-// Order: the batches one node sends another with Send, one call after the
-// other, are handed to the receiver's handler in that order, one batch at
-// a time; a batch's envelopes keep their order. Nothing is ordered across
-// senders, and batches of different senders may be handled at once. Delivery is at least once: a Send that fails or times out may
-// still arrive, and a retried batch may then come twice (clients drop
-// duplicate pushes by msg_id). A batch sent to a node that is not
-// listening waits for it, as far as the implementation keeps messages
-// (RocketMQ: its retention; in memory: until Close).
+// Order: the batches one node sends another are numbered 1, 2, 3, … (by
+// its Outbox) and handed to the receiver's handler in seq order, one batch
+// at a time, each seq once, however they overtook each other on the way
+// (Sends may run concurrently); a batch's envelopes keep their order. A
+// missing seq is waited for (router.Sequencer says how long). Nothing is
+// ordered across senders, and batches of different senders may be handled
+// at once. Delivery is at least once: a Send that fails or times out may
+// still arrive, and a retried batch may then come twice (the receiver
+// drops the copy). A batch sent to a node that is not listening waits for
+// it, as far as the implementation keeps messages (RocketMQ: its
+// retention; in memory: until Close).
 //
 // Send blocks until the bus holds the batch (or ctx ends); callers that
 // must not block use an Outbox. After Close every method returns

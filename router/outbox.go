@@ -1,8 +1,10 @@
 package router
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,15 +15,26 @@ import (
 // sends what is queued in batches (one bus message carries up to MaxBatch
 // envelopes) and retries a batch that failed, with back-off, until it is
 // sent or the outbox closes. So while the bus is down or slow, envelopes
-// wait, in order, and leave as soon as it is back; a node's envelopes
-// never overtake each other, and a slow link to one node never holds up
-// another.
+// wait, in order, and leave as soon as it is back; a slow link to one node
+// never holds up another.
 //
-// One Outbox per Bus: it numbers the batches to each node (Bus.Send's
-// seq). The queue of each node is bounded (MaxBytes of frames): past it the
-// oldest envelopes not in flight are dropped and counted (Dropped); their recipients
-// see the messages on their next sync. Envelopes are lost with the
-// process: the outbox is memory, the database is the record.
+// Up to MaxInFlight batches to one node are on their way at once: a batch
+// does not wait for the broker's answer to the one before it. With none in
+// flight an envelope leaves at once; with some in flight, what is queued
+// leaves when it fills a batch or its oldest envelope has waited Linger,
+// so under load batches stay large (few broker messages) while a slow
+// round trip holds nothing behind it for longer than Linger. The batches
+// are numbered (Bus.Send's seq) and the receiver hands them over in that
+// order (Sequencer), so a node's envelopes never overtake each other. When
+// a batch fails, no new batch leaves until every failed one has been sent
+// again, in seq order, with the same envelopes: the receiver waits for a
+// missing batch that later ones overtook (Sequencer's long hold).
+//
+// One Outbox per Bus: it numbers the batches to each node. The queue of
+// each node is bounded (MaxBytes of frames): past it the oldest envelopes
+// not in flight are dropped and counted (Dropped); their recipients see
+// the messages on their next sync. Envelopes are lost with the process:
+// the outbox is memory, the database is the record.
 type Outbox struct {
 	cfg OutboxConfig
 
@@ -39,20 +52,38 @@ type OutboxConfig struct {
 	Bus         Bus
 	MaxBatch    int           // envelopes per bus message; default 512
 	MaxBytes    int           // bytes of frames queued per node; default 64 MiB
+	MaxInFlight int           // batches on their way to one node at once; default 4
+	Linger      time.Duration // how long a batch may form while others are in flight; default 2ms
 	SendTimeout time.Duration // one attempt; default 3s
 	MaxBackoff  time.Duration // longest wait between attempts; default 1s
-	Logger      *slog.Logger
+	// Waited, if set, is told for each batch (first attempt) how long its
+	// oldest envelope waited in the queue, from Post to the batch leaving.
+	Waited func(time.Duration)
+	Logger *slog.Logger
+}
+
+// queued is an envelope and when it was posted.
+type queued struct {
+	env Envelope
+	at  time.Time
 }
 
 // link is the queue to one node.
 type link struct {
 	node     string
 	mu       sync.Mutex
-	queue    []Envelope
-	bytes    int
-	inflight int           // the queue's first inflight envelopes are being sent
+	queue    []queued      // not yet in a batch
+	bytes    int           // of the queue and of the batches in flight
+	inflight int           // envelopes in batches on their way
 	wake     chan struct{} // 1-buffered: something was queued
-	idle     chan struct{} // closed and replaced when the queue empties
+	idle     chan struct{} // closed and replaced when nothing is queued or in flight
+}
+
+// batch is one bus message on its way.
+type batch struct {
+	seq  uint64
+	envs []Envelope
+	err  error
 }
 
 // NewOutbox returns an outbox on cfg.Bus.
@@ -62,6 +93,12 @@ func NewOutbox(cfg OutboxConfig) *Outbox {
 	}
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = 64 << 20
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 4
+	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = 2 * time.Millisecond
 	}
 	if cfg.SendTimeout <= 0 {
 		cfg.SendTimeout = 3 * time.Second
@@ -95,19 +132,19 @@ func (o *Outbox) Post(node string, env Envelope) bool {
 	o.mu.Unlock()
 
 	l.mu.Lock()
-	l.queue = append(l.queue, env)
+	l.queue = append(l.queue, queued{env, time.Now()})
 	l.bytes += envSize(&env)
 	drop := 0
 	if l.bytes > o.cfg.MaxBytes {
-		// Drop the oldest envelopes that are not in flight.
-		i := l.inflight
-		for l.bytes > o.cfg.MaxBytes && i+drop < len(l.queue)-1 {
-			l.bytes -= envSize(&l.queue[i+drop])
+		// Drop the oldest envelopes that are not in flight, never the
+		// newest.
+		for l.bytes > o.cfg.MaxBytes && drop < len(l.queue)-1 {
+			l.bytes -= envSize(&l.queue[drop].env)
 			drop++
 		}
-		n := copy(l.queue[i:], l.queue[i+drop:])
-		clear(l.queue[i+n:])
-		l.queue = l.queue[:i+n]
+		n := copy(l.queue, l.queue[drop:])
+		clear(l.queue[n:])
+		l.queue = l.queue[:n]
 	}
 	l.mu.Unlock()
 	if drop > 0 {
@@ -122,7 +159,8 @@ func (o *Outbox) Post(node string, env Envelope) bool {
 }
 
 // Stats are the outbox's counters: envelopes sent, dropped by a full
-// queue, failed send attempts (batches), and envelopes queued now.
+// queue, failed send attempts (batches), and envelopes queued or in
+// flight now.
 func (o *Outbox) Stats() (sent, dropped, failures uint64, queued int) {
 	o.mu.Lock()
 	links := make([]*link, 0, len(o.links))
@@ -132,85 +170,168 @@ func (o *Outbox) Stats() (sent, dropped, failures uint64, queued int) {
 	o.mu.Unlock()
 	for _, l := range links {
 		l.mu.Lock()
-		queued += len(l.queue)
+		queued += len(l.queue) + l.inflight
 		l.mu.Unlock()
 	}
 	return o.sent.Load(), o.dropped.Load(), o.failures.Load(), queued
 }
 
-// run sends the queue of one node until the outbox closes. Each batch
-// gets the next seq; a batch that fails is sent again as it was, same seq,
-// same envelopes, so the receiver can drop the copy if both arrive.
+// take moves up to MaxBatch queued envelopes into a new batch, if there
+// are any and they may leave now: at once when nothing is in flight
+// (busy false), else when they fill a batch or the oldest has waited
+// Linger. wait is how long until the oldest will have waited Linger
+// (0: nothing queued).
+func (o *Outbox) take(l *link, busy bool, now time.Time) (envs []Envelope, wait time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.queue) == 0 {
+		return nil, 0
+	}
+	if busy && len(l.queue) < o.cfg.MaxBatch {
+		if w := o.cfg.Linger - now.Sub(l.queue[0].at); w > 0 {
+			return nil, w
+		}
+	}
+	n := min(len(l.queue), o.cfg.MaxBatch)
+	if o.cfg.Waited != nil {
+		o.cfg.Waited(now.Sub(l.queue[0].at))
+	}
+	envs = make([]Envelope, n)
+	for i := range n {
+		envs[i] = l.queue[i].env
+	}
+	rest := copy(l.queue, l.queue[n:])
+	clear(l.queue[rest:])
+	l.queue = l.queue[:rest]
+	if rest == 0 {
+		l.queue = nil
+	}
+	l.inflight += n
+	return envs, 0
+}
+
+// settle accounts for a batch that the bus took.
+func (o *Outbox) settle(l *link, envs []Envelope) {
+	o.sent.Add(uint64(len(envs)))
+	l.mu.Lock()
+	for i := range envs {
+		l.bytes -= envSize(&envs[i])
+	}
+	l.inflight -= len(envs)
+	if l.inflight == 0 && len(l.queue) == 0 {
+		close(l.idle)
+		l.idle = make(chan struct{})
+	}
+	l.mu.Unlock()
+}
+
+// run sends the queue of one node until the outbox closes: it keeps up to
+// MaxInFlight batches on their way, each in a goroutine of its own, and
+// gives each the next seq. A batch that fails is sent again as it was,
+// same seq, same envelopes, after a back-off (the receiver drops the copy
+// if both arrive); until no batch is failing, no new batch leaves.
 func (o *Outbox) run(l *link) {
 	defer o.wg.Done()
 	var (
-		backoff time.Duration
-		seq     uint64
-		n       int // envelopes in batch; 0: take the next batch
-		batch   = make([]Envelope, 0, o.cfg.MaxBatch)
+		seq      uint64
+		inflight int           // batches on their way
+		failed   []*batch      // waiting for their retry, in seq order
+		backoff  time.Duration // before the next retry
+		results  = make(chan *batch, o.cfg.MaxInFlight)
+		timer    = time.NewTimer(time.Hour)
+		retryAt  time.Time // when failed[0] goes again
+		sending  sync.WaitGroup
 	)
+	timer.Stop()
+	defer func() {
+		// Wait for the sends on their way; their results go nowhere.
+		go func() {
+			for range results {
+			}
+		}()
+		sending.Wait()
+		close(results)
+	}()
+	send := func(b *batch) {
+		inflight++
+		sending.Add(1)
+		go func() {
+			defer sending.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), o.cfg.SendTimeout)
+			b.err = o.cfg.Bus.Send(ctx, l.node, b.seq, b.envs)
+			cancel()
+			results <- b
+		}()
+	}
 	for {
-		if n == 0 {
-			l.mu.Lock()
-			n = min(len(l.queue), o.cfg.MaxBatch)
-			batch = append(batch[:0], l.queue[:n]...)
-			l.inflight = n
-			if n == 0 {
-				close(l.idle)
-				l.idle = make(chan struct{})
+		now := time.Now()
+		var linger time.Duration
+		switch {
+		case len(failed) > 0:
+			// Retry the failed batches one at a time, in order, once
+			// nothing else is on its way.
+			if inflight == 0 && !now.Before(retryAt) {
+				b := failed[0]
+				failed = failed[1:]
+				send(b)
 			}
-			l.mu.Unlock()
-			if n == 0 {
-				select {
-				case <-l.wake:
-					continue
-				case <-o.done:
-					return
-				}
+		case inflight < o.cfg.MaxInFlight:
+			envs, wait := o.take(l, inflight > 0, now)
+			if envs != nil {
+				seq++
+				send(&batch{seq: seq, envs: envs})
+				continue
 			}
-			seq++
+			linger = wait
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), o.cfg.SendTimeout)
-		err := o.cfg.Bus.Send(ctx, l.node, seq, batch)
-		cancel()
-		if err != nil {
+		// Wait for a result, a post, the linger or the retry. (Stop and
+		// Reset need no draining of timer.C since Go 1.23.)
+		var tc <-chan time.Time
+		switch {
+		case len(failed) > 0 && inflight == 0:
+			timer.Reset(time.Until(retryAt))
+			tc = timer.C
+		case linger > 0:
+			timer.Reset(linger)
+			tc = timer.C
+		}
+		select {
+		case b := <-results:
+			inflight--
+			if b.err == nil {
+				o.settle(l, b.envs)
+				if len(failed) == 0 {
+					backoff = 0
+				}
+				break
+			}
 			o.failures.Add(1)
 			backoff = min(max(2*backoff, 25*time.Millisecond), o.cfg.MaxBackoff)
-			o.cfg.Logger.Warn("bus send failed; retrying", "node", l.node, "envelopes", n, "in", backoff, "err", err)
-			select {
-			case <-time.After(backoff):
-				continue
-			case <-o.done:
-				return
-			}
+			retryAt = time.Now().Add(backoff)
+			o.cfg.Logger.Warn("bus send failed; retrying", "node", l.node, "seq", b.seq, "envelopes", len(b.envs), "in", backoff, "err", b.err)
+			i, _ := slices.BinarySearchFunc(failed, b.seq, func(f *batch, seq uint64) int { return cmp.Compare(f.seq, seq) })
+			failed = slices.Insert(failed, i, b)
+		case <-l.wake:
+		case <-tc:
+		case <-o.done:
+			timer.Stop()
+			return
 		}
-		backoff = 0
-		o.sent.Add(uint64(n))
-		l.mu.Lock()
-		// Post never drops envelopes in flight: the batch is still the
-		// queue's first n.
-		for i := range n {
-			l.bytes -= envSize(&l.queue[i])
+		if tc != nil {
+			timer.Stop()
 		}
-		l.queue = l.queue[n:]
-		l.inflight = 0
-		if len(l.queue) == 0 {
-			l.queue = nil
-		}
-		l.mu.Unlock()
-		clear(batch)
-		n = 0
 	}
 }
 
-// Flush waits until every queue is empty or ctx ends.
+// Flush waits until every queue is empty and nothing is in flight, or ctx
+// ends.
 func (o *Outbox) Flush(ctx context.Context) error {
 	for {
 		o.mu.Lock()
 		var wait chan struct{}
 		for _, l := range o.links {
 			l.mu.Lock()
-			if len(l.queue) > 0 {
+			if len(l.queue) > 0 || l.inflight > 0 {
 				wait = l.idle
 			}
 			l.mu.Unlock()

@@ -2,6 +2,7 @@ package router_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -152,6 +153,97 @@ func TestOutboxCloseFlushes(t *testing.T) {
 	rec.waitFor(t, 500)
 	if o.Post("b", router.Envelope{Kind: router.EnvPush, Users: []int64{1}}) {
 		t.Fatal("Post after Close accepted")
+	}
+}
+
+// slowBus delays every Send, counts how many run at once, and fails the
+// first attempt of the seqs in fail after the delay (while later batches
+// go through).
+type slowBus struct {
+	router.Bus
+	delay time.Duration
+
+	mu        sync.Mutex
+	now, most int
+	fail      map[uint64]bool
+	attempts  map[uint64]int
+}
+
+func (b *slowBus) Send(ctx context.Context, node string, seq uint64, envs []router.Envelope) error {
+	b.mu.Lock()
+	b.now++
+	b.most = max(b.most, b.now)
+	b.attempts[seq]++
+	fail := b.fail[seq] && b.attempts[seq] == 1
+	b.mu.Unlock()
+	time.Sleep(b.delay)
+	b.mu.Lock()
+	b.now--
+	b.mu.Unlock()
+	if fail {
+		return errors.New("slowBus: refused")
+	}
+	return b.Bus.Send(ctx, node, seq, envs)
+}
+
+// Several batches are on their way at once, so a slow round trip does
+// not hold the next batch; a batch that fails while later ones go through
+// is sent again, and the receiver still gets everything once, in order.
+func TestOutboxPipelines(t *testing.T) {
+	net := router.NewMemoryNetwork()
+	a, b := net.Bus("a"), net.Bus("b")
+	defer a.Close()
+	defer b.Close()
+	rec := &recorder{}
+	if err := b.Listen(rec.handle); err != nil {
+		t.Fatal(err)
+	}
+	bus := &slowBus{Bus: a, delay: 40 * time.Millisecond, fail: map[uint64]bool{3: true}, attempts: map[uint64]int{}}
+	var (
+		wmu    sync.Mutex
+		waited []time.Duration
+	)
+	o := router.NewOutbox(router.OutboxConfig{Bus: bus, MaxInFlight: 4, Linger: time.Millisecond,
+		MaxBackoff: 20 * time.Millisecond, Waited: func(d time.Duration) {
+			wmu.Lock()
+			waited = append(waited, d)
+			wmu.Unlock()
+		}})
+	defer closeOutbox(o)
+	const n = 60
+	for i := int64(1); i <= n; i++ {
+		o.Post("b", router.Envelope{Kind: router.EnvPush, Users: []int64{i}, Frame: []byte("x")})
+		time.Sleep(2 * time.Millisecond)
+	}
+	got := rec.waitFor(t, n)
+	want := make([]int64, n)
+	for i := range want {
+		want[i] = int64(i + 1)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("arrived out of order or twice: %v", got)
+	}
+	bus.mu.Lock()
+	most, retried := bus.most, bus.attempts[3]
+	bus.mu.Unlock()
+	if most < 2 || most > 4 {
+		t.Fatalf("at most %d sends at once; want 2-4", most)
+	}
+	if retried != 2 {
+		t.Fatalf("the failed batch was attempted %d times, want 2", retried)
+	}
+	wmu.Lock()
+	defer wmu.Unlock()
+	if len(waited) < 3 {
+		t.Fatalf("Waited told of %d batches", len(waited))
+	}
+	// Until the failure, no envelope waited for a round trip (40 ms).
+	if waited[1] > 30*time.Millisecond {
+		t.Fatalf("the second batch waited %v behind the first", waited[1])
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := rec.waitFor(t, n); len(got) != n {
+		t.Fatalf("%d envelopes arrived, want %d", len(got), n)
 	}
 }
 

@@ -8,11 +8,22 @@ import (
 // Sequencer restores the order of the batches a Bus receives: per sender
 // (a node name and the incarnation of its bus), batches are handed to the
 // handler in seq order from 1, one at a time, each seq once. A batch that
-// comes early waits for the ones before it; if they have not come after
-// Hold (a sender or receiver restart left a hole, not a delay), the hole
-// is skipped. Batches of different senders are handled concurrently.
+// comes early waits for the ones before it. How long a hole may stay open
+// depends on what it can be:
+//   - before the first batch handed over from a sender (this receiver
+//     started mid-stream: the batches before were consumed by its previous
+//     process, or never come), the hole is skipped after hold;
+//   - after it, a missing batch is one the sender is still retrying (its
+//     Outbox keeps several batches in flight and resends a failed one while
+//     later ones went through), so the hole waits up to 60 × hold (a minute
+//     by default: a broker outage and restart) — unless a newer incarnation
+//     of the same node appears, which means the sender restarted and the
+//     batch will never come: then it is skipped at once.
+//
+// Batches of different senders are handled concurrently.
 type Sequencer struct {
 	hold   time.Duration
+	long   time.Duration
 	handle func([]Envelope)
 
 	mu    sync.Mutex
@@ -28,6 +39,8 @@ type seqKey struct {
 
 type seqLink struct {
 	mu      sync.Mutex
+	started bool // a batch was handed over or a hole skipped
+	stale   bool // a newer incarnation of the sender appeared
 	next    uint64
 	pending map[uint64][]Envelope
 	since   time.Time // when the oldest waiting batch came
@@ -35,12 +48,13 @@ type seqLink struct {
 }
 
 // NewSequencer hands the batches in order to handle; hold is how long a
-// hole may stay open (default 1s).
+// hole before a sender's first batch may stay open (default 1s), 60 × hold
+// a later one.
 func NewSequencer(hold time.Duration, handle func([]Envelope)) *Sequencer {
 	if hold <= 0 {
 		hold = time.Second
 	}
-	s := &Sequencer{hold: hold, handle: handle, links: map[seqKey]*seqLink{}, done: make(chan struct{})}
+	s := &Sequencer{hold: hold, long: 60 * hold, handle: handle, links: map[seqKey]*seqLink{}, done: make(chan struct{})}
 	s.wg.Add(1)
 	go s.sweep()
 	return s
@@ -52,11 +66,24 @@ func (s *Sequencer) Add(from string, inc, seq uint64, envs []Envelope) {
 	k := seqKey{from, inc}
 	s.mu.Lock()
 	l := s.links[k]
+	var older []*seqLink
 	if l == nil {
 		l = &seqLink{next: 1, pending: map[uint64][]Envelope{}}
 		s.links[k] = l
+		for ok, ol := range s.links {
+			if ok.from == from && ok.inc != inc {
+				older = append(older, ol)
+			}
+		}
 	}
 	s.mu.Unlock()
+	for _, ol := range older {
+		// The sender restarted: what its old process did not send
+		// will not come.
+		ol.mu.Lock()
+		ol.stale = true
+		ol.mu.Unlock()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
@@ -75,6 +102,7 @@ func (s *Sequencer) Add(from string, inc, seq uint64, envs []Envelope) {
 	}
 	s.handle(envs)
 	l.next++
+	l.started = true
 	s.drain(l, now)
 }
 
@@ -115,14 +143,18 @@ func (s *Sequencer) sweep() {
 		s.mu.Unlock()
 		for k, l := range links {
 			l.mu.Lock()
-			if len(l.pending) > 0 && now.Sub(l.since) >= s.hold {
+			hold := s.long
+			if !l.started || l.stale {
+				hold = s.hold
+			}
+			if len(l.pending) > 0 && now.Sub(l.since) >= hold {
 				low := uint64(0)
 				for seq := range l.pending {
 					if low == 0 || seq < low {
 						low = seq
 					}
 				}
-				l.next = low
+				l.next, l.started = low, true
 				s.drain(l, now)
 			}
 			idle := len(l.pending) == 0 && now.Sub(l.last) > 10*time.Minute

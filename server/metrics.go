@@ -47,6 +47,7 @@ type Metrics struct {
 	commitBatch *metrics.PrometheusHistogram
 	busPublish  *metrics.PrometheusHistogram
 	busConsume  *metrics.PrometheusHistogram
+	busWait     *metrics.PrometheusHistogram
 
 	bound atomic.Bool
 }
@@ -82,6 +83,7 @@ func NewMetrics() *Metrics {
 		commitBatch: set.NewPrometheusHistogramExt("parley_store_commit_batch_messages", metrics.ExponentialBuckets(1, 2, 12)),
 		busPublish:  set.NewPrometheusHistogramExt("parley_bus_publish_seconds", latencyBuckets),
 		busConsume:  set.NewPrometheusHistogramExt("parley_bus_consume_lag_seconds", latencyBuckets),
+		busWait:     set.NewPrometheusHistogramExt("parley_bus_outbox_wait_seconds", latencyBuckets),
 	}
 	for t := range protocol.Type(maxTypeLabel) {
 		if t.Known() {
@@ -146,6 +148,15 @@ func (m *Metrics) ObserveBusConsumeLag(d time.Duration) {
 	if m != nil {
 		m.busConsume.Update(max(d, 0).Seconds())
 	}
+}
+
+// outboxWaited returns the Outbox's Waited: how long the oldest envelope
+// of each batch waited in the outbox (parley_bus_outbox_wait_seconds).
+func (m *Metrics) outboxWaited() func(time.Duration) {
+	if m == nil {
+		return nil
+	}
+	return func(d time.Duration) { m.busWait.Update(d.Seconds()) }
 }
 
 // timeBus returns bus, timing its sends (parley_bus_publish_seconds) when

@@ -181,7 +181,7 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 	s.members = newMemberCache(store)
 	s.users, s.friends = newUserCache(store), newFriendCache(store)
 	if cfg.Cluster != nil {
-		s.outbox = router.NewOutbox(router.OutboxConfig{Bus: s.m.timeBus(cfg.Bus), Logger: cfg.Logger})
+		s.outbox = router.NewOutbox(router.OutboxConfig{Bus: s.m.timeBus(cfg.Bus), Waited: s.m.outboxWaited(), Logger: cfg.Logger})
 		s.members.changed = s.groupChanged
 	}
 	s.presence = newPresence(s, cfg.PresenceGrace)

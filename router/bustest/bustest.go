@@ -309,24 +309,52 @@ func closed(t *testing.T, mk func(string) router.Bus) {
 	}
 }
 
-// Batches are handed over in seq order whatever order they are sent in, a
-// repeated seq once, and a seq that never comes is skipped after a while.
+// Batches are handed over in seq order whatever order they are sent in
+// (an Outbox keeps several on their way at once), a repeated seq once. A
+// seq missing before the first batch handed over (the receiver started
+// mid-stream) is skipped after a while; a later one is waited for, since
+// its sender is retrying it, until a new incarnation of the sender shows
+// it never will.
 func seqOrder(t *testing.T, mk func(string) router.Bus) {
 	a, b := open(t, mk, "a"), open(t, mk, "b")
 	in := listen(t, b)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, seq := range []uint64{1, 3, 2, 2, 1, 4, 6} { // 5 never comes
-		if err := a.Send(ctx, "b", seq, []router.Envelope{push(int64(seq))}); err != nil {
-			t.Fatal(err)
+	sendSeqs := func(bus router.Bus, seqs ...uint64) {
+		t.Helper()
+		for _, seq := range seqs {
+			if err := bus.Send(ctx, "b", seq, []router.Envelope{push(int64(seq))}); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	got := in.waitFor(t, 5)
-	if fmt.Sprint(got) != "[1 2 3 4 6]" {
-		t.Fatalf("got %v, want [1 2 3 4 6]", got)
+	sendSeqs(a, 2, 4, 3, 3, 2, 6) // 1 never comes; 5 comes late
+	if got := in.waitFor(t, 3); fmt.Sprint(got) != "[2 3 4]" {
+		t.Fatalf("got %v, want [2 3 4]", got)
+	}
+	time.Sleep(1500 * time.Millisecond) // longer than the first hold
+	if got := in.users(); fmt.Sprint(got) != "[2 3 4]" {
+		t.Fatalf("a batch overtook the missing one: got %v, want [2 3 4]", got)
+	}
+	sendSeqs(a, 5, 8) // 7 never comes
+	if got := in.waitFor(t, 5); fmt.Sprint(got) != "[2 3 4 5 6]" {
+		t.Fatalf("got %v, want [2 3 4 5 6]", got)
+	}
+	// a restarts: its 7 will never come.
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a2 := open(t, mk, "a")
+	if err := a2.Send(ctx, "b", 1, []router.Envelope{push(101)}); err != nil {
+		t.Fatal(err)
+	}
+	got := in.waitFor(t, 7)
+	slices.Sort(got[5:])
+	if fmt.Sprint(got) != "[2 3 4 5 6 8 101]" {
+		t.Fatalf("got %v, want [2 3 4 5 6] then 8 and 101", got)
 	}
 	time.Sleep(200 * time.Millisecond)
-	if got := in.users(); len(got) != 5 {
+	if got := in.users(); len(got) != 7 {
 		t.Fatalf("got %v", got)
 	}
 }
