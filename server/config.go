@@ -33,6 +33,10 @@ type Config struct {
 	// Files holds the endpoint's limits; the server sets its Store,
 	// Access and Logger.
 	Files files.Config
+	// FilesGC configures the collector of unreferenced files
+	// (server/files, gc.go), which runs whenever Blobs is set; the server
+	// sets its Store, Refs and Logger. A negative Grace turns it off.
+	FilesGC files.GCConfig
 
 	// Addr is the TCP address to listen on. Default 127.0.0.1:7070; port 0
 	// takes a free port (Server.Addr says which once started).

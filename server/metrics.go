@@ -13,6 +13,7 @@ import (
 
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/router"
+	"github.com/parleyim/parley/server/files"
 )
 
 // Metrics are the server's Prometheus metrics (VictoriaMetrics/metrics: a
@@ -215,6 +216,19 @@ func (m *Metrics) bind(s *Server) error {
 	m.set.NewGauge(`parley_sends_in_flight`, func() float64 { return float64(counts().pending) })
 	m.set.NewGauge(`parley_workers`, func() float64 { return float64(s.cfg.Workers) })
 	m.set.NewGauge(`parley_started_seconds`, func() float64 { return float64(s.startedAt.Unix()) })
+	if s.collector != nil {
+		// The collector of files (filegc.go): counters read when scraped.
+		gc := func(f func(files.GCStats) int64) func() float64 {
+			return func() float64 { return float64(f(s.collector.Stats())) }
+		}
+		m.set.NewGauge(`parley_files_gc_runs_total`, gc(func(st files.GCStats) int64 { return st.Runs }))
+		m.set.NewGauge(`parley_files_gc_failed_runs_total`, gc(func(st files.GCStats) int64 { return st.Errors }))
+		m.set.NewGauge(`parley_files_gc_examined_total`, gc(func(st files.GCStats) int64 { return st.Examined }))
+		m.set.NewGauge(`parley_files_gc_held_total`, gc(func(st files.GCStats) int64 { return st.Held }))
+		m.set.NewGauge(`parley_files_gc_kept_total`, gc(func(st files.GCStats) int64 { return st.Kept }))
+		m.set.NewGauge(`parley_files_gc_removed_total`, gc(func(st files.GCStats) int64 { return st.Removed }))
+		m.set.NewGauge(`parley_files_gc_removed_bytes_total`, gc(func(st files.GCStats) int64 { return st.RemovedBytes }))
+	}
 	if s.cfg.Bus != nil {
 		// The outbox's figures: batches handed to the bus, envelopes
 		// dropped past its bound, failed attempts, bytes waiting.

@@ -116,6 +116,7 @@ type Server struct {
 	filesHTTP *http.Server
 	filesAddr string
 	filesURL  string
+	collector *files.Collector // of unreferenced files (filegc.go); nil without Blobs
 
 	// loginQueued, set by tests only, runs on the worker once a LoginOK
 	// is queued to its connection, before the login's follow-up.
@@ -153,6 +154,13 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 		dir:         cfg.Presence,
 		filesURL:    cfg.FilesURL,
 		done:        make(chan struct{}),
+	}
+	if cfg.Blobs != nil && cfg.FilesGC.Grace >= 0 {
+		gc := cfg.FilesGC
+		gc.Store, gc.Refs, gc.Logger = cfg.Blobs, fileAccess{s}, cfg.Logger
+		if s.collector, err = files.NewCollector(gc); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		}
 	}
 	if cfg.Metrics != nil {
 		if err := cfg.Metrics.bind(s); err != nil {
@@ -278,6 +286,9 @@ func (s *Server) Start() error {
 	go s.beat(s.bansDone)
 	go s.acceptLoop(ln, cli)
 	go s.unindexRecalled()
+	if s.collector != nil {
+		go s.collector.Loop(s.quit)
+	}
 	return s.startFiles()
 }
 

@@ -171,6 +171,24 @@ type Searcher interface {
 	IndexFlush(ctx context.Context) error
 }
 
+// MessageRef names a message.
+type MessageRef struct {
+	Conv string
+	Seq  uint64
+}
+
+// FileRefs is the optional ability of a store to say which messages hold a
+// file (the collector of server/files): both backends have it. The text
+// index records them (storage/fulltext), so they follow its progress.
+type FileRefs interface {
+	// FileRefs returns, for each of sums, the messages recorded as holding
+	// an attachment of that file: every message indexed (IndexFlush), and
+	// every version an edit gave one. A message recalled, edited to
+	// another file, or deleted since may still be listed: the caller
+	// checks each against the store.
+	FileRefs(ctx context.Context, sums [][32]byte) (map[[32]byte][]MessageRef, error)
+}
+
 // CommitHook receives messages newly stored by Append, in commit order, once
 // they are durable and before the Append calls that stored them return. It
 // runs on the backend's writer and must not block: the server uses it to hand

@@ -19,6 +19,7 @@ type fileOptions struct {
 	url    string
 	dir    string
 	limits files.Config
+	gc     files.GCConfig
 
 	s3 s3.Config
 }
@@ -34,6 +35,9 @@ func (fo *fileOptions) register(fs *flag.FlagSet) {
 	fs.Int64Var(&fo.limits.MaxBytes, "files-bytes", 512<<20, "bytes of uploads in flight on the server")
 	fs.DurationVar(&fo.limits.IdleTimeout, "files-idle-timeout", 15*time.Second, "a transfer that moves no byte this long is cut")
 	fs.Int64Var(&fo.limits.MinRate, "files-min-rate", 32<<10, "bytes per second a transfer must average (after the idle timeout's grace)")
+	fs.DurationVar(&fo.gc.Grace, "files-gc-grace", files.DefaultGrace, "a file no stored message holds is removed this long after its last upload (0: never remove files)")
+	fs.DurationVar(&fo.gc.Interval, "files-gc-every", time.Minute, "time between two runs of the collector of files")
+	fs.IntVar(&fo.gc.Batch, "files-gc-batch", 1000, "files one run of the collector examines at most")
 	fs.StringVar(&fo.s3.Endpoint, "s3-endpoint", "", "host:port of an S3-compatible store for the files (empty: --files-dir)")
 	fs.StringVar(&fo.s3.Bucket, "s3-bucket", "parley-files", "bucket of the files")
 	fs.StringVar(&fo.s3.Region, "s3-region", "", "region of the bucket (empty: ask the store)")
@@ -50,6 +54,12 @@ func (fo *fileOptions) validate(cluster bool, bad func(string, ...any)) {
 	}
 	if fo.limits.MinRate < 1 {
 		bad("--files-min-rate %d: want 1 or more bytes per second", fo.limits.MinRate)
+	}
+	if fo.gc.Grace != 0 && fo.gc.Grace < time.Minute {
+		bad("--files-gc-grace %v: want 0 (off) or at least 1m (an upload's Send comes after it; S3 times have seconds)", fo.gc.Grace)
+	}
+	if fo.gc.Interval <= 0 || fo.gc.Batch < 1 {
+		bad("--files-gc-every and --files-gc-batch must be positive")
 	}
 	if cluster && fo.listen != "" && fo.s3.Endpoint == "" {
 		bad("--files-listen in a cluster needs --s3-endpoint: every node serves every file, so they share one bucket")
@@ -83,4 +93,13 @@ func (fo *fileOptions) spoolDir() string {
 		return ""
 	}
 	return fo.dir + "/tmp"
+}
+
+// gcConfig is the collector's configuration for server.Config.FilesGC.
+func (fo *fileOptions) gcConfig() files.GCConfig {
+	gc := fo.gc
+	if gc.Grace == 0 {
+		gc.Grace = -1 // off
+	}
+	return gc
 }

@@ -399,6 +399,7 @@ func serve(o options, log *slog.Logger) error {
 		FilesURL:          o.files.url,
 		Blobs:             blobs,
 		Files:             limits,
+		FilesGC:           o.files.gcConfig(),
 	}, func(hook storage.CommitHook) (storage.Store, error) {
 		return o.store.open(hook, log)
 	})

@@ -239,13 +239,16 @@ func (s *Service) upload(w http.ResponseWriter, r *http.Request) {
 	var sum blob.Sum
 	h.Sum(sum[:0])
 	ctx := r.Context()
-	if err := s.store(ctx, f, sum, size); err != nil {
-		s.cfg.Logger.Warn("files: store", "err", err, "sha256", sum.String())
+	// The owner record first: it marks the file uploaded now, so the
+	// collector (gc.go) either sees the mark and keeps the file, or has
+	// moved it away before store looks, which then stores it again.
+	if err := s.cfg.Store.AddOwner(ctx, sum, user); err != nil {
+		s.cfg.Logger.Warn("files: owner", "err", err, "sha256", sum.String())
 		fail(errUnavailable)
 		return
 	}
-	if err := s.cfg.Store.AddOwner(ctx, sum, user); err != nil {
-		s.cfg.Logger.Warn("files: owner", "err", err, "sha256", sum.String())
+	if err := s.store(ctx, f, sum, size); err != nil {
+		s.cfg.Logger.Warn("files: store", "err", err, "sha256", sum.String())
 		fail(errUnavailable)
 		return
 	}

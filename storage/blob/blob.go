@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"time"
 )
 
 // Errors every Store returns for the cases below, matched with errors.Is.
@@ -55,10 +56,39 @@ type Store interface {
 	// Open returns the blob's content and size, or ErrNotFound. The caller
 	// closes the reader.
 	Open(ctx context.Context, sum Sum) (io.ReadCloser, int64, error)
-	// AddOwner records that user uploaded blob sum (idempotent).
+	// AddOwner records that user uploaded blob sum, now: a second call
+	// renews the record's time (Collector). An upload calls it before Put.
 	AddOwner(ctx context.Context, sum Sum, user int64) error
 	// IsOwner reports whether user uploaded blob sum.
 	IsOwner(ctx context.Context, sum Sum, user int64) (bool, error)
 	// Close releases the store.
 	Close() error
+}
+
+// Info is a blob as a Collector lists it.
+type Info struct {
+	Sum      Sum
+	Size     int64
+	Modified time.Time // when its content was written (a later upload of the same content leaves it)
+}
+
+// Collector is the optional ability of a Store to have its unreferenced
+// blobs removed (server/files' collector). Both stores have it.
+//
+// An upload is AddOwner, then Put: AddOwner marks the blob uploaded now
+// (it creates or renews the uploader's record), and Put stores it unless
+// it is there. Remove moves a blob out of the way before it looks at that
+// mark for the last time, so an upload of the same content that runs
+// meanwhile either renews the mark in time (Remove puts the blob back) or
+// finds the blob gone and stores it again: a file is never lost to an
+// upload that succeeded.
+type Collector interface {
+	// List returns up to n blobs with sums above after, in ascending
+	// order of sum.
+	List(ctx context.Context, after Sum, n int) ([]Info, error)
+	// Remove deletes blob sum and its owner records unless it was written
+	// or marked uploaded (AddOwner) at or after before: then it keeps
+	// everything and returns false. Owner records of a blob that is not
+	// there are removed when older than before.
+	Remove(ctx context.Context, sum Sum, before time.Time) (bool, error)
 }

@@ -9,6 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
 )
 
 // Disk is a Store in a local directory:
@@ -16,6 +19,7 @@ import (
 //	<dir>/blobs/<first 2 hex digits>/<64 hex digits>   the content
 //	<dir>/owners/<first 2 hex digits>/<64 hex digits>-<user id>  empty files
 //	<dir>/tmp/                                          Puts in progress
+//	<dir>/trash/<64 hex digits>-<n>                    blobs Remove moved out of the way
 //
 // Every path is built from a Sum's hex and a number, never from a name a
 // client chose. A Put writes a temporary file, fsyncs it, renames it into
@@ -28,7 +32,7 @@ var _ Store = (*Disk)(nil)
 
 // OpenDisk opens (creating it if need be) a Disk store in dir.
 func OpenDisk(dir string) (*Disk, error) {
-	for _, sub := range []string{"blobs", "owners", "tmp"} {
+	for _, sub := range []string{"blobs", "owners", "tmp", "trash"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o750); err != nil {
 			return nil, fmt.Errorf("blob: %w", err)
 		}
@@ -39,7 +43,23 @@ func OpenDisk(dir string) (*Disk, error) {
 			_ = os.Remove(filepath.Join(dir, "tmp", e.Name()))
 		}
 	}
-	return &Disk{dir: dir}, nil
+	d := &Disk{dir: dir}
+	// Left over by a crash during a Remove: put back (a later run decides
+	// again).
+	if ents, err := os.ReadDir(filepath.Join(dir, "trash")); err == nil {
+		for _, e := range ents {
+			h, _, _ := strings.Cut(e.Name(), "-")
+			sum, ok := ParseSum(h)
+			p := filepath.Join(dir, "trash", e.Name())
+			if _, err := os.Stat(d.blobPath(sum)); ok && errors.Is(err, fs.ErrNotExist) {
+				_ = os.MkdirAll(filepath.Dir(d.blobPath(sum)), 0o750)
+				_ = os.Rename(p, d.blobPath(sum))
+				continue
+			}
+			_ = os.Remove(p)
+		}
+	}
+	return d, nil
 }
 
 // Dir is where the store keeps its files.
@@ -160,6 +180,10 @@ func (d *Disk) Open(_ context.Context, sum Sum) (io.ReadCloser, int64, error) {
 func (d *Disk) AddOwner(_ context.Context, sum Sum, user int64) error {
 	p := d.ownerPath(sum, user)
 	if _, err := os.Stat(p); err == nil {
+		now := time.Now()
+		if err := os.Chtimes(p, now, now); err != nil {
+			return fmt.Errorf("blob: %w", err)
+		}
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
@@ -189,3 +213,139 @@ func (d *Disk) IsOwner(_ context.Context, sum Sum, user int64) (bool, error) {
 
 // Close implements Store.
 func (d *Disk) Close() error { return nil }
+
+var _ Collector = (*Disk)(nil)
+
+// List implements Collector: it reads the blobs' directories in order,
+// from the one of after.
+func (d *Disk) List(ctx context.Context, after Sum, n int) ([]Info, error) {
+	var out []Info
+	start := after.String()
+	for p := int(after[0]); p < 256 && len(out) < n; p++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		dir := filepath.Join(d.dir, "blobs", fmt.Sprintf("%02x", p))
+		ents, err := os.ReadDir(dir) // sorted by name
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("blob: %w", err)
+		}
+		for _, e := range ents {
+			sum, ok := ParseSum(e.Name())
+			if !ok || e.Name() <= start {
+				continue
+			}
+			fi, err := e.Info()
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // removed meanwhile
+			}
+			if err != nil {
+				return nil, fmt.Errorf("blob: %w", err)
+			}
+			out = append(out, Info{Sum: sum, Size: fi.Size(), Modified: fi.ModTime()})
+			if len(out) == n {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// owners returns the owner records of sum with their times.
+func (d *Disk) owners(sum Sum) (map[string]time.Time, error) {
+	h := sum.String()
+	dir := filepath.Join(d.dir, "owners", h[:2])
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blob: %w", err)
+	}
+	out := make(map[string]time.Time)
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), h+"-") {
+			continue
+		}
+		fi, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("blob: %w", err)
+		}
+		out[filepath.Join(dir, e.Name())] = fi.ModTime()
+	}
+	return out, nil
+}
+
+// marked reports whether an owner record of sum is at or after before.
+func (d *Disk) marked(sum Sum, before time.Time) (bool, map[string]time.Time, error) {
+	owners, err := d.owners(sum)
+	if err != nil {
+		return false, nil, err
+	}
+	for _, t := range owners {
+		if !t.Before(before) {
+			return true, owners, nil
+		}
+	}
+	return false, owners, nil
+}
+
+// trashSeq names the files Remove moves away.
+var trashSeq atomic.Int64
+
+// Remove implements Collector: the blob is renamed into trash/, then its
+// marks are read once more; a mark renewed meanwhile renames it back.
+func (d *Disk) Remove(ctx context.Context, sum Sum, before time.Time) (bool, error) {
+	final := d.blobPath(sum)
+	fresh, owners, err := d.marked(sum, before)
+	if err != nil || fresh {
+		return false, err
+	}
+	st, err := os.Stat(final)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, d.dropOwners(owners, before)
+	}
+	if err != nil {
+		return false, fmt.Errorf("blob: %w", err)
+	}
+	if !st.ModTime().Before(before) {
+		return false, nil
+	}
+	trash := filepath.Join(d.dir, "trash", sum.String()+"-"+strconv.FormatInt(trashSeq.Add(1), 10))
+	if err := os.Rename(final, trash); errors.Is(err, fs.ErrNotExist) {
+		return false, nil // removed meanwhile
+	} else if err != nil {
+		return false, fmt.Errorf("blob: %w", err)
+	}
+	fresh, owners, err = d.marked(sum, before)
+	if err != nil || fresh {
+		// Uploaded again: back into place (over a copy the upload may
+		// have stored meanwhile: the same content).
+		if rerr := os.Rename(trash, final); rerr != nil {
+			return false, errors.Join(err, fmt.Errorf("blob: %w", rerr))
+		}
+		return false, err
+	}
+	if err := os.Remove(trash); err != nil {
+		return false, fmt.Errorf("blob: %w", err)
+	}
+	return true, d.dropOwners(owners, before)
+}
+
+// dropOwners removes the owner records older than before.
+func (d *Disk) dropOwners(owners map[string]time.Time, before time.Time) error {
+	for p, t := range owners {
+		if t.Before(before) {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("blob: %w", err)
+			}
+		}
+	}
+	return nil
+}

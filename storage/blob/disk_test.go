@@ -1,7 +1,12 @@
 package blob_test
 
 import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"testing"
+	"time"
 
 	"github.com/parleyim/parley/storage/blob"
 	"github.com/parleyim/parley/storage/blob/blobtest"
@@ -28,4 +33,66 @@ func TestParseSum(t *testing.T) {
 			t.Errorf("ParseSum(%q) accepted", bad)
 		}
 	}
+}
+
+// BenchmarkDiskCollector: the collector's work on local disk per file, in
+// a store of 1,000 files of 1 KiB, each with one uploader: List of all of
+// them (one op), and Remove (per file). Baseline: the Put of a new file.
+func BenchmarkDiskCollector(b *testing.B) {
+	const files = 1000
+	fill := func(b *testing.B) (*blob.Disk, []blob.Sum) {
+		d, err := blob.OpenDisk(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		var sums []blob.Sum
+		for i := range files {
+			data := make([]byte, 1024)
+			binary.BigEndian.PutUint64(data, uint64(i))
+			sum := blob.Sum(sha256.Sum256(data))
+			if err := d.AddOwner(context.Background(), sum, 1); err != nil {
+				b.Fatal(err)
+			}
+			if err := d.Put(context.Background(), sum, bytes.NewReader(data), int64(len(data))); err != nil {
+				b.Fatal(err)
+			}
+			sums = append(sums, sum)
+		}
+		return d, sums
+	}
+	b.Run("Put", func(b *testing.B) {
+		d, err := blob.OpenDisk(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range b.N {
+			data := make([]byte, 1024)
+			binary.BigEndian.PutUint64(data, uint64(i))
+			if err := d.Put(context.Background(), sha256.Sum256(data), bytes.NewReader(data), int64(len(data))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("List1000", func(b *testing.B) {
+		d, _ := fill(b)
+		b.ResetTimer()
+		for range b.N {
+			if got, err := d.List(context.Background(), blob.Sum{}, files); err != nil || len(got) != files {
+				b.Fatal(len(got), err)
+			}
+		}
+	})
+	b.Run("Remove", func(b *testing.B) {
+		for done := 0; done < b.N; {
+			b.StopTimer()
+			d, sums := fill(b)
+			b.StartTimer()
+			for _, sum := range sums[:min(files, b.N-done)] {
+				if ok, err := d.Remove(context.Background(), sum, time.Now().Add(time.Hour)); err != nil || !ok {
+					b.Fatal(ok, err)
+				}
+				done++
+			}
+		}
+	})
 }

@@ -117,7 +117,7 @@ func (l *memLists) Versions(_ context.Context, conv string, seq uint64) ([]proto
 	return out, nil
 }
 
-func (l *memLists) Add(_ context.Context, conv string, postings map[ListKey][]byte, progress uint64) error {
+func (l *memLists) Add(_ context.Context, conv string, postings map[ListKey][]byte, _ []FileRef, progress uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.lists[conv] == nil {

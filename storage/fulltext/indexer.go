@@ -42,11 +42,34 @@ type Lists interface {
 	// edit event's seq and body. None when the message was recalled or
 	// does not exist.
 	Versions(ctx context.Context, conv string, seq uint64) ([]protocol.Message, error)
-	// Add appends postings to conv's lists and sets conv's progress to
-	// progress (never lowering it), in one atomic write.
-	Add(ctx context.Context, conv string, postings map[ListKey][]byte, progress uint64) error
+	// Add appends postings to conv's lists, records refs (file references
+	// of conv's messages; one already recorded is kept) and sets conv's
+	// progress to progress (never lowering it), in one atomic write.
+	Add(ctx context.Context, conv string, postings map[ListKey][]byte, refs []FileRef, progress uint64) error
 	// Remove takes offsets out of conv's lists, in one atomic write.
 	Remove(ctx context.Context, conv string, offs map[ListKey]map[uint64]bool) error
+}
+
+// FileRef says that conv's message Seq holds (or held: a recall, an edit or
+// an expiry leaves it) an attachment of the file Sum. The indexer records
+// one for every attachment it reads, and every version an edit gives one,
+// with the progress: every message indexed has its references recorded.
+type FileRef struct {
+	Sum [32]byte
+	Seq uint64
+}
+
+// AttachmentSum returns the SHA-256 of the file m's attachment names.
+func AttachmentSum(m *protocol.Message) (sum [32]byte, ok bool) {
+	if m.ContentType != protocol.ContentAttachment || len(m.Body) == 0 {
+		return sum, false
+	}
+	a, err := protocol.DecodeAttachment(m.Body)
+	if err != nil || len(a.SHA256) != len(sum) {
+		return sum, false
+	}
+	copy(sum[:], a.SHA256)
+	return sum, true
 }
 
 // IndexerConfig configures NewIndexer; zero values are documented per field.
@@ -376,6 +399,7 @@ func (x *Indexer) indexChunk(ctx context.Context, conv string, after uint64) (ui
 			size += int64(len(postings[k]) - n)
 		}
 	}
+	var refs []FileRef
 	lastEdit := make(map[uint64]uint64) // target seq → seq of its last edit in the chunk
 	for i := range msgs {
 		m := &msgs[i]
@@ -386,13 +410,16 @@ func (x *Indexer) indexChunk(ctx context.Context, conv string, after uint64) (ui
 			continue
 		}
 		post(m.Seq, Grams(Text(m)))
+		if sum, ok := AttachmentSum(m); ok {
+			refs = append(refs, FileRef{sum, m.Seq})
+		}
 	}
-	stale, err := x.edits(ctx, conv, lastEdit, post)
+	stale, err := x.edits(ctx, conv, lastEdit, post, &refs)
 	if err != nil {
 		return after, 0, err
 	}
 	np := msgs[len(msgs)-1].Seq
-	if err := x.lists.Add(ctx, conv, postings, np); err != nil {
+	if err := x.lists.Add(ctx, conv, postings, refs, np); err != nil {
 		return after, 0, err
 	}
 	// The stale grams go after the Add, which may have posted them (a
@@ -411,7 +438,7 @@ func (x *Indexer) indexChunk(ctx context.Context, conv string, after uint64) (ui
 // edits posts, for each target edited in a chunk, the grams of its version
 // as of its last edit there (lastEdit: target → that edit's seq), and
 // returns the grams earlier versions had and that version has not.
-func (x *Indexer) edits(ctx context.Context, conv string, lastEdit map[uint64]uint64, post func(uint64, []Gram)) (map[ListKey]map[uint64]bool, error) {
+func (x *Indexer) edits(ctx context.Context, conv string, lastEdit map[uint64]uint64, post func(uint64, []Gram), refs *[]FileRef) (map[ListKey]map[uint64]bool, error) {
 	stale := make(map[ListKey]map[uint64]bool)
 	for target, edit := range lastEdit {
 		vs, err := x.lists.Versions(ctx, conv, target)
@@ -423,6 +450,11 @@ func (x *Indexer) edits(ctx context.Context, conv string, lastEdit map[uint64]ui
 			continue // recalled (the recall unindexes it), or gone
 		}
 		vs[k].Seq = target
+		for i := range vs[:k+1] { // every version: one indexed earlier may be gone with a crash
+			if sum, ok := AttachmentSum(&vs[i]); ok {
+				*refs = append(*refs, FileRef{sum, target})
+			}
+		}
 		grams := Grams(Text(&vs[k]))
 		post(target, grams)
 		keep := make(map[Gram]bool, len(grams))

@@ -188,6 +188,21 @@ var migrations = []migration{
 			)` + tableOpts,
 		}
 	}},
+	// The messages that hold each file (the collector of files asks).
+	// The text index records them: one built before is dropped, and the
+	// indexer indexes every message again.
+	{version: 7, name: "file references", stmts: func(int) []string {
+		return []string{
+			`CREATE TABLE IF NOT EXISTS file_refs (
+				sum  BINARY(32)      NOT NULL,
+				conv VARCHAR(48)     NOT NULL,
+				seq  BIGINT UNSIGNED NOT NULL,
+				PRIMARY KEY (sum, conv, seq)
+			)` + tableOpts,
+			`DELETE FROM search_progress`,
+			`DELETE FROM search_lists`,
+		}
+	}},
 }
 
 // maxClientMsgID is the longest client message id the schema holds, in bytes.

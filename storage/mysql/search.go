@@ -314,8 +314,18 @@ func (l indexLists) Versions(ctx context.Context, conv string, seq uint64) ([]pr
 // listRows is how many lists one INSERT carries.
 const listRows = 500
 
-func (l indexLists) Add(ctx context.Context, conv string, postings map[fulltext.ListKey][]byte, progress uint64) error {
+func (l indexLists) Add(ctx context.Context, conv string, postings map[fulltext.ListKey][]byte, refs []fulltext.FileRef, progress uint64) error {
 	return l.s.tx(ctx, "index", func(tx *sql.Tx) error {
+		if len(refs) > 0 {
+			args := make([]any, 0, 3*len(refs))
+			for _, r := range refs {
+				args = append(args, r.Sum[:], conv, r.Seq)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT IGNORE INTO file_refs (sum, conv, seq) VALUES `+
+				placeholders(len(refs), "(?, ?, ?)"), args...); err != nil {
+				return err
+			}
+		}
 		args := make([]any, 0, 4*min(len(postings), listRows))
 		flush := func() error {
 			if len(args) == 0 {
@@ -366,4 +376,33 @@ func (l indexLists) Remove(ctx context.Context, conv string, offs map[fulltext.L
 		}
 		return nil
 	})
+}
+
+var _ storage.FileRefs = (*Store)(nil)
+
+// FileRefs implements storage.FileRefs: one query.
+func (s *Store) FileRefs(ctx context.Context, sums [][32]byte) (map[[32]byte][]storage.MessageRef, error) {
+	out := make(map[[32]byte][]storage.MessageRef)
+	if len(sums) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(sums))
+	for i := range sums {
+		args[i] = sums[i][:]
+	}
+	err := s.each(ctx, s.db, "file refs", func(r *sql.Rows) error {
+		var raw []byte
+		var ref storage.MessageRef
+		if err := r.Scan(&raw, &ref.Conv, &ref.Seq); err != nil {
+			return err
+		}
+		var sum [32]byte
+		if len(raw) != len(sum) {
+			return fmt.Errorf("file_refs: a sum of %d bytes", len(raw))
+		}
+		copy(sum[:], raw)
+		out[sum] = append(out[sum], ref)
+		return nil
+	}, `SELECT sum, conv, seq FROM file_refs WHERE sum IN (`+placeholders(len(sums), "?")+`)`, args...)
+	return out, err
 }

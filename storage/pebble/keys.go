@@ -53,6 +53,7 @@ const (
 	tBan       = 'b'
 	tPosting   = 's'
 	tProgress  = 'S'
+	tFileRef   = 'F'
 )
 
 // keyLastGroup holds the last group id handed out, so a disbanded group's

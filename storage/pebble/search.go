@@ -312,9 +312,14 @@ type snapGetter struct{ s *pebble.Snapshot }
 
 func (g snapGetter) get(k []byte) ([]byte, bool, error) { return getFrom(g.s, k) }
 
-func (l *indexLists) Add(ctx context.Context, conv string, postings map[fulltext.ListKey][]byte, progress uint64) error {
+func (l *indexLists) Add(ctx context.Context, conv string, postings map[fulltext.ListKey][]byte, refs []fulltext.FileRef, progress uint64) error {
 	b := l.db.NewBatch()
 	defer b.Close()
+	for _, r := range refs {
+		if err := b.Set(fileRefKey(r.Sum, conv, r.Seq), nil, nil); err != nil {
+			return err
+		}
+	}
 	if len(l.pieces) > maxPieceKeys {
 		clear(l.pieces)
 	}
@@ -371,4 +376,61 @@ func (l *indexLists) Remove(ctx context.Context, conv string, offs map[fulltext.
 		}
 	}
 	return b.Commit(pebble.Sync)
+}
+
+// keyFileRefs marks a store whose index records file references: one
+// indexed before they were is indexed again (indexFileRefs).
+var keyFileRefs = []byte("~F")
+
+func fileRefPrefix(sum [32]byte) []byte { return append([]byte{tFileRef}, sum[:]...) }
+
+func fileRefKey(sum [32]byte, conv string, seq uint64) []byte {
+	k := append(fileRefPrefix(sum), conv...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+// indexFileRefs makes a store indexed without file references index
+// everything again, so that the collector of files sees every reference:
+// it drops the index's lists and progress once.
+func (s *Store) indexFileRefs() error {
+	if _, found, err := getFrom(s.db, keyFileRefs); err != nil || found {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, t := range []byte{tPosting, tProgress} {
+		if err := b.DeleteRange([]byte{t}, []byte{t + 1}, nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Set(keyFileRefs, []byte{1}, nil); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}
+
+var _ storage.FileRefs = (*Store)(nil)
+
+// FileRefs implements storage.FileRefs: a scan of each sum's keys.
+func (s *Store) FileRefs(ctx context.Context, sums [][32]byte) (map[[32]byte][]storage.MessageRef, error) {
+	if !s.enter() {
+		return nil, storage.ErrClosed
+	}
+	defer s.exit()
+	out := make(map[[32]byte][]storage.MessageRef)
+	for _, sum := range sums {
+		p := fileRefPrefix(sum)
+		err := scanFrom(s.db, p, func(k, _ []byte) error {
+			if len(k) < len(p)+9 {
+				return errCorrupt
+			}
+			out[sum] = append(out[sum], storage.MessageRef{Conv: string(k[len(p) : len(k)-9]), Seq: seqOfKey(k)})
+			return nil
+		})
+		if err != nil {
+			return nil, s.readErr("file refs", err)
+		}
+	}
+	return out, nil
 }

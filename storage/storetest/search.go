@@ -1,9 +1,11 @@
 package storetest
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +25,7 @@ var searchCases = []struct {
 	{"SearchHidden", testSearchHidden},
 	{"SearchUnindex", testSearchUnindex},
 	{"SearchEdited", testSearchEdited},
+	{"FileRefs", testFileRefs},
 	{"SearchBudget", testSearchBudget},
 }
 
@@ -306,6 +309,69 @@ func testSearchEdited(t *testing.T, open Open) {
 	e.add(e.event(a, b, protocol.ContentRecall, m1.Seq, ""))
 	_, got = e.search(fulltext.Query{User: a, Text: "alpha"})
 	wantBodies(t, "alpha (recalled)", got)
+}
+
+// FileRefs: every indexed attachment is listed under its file, and an
+// attachment edited to another file under both (the collector of files
+// checks each against the store).
+func testFileRefs(t *testing.T, open Open) {
+	e := newEventEnv(t, open, nil)
+	fr, ok := e.s.(storage.FileRefs)
+	if !ok {
+		t.Fatalf("%T does not implement storage.FileRefs", e.s)
+	}
+	u := e.users(3)
+	a, b, c := u[0], u[1], u[2]
+	attach := func(from, to int64, content string) (protocol.Message, [32]byte, []byte) {
+		sum := sha256.Sum256([]byte(content))
+		att := protocol.Attachment{Name: content + ".txt", MIME: "text/plain", Size: int64(len(content)), SHA256: sum[:]}
+		att.URL = protocol.FilePath(att.SHA256)
+		body, err := protocol.EncodeAttachment(&att)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := e.direct(from, to, fmt.Sprintf("f-%d", e.msgID.Load()), body)
+		m.ContentType = protocol.ContentAttachment
+		return e.add(m), sum, body
+	}
+	m1, s1, _ := attach(a, b, "one")
+	m2, _, _ := attach(b, a, "one")
+	m3, s2, _ := attach(a, c, "two")
+	e.text(a, b, "no file")
+	_, s3, body3 := attach(c, a, "three")
+	edit := e.event(a, c, protocol.ContentEdit, m3.Seq, "")
+	edit.Body = body3 // "two" becomes "three"
+	e.add(edit)
+	if err := e.searcher().IndexFlush(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	never := sha256.Sum256([]byte("never sent"))
+	got, err := fr.FileRefs(e.ctx, [][32]byte{s1, s2, s3, never})
+	if err != nil {
+		t.Fatalf("FileRefs: %v", err)
+	}
+	sorted := func(refs []storage.MessageRef) []storage.MessageRef {
+		slices.SortFunc(refs, func(x, y storage.MessageRef) int {
+			if x.Conv != y.Conv {
+				return strings.Compare(x.Conv, y.Conv)
+			}
+			return int(x.Seq) - int(y.Seq)
+		})
+		return refs
+	}
+	want1 := sorted([]storage.MessageRef{{Conv: m1.Conv, Seq: m1.Seq}, {Conv: m2.Conv, Seq: m2.Seq}})
+	if g := sorted(got[s1]); !slices.Equal(g, want1) {
+		t.Errorf("file one: %v, want %v", g, want1)
+	}
+	if g := got[s2]; !slices.Equal(g, []storage.MessageRef{{Conv: m3.Conv, Seq: m3.Seq}}) {
+		t.Errorf("file two: %v, want the message edited away from it", g)
+	}
+	if g := got[s3]; !slices.Contains(g, storage.MessageRef{Conv: m3.Conv, Seq: m3.Seq}) || len(g) != 2 {
+		t.Errorf("file three: %v, want its message and the one edited to it", g)
+	}
+	if g := got[never]; len(g) != 0 {
+		t.Errorf("a file never sent: %v", g)
+	}
 }
 
 // Budget: a search that reads MaxReads without a result fails ErrTooBroad;

@@ -6,7 +6,8 @@
 // Objects, under an optional key prefix:
 //
 //	<prefix>blobs/<64 hex digits>                 the content
-//	<prefix>owners/<64 hex digits>/<user id>      empty objects: who uploaded it
+//	<prefix>owners/<64 hex digits>/<user id>      empty objects: who uploaded it (and when: its Last-Modified)
+//	<prefix>trash/<64 hex digits>-<nanoseconds>   blobs Remove moved out of the way
 package s3
 
 import (
@@ -17,6 +18,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -166,7 +168,8 @@ func (s *Store) Open(ctx context.Context, sum blob.Sum) (io.ReadCloser, int64, e
 	return obj, info.Size, nil
 }
 
-// AddOwner implements blob.Store.
+// AddOwner implements blob.Store: a new object each time, so its
+// Last-Modified is the time of the latest upload.
 func (s *Store) AddOwner(ctx context.Context, sum blob.Sum, user int64) error {
 	_, err := s.c.PutObject(ctx, s.bucket, s.ownerKey(sum, user), strings.NewReader(""), 0, minio.PutObjectOptions{})
 	if err != nil {
@@ -189,3 +192,117 @@ func (s *Store) IsOwner(ctx context.Context, sum blob.Sum, user int64) (bool, er
 
 // Close implements blob.Store.
 func (s *Store) Close() error { return nil }
+
+var _ blob.Collector = (*Store)(nil)
+
+// List implements blob.Collector: one listing, started after after.
+func (s *Store) List(ctx context.Context, after blob.Sum, n int) ([]blob.Info, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the listing's goroutine
+	var out []blob.Info
+	p := s.prefix + "blobs/"
+	for obj := range s.c.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: p, StartAfter: p + after.String(), MaxKeys: min(n, 1000)}) {
+		if obj.Err != nil {
+			return nil, fmt.Errorf("s3: %w", obj.Err)
+		}
+		sum, ok := blob.ParseSum(strings.TrimPrefix(obj.Key, p))
+		if !ok {
+			continue
+		}
+		out = append(out, blob.Info{Sum: sum, Size: obj.Size, Modified: obj.LastModified})
+		if len(out) == n {
+			break
+		}
+	}
+	return out, nil
+}
+
+// owners lists the owner records of sum: key → Last-Modified.
+func (s *Store) owners(ctx context.Context, sum blob.Sum) (map[string]time.Time, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := make(map[string]time.Time)
+	for obj := range s.c.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.prefix + "owners/" + sum.String() + "/", Recursive: true}) {
+		if obj.Err != nil {
+			return nil, fmt.Errorf("s3: %w", obj.Err)
+		}
+		out[obj.Key] = obj.LastModified
+	}
+	return out, nil
+}
+
+// marked reports whether an owner record of sum is at or after before.
+func (s *Store) marked(ctx context.Context, sum blob.Sum, before time.Time) (bool, map[string]time.Time, error) {
+	owners, err := s.owners(ctx, sum)
+	if err != nil {
+		return false, nil, err
+	}
+	for _, t := range owners {
+		if !t.Before(before) {
+			return true, owners, nil
+		}
+	}
+	return false, owners, nil
+}
+
+// Remove implements blob.Collector. An object store has no rename: the
+// blob is copied into trash/ (inside the store) and removed, then its
+// marks are read once more; a mark renewed meanwhile copies it back. Times
+// are the store's Last-Modified: before must allow for the skew between
+// the store's clock and ours (the grace periods are hours).
+func (s *Store) Remove(ctx context.Context, sum blob.Sum, before time.Time) (bool, error) {
+	fresh, owners, err := s.marked(ctx, sum, before)
+	if err != nil || fresh {
+		return false, err
+	}
+	key := s.blobKey(sum)
+	info, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
+	if notFound(err) {
+		return false, s.dropOwners(ctx, owners, before)
+	}
+	if err != nil {
+		return false, fmt.Errorf("s3: %w", err)
+	}
+	if !info.LastModified.Before(before) {
+		return false, nil
+	}
+	trash := s.prefix + "trash/" + sum.String() + "-" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	if _, err := s.c.CopyObject(ctx, minio.CopyDestOptions{Bucket: s.bucket, Object: trash},
+		minio.CopySrcOptions{Bucket: s.bucket, Object: key}); err != nil {
+		if notFound(err) {
+			return false, nil // removed meanwhile
+		}
+		return false, fmt.Errorf("s3: %w", err)
+	}
+	if err := s.c.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}); err != nil {
+		_ = s.c.RemoveObject(ctx, s.bucket, trash, minio.RemoveObjectOptions{})
+		return false, fmt.Errorf("s3: %w", err)
+	}
+	fresh, owners, err = s.marked(ctx, sum, before)
+	if err != nil || fresh {
+		// Uploaded again: back into place (over a copy the upload may
+		// have stored meanwhile: the same content).
+		if _, cerr := s.c.CopyObject(ctx, minio.CopyDestOptions{Bucket: s.bucket, Object: key},
+			minio.CopySrcOptions{Bucket: s.bucket, Object: trash}); cerr != nil {
+			return false, errors.Join(err, fmt.Errorf("s3: put back %s (kept as %s): %w", key, trash, cerr))
+		}
+		_ = s.c.RemoveObject(ctx, s.bucket, trash, minio.RemoveObjectOptions{})
+		return false, err
+	}
+	if err := s.c.RemoveObject(ctx, s.bucket, trash, minio.RemoveObjectOptions{}); err != nil {
+		return false, fmt.Errorf("s3: %w", err)
+	}
+	return true, s.dropOwners(ctx, owners, before)
+}
+
+// dropOwners removes the owner records older than before.
+func (s *Store) dropOwners(ctx context.Context, owners map[string]time.Time, before time.Time) error {
+	for k, t := range owners {
+		if t.Before(before) {
+			if err := s.c.RemoveObject(ctx, s.bucket, k, minio.RemoveObjectOptions{}); err != nil {
+				return fmt.Errorf("s3: %w", err)
+			}
+		}
+	}
+	return nil
+}
