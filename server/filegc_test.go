@@ -9,15 +9,27 @@ import (
 
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/server"
+	"github.com/parleyim/parley/storage/blob"
+	"github.com/parleyim/parley/storage/blob/s3/s3test"
 )
 
-// The collector of files on a real server with files on local disk: after
-// the grace period, a file a message holds stays; one uploaded and never
-// sent, one whose message was recalled and one whose message was edited to
-// another file go; a run examines at most Batch files.
+// The collector of files on a real server, with files on local disk and on
+// S3 (S3Proxy): after the grace period, a file a message holds stays; one
+// uploaded and never sent, one whose message was recalled and one whose
+// message was edited to another file go; a run examines at most Batch
+// files.
 func TestFilesCollected(t *testing.T) {
-	const grace = 300 * time.Millisecond
+	// A grace long enough for the set-up on a loaded machine; S3's times
+	// have seconds.
+	t.Run("disk", func(t *testing.T) { testFilesCollected(t, nil, 2*time.Second) })
+	t.Run("s3", func(t *testing.T) { testFilesCollected(t, s3test.Open(t), 2*time.Second) })
+}
+
+func testFilesCollected(t *testing.T, store blob.Store, grace time.Duration) {
 	srv := startFiles(t, func(c *server.Config) {
+		if store != nil {
+			c.Blobs = store
+		}
 		c.FilesGC.Grace, c.FilesGC.Interval, c.FilesGC.Batch = grace, time.Hour, 2
 	})
 	alice, bob := dial(t, srv.Addr()), dial(t, srv.Addr())
@@ -60,7 +72,7 @@ func TestFilesCollected(t *testing.T) {
 			t.Fatalf("a run within the grace period: %d removed, %v", n, err)
 		}
 	}
-	time.Sleep(grace + 50*time.Millisecond)
+	time.Sleep(grace + 1100*time.Millisecond)
 	removed := 0
 	for range 3 { // 5 files, 2 a run: around once (the runs above went around once too)
 		n, err := srv.CollectFiles(ctx)

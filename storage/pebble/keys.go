@@ -30,8 +30,10 @@ import (
 //	o lower(name) 0 id    → "" (open groups, the directory; groupdir.go)
 //	s conv 0 bucket gram  → posting list of the text index (search.go)
 //	S conv                → the seq up to which conv is indexed
+//	F sum conv 0 seq      → "" : the message holds (or held) an attachment of file sum (search.go)
 //	~g                    → the last group id handed out
 //	~o                    → the open groups have their o keys
+//	~F                    → the index records file references (F keys; search.go)
 //	U user                → settings (state.go)
 const (
 	tMessage   = 'm'
