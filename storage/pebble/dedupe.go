@@ -43,14 +43,15 @@ func dedupeHash(seed maphash.Seed, sender int64, cmid string) uint64 {
 }
 
 // seenCapacity sizes the filter's first segment from the disk the dedupe
-// keys take (their sstables; a dedupe entry takes more than 16 bytes), so
-// a large store starts with one segment of the right size.
+// keys take (their sstables: about 39 bytes per entry with 6-byte client
+// ids, more with longer ones), so a large store starts with one segment of
+// about the right size; one that is too small grows by another.
 func (s *Store) seenCapacity() int {
 	n, err := s.db.EstimateDiskUsage([]byte{tDedupe}, []byte{tDedupe + 1})
 	if err != nil {
 		return 0
 	}
-	return int(min(n/16, 1<<30))
+	return int(min(n/32, 1<<30))
 }
 
 // loadSeen adds the dedupe keys stored before Open to the filter, then sets
