@@ -170,6 +170,41 @@ func TestDeliveryReceipts(t *testing.T) {
 	wantCode(t, c.Received(ctx(t), "g:1", 1), protocol.CodeBadConv)
 }
 
+// Delivery is kept: a sender that was away, even across a restart of the
+// server, learns from Receipts how far its messages were delivered.
+func TestDeliveredKept(t *testing.T) {
+	st := servertest.NewStorage(t)
+	srv := servertest.StartOn(t, st, nil)
+	a, b := register(t, srv, "ann"), register(t, srv, "ben")
+	var conv string
+	for i := range 3 {
+		ack, err := a.Send(ctx(t), b.id, 0, []byte(fmt.Sprintf("m%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conv = ack.Conv
+	}
+	_ = a.Close() // ann is away
+	for _, seq := range []uint64{1, 2, 1} {
+		if err := b.Received(ctx(t), conv, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a = a.again(t, srv, client.Options{})
+	if r, err := a.Receipts(ctx(t), conv); err != nil || r.PeerDelivered != 2 || r.PeerRead != 0 {
+		t.Fatalf("ann's Receipts = %+v, %v; want delivered 2, read 0", r, err)
+	}
+	if r, err := b.Receipts(ctx(t), conv); err != nil || r.PeerDelivered != 0 {
+		t.Fatalf("ben's Receipts = %+v, %v; want delivered 0 (ann sent no Received)", r, err)
+	}
+	servertest.Stop(t, srv)
+	srv = servertest.StartOn(t, st, nil)
+	a = a.again(t, srv, client.Options{})
+	if r, err := a.Receipts(ctx(t), conv); err != nil || r.PeerDelivered != 2 {
+		t.Fatalf("after a restart ann's Receipts = %+v, %v; want delivered 2", r, err)
+	}
+}
+
 // Typing: the other members see it with an expiry; renewals within a third
 // of the TTL are not fanned out again; a stop is; a flood is refused.
 func TestTyping(t *testing.T) {

@@ -89,8 +89,9 @@ func (c *Client) Received(ctx context.Context, conv string, seq uint64) error {
 	return c.ok(ctx, protocol.TypeReceived, &protocol.Received{Conv: conv, Seq: seq})
 }
 
-// Receipts asks for the read state of conv: the other user's read cursor
-// in a direct conversation; the read counts of seqs in a group.
+// Receipts asks for the read state of conv: the other user's read and
+// delivery cursors in a direct conversation; the read counts of seqs in a
+// group.
 func (c *Client) Receipts(ctx context.Context, conv string, seqs ...uint64) (protocol.ReceiptList, error) {
 	var res protocol.ReceiptList
 	_, err := c.Do(ctx, protocol.TypeReceipts, &protocol.Receipts{Conv: conv, Seqs: seqs}, &res)

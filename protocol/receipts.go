@@ -67,7 +67,7 @@ type ReadEvent struct {
 
 // Received tells the server that a device of the user holds every message
 // of a direct conversation Conv up to Seq; the other user learns it as a
-// DeliveredEvent. Nothing is stored.
+// DeliveredEvent, or later from ReceiptList.PeerDelivered.
 type Received struct {
 	Conv string `msgpack:"conv"`
 	Seq  uint64 `msgpack:"seq"`
@@ -102,11 +102,14 @@ type Receipts struct {
 	Seqs []uint64 `msgpack:"seqs,omitempty"`
 }
 
-// ReceiptList answers Receipts.
+// ReceiptList answers Receipts. PeerDelivered (direct conversations) is
+// the other user's delivery cursor: a device of it holds the messages up
+// to there.
 type ReceiptList struct {
-	Conv     string      `msgpack:"conv"`
-	PeerRead uint64      `msgpack:"peer_read,omitempty"`
-	Reads    []ReadCount `msgpack:"reads,omitempty"`
+	Conv          string      `msgpack:"conv"`
+	PeerRead      uint64      `msgpack:"peer_read,omitempty"`
+	Reads         []ReadCount `msgpack:"reads,omitempty"`
+	PeerDelivered uint64      `msgpack:"peer_delivered,omitempty"`
 }
 
 // Readers asks which members of a group have read message Seq of Conv.

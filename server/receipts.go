@@ -22,8 +22,11 @@ import (
 //     range read joins the group's pending reads (groupReads); every
 //     ReceiptInterval one GroupReadEvent per sender of the messages read
 //     carries their new counts. Readers cost nothing per reader on the wire.
-//   - Typing and Received: nothing stored; one event per other member,
-//     limited per connection (SignalRate) and coalesced (TypingTTL/3).
+//   - Typing: nothing stored; one event per other member, limited per
+//     connection (SignalRate) and coalesced (TypingTTL/3).
+//   - Received: one DeliveredEvent to the other user, limited per
+//     connection (SignalRate); the store keeps the delivery cursor, its
+//     moves written together a moment later (storage.Deliveries).
 //   - ConvPrefs and DeleteHistory: one ConvState to the user's other
 //     connections.
 
@@ -158,6 +161,13 @@ func (s *Server) handleReceived(c *call, q *protocol.Received) (any, error) {
 		return &protocol.OK{}, nil
 	}
 	sig.receivedConv, sig.receivedSeq = q.Conv, seq
+	if s.delivered != nil {
+		// Kept for a sender that was away (Receipts); the store writes
+		// the moves of a moment together, not one each.
+		if err := s.delivered.Delivered(ctx, user, q.Conv, seq); err != nil {
+			return nil, err
+		}
+	}
 	s.route([]int64{p.Peer(user)}, protocol.MustFrame(protocol.TypeDeliveredEvent, 0,
 		&protocol.DeliveredEvent{Conv: q.Conv, User: user, Seq: seq}), nil)
 	return &protocol.OK{}, nil
@@ -187,6 +197,11 @@ func (s *Server) handleReceipts(c *call, q *protocol.Receipts) (any, error) {
 			return nil, err
 		}
 		res.PeerRead = cur[0]
+		if s.delivered != nil {
+			if res.PeerDelivered, err = s.delivered.DeliveredCursor(ctx, p.Peer(user), q.Conv); err != nil {
+				return nil, err
+			}
+		}
 		return res, nil
 	}
 	if len(q.Seqs) == 0 {

@@ -76,7 +76,8 @@ type Server struct {
 	users          *userCache
 	friends        *friendCache
 	presence       *presence
-	state          storage.ConvState // nil: the store has none (receipts.go)
+	state          storage.ConvState  // nil: the store has none (receipts.go)
+	delivered      storage.Deliveries // nil: the store keeps no delivery cursors (receipts.go)
 	settings       *settingsCache
 	reads          *groupReads
 	logins         *attemptLimiter
@@ -194,6 +195,7 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 	}
 	s.presence = newPresence(s, cfg.PresenceGrace)
 	s.state, _ = store.(storage.ConvState)
+	s.delivered, _ = store.(storage.Deliveries)
 	s.settings = &settingsCache{store: s.state, m: make(map[int64]settingsEntry)}
 	s.reads = newGroupReads(s)
 	s.searches = newSearchGate(cfg.SearchConcurrency)

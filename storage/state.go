@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"time"
 
 	"github.com/parleyim/parley/protocol"
 )
@@ -54,3 +55,31 @@ type UserSettings struct {
 	// ReadEvent to the other user, not counted in group reads).
 	ReceiptsOff bool
 }
+
+// Deliveries is the optional ability of a store to keep delivery cursors,
+// found by type assertion: for a user and a direct conversation of its, the
+// highest seq a device of the user said it holds (protocol.Received), so
+// that the other user learns what was delivered after being away.
+//
+// A move is not a commit of its own: moves are held, the highest per
+// cursor wins, and those of DeliveredDelay are written together in one
+// write that joins a group commit (storage/internal/lazycursor). A crash
+// may take back the moves of that moment (the cursor steps back, nothing
+// else is lost); Close writes those pending.
+type Deliveries interface {
+	// Delivered moves user's delivery cursor in conv forward to seq. The
+	// caller clamps seq to the conversation's last seq; a conv that is not
+	// a direct conversation of user's is ignored. It returns before the
+	// move is durable; DeliveredCursor sees it at once.
+	Delivered(ctx context.Context, user int64, conv string, seq uint64) error
+
+	// DeliveredCursor returns user's delivery cursor in conv, 0 if none.
+	DeliveredCursor(ctx context.Context, user int64, conv string) (uint64, error)
+}
+
+// Bounds of the pending delivery cursor moves of a store.
+const (
+	DeliveredDelay        = 100 * time.Millisecond // from the first pending move to its write
+	MaxPendingDelivered   = 1 << 16                // cursors with a pending move; past it a move is dropped
+	DeliveredWriteTimeout = 5 * time.Second        // one write of the pending moves
+)

@@ -203,6 +203,14 @@ var migrations = []migration{
 			`DELETE FROM search_lists`,
 		}
 	}},
+	{version: 8, name: "delivery cursors", stmts: func(int) []string {
+		return []string{`CREATE TABLE IF NOT EXISTS delivered (
+			user_id BIGINT          NOT NULL,
+			conv    VARCHAR(48)     NOT NULL,
+			seq     BIGINT UNSIGNED NOT NULL,
+			PRIMARY KEY (user_id, conv)
+		)` + tableOpts}
+	}},
 }
 
 // maxClientMsgID is the longest client message id the schema holds, in bytes.

@@ -62,6 +62,7 @@ import (
 
 	"github.com/parleyim/parley/storage"
 	"github.com/parleyim/parley/storage/fulltext"
+	"github.com/parleyim/parley/storage/internal/lazycursor"
 )
 
 // Config configures Open. Zero values are documented per field.
@@ -125,6 +126,9 @@ type Store struct {
 	w      *writer
 	closed atomic.Bool
 	idx    *fulltext.Indexer
+	// delivered holds the delivery cursor moves not yet written
+	// (delivered.go).
+	delivered *lazycursor.Cursors
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -168,6 +172,7 @@ func Open(cfg Config) (*Store, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s := &Store{db: db, log: cfg.Logger, shards: cfg.Shards}
+	s.delivered = lazycursor.New(storage.DeliveredDelay, storage.MaxPendingDelivered, storage.DeliveredWriteTimeout, s.writeDelivered)
 	applied, err := migrate(ctx, db, cfg.Shards)
 	if err != nil {
 		_ = db.Close()
@@ -201,6 +206,14 @@ func warnDurability(ctx context.Context, db *sql.DB, log *slog.Logger) {
 
 // Close implements storage.Store: queued Appends are committed first.
 func (s *Store) Close() error {
+	if s.closed.Load() {
+		return storage.ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storage.DeliveredWriteTimeout)
+	if err := s.delivered.Close(ctx); err != nil {
+		s.log.Warn("mysql: delivery cursors not written", "err", err)
+	}
+	cancel()
 	if !s.closed.CompareAndSwap(false, true) {
 		return storage.ErrClosed
 	}

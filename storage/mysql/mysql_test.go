@@ -463,3 +463,13 @@ func BenchmarkSearch(b *testing.B) {
 		return open(b, Config{Hook: hook})
 	}, false)
 }
+
+// Delivery cursors moved just before Close are written by it.
+func TestDeliveredSurvivesClose(t *testing.T) {
+	dsn := mysqltest.DSN(t)
+	storetest.DeliveredSurvivesClose(t, open(t, Config{DSN: dsn, Shards: 4}), func() storage.Store {
+		s := open(t, Config{DSN: dsn, Shards: 4})
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/storage"
+	"github.com/parleyim/parley/storage/storetest"
 )
 
 // Acks cost no commit of their own while a batch may still come to carry
@@ -84,4 +86,10 @@ func TestAckTimer(t *testing.T) {
 	if row, _ := parseCursor(v); row.ack != 1 {
 		t.Errorf("stored ack %d, want 1", row.ack)
 	}
+}
+
+// Delivery cursors moved just before Close are written by it.
+func TestDeliveredSurvivesClose(t *testing.T) {
+	dir := t.TempDir()
+	storetest.DeliveredSurvivesClose(t, open(t, Config{Dir: dir}), func() storage.Store { return open(t, Config{Dir: dir}) })
 }

@@ -35,6 +35,7 @@ import (
 //	~o                    → the open groups have their o keys
 //	~F                    → the index records file references (F keys; search.go)
 //	U user                → settings (state.go)
+//	v user conv           → delivery cursor (delivered.go)
 const (
 	tMessage   = 'm'
 	tDedupe    = 'd'

@@ -33,6 +33,7 @@ import (
 	"github.com/parleyim/parley/storage"
 	"github.com/parleyim/parley/storage/fulltext"
 	"github.com/parleyim/parley/storage/internal/idfilter"
+	"github.com/parleyim/parley/storage/internal/lazycursor"
 )
 
 // Config configures Open. Zero values are documented per field.
@@ -69,6 +70,9 @@ type Store struct {
 	w       *writer
 	cursors *cursors
 	idx     *fulltext.Indexer
+	// delivered holds the delivery cursor moves not yet written
+	// (delivered.go).
+	delivered *lazycursor.Cursors
 
 	// seen holds the hash of every dedupe key (sender, client message id)
 	// in the database once seenReady is set: a miss means the id is new and
@@ -130,6 +134,7 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s := &Store{log: cfg.Logger, db: db, cursors: newCursors(), seenSeed: maphash.MakeSeed(), seenDone: make(chan struct{})}
 	s.seen = idfilter.New(s.seenCapacity())
+	s.delivered = s.newDelivered()
 	s.w = &writer{
 		db:         db,
 		hook:       cfg.Hook,
@@ -198,6 +203,14 @@ func (s *Store) loadCounters() error {
 // pending cursors, and closes the database. Calls after Close, including
 // Close, return storage.ErrClosed.
 func (s *Store) Close() error {
+	if s.closed.Load() {
+		return storage.ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storage.DeliveredWriteTimeout)
+	if err := s.delivered.Close(ctx); err != nil {
+		s.log.Warn("pebble: delivery cursors not written", "err", err)
+	}
+	cancel()
 	if !s.closed.CompareAndSwap(false, true) {
 		return storage.ErrClosed
 	}

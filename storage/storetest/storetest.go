@@ -63,6 +63,7 @@ func Run(t *testing.T, open Open) {
 	cases = append(cases, searchCases...)
 	cases = append(cases, eventCases...)
 	cases = append(cases, stateCases()...)
+	cases = append(cases, deliveredCases...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
 	}
