@@ -50,7 +50,7 @@ var specs = []spec{
 	{name: "history", help: "load older messages (PgUp at the top does too)"},
 	{name: "delete", args: "N|all", help: "hide the last N messages (or all) from you only", max: 1, num: true},
 	{name: "search", args: "TEXT", help: "find your messages holding these words (any language)", min: 1, max: -1},
-	{name: "more", help: "show the next page of the last search's matches"},
+	{name: "more", help: "show the next page of the last search's matches (PgDn at their end too)"},
 	{name: "goto", args: "N", help: "open search result N in its conversation", min: 1, max: 1, num: true},
 	{name: "reply", args: "N TEXT", help: "reply to the N-th newest message (1: the newest)", min: 2, max: -1, num: true},
 	{name: "edit", args: "TEXT", help: "replace the text of your newest message here (its history is kept)", min: 1, max: -1},

@@ -417,7 +417,11 @@ func (m *Model) snapshot(s snapshotMsg) tea.Cmd {
 func (m *Model) scrollBy(n int) tea.Cmd {
 	m.stopJump()
 	if m.panel != nil {
-		m.panelTop = min(max(m.panelTop-n, 0), max(len(m.panel)-m.chatRows(), 0))
+		bottom := max(len(m.panel)-m.chatRows(), 0)
+		if n < 0 && m.panelTop >= bottom && m.searchPanel() && m.srch.more {
+			return m.more() // PgDn at the end of the matches: the next page
+		}
+		m.panelTop = min(max(m.panelTop-n, 0), bottom)
 		return nil
 	}
 	c := m.conv(m.current)

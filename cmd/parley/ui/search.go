@@ -13,8 +13,8 @@ import (
 )
 
 // Search on the screen: /search TEXT lists the newest matches in the panel,
-// numbered; /more asks for the next page of the same search and adds it
-// below, numbered on; /goto N opens the conversation of match N (of any
+// numbered; /more (or PgDn at the end of the list) asks for the next page
+// of the same search and adds it below, numbered on; /goto N opens the conversation of match N (of any
 // page shown) and scrolls to it, loading older pages until it is there,
 // marked by a "found" line.
 
@@ -33,6 +33,7 @@ const (
 type searching struct {
 	gen     int // which /search; an answer of an earlier one is dropped
 	query   string
+	lines   []string        // the panel of its matches
 	next    protocol.Search // the next page's query, cursor set
 	more    bool
 	loading bool
@@ -118,7 +119,7 @@ func (m *Model) searched(s searchMsg) {
 		out = append(out, "", "  /goto N opens message N in its conversation")
 		switch {
 		case m.srch.more && len(m.found) < maxFound:
-			out = append(out, "  /more shows older matches")
+			out = append(out, "  /more (or PgDn here) shows older matches")
 		case m.srch.more:
 			out = append(out, "  older matches exist: add words to narrow the search")
 		case s.more:
@@ -129,7 +130,13 @@ func (m *Model) searched(s searchMsg) {
 		m.say(fmt.Sprintf("no more matches for %q", m.srch.query))
 		top = max(len(out)-m.chatRows()+1, 0)
 	}
-	m.panel, m.panelTop = out, top
+	m.panel, m.panelTop, m.srch.lines = out, top, out
+}
+
+// searchPanel reports whether the panel shows the matches of the last
+// search.
+func (m *Model) searchPanel() bool {
+	return len(m.panel) > 0 && len(m.srch.lines) > 0 && &m.panel[0] == &m.srch.lines[0]
 }
 
 // gotoFound opens the conversation of search result n (from 1).

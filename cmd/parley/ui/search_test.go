@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	tea "github.com/charmbracelet/bubbletea"
+
 	"github.com/parleyim/parley/protocol"
 )
 
@@ -59,10 +61,16 @@ func TestSearchMore(t *testing.T) {
 		t.Errorf("/more before a search: notice %q", m.notice)
 	}
 	enter(m, "/search plan")
-	if len(m.found) != searchPage || !strings.Contains(strings.Join(m.panel, "\n"), "/more shows older matches") {
+	if len(m.found) != searchPage || !strings.Contains(strings.Join(m.panel, "\n"), "/more (or PgDn here) shows older matches") {
 		t.Fatalf("first page: %d results\n%s", len(m.found), strings.Join(m.panel, "\n"))
 	}
-	enter(m, "/more")
+	// PgDn pages through the panel, then at its end asks for the next page.
+	for range 10 {
+		if len(m.found) > searchPage {
+			break
+		}
+		press(m, tea.KeyPgDown)
+	}
 	v := screenText(m)
 	if len(m.found) != 2*searchPage || !strings.Contains(v, "21.") || !strings.Contains(v, "plan number 30") {
 		t.Fatalf("after /more: %d results\n%s", len(m.found), v)
