@@ -51,6 +51,7 @@ type fake struct {
 	prefs     []protocol.ConvPrefs
 	typed     []string          // conversations Typing was sent for
 	peerRead  map[string]uint64 // Receipts' answer
+	delivered map[string]uint64 // Receipts' answer: peer_delivered
 }
 
 var (
@@ -390,5 +391,5 @@ func (f *fake) Typing(_ context.Context, conv string, stop bool) error {
 }
 
 func (f *fake) Receipts(_ context.Context, conv string, _ ...uint64) (protocol.ReceiptList, error) {
-	return protocol.ReceiptList{Conv: conv, PeerRead: f.peerRead[conv]}, nil
+	return protocol.ReceiptList{Conv: conv, PeerRead: f.peerRead[conv], PeerDelivered: f.delivered[conv]}, nil
 }

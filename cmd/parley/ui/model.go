@@ -294,6 +294,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case receiptsMsg:
 		if c := m.conv(msg.conv); c != nil {
 			c.peerRead = max(c.peerRead, msg.peerRead)
+			c.delivered = max(c.delivered, msg.delivered)
 		}
 	case NoticeMsg:
 		return m, m.noticed(msg.N)

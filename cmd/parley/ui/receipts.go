@@ -203,14 +203,16 @@ func (m *Model) typed() tea.Cmd {
 	})
 }
 
-// receiptsMsg is the other user's read cursor of a direct conversation.
+// receiptsMsg is the other user's read and delivery cursors of a direct
+// conversation.
 type receiptsMsg struct {
-	conv     string
-	peerRead uint64
+	conv                string
+	peerRead, delivered uint64
 }
 
 // askReceipts reads, once per login, how far the other user of a direct
-// conversation has read: what a device that was away missed of ReadEvents.
+// conversation has read and got: what a device that was away missed of
+// ReadEvents and DeliveredEvents.
 func (m *Model) askReceipts(c *conv) tea.Cmd {
 	if c.kind != protocol.ConvDirect || c.asked || m.state != stateOnline {
 		return nil
@@ -222,6 +224,6 @@ func (m *Model) askReceipts(c *conv) tea.Cmd {
 		if err != nil {
 			return nil // the marks wait for the next ReadEvent
 		}
-		return receiptsMsg{conv: id, peerRead: r.PeerRead}
+		return receiptsMsg{conv: id, peerRead: r.PeerRead, delivered: r.PeerDelivered}
 	})
 }

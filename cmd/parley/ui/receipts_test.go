@@ -20,6 +20,16 @@ func TestReceiptsAskedOnOpen(t *testing.T) {
 	}
 }
 
+// A device that was away reads how far the other user's devices got.
+func TestDeliveredAskedOnOpen(t *testing.T) {
+	f := newFake()
+	f.delivered = map[string]uint64{protocol.DirectConv(1, 2): 1}
+	m := loggedIn(t, f)
+	if v := screenText(m); !strings.Contains(v, "hi bob ✓✓") || strings.Contains(v, "read") {
+		t.Fatalf("delivered mark not shown:\n%s", v)
+	}
+}
+
 // Own messages show ✓, then ✓✓ once delivered, then "✓✓ read"; "bob is
 // typing…" shows until it ends; /mute and /pin mark the list and reach
 // the server; a mute from another device shows too.
