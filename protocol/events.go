@@ -25,7 +25,9 @@ func IsEvent(ct uint16) bool { return ct >= contentEventLow && ct <= contentEven
 
 // CountsUnread reports whether a message of content type ct counts in
 // Conversation.Unread: messages do, events (a recall, an edit, a reaction)
-// do not. The message an event acts on keeps counting as a message.
+// do not. The message an event acts on keeps counting as a message. The
+// MySQL store says the same in SQL (storage/mysql eventTypes, checked
+// against this by a test).
 func CountsUnread(ct uint16) bool { return !IsEvent(ct) }
 
 // Frame types of conversation events (0x00B0-0x00BF).

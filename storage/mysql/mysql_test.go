@@ -473,3 +473,17 @@ func TestDeliveredSurvivesClose(t *testing.T) {
 		return s
 	})
 }
+
+// The SQL of the unread count excludes the content types that
+// protocol.CountsUnread excludes, and only those.
+func TestEventTypesMatchCountsUnread(t *testing.T) {
+	var lo, hi int
+	if _, err := fmt.Sscanf(eventTypes, "%d AND %d", &lo, &hi); err != nil {
+		t.Fatalf("eventTypes %q: %v", eventTypes, err)
+	}
+	for ct := 0; ct <= 0xFFFF; ct++ {
+		if sql := ct < lo || ct > hi; sql != protocol.CountsUnread(uint16(ct)) {
+			t.Fatalf("content type %#04x: the SQL counts it %v, protocol.CountsUnread %v", ct, sql, !sql)
+		}
+	}
+}
