@@ -139,8 +139,22 @@ func (c *Collector) Run(ctx context.Context) (int, error) {
 	return n, err
 }
 
+// recoverAfter is how old a file moved aside by a Remove must be for
+// Recover to put it back: a Remove takes seconds.
+const recoverAfter = 10 * time.Minute
+
 func (c *Collector) run(ctx context.Context) (int, error) {
 	before := time.Now().Add(-c.cfg.Grace)
+	if c.cursor == (blob.Sum{}) {
+		// Once around: what a Remove cut short left aside goes back.
+		n, err := c.col.Recover(ctx, time.Now().Add(-recoverAfter))
+		if err != nil {
+			return 0, err
+		}
+		if n > 0 {
+			c.cfg.Logger.Info("files: put back files a removal left aside", "files", n)
+		}
+	}
 	infos, err := c.col.List(ctx, c.cursor, c.cfg.Batch)
 	if err != nil {
 		return 0, err

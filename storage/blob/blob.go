@@ -91,4 +91,8 @@ type Collector interface {
 	// everything and returns false. Owner records of a blob that is not
 	// there are removed when older than before.
 	Remove(ctx context.Context, sum Sum, before time.Time) (bool, error)
+	// Recover puts back the blobs a Remove moved aside before olderThan
+	// and never finished with (the process stopped in between), unless
+	// the blob is there again; it returns how many it put back.
+	Recover(ctx context.Context, olderThan time.Time) (int, error)
 }

@@ -46,20 +46,40 @@ func OpenDisk(dir string) (*Disk, error) {
 	d := &Disk{dir: dir}
 	// Left over by a crash during a Remove: put back (a later run decides
 	// again).
-	if ents, err := os.ReadDir(filepath.Join(dir, "trash")); err == nil {
-		for _, e := range ents {
-			h, _, _ := strings.Cut(e.Name(), "-")
-			sum, ok := ParseSum(h)
-			p := filepath.Join(dir, "trash", e.Name())
-			if _, err := os.Stat(d.blobPath(sum)); ok && errors.Is(err, fs.ErrNotExist) {
-				_ = os.MkdirAll(filepath.Dir(d.blobPath(sum)), 0o750)
-				_ = os.Rename(p, d.blobPath(sum))
-				continue
-			}
-			_ = os.Remove(p)
-		}
+	if _, err := d.Recover(context.Background(), time.Now().Add(time.Hour)); err != nil {
+		return nil, err
 	}
 	return d, nil
+}
+
+// Recover implements Collector.
+func (d *Disk) Recover(ctx context.Context, olderThan time.Time) (int, error) {
+	ents, err := os.ReadDir(filepath.Join(d.dir, "trash"))
+	if err != nil {
+		return 0, fmt.Errorf("blob: %w", err)
+	}
+	n := 0
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil || !fi.ModTime().Before(olderThan) {
+			continue // gone meanwhile, or a Remove at work
+		}
+		p := filepath.Join(d.dir, "trash", e.Name())
+		h, _, _ := strings.Cut(e.Name(), "-")
+		sum, ok := ParseSum(h)
+		if _, err := os.Stat(d.blobPath(sum)); ok && errors.Is(err, fs.ErrNotExist) {
+			if err := os.MkdirAll(filepath.Dir(d.blobPath(sum)), 0o750); err != nil {
+				return n, fmt.Errorf("blob: %w", err)
+			}
+			if err := os.Rename(p, d.blobPath(sum)); err != nil {
+				return n, fmt.Errorf("blob: %w", err)
+			}
+			n++
+			continue
+		}
+		_ = os.Remove(p)
+	}
+	return n, nil
 }
 
 // Dir is where the store keeps its files.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -95,4 +97,48 @@ func BenchmarkDiskCollector(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A Remove cut short (the blob moved to trash/, the process gone) is
+// undone by Recover, and at the next open.
+func TestDiskRecover(t *testing.T) {
+	dir := t.TempDir()
+	d, err := blob.OpenDisk(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	data := []byte("moved aside")
+	sum := blob.Sum(sha256.Sum256(data))
+	if err := d.Put(ctx, sum, bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	h := sum.String()
+	aside := func() {
+		t.Helper()
+		if err := os.Rename(filepath.Join(dir, "blobs", h[:2], h), filepath.Join(dir, "trash", h+"-7")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	there := func(what string) {
+		t.Helper()
+		r, _, err := d.Open(ctx, sum)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		r.Close()
+	}
+	aside()
+	if n, err := d.Recover(ctx, time.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Fatalf("Recover of a recent move (a Remove at work): %d, %v", n, err)
+	}
+	if n, err := d.Recover(ctx, time.Now().Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("Recover: %d, %v; want 1 put back", n, err)
+	}
+	there("after Recover")
+	aside()
+	if d, err = blob.OpenDisk(dir); err != nil {
+		t.Fatal(err)
+	}
+	there("after a reopen")
 }

@@ -246,6 +246,13 @@ func runCollector(t *testing.T, open func(t *testing.T) (blob.Store, blob.Collec
 		if ok, err := col.Remove(c, sum, time.Now().Add(time.Hour)); err != nil || ok {
 			t.Fatalf("Remove of a missing blob: %v, %v", ok, err)
 		}
+		// A finished Remove leaves nothing for Recover.
+		if n, err := col.Recover(c, time.Now().Add(time.Hour)); err != nil || n != 0 {
+			t.Fatalf("Recover after a finished Remove: %d put back, %v", n, err)
+		}
+		if _, _, err := s.Open(c, sum); !errors.Is(err, blob.ErrNotFound) {
+			t.Fatalf("Open after Recover: %v", err)
+		}
 	})
 
 	// An upload of the same content while Remove runs never loses the

@@ -306,3 +306,44 @@ func (s *Store) dropOwners(ctx context.Context, owners map[string]time.Time, bef
 	}
 	return nil
 }
+
+// Recover implements blob.Collector: it looks at up to 1,000 objects of
+// trash/ a call.
+func (s *Store) Recover(ctx context.Context, olderThan time.Time) (int, error) {
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p := s.prefix + "trash/"
+	var old []string
+	for obj := range s.c.ListObjects(lctx, s.bucket, minio.ListObjectsOptions{Prefix: p, Recursive: true}) {
+		if obj.Err != nil {
+			return 0, fmt.Errorf("s3: %w", obj.Err)
+		}
+		if obj.LastModified.Before(olderThan) {
+			old = append(old, obj.Key)
+		}
+		if len(old) == 1000 {
+			break
+		}
+	}
+	n := 0
+	for _, k := range old {
+		h, _, _ := strings.Cut(strings.TrimPrefix(k, p), "-")
+		if sum, ok := blob.ParseSum(h); ok {
+			_, err := s.c.StatObject(ctx, s.bucket, s.blobKey(sum), minio.StatObjectOptions{})
+			if err != nil && !notFound(err) {
+				return n, fmt.Errorf("s3: %w", err)
+			}
+			if notFound(err) {
+				if _, err := s.c.CopyObject(ctx, minio.CopyDestOptions{Bucket: s.bucket, Object: s.blobKey(sum)},
+					minio.CopySrcOptions{Bucket: s.bucket, Object: k}); err != nil {
+					return n, fmt.Errorf("s3: %w", err)
+				}
+				n++
+			}
+		}
+		if err := s.c.RemoveObject(ctx, s.bucket, k, minio.RemoveObjectOptions{}); err != nil {
+			return n, fmt.Errorf("s3: %w", err)
+		}
+	}
+	return n, nil
+}
