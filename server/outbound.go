@@ -77,6 +77,9 @@ func (s *session) writeWith(data []byte, with func()) {
 		s.wake()
 		return
 	}
+	if o.pending == nil {
+		o.pending = outBuf(len(data))
+	}
 	o.pending = append(o.pending, data...)
 	wake := !s.woken
 	s.woken = true
@@ -190,6 +193,30 @@ func (q *loopFlush) Run(context.Context) error {
 	return nil
 }
 
+// outBufs recycles the pending buffers of flushed connections, so that a
+// busy group's fan-out does not allocate every member's buffer anew for
+// every flush (the allocation profile at 300k deliveries/s: 92 % of the
+// server's allocated bytes). An idle connection holds none.
+var outBufs sync.Pool // *[]byte, empty, capacity up to maxKeptOutBuf
+
+// maxKeptOutBuf: a larger buffer is not kept.
+const maxKeptOutBuf = 64 << 10
+
+// outBuf returns an empty buffer for at least n bytes.
+func outBuf(n int) []byte {
+	if p, ok := outBufs.Get().(*[]byte); ok && cap(*p) >= n {
+		return *p
+	}
+	return make([]byte, 0, max(n, 2<<10))
+}
+
+func putOutBuf(b []byte) {
+	if cap(b) <= maxKeptOutBuf {
+		b = b[:0]
+		outBufs.Put(&b)
+	}
+}
+
 // wake asks the connection's event loop to run OnTraffic, which flushes.
 func (s *session) wake() {
 	if err := s.c.Wake(nil); err != nil {
@@ -274,6 +301,7 @@ func (s *Server) flush(ss *session, c gnet.Conn, out []byte) gnet.Action {
 	s.m.framesOutOf(pending)
 	s.m.framesOutOf(out)
 	s.m.framesOutOf(kick)
+	recycle := pending
 	var iov [3][]byte
 	bufs := iov[:0]
 	if ss.mode == modeSecure && len(pending)+len(out)+len(kick) > 0 {
@@ -296,6 +324,9 @@ func (s *Server) flush(ss *session, c gnet.Conn, out []byte) gnet.Action {
 		_, _ = c.Write(bufs[0])
 	default:
 		_, _ = c.Writev(bufs)
+	}
+	if recycle != nil {
+		putOutBuf(recycle) // written or sealed; gnet copied what the socket did not take
 	}
 	ss.queued.Store(int64(c.OutboundBuffered()))
 	if closing && (c.OutboundBuffered() == 0 || time.Now().UnixMilli() >= linger) {
