@@ -136,6 +136,9 @@ type Message struct {
 	Edited    uint32     `msgpack:"edited,omitempty"`
 	EditedAt  int64      `msgpack:"edited_at,omitempty"`
 	Reactions []Reaction `msgpack:"reactions,omitempty"`
+	// ExpiresAt (Unix ms) is when the message expires (expiry.go): set by
+	// the store from the conversation's timer; zero: never.
+	ExpiresAt int64 `msgpack:"expires_at,omitempty"`
 }
 
 // Ack tells the server the user has every message of Conv up to Seq. The
@@ -216,6 +219,9 @@ type Conversation struct {
 	LastTime int64 `msgpack:"last_time,omitempty"`
 	Muted    bool  `msgpack:"muted,omitempty"`
 	Pinned   bool  `msgpack:"pinned,omitempty"`
+	// Timer is the conversation's disappearing-messages timer in seconds
+	// (expiry.go); zero: off.
+	Timer uint32 `msgpack:"timer,omitempty"`
 }
 
 // NoiseHello opens an encrypted connection: it must be the connection's

@@ -51,6 +51,7 @@ const (
 	CodeReactionLimit     Code = 3013 // the message has as many emoji, or the user as many reactions on it, as allowed
 	CodeNoChange          Code = 3014 // the reaction to add is there already, or the one to remove is not
 	CodeBadMention        Code = 3015 // too many mentions, a mention of a non-member, or @all by another than the owner
+	CodeBadTimer          Code = 3016 // a disappearing-messages timer outside the server's bounds, or a malformed one
 
 	CodeNotFriends       Code = 4000 // a 1:1 message to a user who is not a friend (dm policy "friends")
 	CodeAlreadyFriends   Code = 4001 // a friend request to a friend
@@ -90,7 +91,7 @@ var codeNames = map[Code]string{
 	CodeNotFriends:    "NOT_FRIENDS", CodeAlreadyFriends: "ALREADY_FRIENDS", CodeRequestExists: "REQUEST_EXISTS",
 	CodeNoSuchMessage: "NO_SUCH_MESSAGE", CodeNotSender: "NOT_SENDER", CodeRecallExpired: "RECALL_EXPIRED",
 	CodeRecalled: "RECALLED", CodeEditLimit: "EDIT_LIMIT", CodeReactionLimit: "REACTION_LIMIT",
-	CodeNoChange: "NO_CHANGE", CodeBadMention: "BAD_MENTION",
+	CodeNoChange: "NO_CHANGE", CodeBadMention: "BAD_MENTION", CodeBadTimer: "BAD_TIMER",
 	CodeNoSuchRequest: "NO_SUCH_REQUEST", CodeNotAFriend: "NOT_A_FRIEND", CodeSelfFriend: "SELF_FRIEND",
 	CodeNoSuchGroup: "NO_SUCH_GROUP", CodeNotMember: "NOT_MEMBER", CodeNotOwner: "NOT_OWNER",
 	CodeGroupFull: "GROUP_FULL", CodeGroupClosed: "GROUP_CLOSED", CodeAlreadyMember: "ALREADY_MEMBER",

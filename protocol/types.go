@@ -119,6 +119,7 @@ var frameTypes = map[Type]typeInfo{
 	TypePresence:         {"Presence", func() any { return new(Presence) }, false},
 	TypeSearch:           {"Search", func() any { return new(Search) }, true},
 	TypeSearchResult:     {"SearchResult", func() any { return new(SearchResult) }, false},
+	TypeExpired:          {"Expired", func() any { return new(Expired) }, false},
 	TypeEditHistory:      {"EditHistory", func() any { return new(EditHistory) }, true},
 	TypeEditHistoryList:  {"EditHistoryResult", func() any { return new(EditHistoryResult) }, false},
 	TypeReactors:         {"Reactors", func() any { return new(Reactors) }, true},

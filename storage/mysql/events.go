@@ -32,13 +32,14 @@ type batchEvents struct {
 	metas map[convSeq]*storage.Meta
 	dirty []convSeq            // metas to write, in first-change order
 	types map[convSeq]uint16   // content types of the batch's own messages
+	exps  map[convSeq]int64    // expires_at of the batch's own messages
 	blank []convSeq            // bodies to empty
 	inSet map[convSeq]struct{} // dirty as a set
 }
 
 func newBatchEvents(w *writer, ctx context.Context, tx *sql.Tx) *batchEvents {
 	return &batchEvents{w: w, ctx: ctx, tx: tx, metas: map[convSeq]*storage.Meta{},
-		types: map[convSeq]uint16{}, inSet: map[convSeq]struct{}{}}
+		types: map[convSeq]uint16{}, exps: map[convSeq]int64{}, inSet: map[convSeq]struct{}{}}
 }
 
 func (b *batchEvents) touch(k convSeq) {
@@ -74,15 +75,19 @@ func (b *batchEvents) event(m *protocol.Message) (domain, err error) {
 	}
 	k := convSeq{m.Conv, m.Ref}
 	ct, ok := b.types[k]
+	exp := b.exps[k]
 	if !ok {
-		err := b.tx.QueryRowContext(b.ctx, `SELECT content_type FROM `+b.w.s.table(m.Conv)+` WHERE conv = ? AND seq = ?`,
-			m.Conv, m.Ref).Scan(&ct)
+		err := b.tx.QueryRowContext(b.ctx, `SELECT content_type, expires_at FROM `+b.w.s.table(m.Conv)+` WHERE conv = ? AND seq = ?`,
+			m.Conv, m.Ref).Scan(&ct, &exp)
 		if errors.Is(err, sql.ErrNoRows) {
 			return storage.ErrNotTarget, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read event target: %w", err)
 		}
+	}
+	if exp != 0 && exp <= m.ServerTime {
+		return storage.ErrNotTarget, nil // expired
 	}
 	mt, err := b.meta(k)
 	if err != nil {
@@ -91,6 +96,7 @@ func (b *batchEvents) event(m *protocol.Message) (domain, err error) {
 	if domain := mt.Apply(m, ct); domain != nil {
 		return domain, nil
 	}
+	m.ExpiresAt = storage.TargetExpiry(m.ExpiresAt, exp)
 	b.touch(k)
 	if m.ContentType == protocol.ContentRecall {
 		b.blank = append(b.blank, k)
@@ -105,6 +111,7 @@ func (b *batchEvents) event(m *protocol.Message) (domain, err error) {
 func (b *batchEvents) stored(m *protocol.Message) {
 	k := convSeq{m.Conv, m.Seq}
 	b.types[k] = m.ContentType
+	b.exps[k] = m.ExpiresAt
 	own := storage.OwnMeta(m)
 	b.metas[k] = &own
 	if !own.Empty() {
@@ -194,6 +201,7 @@ func (s *Store) MessagesAt(ctx context.Context, conv string, seqs []uint64) ([]p
 	if err != nil {
 		return nil, err
 	}
+	msgs = dropExpired(msgs, nowMilli())
 	if err := s.foldAll(ctx, tx, conv, msgs); err != nil {
 		return nil, err
 	}
@@ -234,15 +242,22 @@ func (s *Store) EditHistory(ctx context.Context, conv string, seq uint64) ([]pro
 	}
 	seqs := append([]uint64{seq}, mt.Edits...)
 	var out []protocol.EditVersion
+	now := nowMilli()
 	err = s.each(ctx, tx, "edit history", func(r *sql.Rows) error {
-		var v protocol.EditVersion
-		err := r.Scan(&v.Seq, &v.Body, &v.ServerTime)
+		var (
+			v   protocol.EditVersion
+			exp int64
+		)
+		err := r.Scan(&v.Seq, &v.Body, &v.ServerTime, &exp)
+		if exp != 0 && exp <= now {
+			return err // expired: as if gone
+		}
 		if v.Body == nil {
 			v.Body = []byte{}
 		}
 		out = append(out, v)
 		return err
-	}, `SELECT seq, body, server_time FROM `+s.table(conv)+` WHERE conv = ? AND seq IN (`+
+	}, `SELECT seq, body, server_time, expires_at FROM `+s.table(conv)+` WHERE conv = ? AND seq IN (`+
 		placeholders(len(seqs), "?")+`) ORDER BY seq`, append([]any{conv}, anys(seqs)...)...)
 	if err != nil {
 		return nil, err
@@ -250,8 +265,7 @@ func (s *Store) EditHistory(ctx context.Context, conv string, seq uint64) ([]pro
 	if len(out) == 0 || out[0].Seq != seq {
 		return nil, storage.ErrNotFound
 	}
-	if len(out) != len(seqs) {
-		return nil, s.fail("edit history", errors.New("an edit event is missing"))
-	}
+	// An edit event may have expired before its target (the timer was set
+	// between them): its version is gone with it.
 	return out, nil
 }

@@ -16,8 +16,8 @@ import (
 // messageCols are the columns of a message, in scanMessage's order;
 // mCols the same of the shard table aliased m.
 const (
-	messageCols = `conv, seq, msg_id, sender, recipient, group_id, client_msg_id, content_type, body, server_time`
-	mCols       = `m.conv, m.seq, m.msg_id, m.sender, m.recipient, m.group_id, m.client_msg_id, m.content_type, m.body, m.server_time`
+	messageCols = `conv, seq, msg_id, sender, recipient, group_id, client_msg_id, content_type, body, server_time, expires_at`
+	mCols       = `m.conv, m.seq, m.msg_id, m.sender, m.recipient, m.group_id, m.client_msg_id, m.content_type, m.body, m.server_time, m.expires_at`
 )
 
 // hiddenJoin joins to each message m the row saying that the user given as
@@ -27,12 +27,16 @@ const (
 // below the user's cleared_seq are excluded by the query itself.
 const hiddenJoin = `LEFT JOIN hidden h ON h.user_id = ? AND h.conv = m.conv AND h.seq = m.seq`
 
+// live keeps the messages m that have not expired at the time given as its
+// one parameter (expiry.go).
+const live = `(m.expires_at = 0 OR m.expires_at > ?)`
+
 type scanner interface{ Scan(dest ...any) error }
 
 func scanMessage(r scanner) (protocol.Message, error) {
 	var m protocol.Message
 	err := r.Scan(&m.Conv, &m.Seq, &m.MsgID, &m.From, &m.To, &m.GroupID,
-		&m.ClientMsgID, &m.ContentType, &m.Body, &m.ServerTime)
+		&m.ClientMsgID, &m.ContentType, &m.Body, &m.ServerTime, &m.ExpiresAt)
 	if m.Body == nil {
 		m.Body = []byte{}
 	}
@@ -79,8 +83,8 @@ func (s *Store) After(ctx context.Context, user int64, conv string, afterSeq uin
 		return nil, afterSeq, lastSeq, lastSeq > afterSeq, nil
 	}
 	msgs, err = s.messages(ctx, tx, "sync", limit, `SELECT `+mCols+` FROM `+s.table(conv)+` m `+hiddenJoin+`
-		WHERE m.conv = ? AND m.seq > ? AND h.seq IS NULL ORDER BY m.seq LIMIT ?`,
-		user, conv, max(afterSeq, cleared), sqlLimit(limit))
+		WHERE m.conv = ? AND m.seq > ? AND h.seq IS NULL AND `+live+` ORDER BY m.seq LIMIT ?`,
+		user, conv, max(afterSeq, cleared), nowMilli(), sqlLimit(limit))
 	if err != nil {
 		return nil, 0, 0, false, err
 	}
@@ -110,8 +114,8 @@ func (s *Store) Before(ctx context.Context, user int64, conv string, beforeSeq u
 	msgs, err = s.messages(ctx, s.db, "history", limit, `SELECT `+mCols+` FROM `+s.table(conv)+` m `+hiddenJoin+`
 		WHERE m.conv = ? AND m.seq < ?
 		AND m.seq > COALESCE((SELECT cleared_seq FROM user_convs WHERE user_id = ? AND conv = ?), 0)
-		AND h.seq IS NULL ORDER BY m.seq DESC LIMIT ?`,
-		user, conv, below, user, conv, sqlLimit(limit))
+		AND h.seq IS NULL AND `+live+` ORDER BY m.seq DESC LIMIT ?`,
+		user, conv, below, user, conv, nowMilli(), sqlLimit(limit))
 	if err != nil {
 		return nil, 0, false, err
 	}
@@ -274,11 +278,11 @@ func (s *Store) ConversationsAfter(ctx context.Context, user int64, afterTime in
 			cl    uint64
 			flags uint8
 		)
-		err := r.Scan(&c.Conv, &c.LastSeq, &c.LastTime, &c.AckSeq, &cl, &flags)
+		err := r.Scan(&c.Conv, &c.LastSeq, &c.LastTime, &c.AckSeq, &cl, &flags, &c.Timer)
 		c.Muted, c.Pinned = flags&flagMuted != 0, flags&flagPinned != 0
 		page, cleared = append(page, c), append(cleared, cl)
 		return err
-	}, `SELECT uc.conv, c.last_seq, c.last_time, uc.ack_seq, uc.cleared_seq, uc.flags
+	}, `SELECT uc.conv, c.last_seq, c.last_time, uc.ack_seq, uc.cleared_seq, uc.flags, c.timer
 		FROM user_convs uc JOIN conversations c ON c.conv = uc.conv
 		WHERE uc.user_id = ? AND c.last_seq > 0`+where+`
 		ORDER BY c.last_time DESC, c.conv LIMIT ?`, args...)
@@ -305,6 +309,7 @@ func (s *Store) convDetails(ctx context.Context, tx *sql.Tx, user int64, page []
 	var (
 		q    strings.Builder
 		args []any
+		now  = nowMilli()
 	)
 	for i, c := range page {
 		if i > 0 {
@@ -315,14 +320,14 @@ func (s *Store) convDetails(ctx context.Context, tx *sql.Tx, user int64, page []
 		// NULLs (the LEFT JOIN keeps the row when there is none).
 		q.WriteString(`SELECT ` + strconv.Itoa(i) + ` AS i,
 			(SELECT COUNT(*) FROM ` + t + ` m ` + hiddenJoin + `
-				WHERE m.conv = ? AND m.seq > ? AND m.sender <> ? AND h.seq IS NULL
+				WHERE m.conv = ? AND m.seq > ? AND m.sender <> ? AND h.seq IS NULL AND ` + live + `
 					AND m.content_type NOT BETWEEN ` + eventTypes + `) AS unread,
-			l.seq, l.msg_id, l.sender, l.recipient, l.group_id, l.client_msg_id, l.content_type, l.body, l.server_time
+			l.seq, l.msg_id, l.sender, l.recipient, l.group_id, l.client_msg_id, l.content_type, l.body, l.server_time, l.expires_at
 			FROM (SELECT 1 AS one) o LEFT JOIN ` + t + ` l ON l.conv = ? AND l.seq = (
 				SELECT m.seq FROM ` + t + ` m ` + hiddenJoin + `
-				WHERE m.conv = ? AND m.seq > ? AND h.seq IS NULL ORDER BY m.seq DESC LIMIT 1)`)
-		args = append(args, user, c.Conv, max(c.AckSeq, cleared[i]), user,
-			c.Conv, user, c.Conv, cleared[i])
+				WHERE m.conv = ? AND m.seq > ? AND h.seq IS NULL AND ` + live + ` ORDER BY m.seq DESC LIMIT 1)`)
+		args = append(args, user, c.Conv, max(c.AckSeq, cleared[i]), user, now,
+			c.Conv, user, c.Conv, cleared[i], now)
 	}
 	return s.each(ctx, tx, "conversations", func(r *sql.Rows) error {
 		var (
@@ -330,11 +335,11 @@ func (s *Store) convDetails(ctx context.Context, tx *sql.Tx, user int64, page []
 			unread                                   uint64
 			seq                                      sql.Null[uint64]
 			msgID, sender, recipient, groupID, ctype sql.NullInt64
-			stime                                    sql.NullInt64
+			stime, expires                           sql.NullInt64
 			cmid                                     sql.NullString
 			body                                     []byte
 		)
-		if err := r.Scan(&i, &unread, &seq, &msgID, &sender, &recipient, &groupID, &cmid, &ctype, &body, &stime); err != nil {
+		if err := r.Scan(&i, &unread, &seq, &msgID, &sender, &recipient, &groupID, &cmid, &ctype, &body, &stime, &expires); err != nil {
 			return err
 		}
 		if i < 0 || i >= len(page) {
@@ -347,7 +352,8 @@ func (s *Store) convDetails(ctx context.Context, tx *sql.Tx, user int64, page []
 				body = []byte{}
 			}
 			c.Last = &protocol.Message{Conv: c.Conv, Seq: seq.V, MsgID: msgID.Int64, From: sender.Int64, To: recipient.Int64,
-				GroupID: groupID.Int64, ClientMsgID: cmid.String, ContentType: uint16(ctype.Int64), Body: body, ServerTime: stime.Int64}
+				GroupID: groupID.Int64, ClientMsgID: cmid.String, ContentType: uint16(ctype.Int64), Body: body, ServerTime: stime.Int64,
+				ExpiresAt: expires.Int64}
 		}
 		return nil
 	}, q.String(), args...)

@@ -211,6 +211,23 @@ var migrations = []migration{
 			PRIMARY KEY (user_id, conv)
 		)` + tableOpts}
 	}},
+	// Expiring messages (expiry.go): each message's expires_at (0: never),
+	// the conversation's timer, and the timing wheel.
+	{version: 9, name: "expiring messages", stmts: func(shards int) []string {
+		stmts := []string{
+			`ALTER TABLE conversations ADD COLUMN IF NOT EXISTS timer INT UNSIGNED NOT NULL DEFAULT 0`,
+			`CREATE TABLE IF NOT EXISTS expiring (
+				expires_at BIGINT          NOT NULL,
+				conv       VARCHAR(48)     NOT NULL,
+				seq        BIGINT UNSIGNED NOT NULL,
+				PRIMARY KEY (expires_at, conv, seq)
+			)` + tableOpts,
+		}
+		for i := range shards {
+			stmts = append(stmts, `ALTER TABLE `+shardTable(i)+` ADD COLUMN IF NOT EXISTS expires_at BIGINT NOT NULL DEFAULT 0`)
+		}
+		return stmts
+	}},
 }
 
 // maxClientMsgID is the longest client message id the schema holds, in bytes.

@@ -160,8 +160,9 @@ func (ss searchSource) Messages(ctx context.Context, user int64, conv string, se
 		return nil, nil
 	}
 	args := append([]any{user, conv}, anys(seqs)...)
-	return ss.s.folded(ctx, ss.tx, "search", len(seqs), `SELECT `+mCols+`, mm.meta FROM `+ss.s.table(conv)+` m `+hiddenJoin+` `+metaJoin+`
+	msgs, err := ss.s.folded(ctx, ss.tx, "search", len(seqs), `SELECT `+mCols+`, mm.meta FROM `+ss.s.table(conv)+` m `+hiddenJoin+` `+metaJoin+`
 		WHERE m.conv = ? AND m.seq IN (`+placeholders(len(seqs), "?")+`) AND h.seq IS NULL`, args...)
+	return dropExpired(msgs, nowMilli()), err
 }
 
 // MessagesMany reads the messages of several conversations in one query
@@ -192,7 +193,7 @@ func (ss searchSource) MessagesMany(ctx context.Context, user int64, seqs map[st
 		}
 		out = append(out, msgs...)
 	}
-	return out, nil
+	return dropExpired(out, nowMilli()), nil
 }
 
 // metaJoin joins each message m to its Meta, mm.meta (NULL when none).
@@ -207,7 +208,7 @@ func (s *Store) folded(ctx context.Context, q querier, what string, limit int, q
 		var m protocol.Message
 		var raw []byte
 		if err := r.Scan(&m.Conv, &m.Seq, &m.MsgID, &m.From, &m.To, &m.GroupID,
-			&m.ClientMsgID, &m.ContentType, &m.Body, &m.ServerTime, &raw); err != nil {
+			&m.ClientMsgID, &m.ContentType, &m.Body, &m.ServerTime, &m.ExpiresAt, &raw); err != nil {
 			return err
 		}
 		if m.Body == nil {

@@ -264,7 +264,7 @@ func (w *writer) store(reqs []*appendReq) ([]protocol.Message, error) {
 	}
 	defer func() { _ = tx.Rollback() }()
 
-	last, err := w.lockConvs(ctx, tx, reqs)
+	last, timers, err := w.lockConvs(ctx, tx, reqs)
 	if err != nil {
 		return nil, err
 	}
@@ -283,6 +283,8 @@ func (w *writer) store(reqs []*appendReq) ([]protocol.Message, error) {
 		inBatch = map[dupKey]int{} // → index in stored
 		times   = map[string]int64{}
 		events  = newBatchEvents(w, ctx, tx)
+		// setTimers are the timers the batch's ContentTimer messages set.
+		setTimers = map[string]uint32{}
 	)
 	for _, r := range reqs {
 		r.dup, r.err = false, nil
@@ -299,6 +301,11 @@ func (w *writer) store(reqs []*appendReq) ([]protocol.Message, error) {
 		}
 		m := r.m
 		m.Seq = last[m.Conv] + 1
+		if secs, ok := storage.TimerSecs(&m); ok {
+			timers[m.Conv] = secs
+			setTimers[m.Conv] = secs
+		}
+		storage.Stamp(&m, timers[m.Conv])
 		if protocol.IsEvent(m.ContentType) {
 			domain, err := events.event(&m)
 			if err != nil {
@@ -334,6 +341,9 @@ func (w *writer) store(reqs []*appendReq) ([]protocol.Message, error) {
 	if err := insertIDs(ctx, tx, stored); err != nil {
 		return nil, err
 	}
+	if err := writeExpiry(ctx, tx, stored, setTimers); err != nil {
+		return nil, err
+	}
 	if err := updateConvs(ctx, tx, reqs, last, times, fresh); err != nil {
 		return nil, err
 	}
@@ -357,7 +367,7 @@ func placeholders(n int, tuple string) string {
 // lockConvs locks the conversations rows of the batch in id order, creating
 // those not known to exist, and returns their last sequences. In the steady
 // state that is one locking read.
-func (w *writer) lockConvs(ctx context.Context, tx *sql.Tx, reqs []*appendReq) (map[string]uint64, error) {
+func (w *writer) lockConvs(ctx context.Context, tx *sql.Tx, reqs []*appendReq) (last map[string]uint64, timers map[string]uint32, err error) {
 	var convs, unknown []string
 	for _, r := range reqs {
 		convs = append(convs, r.m.Conv)
@@ -370,14 +380,14 @@ func (w *writer) lockConvs(ctx context.Context, tx *sql.Tx, reqs []*appendReq) (
 		}
 	}
 	if err := createConvs(ctx, tx, unknown); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	last, err := selectConvs(ctx, tx, convs)
+	last, timers, err = selectConvs(ctx, tx, convs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(last) == len(convs) {
-		return last, nil
+		return last, timers, nil
 	}
 	// A row known to exist is gone (the tables were emptied under us).
 	var missing []string
@@ -388,17 +398,18 @@ func (w *writer) lockConvs(ctx context.Context, tx *sql.Tx, reqs []*appendReq) (
 		}
 	}
 	if err := createConvs(ctx, tx, missing); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	more, err := selectConvs(ctx, tx, missing)
+	more, moreTimers, err := selectConvs(ctx, tx, missing)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	maps.Copy(last, more)
+	maps.Copy(timers, moreTimers)
 	if len(last) != len(convs) {
-		return nil, fmt.Errorf("lock conversations: %d rows for %d conversations", len(last), len(convs))
+		return nil, nil, fmt.Errorf("lock conversations: %d rows for %d conversations", len(last), len(convs))
 	}
-	return last, nil
+	return last, timers, nil
 }
 
 // createConvs creates the conversations rows of convs (sorted) that do not
@@ -415,26 +426,28 @@ func createConvs(ctx context.Context, tx *sql.Tx, convs []string) error {
 }
 
 // selectConvs locks the conversations rows of convs (sorted) and returns
-// their last sequences.
-func selectConvs(ctx context.Context, tx *sql.Tx, convs []string) (map[string]uint64, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT conv, last_seq FROM conversations WHERE conv IN (`+
+// their last sequences and timers.
+func selectConvs(ctx context.Context, tx *sql.Tx, convs []string) (map[string]uint64, map[string]uint32, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT conv, last_seq, timer FROM conversations WHERE conv IN (`+
 		placeholders(len(convs), "?")+`) ORDER BY conv FOR UPDATE`, anys(convs)...)
 	if err != nil {
-		return nil, fmt.Errorf("lock conversations: %w", err)
+		return nil, nil, fmt.Errorf("lock conversations: %w", err)
 	}
 	defer rows.Close()
 	last := make(map[string]uint64, len(convs))
+	timers := make(map[string]uint32, len(convs))
 	for rows.Next() {
 		var (
-			c   string
-			seq uint64
+			c     string
+			seq   uint64
+			timer uint32
 		)
-		if err := rows.Scan(&c, &seq); err != nil {
-			return nil, err
+		if err := rows.Scan(&c, &seq, &timer); err != nil {
+			return nil, nil, err
 		}
-		last[c] = seq
+		last[c], timers[c] = seq, timer
 	}
-	return last, rows.Err()
+	return last, timers, rows.Err()
 }
 
 func anys[T any](xs []T) []any {
@@ -499,12 +512,12 @@ func insertMessages(ctx context.Context, tx *sql.Tx, table string, msgs []*proto
 			size += len(msgs[n].Body)
 			n++
 		}
-		args := make([]any, 0, n*10)
+		args := make([]any, 0, n*11)
 		for _, m := range msgs[:n] {
-			args = append(args, m.Conv, m.Seq, m.MsgID, m.From, m.To, m.GroupID, m.ClientMsgID, m.ContentType, m.Body, m.ServerTime)
+			args = append(args, m.Conv, m.Seq, m.MsgID, m.From, m.To, m.GroupID, m.ClientMsgID, m.ContentType, m.Body, m.ServerTime, m.ExpiresAt)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (`+messageCols+`) VALUES `+
-			placeholders(n, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), args...); err != nil {
+			placeholders(n, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), args...); err != nil {
 			return fmt.Errorf("insert messages: %w", err)
 		}
 		msgs = msgs[n:]

@@ -75,7 +75,7 @@ func (h *holder) blocked() int64 {
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
 		rows, err := h.db.Query(`SELECT ID FROM information_schema.PROCESSLIST
 			WHERE DB = ? AND COMMAND = 'Query' AND TIME_MS >= 50
-			AND (INFO LIKE 'SELECT conv, last_seq FROM conversations%FOR UPDATE'
+			AND (INFO LIKE 'SELECT conv, last_seq%FROM conversations%FOR UPDATE'
 				OR INFO LIKE 'INSERT INTO conversations%ON DUPLICATE KEY UPDATE conv = conv')`, h.name)
 		if err != nil {
 			h.t.Fatal(err)

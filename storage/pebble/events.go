@@ -3,7 +3,6 @@ package pebble
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -52,6 +51,10 @@ func (t *txn) eventTarget(m *protocol.Message) (mt storage.Meta, domain, err err
 	if err != nil {
 		return mt, nil, err
 	}
+	if storage.Expired(&target, m.ServerTime) {
+		return mt, storage.ErrNotTarget, nil
+	}
+	m.ExpiresAt = storage.TargetExpiry(m.ExpiresAt, target.ExpiresAt)
 	if mt, err = getMeta(t, m.Conv, m.Ref); err != nil {
 		return mt, nil, err
 	}
@@ -160,6 +163,9 @@ func (s *Store) MessagesAt(ctx context.Context, conv string, seqs []uint64) ([]p
 		if !found {
 			continue
 		}
+		if msgGone(val, v.now) {
+			continue
+		}
 		m, err := parseMessage(k, val)
 		if err != nil {
 			return nil, s.readErr("messages at", err)
@@ -200,11 +206,11 @@ func (s *Store) EditHistory(ctx context.Context, conv string, seq uint64) ([]pro
 		if err != nil {
 			return nil, s.readErr("edit history", err)
 		}
-		if !found {
+		if !found || msgGone(val, v.now) {
 			if i == 0 {
 				return nil, storage.ErrNotFound
 			}
-			return nil, s.readErr("edit history", errors.New("edit event missing"))
+			continue // an edit that expired before its target (the timer was set between them)
 		}
 		m, err := parseMessage(k, val)
 		if err != nil {

@@ -36,6 +36,8 @@ import (
 //	~F                    → the index records file references (F keys; search.go)
 //	U user                → settings (state.go)
 //	v user conv           → delivery cursor (delivered.go)
+//	e expires_at conv 0 seq → "" : the timing wheel of expiring messages (expiry.go)
+//	x conv                → the conversation's timer in seconds (expiry.go)
 const (
 	tMessage   = 'm'
 	tDedupe    = 'd'
@@ -57,6 +59,8 @@ const (
 	tPosting   = 's'
 	tProgress  = 'S'
 	tFileRef   = 'F'
+	tExpiry    = 'e'
+	tTimer     = 'x'
 )
 
 // keyLastGroup holds the last group id handed out, so a disbanded group's

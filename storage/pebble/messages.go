@@ -10,6 +10,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -19,21 +20,30 @@ import (
 
 // A message value: msg id, sender, recipient, group, server time (8 bytes
 // each), content type (2), the client message id (uvarint length, bytes),
-// then the body to the end. Conv and seq are in the key.
+// then the body to the end. Conv and seq are in the key. A message that
+// expires has the top bit of its msg id set (ids are never negative) and
+// its expires_at (8 bytes) after the content type.
 const (
-	offFrom = 8
-	offTime = 32
-	offType = 40
-	offCMID = 42
+	offFrom    = 8
+	offTime    = 32
+	offType    = 40
+	offExpires = 42
+	offCMID    = 42
+	expiryFlag = 0x80
 )
 
 func appendMsgValue(b []byte, m *protocol.Message) []byte {
+	at := len(b)
 	b = binary.BigEndian.AppendUint64(b, uint64(m.MsgID))
 	b = binary.BigEndian.AppendUint64(b, uint64(m.From))
 	b = binary.BigEndian.AppendUint64(b, uint64(m.To))
 	b = binary.BigEndian.AppendUint64(b, uint64(m.GroupID))
 	b = binary.BigEndian.AppendUint64(b, uint64(m.ServerTime))
 	b = binary.BigEndian.AppendUint16(b, m.ContentType)
+	if m.ExpiresAt != 0 {
+		b[at] |= expiryFlag
+		b = binary.BigEndian.AppendUint64(b, uint64(m.ExpiresAt))
+	}
 	b = binary.AppendUvarint(b, uint64(len(m.ClientMsgID)))
 	b = append(b, m.ClientMsgID...)
 	return append(b, m.Body...)
@@ -60,6 +70,20 @@ func msgFrom(v []byte) int64 {
 	return int64(binary.BigEndian.Uint64(v[offFrom:]))
 }
 
+// msgExpires returns the expires_at of a message value (0: never).
+func msgExpires(v []byte) int64 {
+	if len(v) < offExpires+8 || v[0]&expiryFlag == 0 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(v[offExpires:]))
+}
+
+// msgGone reports whether a message value has expired at now.
+func msgGone(v []byte, now int64) bool {
+	e := msgExpires(v)
+	return e != 0 && e <= now
+}
+
 // parseMessage decodes the message at key k with value v; it copies what it
 // keeps.
 func parseMessage(k, v []byte) (protocol.Message, error) {
@@ -69,15 +93,23 @@ func parseMessage(k, v []byte) (protocol.Message, error) {
 	m := protocol.Message{
 		Conv:        string(k[1 : len(k)-9]),
 		Seq:         seqOfKey(k),
-		MsgID:       int64(binary.BigEndian.Uint64(v)),
+		MsgID:       int64(binary.BigEndian.Uint64(v) &^ (expiryFlag << 56)),
 		From:        int64(binary.BigEndian.Uint64(v[8:])),
 		To:          int64(binary.BigEndian.Uint64(v[16:])),
 		GroupID:     int64(binary.BigEndian.Uint64(v[24:])),
 		ServerTime:  int64(binary.BigEndian.Uint64(v[32:])),
 		ContentType: binary.BigEndian.Uint16(v[40:]),
 	}
-	n, w := binary.Uvarint(v[offCMID:])
-	rest := v[offCMID+max(w, 0):]
+	off := offCMID
+	if v[0]&expiryFlag != 0 {
+		if len(v) < offExpires+8 {
+			return protocol.Message{}, errCorrupt
+		}
+		m.ExpiresAt = int64(binary.BigEndian.Uint64(v[offExpires:]))
+		off += 8
+	}
+	n, w := binary.Uvarint(v[off:])
+	rest := v[off+max(w, 0):]
 	if w <= 0 || uint64(len(rest)) < n {
 		return protocol.Message{}, errCorrupt
 	}
@@ -99,8 +131,8 @@ func (s *Store) AppendAsync(ctx context.Context, m *protocol.Message, done func(
 		done(protocol.Message{}, false, storage.ErrClosed)
 		return
 	}
-	if m == nil {
-		done(protocol.Message{}, false, errors.New("pebble: append: nil message"))
+	if m == nil || m.MsgID < 0 {
+		done(protocol.Message{}, false, errors.New("pebble: append: nil message or negative msg id"))
 		return
 	}
 	parsed, ok := protocol.ParseConv(m.Conv)
@@ -109,7 +141,7 @@ func (s *Store) AppendAsync(ctx context.Context, m *protocol.Message, done func(
 		return
 	}
 	o := &appendOp{m: *m, parsed: parsed, done: done}
-	o.m.Seq = 0
+	o.m.Seq, o.m.ExpiresAt = 0, 0
 	// An event reads its target's state, which an earlier op of the batch
 	// may have written.
 	o.reads = protocol.IsEvent(m.ContentType)
@@ -246,6 +278,9 @@ func (o *appendOp) exec(t *txn) error {
 		return err
 	}
 	m.Seq = last + 1
+	if err := t.stamp(m); err != nil {
+		return err
+	}
 	var target storage.Meta
 	if protocol.IsEvent(m.ContentType) {
 		var domain error
@@ -257,6 +292,9 @@ func (o *appendOp) exec(t *txn) error {
 	mk := msgKey(m.Conv, m.Seq)
 	t.vbuf = appendMsgValue(t.vbuf[:0], m)
 	if err := t.set(mk, t.vbuf); err != nil {
+		return err
+	}
+	if err := t.wheel(m); err != nil {
 		return err
 	}
 	own := storage.OwnMeta(m)
@@ -404,6 +442,7 @@ func (s *Store) Hide(ctx context.Context, user int64, conv string, seqs []uint64
 type view struct {
 	s    *Store
 	snap *pebble.Snapshot
+	now  int64 // Unix ms: messages that expired by then are left out
 }
 
 // cleared returns user's cleared seq in conv and the row's ack (0s if none).
@@ -458,13 +497,14 @@ func (h *hiddenSet) close() error { return h.it.Close() }
 
 // readView opens a view; the caller closes it with done.
 func (s *Store) readView() view {
-	return view{s: s, snap: s.db.NewSnapshot()}
+	return view{s: s, snap: s.db.NewSnapshot(), now: time.Now().UnixMilli()}
 }
 
 func (v view) done() { _ = v.snap.Close() }
 
 // walk calls fn for conv's messages with seq in (lo, hi) that user has not
-// hidden, ascending (or descending when down), until fn returns false.
+// hidden and that have not expired, ascending (or descending when down),
+// until fn returns false.
 func (v view) walk(user int64, conv string, lo, hi uint64, down bool, fn func(k, val []byte) bool) (err error) {
 	if hi <= lo+1 {
 		return nil
@@ -500,6 +540,9 @@ func (v view) walk(user int64, conv string, lo, hi uint64, down bool, fn func(k,
 		val, err := it.ValueAndErr()
 		if err != nil {
 			return err
+		}
+		if msgGone(val, v.now) {
+			continue
 		}
 		if !fn(it.Key(), val) {
 			return nil
@@ -673,6 +716,9 @@ func (s *Store) ConversationsAfter(ctx context.Context, user int64, afterTime in
 	for _, r := range live {
 		c := protocol.Conversation{Conv: r.conv, LastSeq: r.lastSeq, AckSeq: r.cur.ack, LastTime: r.lastTime,
 			Muted: r.cur.flags&flagMuted != 0, Pinned: r.cur.flags&flagPinned != 0}
+		if c.Timer, err = v.timer(r.conv); err != nil {
+			return nil, false, s.readErr("conversations", err)
+		}
 		err := v.walk(user, r.conv, max(r.cur.ack, r.cur.cleared), math.MaxUint64, false, func(_, val []byte) bool {
 			if msgFrom(val) != user && protocol.CountsUnread(msgContentType(val)) {
 				c.Unread++

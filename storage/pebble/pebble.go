@@ -147,6 +147,7 @@ func Open(cfg Config) (*Store, error) {
 		synced:     make(chan *txn, 4),
 		done:       make(chan struct{}),
 		seqs:       make(map[string]uint64),
+		timers:     make(map[string]uint32),
 		recent:     make(map[dupRef]protocol.Message, recentMax),
 		recentFrom: 1,
 		curFrom:    1,

@@ -156,7 +156,7 @@ func (sv searchView) Messages(ctx context.Context, user int64, conv string, seqs
 		if err != nil {
 			return nil, err
 		}
-		if !found {
+		if !found || msgGone(v, sv.v.now) {
 			continue
 		}
 		m, err := parseMessage(k, v)

@@ -91,7 +91,8 @@ type writer struct {
 	applied atomic.Uint64
 
 	// Owned by the run goroutine.
-	seqs map[string]uint64 // conv → last seq
+	seqs   map[string]uint64 // conv → last seq
+	timers map[string]uint32 // conv → timer in seconds (expiry.go)
 	// recent and recentPrev hold the dedupe keys that the batches applied
 	// since recentFrom wrote (recent those since curFrom), so an append whose
 	// lookup (findDup) ran after batch recentFrom-1 need not look again.
@@ -242,6 +243,7 @@ func (w *writer) commit(ops []op) {
 	if t.err != nil {
 		for conv := range t.touched {
 			delete(w.seqs, conv) // the cache may hold seqs that never committed
+			delete(w.timers, conv)
 		}
 	}
 	w.synced <- t

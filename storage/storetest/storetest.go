@@ -62,6 +62,7 @@ func Run(t *testing.T, open Open) {
 	cases = append(cases, socialCases...)
 	cases = append(cases, searchCases...)
 	cases = append(cases, eventCases...)
+	cases = append(cases, expiryCases...)
 	cases = append(cases, stateCases()...)
 	cases = append(cases, deliveredCases...)
 	for _, c := range cases {
