@@ -48,6 +48,11 @@ func (s *Server) handleSend(c *call, m *protocol.Send) (any, error) {
 		}
 		msg.Conv, msg.To = protocol.DirectConv(user, m.To), m.To
 	}
+	if protocol.IsExpiryContent(m.ContentType) {
+		if err := s.checkTimer(ctx, user, m, &msg); err != nil {
+			return nil, err
+		}
+	}
 	var orig protocol.Message // a recall's target, for the search index
 	if protocol.IsEvent(m.ContentType) || m.Ref != 0 || m.ReplyTo != 0 || len(m.Mentions) > 0 || m.MentionAll {
 		if err := s.checkEvent(ctx, user, m, &msg, &orig); err != nil {

@@ -204,6 +204,21 @@ type Config struct {
 	SearchTimeout     time.Duration
 	SearchMaxReads    int
 
+	// Expiring messages (expiry.go). MinTimer is the shortest timer a
+	// conversation may get, default 5s (tests set less; at least 1s);
+	// TimerRate and TimerBurst admit the timer changes of one user (a token
+	// bucket), default one per 5 s with a burst of 3. ExpireInterval is how
+	// often the sweeper runs, default 1s; ExpireBatch the messages one store
+	// call deletes, default 256; ExpirePerTick the messages one run deletes
+	// at most, default 4096 (the rest wait for the next run; reads hide them
+	// meanwhile).
+	MinTimer       time.Duration
+	TimerRate      float64
+	TimerBurst     int
+	ExpireInterval time.Duration
+	ExpireBatch    int
+	ExpirePerTick  int
+
 	// DMPolicy says who may send whom direct messages: DMFriends (the
 	// default) or DMAnyone.
 	DMPolicy DMPolicy
@@ -426,6 +441,25 @@ func (c *Config) fill() {
 	}
 	if c.SearchMaxReads <= 0 {
 		c.SearchMaxReads = 4000
+	}
+	if c.MinTimer <= 0 {
+		c.MinTimer = 5 * time.Second
+	}
+	c.MinTimer = max(c.MinTimer.Round(time.Second), time.Second)
+	if c.TimerRate <= 0 {
+		c.TimerRate = 0.2
+	}
+	if c.TimerBurst <= 0 {
+		c.TimerBurst = 3
+	}
+	if c.ExpireInterval <= 0 {
+		c.ExpireInterval = time.Second
+	}
+	if c.ExpireBatch <= 0 {
+		c.ExpireBatch = 256
+	}
+	if c.ExpirePerTick <= 0 {
+		c.ExpirePerTick = 4096
 	}
 	if c.SyncLimit <= 0 {
 		c.SyncLimit = 100

@@ -93,6 +93,7 @@ type Server struct {
 	handshakeAdmit *authLimiter          // handshakes per address and over the server
 	quit           chan struct{}         // closed when Stop begins
 	unindex        chan protocol.Message // recalled messages to take out of the search index (events.go)
+	timers         *authLimiter          // admission of timer changes, per user (expiry.go)
 
 	ln          net.Listener  // the server's own (accept.go)
 	cli         *gnet.Client  // the event loops that serve the accepted connections
@@ -143,6 +144,7 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 		logins:      newAttemptLimiter(cfg.LoginWindow),
 		auths:       newAuthLimiter(cfg.AuthRatePerAddr, cfg.AuthBurstPerAddr, cfg.AuthRate, cfg.AuthBurst),
 		dirs:        newAuthLimiter(cfg.DirRatePerAddr, cfg.DirBurstPerAddr, cfg.DirRate, cfg.DirBurst),
+		timers:      newAuthLimiter(cfg.TimerRate, cfg.TimerBurst, -1, 0),
 		addrs:       newConnLimiter(cfg.MaxConnsPerAddr),
 		known:       newKnownAddrs(),
 		quit:        make(chan struct{}),
@@ -291,6 +293,7 @@ func (s *Server) Start() error {
 	if s.collector != nil {
 		go s.collector.Loop(s.quit)
 	}
+	go s.sweepExpired()
 	return s.startFiles()
 }
 

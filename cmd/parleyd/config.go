@@ -246,6 +246,9 @@ func (o *options) validate() error {
 	if o.sendWindow < 1 || o.sendWindow > 1<<16 {
 		bad("--send-window %d: want 1-%d", o.sendWindow, 1<<16)
 	}
+	if o.minTimer < time.Second || o.minTimer%time.Second != 0 {
+		bad("--min-timer %v: want whole seconds, at least 1s", o.minTimer)
+	}
 	if o.recall <= 0 {
 		bad("--recall-window %v: want a positive duration", o.recall)
 	}

@@ -118,6 +118,7 @@ type options struct {
 	rateLimit  float64
 	maxMessage int
 	recall     time.Duration
+	minTimer   time.Duration
 	bcryptCost int
 	nodeID     int64
 	dmPolicy   string
@@ -176,6 +177,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.Float64Var(&o.dirRate, "dir-rate", 2, "open-group searches and joins per second per address, a burst of 10 times it (negative: off, and the server-wide limit too)")
 	fs.IntVar(&o.maxMessage, "max-message", 16<<10, "largest message body in bytes")
 	fs.DurationVar(&o.recall, "recall-window", 2*time.Minute, "how long after sending a user may recall a message (a group's owner: always)")
+	fs.DurationVar(&o.minTimer, "min-timer", 5*time.Second, "the shortest disappearing-messages timer a conversation may get (whole seconds, at least 1s)")
 	fs.IntVar(&o.bcryptCost, "bcrypt-cost", 10, "password hashing cost (4-31)")
 	fs.Int64Var(&o.nodeID, "node-id", 1, "snowflake node id, 0-1023")
 	fs.StringVar(&o.redisAddr, "redis-addr", "", "Redis host:port for the presence directory of a cluster (empty: in memory)")
@@ -385,6 +387,7 @@ func serve(o options, log *slog.Logger) error {
 		MaxPendingSends:   o.sendWindow,
 		MaxMessage:        o.maxMessage,
 		RecallWindow:      o.recall,
+		MinTimer:          o.minTimer,
 		BcryptCost:        o.bcryptCost,
 		NodeID:            o.nodeID,
 		DMPolicy:          server.DMPolicy(o.dmPolicy),
