@@ -302,7 +302,7 @@ func (cn *conn) handle(h protocol.Header, body []byte) error {
 		return nil
 	case protocol.TypeFriendEvent, protocol.TypeGroupEvent, protocol.TypePresence,
 		protocol.TypeTypingEvent, protocol.TypeReadEvent, protocol.TypeDeliveredEvent,
-		protocol.TypeGroupReadEvent, protocol.TypeConvState:
+		protocol.TypeGroupReadEvent, protocol.TypeConvState, protocol.TypeExpired:
 		n, err := decodeNotice(h.Type, body)
 		if err != nil {
 			return badBody(h.Type, err)

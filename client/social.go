@@ -20,6 +20,7 @@ type Notice struct {
 	Delivered *protocol.DeliveredEvent // direct messages reached a device of the other user
 	GroupRead *protocol.GroupReadEvent // new read counts of this user's group messages
 	State     *protocol.ConvState      // this user changed a conversation's state on another device
+	Expired   *protocol.Expired        // messages of a conversation expired: drop them (expiry.go)
 }
 
 // noticeBuffer is the capacity of the Notices channel.
@@ -50,6 +51,9 @@ func decodeNotice(t protocol.Type, body []byte) (Notice, error) {
 	case protocol.TypeConvState:
 		n.State = &protocol.ConvState{}
 		v = n.State
+	case protocol.TypeExpired:
+		n.Expired = &protocol.Expired{}
+		v = n.Expired
 	default:
 		n.Presence = &protocol.Presence{}
 		v = n.Presence

@@ -57,6 +57,7 @@ var specs = []spec{
 	{name: "recall", args: "[N]", help: "recall your newest message for everyone (N: the N-th newest; a group's owner: anyone's)", max: 1, num: true},
 	{name: "react", args: "N EMOJI", help: "react to the N-th newest message", min: 2, max: 2, num: true},
 	{name: "unreact", args: "N EMOJI", help: "take your reaction back", min: 2, max: 2, num: true},
+	{name: "expire", args: "TIME|off", help: "disappearing messages here: new messages vanish after TIME (30s, 5m, 1h, 7d; a group's owner)", min: 1, max: 1},
 	{name: "mute", help: "mute the conversation shown (do not disturb)"},
 	{name: "unmute", help: "unmute the conversation shown"},
 	{name: "pin", help: "pin the conversation shown on top of the list"},
@@ -241,6 +242,8 @@ func (m *Model) run(c Command) tea.Cmd {
 		return m.save(c.Num, ".")
 	case "mute", "unmute", "pin", "unpin":
 		return m.setPrefs(cur, c.Name)
+	case "expire":
+		return m.setTimer(cur, c.Args[0])
 	case "msg":
 		name := c.Args[0]
 		if id, ok := m.localUser(name); ok {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 
@@ -57,6 +58,8 @@ type conv struct {
 	typing              map[int64]int64
 	muted, pinned       bool
 	asked               bool // Receipts was asked since the last login
+
+	timer uint32 // disappearing messages, in seconds (expiry.go)
 }
 
 // note is a group event shown among the messages, at the time it came.
@@ -215,10 +218,13 @@ func (m *Model) add(c *conv, x protocol.Message) bool {
 		}
 		return 0
 	})
-	if found {
+	if found || client.Expired(&x, time.Now()) {
 		return false
 	}
 	c.msgs = slices.Insert(c.msgs, i, x)
+	if secs, ok := protocol.ParseTimer(x.Body); ok && x.ContentType == protocol.ContentTimer && i == len(c.msgs)-1 {
+		c.timer = secs
+	}
 	if protocol.IsEvent(x.ContentType) {
 		applyEvent(c, &x)
 		if t := indexOf(c, x.Ref); t >= 0 && t == lastShown(c) {
@@ -378,6 +384,7 @@ func (m *Model) snapshot(s snapshotMsg) tea.Cmd {
 		c.srvUnread, c.base = int(sc.Unread), sc.LastSeq
 		c.read = max(c.read, sc.AckSeq)
 		c.muted, c.pinned = sc.Muted, sc.Pinned
+		c.timer = sc.Timer
 		c.asked = false // read again what the other side read meanwhile
 		for seq := range c.extra {
 			if seq <= sc.LastSeq {

@@ -30,6 +30,9 @@ type Files interface {
 // MessageText is how a message reads on the screen: its text, or for an
 // attachment one line with its number for /save, name, size and type.
 func MessageText(x protocol.Message) string {
+	if x.ContentType == protocol.ContentTimer {
+		return "⏱ " + timerWords(x)
+	}
 	if x.ContentType != protocol.ContentAttachment {
 		return string(x.Body)
 	}

@@ -91,7 +91,9 @@ type Model struct {
 	attempt int
 	addr    string
 	notice  string
-	bad     bool // notice reports a failure
+	// expireAt is when the next expireMsg is due (Unix ms; 0: none).
+	expireAt int64
+	bad      bool // notice reports a failure
 
 	serverMax int         // LoginOK.max_message of the last login; 0: not told (DefaultMaxBody)
 	locked    error       // another parley holds the account's queue: the screen quits
@@ -274,7 +276,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case loginMsg:
 		return m, m.loggedIn(msg)
 	case IncomingMsg:
-		return m, m.received(msg.M)
+		return m, tea.Batch(m.received(msg.M), m.expireSoon())
+	case expireMsg:
+		return m, m.expireDue(time.Now())
 	case fileSentMsg:
 		return m, m.fileSent(msg)
 	case EventMsg:
@@ -299,9 +303,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case NoticeMsg:
 		return m, m.noticed(msg.N)
 	case snapshotMsg:
-		return m, m.snapshot(msg)
+		return m, tea.Batch(m.snapshot(msg), m.expireSoon())
 	case historyMsg:
-		return m, m.history(msg)
+		return m, tea.Batch(m.history(msg), m.expireSoon())
 	case searchMsg:
 		m.searched(msg)
 	case sentMsg:
@@ -706,6 +710,8 @@ func (m *Model) noticed(n client.Notice) tea.Cmd {
 		return tea.Batch(append(cmds, m.refresh())...)
 	case n.Read != nil, n.Delivered != nil, n.GroupRead != nil, n.Typing != nil, n.State != nil:
 		return m.receipt(n)
+	case n.Expired != nil:
+		return m.expired(n.Expired)
 	case n.Presence != nil:
 		p := n.Presence
 		for i := range m.friends {

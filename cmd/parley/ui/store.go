@@ -10,9 +10,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/parleyim/parley/client"
 	"github.com/parleyim/parley/protocol"
 )
 
@@ -304,10 +306,20 @@ func (m *Model) loadCache(c Cache) {
 	}
 	for _, cc := range c.Convs {
 		x := m.ensure(cc.ID)
+		added := 0
 		for _, msg := range cc.Msgs {
-			m.add(x, msg)
+			if m.add(x, msg) {
+				added++
+			}
 		}
 		x.lastText, x.lastFrom = cc.LastText, cc.LastFrom
+		if added < len(cc.Msgs) {
+			// Some expired since: what the list shows is the newest left.
+			x.lastText, x.lastFrom = "", 0
+			if i := lastShown(x); i >= 0 {
+				x.lastText, x.lastFrom = MessageText(x.msgs[i]), x.msgs[i].From
+			}
+		}
 		x.lastTime = max(x.lastTime, cc.LastTime)
 		x.srvUnread, x.read = cc.Unread, cc.Read
 		if n := len(x.msgs); n > 0 {
@@ -335,7 +347,8 @@ func (m *Model) saveCache() {
 	}
 	for _, x := range m.convs {
 		cc := CachedConv{ID: x.id, LastText: x.lastText, LastFrom: x.lastFrom, LastTime: x.lastTime, Unread: x.unread(), Read: x.read}
-		cc.Msgs = x.msgs[max(len(x.msgs)-cachedMsgs, 0):]
+		now := time.Now()
+		cc.Msgs = slices.DeleteFunc(slices.Clone(x.msgs[max(len(x.msgs)-cachedMsgs, 0):]), func(y protocol.Message) bool { return client.Expired(&y, now) })
 		c.Convs = append(c.Convs, cc)
 	}
 	_ = SaveCache(m.cachePath, c)

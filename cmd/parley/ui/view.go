@@ -11,6 +11,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 	"github.com/rivo/uniseg"
 
+	"github.com/parleyim/parley/client"
 	"github.com/parleyim/parley/protocol"
 )
 
@@ -199,6 +200,14 @@ func (m *Model) chatView(w, rows int) []string {
 
 // about is the chat title's second part: presence, or the group's facts.
 func (m *Model) about(c *conv) string {
+	timer := ""
+	if c.timer > 0 {
+		timer = " · ⏱ " + client.TimerText(c.timer)
+	}
+	return m.aboutPeer(c) + timer
+}
+
+func (m *Model) aboutPeer(c *conv) string {
 	if c.kind == protocol.ConvGroup {
 		g, ok := m.groups[c.group]
 		if !ok {
@@ -278,6 +287,10 @@ func (m *Model) chatLines(c *conv) []string {
 		}
 		t := time.UnixMilli(x.ServerTime)
 		dayLine(t)
+		if x.ContentType == protocol.ContentTimer {
+			out = append(out, " "+m.st.dim.Render(t.Format("15:04")+" · "+oneLine(Clean(m.nameOf(x.From)+" "+timerWords(x)))))
+			continue
+		}
 		if !divided && x.Seq > c.divider && x.From != m.me {
 			divided = true
 			out = append(out, " "+m.st.bad.Render(dividerText))

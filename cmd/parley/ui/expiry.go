@@ -1,0 +1,109 @@
+package ui
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/parleyim/parley/client"
+	"github.com/parleyim/parley/protocol"
+)
+
+// Expiring messages (protocol/expiry.go). /expire sets the timer of the
+// conversation shown; its header shows the timer; a timer message is a line
+// of the timeline. A message leaves the screen (and the cache) at its
+// expires_at by this machine's clock, or when the server says it expired
+// (an Expired notice), whichever comes first.
+
+// expireMsg is the tick at which the earliest loaded message expires.
+type expireMsg struct{}
+
+// timerWords says what a timer message did.
+func timerWords(x protocol.Message) string {
+	secs, ok := protocol.ParseTimer(x.Body)
+	switch {
+	case !ok:
+		return "changed disappearing messages"
+	case secs == 0:
+		return "turned disappearing messages off"
+	}
+	return "set disappearing messages to " + client.TimerText(secs)
+}
+
+// setTimer runs /expire in c.
+func (m *Model) setTimer(c *conv, arg string) tea.Cmd {
+	if c == nil || (c.kind != protocol.ConvGroup && c.kind != protocol.ConvDirect) {
+		m.fail("open a conversation first (Tab)")
+		return nil
+	}
+	d, err := client.ParseTimer(arg)
+	if err != nil {
+		m.fail(err.Error())
+		return nil
+	}
+	secs := uint32(d / time.Second)
+	s := protocol.Send{ClientMsgID: m.b.NewClientMsgID(), ContentType: protocol.ContentTimer, Body: protocol.TimerBody(secs)}
+	if c.kind == protocol.ConvGroup {
+		s.GroupID = c.group
+	} else {
+		s.To = c.peer
+	}
+	b := m.b
+	return m.call(func(ctx context.Context) tea.Msg {
+		if _, err := b.SendRaw(ctx, s); err != nil {
+			return doneMsg{err: err}
+		}
+		return doneMsg{text: "disappearing messages: " + client.TimerText(secs)}
+	})
+}
+
+// dropSeqs removes messages of c, and sets what the list shows of it again.
+func (m *Model) dropSeqs(c *conv, gone func(x protocol.Message) bool) {
+	n := len(c.msgs)
+	c.msgs = slices.DeleteFunc(c.msgs, gone)
+	if len(c.msgs) == n {
+		return
+	}
+	c.lastText, c.lastFrom = "", 0
+	if i := lastShown(c); i >= 0 {
+		c.lastText, c.lastFrom = MessageText(c.msgs[i]), c.msgs[i].From
+	}
+	m.clampScroll()
+}
+
+// expired handles an Expired notice.
+func (m *Model) expired(e *protocol.Expired) tea.Cmd {
+	if c := m.conv(e.Conv); c != nil {
+		m.dropSeqs(c, func(x protocol.Message) bool { return slices.Contains(e.Seqs, x.Seq) })
+	}
+	return nil
+}
+
+// expireDue drops what expired by now and schedules the next tick.
+func (m *Model) expireDue(now time.Time) tea.Cmd {
+	m.expireAt = 0
+	for _, c := range m.convs {
+		m.dropSeqs(c, func(x protocol.Message) bool { return client.Expired(&x, now) })
+	}
+	return m.expireSoon()
+}
+
+// expireSoon schedules an expireMsg at the earliest expires_at of the
+// messages loaded, unless one is due by then already.
+func (m *Model) expireSoon() tea.Cmd {
+	var first int64
+	for _, c := range m.convs {
+		for i := range c.msgs {
+			if e := c.msgs[i].ExpiresAt; e != 0 && (first == 0 || e < first) {
+				first = e
+			}
+		}
+	}
+	if first == 0 || (m.expireAt != 0 && m.expireAt <= first) {
+		return nil
+	}
+	m.expireAt = first
+	return tea.Tick(time.Until(time.UnixMilli(first)), func(time.Time) tea.Msg { return expireMsg{} })
+}
