@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -141,6 +142,19 @@ func (sv searchView) Messages(ctx context.Context, user int64, conv string, seqs
 		}
 		sv.hides[conv] = hides
 	}
+	// Most runs of candidates have no Meta between them (no reply, mention
+	// or event): one seek says so, instead of a read per candidate.
+	metas := false
+	if len(seqs) > 0 {
+		lo, hi := slices.Min(seqs), slices.Max(seqs)
+		err := scanRange(sv.v.snap, metaKey(conv, lo), metaKey(conv, hi+1), func(_, _ []byte) error {
+			metas = true
+			return errStop
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	for _, seq := range seqs {
 		if hides {
 			_, hidden, err := getFrom(sv.v.snap, hiddenKey(user, conv, seq))
@@ -163,11 +177,13 @@ func (sv searchView) Messages(ctx context.Context, user int64, conv string, seqs
 		if err != nil {
 			return nil, err
 		}
-		mt, err := getMeta(viewGetter{sv.v}, conv, seq)
-		if err != nil {
-			return nil, err
+		if metas {
+			mt, err := getMeta(viewGetter{sv.v}, conv, seq)
+			if err != nil {
+				return nil, err
+			}
+			storage.Fold(&m, &mt, protocol.ShownReactors)
 		}
-		storage.Fold(&m, &mt, protocol.ShownReactors)
 		out = append(out, m)
 	}
 	return out, nil
