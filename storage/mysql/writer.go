@@ -9,11 +9,11 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/storage"
+	"github.com/parleyim/parley/storage/internal/batch"
 )
 
 // Group commit of Appends.
@@ -81,15 +81,13 @@ type writer struct {
 	// Owned by the run goroutine.
 	known map[string]struct{}
 
-	mu     sync.RWMutex // guards closed and the sends on reqs
-	closed bool
-	reqs   chan *appendReq
-	done   chan struct{}
+	reqs *batch.Queue[*appendReq]
+	done chan struct{}
 }
 
 func newWriter(s *Store, hook storage.CommitHook, maxBatch int) *writer {
 	return &writer{s: s, hook: hook, maxBatch: maxBatch, known: make(map[string]struct{}),
-		reqs: make(chan *appendReq, maxBatch), done: make(chan struct{})}
+		reqs: batch.New[*appendReq](maxBatch), done: make(chan struct{})}
 }
 
 // Append implements storage.Messages: AppendAsync, then the wait.
@@ -154,51 +152,30 @@ func (s *Store) AppendAsync(ctx context.Context, m *protocol.Message, done func(
 // queued) if the writer is closed or r's context ends before there is room
 // in the queue. Requests queued by one goroutine commit in the order queued.
 func (w *writer) enqueue(r *appendReq) error {
-	if err := r.ctx.Err(); err != nil {
+	if err := w.reqs.Put(r.ctx, r); err != nil {
+		if errors.Is(err, batch.ErrClosed) {
+			return storage.ErrClosed
+		}
 		return err
 	}
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	if w.closed {
-		return storage.ErrClosed
-	}
-	select {
-	case w.reqs <- r:
-		return nil
-	case <-r.ctx.Done():
-		return r.ctx.Err()
-	}
+	return nil
 }
 
 func (w *writer) close() {
-	w.mu.Lock()
-	if !w.closed {
-		w.closed = true
-		close(w.reqs)
-	}
-	w.mu.Unlock()
+	w.reqs.Close()
 	<-w.done
 }
 
+// run is the writer goroutine: it takes the first request waiting and the
+// others already queued (storage/internal/batch, the queue the Pebble writer
+// uses too) and stores them in one transaction.
 func (w *writer) run() {
 	defer close(w.done)
-	batch := make([]*appendReq, 0, w.maxBatch)
-	for first := range w.reqs {
-		batch = append(batch[:0], first)
-	drain:
-		for len(batch) < w.maxBatch {
-			select {
-			case r, ok := <-w.reqs:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
-		w.commit(batch)
-		clear(batch)
+	b := make([]*appendReq, 0, w.maxBatch)
+	for first := range w.reqs.Recv() {
+		b = w.reqs.Fill(b[:0], first, w.maxBatch)
+		w.commit(b)
+		clear(b)
 	}
 }
 

@@ -111,9 +111,9 @@ func (h *holder) kill(id int64) {
 // waitQueued waits until n Appends wait behind the running batch.
 func waitQueued(t *testing.T, s *Store, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); len(s.w.reqs) < n; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); s.w.reqs.Len() < n; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d Appends queued", len(s.w.reqs), n)
+			t.Fatalf("%d of %d Appends queued", s.w.reqs.Len(), n)
 		}
 	}
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/storage"
 	"github.com/parleyim/parley/storage/fulltext"
+	"github.com/parleyim/parley/storage/internal/batch"
 	"github.com/parleyim/parley/storage/internal/idfilter"
 	"github.com/parleyim/parley/storage/internal/lazycursor"
 )
@@ -142,7 +143,7 @@ func Open(cfg Config) (*Store, error) {
 		ackDelay:   cfg.AckDelay,
 		log:        cfg.Logger,
 		cursors:    s.cursors,
-		ops:        make(chan op, cfg.MaxBatch),
+		ops:        batch.New[op](cfg.MaxBatch),
 		kick:       make(chan struct{}, 1),
 		synced:     make(chan *txn, 4),
 		done:       make(chan struct{}),

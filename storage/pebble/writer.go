@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,12 +13,14 @@ import (
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/storage"
 	"github.com/parleyim/parley/storage/fulltext"
+	"github.com/parleyim/parley/storage/internal/batch"
 	"github.com/parleyim/parley/storage/internal/idfilter"
 )
 
 // Group commit.
 //
-// Callers queue ops on writer.ops. The writer goroutine takes the first op,
+// Callers queue ops on writer.ops (storage/internal/batch, the queue the
+// MySQL writer uses too). The writer goroutine takes the first op,
 // drains whatever else is queued (up to maxBatch) without waiting, runs them
 // all into one Pebble batch and commits it with one WAL write and one fsync:
 // while it commits, new ops queue up and form the next batch, so the batch
@@ -78,11 +79,7 @@ type writer struct {
 	seen      *idfilter.Filter // the Store's; the writer adds each dedupe key it writes
 	seenReady *atomic.Bool
 
-	// mu guards closed and the sends on ops: close takes it exclusively to
-	// close ops, so no send can follow.
-	mu     sync.RWMutex
-	closed bool
-	ops    chan op
+	ops    *batch.Queue[op]
 	kick   chan struct{} // a cursor is pending; capacity 1
 	synced chan *txn     // applied batches, to complete in order
 	done   chan struct{} // closed when complete returns
@@ -109,22 +106,13 @@ func (w *writer) queue(ctx context.Context, o op) error {
 		return err
 	}
 	o.base().ctx = ctx
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	if w.closed {
-		return storage.ErrClosed
+	if err := w.ops.Put(ctx, o); err != nil {
+		if errors.Is(err, batch.ErrClosed) {
+			return storage.ErrClosed
+		}
+		return err
 	}
-	select {
-	case w.ops <- o:
-		return nil
-	default:
-	}
-	select {
-	case w.ops <- o:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return nil
 }
 
 // syncOp is an op whose caller waits on a channel.
@@ -161,12 +149,7 @@ func (w *writer) wake() {
 // close stops accepting ops and waits until the queued ones, and the pending
 // cursors, are committed.
 func (w *writer) close() {
-	w.mu.Lock()
-	if !w.closed {
-		w.closed = true
-		close(w.ops)
-	}
-	w.mu.Unlock()
+	w.ops.Close()
 	<-w.done
 }
 
@@ -178,26 +161,12 @@ func (w *writer) run() {
 	armed := false
 	for {
 		select {
-		case o, ok := <-w.ops:
+		case o, ok := <-w.ops.Recv():
 			if !ok {
 				w.commit(nil) // the cursors still pending
 				return
 			}
-			batch := make([]op, 1, min(w.maxBatch, 1+len(w.ops)))
-			batch[0] = o
-		fill:
-			for len(batch) < w.maxBatch {
-				select {
-				case o, ok := <-w.ops:
-					if !ok {
-						break fill
-					}
-					batch = append(batch, o)
-				default:
-					break fill
-				}
-			}
-			w.commit(batch)
+			w.commit(w.ops.Fill(make([]op, 0, min(w.maxBatch, 1+w.ops.Len())), o, w.maxBatch))
 		case <-w.kick:
 			if !armed {
 				timer.Reset(w.ackDelay)
