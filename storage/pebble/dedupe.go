@@ -26,13 +26,22 @@ import (
 //     opened at its start, then sets seenReady. A batch applied after that
 //     iterator opened was added by the writer.
 //
-// An append reads writer.applied (checkedAt) before it asks the filter, so
-// a miss covers every batch up to checkedAt; the writer covers later ones
-// with its recent keys (dupSince), as it did for the lookup. Until
-// seenReady, appends look up every id in Pebble. Keys are only added: a
-// batch that fails, or a deleted message, leaves a false positive, which
-// costs a lookup. The filter lives in memory only and is rebuilt at each
-// Open, about 1.25 bytes per stored message (more after it grows).
+// An append reads writer.applied (checkedAt) before it asks the filter (or
+// looks up), so a miss covers every batch up to checkedAt. The writer, as
+// it runs the append into a batch, checks the batches before: an earlier
+// op of the same batch (txn.dups); then the filter again, which by now
+// holds every batch applied; and only if the filter cannot rule the id out
+// and batches were applied since checkedAt, it looks the id up in Pebble
+// itself. Until seenReady every append looks its id up in Pebble, on the
+// writer too when batches were applied meanwhile (the first seconds after
+// opening a large store). Keys are only added: a batch that fails, or a
+// deleted or expired message, leaves a false positive, which costs a
+// lookup. The filter lives in memory only and is rebuilt at each Open,
+// about 1.25 bytes per stored message (more after it grows).
+//
+// The filter replaced the writer's maps of the dedupe keys of its last
+// 65,536 to 131,072 appends (whole messages, ~30 MB of pointerful heap
+// that every GC scanned, and a map insert per append).
 
 // dedupeHash is the filter's hash of sender's client message id: the hash
 // of its dedupe key without the table byte.

@@ -158,3 +158,47 @@ func BenchmarkFindDup(b *testing.B) {
 		}
 	}
 }
+
+// With the filter unused (as while it loads) and with it, one client
+// message id sent from many goroutines at once, over many batches, is
+// stored once; every other send answers that message.
+func TestDedupeConcurrentWithoutFilter(t *testing.T) {
+	for _, ready := range []bool{false, true} {
+		t.Run(map[bool]string{false: "lookup", true: "filter"}[ready], func(t *testing.T) {
+			var hooked atomic.Int64
+			s := open(t, Config{Dir: t.TempDir(), MaxBatch: 4, Hook: func(m []protocol.Message) { hooked.Add(int64(len(m))) }})
+			waitSeen(t, s)
+			s.seenReady.Store(ready)
+			ctx := context.Background()
+			const ids, senders = 20, 16
+			var wg sync.WaitGroup
+			got := make([][ids]protocol.Message, senders)
+			for g := range senders {
+				wg.Go(func() {
+					for i := range ids {
+						m := &protocol.Message{MsgID: int64(1000*g + i + 1), Conv: protocol.DirectConv(5, 6), From: 5, To: 6,
+							ClientMsgID: "same" + strconv.Itoa(i), Body: []byte("b"), ServerTime: 1}
+						stored, _, err := s.Append(ctx, m)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						got[g][i] = stored
+					}
+				})
+			}
+			wg.Wait()
+			for i := range ids {
+				for g := range senders {
+					if got[g][i].Seq != got[0][i].Seq || got[g][i].MsgID != got[0][i].MsgID {
+						t.Fatalf("id %d: sender %d got seq %d msg %d, sender 0 seq %d msg %d", i, g,
+							got[g][i].Seq, got[g][i].MsgID, got[0][i].Seq, got[0][i].MsgID)
+					}
+				}
+			}
+			if n := hooked.Load(); n != ids {
+				t.Fatalf("%d messages stored, want %d (one per id)", n, ids)
+			}
+		})
+	}
+}

@@ -146,9 +146,6 @@ func (s *Store) Expire(ctx context.Context, now int64, limit int) ([]protocol.Me
 				if err := t.del(dedupeKey(m.From, m.ClientMsgID)); err != nil {
 					return nil, err
 				}
-				ref := dupRef{m.From, m.ClientMsgID}
-				delete(t.w.recent, ref)
-				delete(t.w.recentPrev, ref)
 			}
 			last, err := t.lastSeq(d.conv)
 			if err != nil {

@@ -150,7 +150,8 @@ func (s *Store) AppendAsync(ctx context.Context, m *protocol.Message, done func(
 	if m.ClientMsgID != "" {
 		o.hash = dedupeHash(s.seenSeed, m.From, m.ClientMsgID)
 		// Look for an earlier copy here, on the caller's goroutine, so the
-		// writer only checks the batches applied since (dupSince).
+		// writer looks again only when batches were applied since and the
+		// filter cannot rule the id out (exec).
 		if err := s.findDup(o); err != nil {
 			done(protocol.Message{}, false, err)
 			return
@@ -257,16 +258,16 @@ func (o *appendOp) exec(t *txn) error {
 			o.stored, o.dup = *o.prev, true
 			return nil
 		}
-		if prev, ok := t.w.dupSince(t, ref); ok {
+		if prev, ok := t.dups[ref]; ok { // an earlier op of this batch
 			o.stored, o.dup = prev, true
 			return nil
 		}
 		t.kbuf = append(append(append(t.kbuf[:0], tDedupe), make([]byte, 8)...), m.ClientMsgID...)
 		binary.BigEndian.PutUint64(t.kbuf[1:], uint64(m.From))
-		// findDup saw every batch before the recent ones, which dupSince
-		// covers; else look again, unless the filter, which holds every
-		// batch applied so far, proves the id new.
-		if (!o.checked || o.checkedAt+1 < t.w.recentFrom) && !t.w.newID(o.hash) {
+		// Look again unless the filter, which holds every batch applied so
+		// far, proves the id new, or findDup's lookup saw every batch
+		// applied so far (none was applied since it read the count).
+		if !t.w.newID(o.hash) && (!o.checked || o.checkedAt != t.w.applied.Load()) {
 			if prev, found, err := t.findDup(t.kbuf); err != nil || found {
 				o.stored, o.dup = prev, found
 				return err

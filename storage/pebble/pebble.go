@@ -29,7 +29,6 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 
-	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/storage"
 	"github.com/parleyim/parley/storage/fulltext"
 	"github.com/parleyim/parley/storage/internal/batch"
@@ -137,21 +136,18 @@ func Open(cfg Config) (*Store, error) {
 	s.seen = idfilter.New(s.seenCapacity())
 	s.delivered = s.newDelivered()
 	s.w = &writer{
-		db:         db,
-		hook:       cfg.Hook,
-		maxBatch:   cfg.MaxBatch,
-		ackDelay:   cfg.AckDelay,
-		log:        cfg.Logger,
-		cursors:    s.cursors,
-		ops:        batch.New[op](cfg.MaxBatch),
-		kick:       make(chan struct{}, 1),
-		synced:     make(chan *txn, 4),
-		done:       make(chan struct{}),
-		seqs:       make(map[string]uint64),
-		timers:     make(map[string]uint32),
-		recent:     make(map[dupRef]protocol.Message, recentMax),
-		recentFrom: 1,
-		curFrom:    1,
+		db:       db,
+		hook:     cfg.Hook,
+		maxBatch: cfg.MaxBatch,
+		ackDelay: cfg.AckDelay,
+		log:      cfg.Logger,
+		cursors:  s.cursors,
+		ops:      batch.New[op](cfg.MaxBatch),
+		kick:     make(chan struct{}, 1),
+		synced:   make(chan *txn, 4),
+		done:     make(chan struct{}),
+		seqs:     make(map[string]uint64),
+		timers:   make(map[string]uint32),
 	}
 	if err := s.loadCounters(); err != nil {
 		_ = db.Close()

@@ -88,15 +88,10 @@ type writer struct {
 	applied atomic.Uint64
 
 	// Owned by the run goroutine.
-	seqs   map[string]uint64 // conv → last seq
-	timers map[string]uint32 // conv → timer in seconds (expiry.go)
-	// recent and recentPrev hold the dedupe keys that the batches applied
-	// since recentFrom wrote (recent those since curFrom), so an append whose
-	// lookup (findDup) ran after batch recentFrom-1 need not look again.
-	recent, recentPrev  map[dupRef]protocol.Message
-	recentFrom, curFrom uint64
-	lastUser            int64
-	lastGroup           int64
+	seqs      map[string]uint64 // conv → last seq
+	timers    map[string]uint32 // conv → timer in seconds (expiry.go)
+	lastUser  int64
+	lastGroup int64
 }
 
 // queue hands o to the writer. It blocks while the queue is full, until ctx
@@ -206,7 +201,7 @@ func (w *writer) commit(ops []op) {
 	if t.err == nil && !t.b.Empty() {
 		if t.err = w.db.ApplyNoSyncWait(t.b, pebble.Sync); t.err == nil {
 			t.applied = true
-			w.noteApplied(t.dups)
+			w.applied.Add(1)
 		}
 	}
 	if t.err != nil {
@@ -220,33 +215,6 @@ func (w *writer) commit(ops []op) {
 
 // newID is Store.newID for the writer.
 func (w *writer) newID(h uint64) bool { return w.seenReady.Load() && !w.seen.MayContain(h) }
-
-// recentMax is the size at which the recent dedupe keys rotate.
-const recentMax = 1 << 16
-
-// noteApplied counts an applied batch and remembers its dedupe keys.
-func (w *writer) noteApplied(dups map[dupRef]protocol.Message) {
-	for k, m := range dups {
-		w.recent[k] = m
-	}
-	epoch := w.applied.Add(1)
-	if len(w.recent) >= recentMax {
-		w.recentPrev, w.recentFrom = w.recent, w.curFrom
-		w.recent, w.curFrom = make(map[dupRef]protocol.Message, recentMax), epoch+1
-	}
-}
-
-// dupSince finds a dedupe key among this batch's and the recent batches'.
-func (w *writer) dupSince(t *txn, ref dupRef) (protocol.Message, bool) {
-	if m, ok := t.dups[ref]; ok {
-		return m, true
-	}
-	if m, ok := w.recent[ref]; ok {
-		return m, true
-	}
-	m, ok := w.recentPrev[ref]
-	return m, ok
-}
 
 // complete is the goroutine that waits for each applied batch to be durable,
 // in commit order, and answers its callers.
