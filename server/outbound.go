@@ -302,8 +302,6 @@ func (s *Server) flush(ss *session, c gnet.Conn, out []byte) gnet.Action {
 	s.m.framesOutOf(out)
 	s.m.framesOutOf(kick)
 	recycle := pending
-	var iov [3][]byte
-	bufs := iov[:0]
 	if ss.mode == modeSecure && len(pending)+len(out)+len(kick) > 0 {
 		// Sealed on the loop, in the order written: the nonces follow
 		// the stream.
@@ -313,16 +311,25 @@ func (s *Server) flush(ss *session, c gnet.Conn, out []byte) gnet.Action {
 		putSealBuf(scratch)
 		pending, out, kick = nil, nil, nil
 	}
+	n, one := 0, []byte(nil)
 	for _, b := range [...][]byte{pending, out, kick} {
 		if len(b) > 0 {
-			bufs = append(bufs, b)
+			n, one = n+1, b
 		}
 	}
-	switch len(bufs) {
+	switch n {
 	case 0:
 	case 1:
-		_, _ = c.Write(bufs[0])
+		// The usual case (a member's pushes): no vector, which would
+		// escape to the heap through the interface call.
+		_, _ = c.Write(one)
 	default:
+		bufs := make([][]byte, 0, 3)
+		for _, b := range [...][]byte{pending, out, kick} {
+			if len(b) > 0 {
+				bufs = append(bufs, b)
+			}
+		}
 		_, _ = c.Writev(bufs)
 	}
 	if recycle != nil {
