@@ -25,8 +25,9 @@ import (
 type Expirer interface {
 	// Expire deletes up to limit messages whose ExpiresAt is at or before
 	// now (Unix ms), earliest first, with their Meta and dedupe record, and
-	// returns them as they were stored (for the search index's Unindex and
-	// the members' Expired notices). Deleting is idempotent: a message
+	// returns them as History showed them (an edited one with its latest
+	// text, which the search index holds: for Unindex, and the members'
+	// Expired notices). Deleting is idempotent: a message
 	// another node (or an earlier call) deleted is not returned again. Several
 	// callers may run it at once, on one node or many.
 	Expire(ctx context.Context, now int64, limit int) ([]protocol.Message, error)

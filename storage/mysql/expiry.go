@@ -91,7 +91,8 @@ func (s *Store) Expire(ctx context.Context, now int64, limit int) ([]protocol.Me
 	limit = min(limit, maxInsertRows)
 	for attempt := 0; ; attempt++ {
 		out, err := s.expire(ctx, now, limit)
-		if err != nil && attempt < 3 && isDeadlock(err) {
+		if err != nil && attempt < 5 && isDeadlock(err) {
+			time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
 			continue
 		}
 		if err != nil {
@@ -147,7 +148,8 @@ func (s *Store) expire(ctx context.Context, now int64, limit int) ([]protocol.Me
 		seqs := byConv[conv]
 		in := `conv = ? AND seq IN (` + placeholders(len(seqs), "?") + `)`
 		args := append([]any{conv}, seqs...)
-		msgs, err := s.messages(ctx, tx, "expire", len(seqs), `SELECT `+messageCols+` FROM `+s.table(conv)+` WHERE `+in+` FOR UPDATE`, args...)
+		msgs, err := s.folded(ctx, tx, "expire", len(seqs), `SELECT `+mCols+`, mm.meta FROM `+s.table(conv)+` m `+metaJoin+
+			` WHERE m.conv = ? AND m.seq IN (`+placeholders(len(seqs), "?")+`) FOR UPDATE`, args...)
 		if err != nil {
 			return nil, err
 		}

@@ -1,9 +1,11 @@
 package pebble
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/storage"
@@ -91,7 +93,29 @@ func (t *txn) wheel(m *protocol.Message) error {
 	if m.ExpiresAt == 0 {
 		return nil
 	}
+	if t.w.sweptTo != nil {
+		t.w.wheelLow = min(t.w.wheelLow, m.ExpiresAt)
+	}
 	return t.set(expiryKey(m.ExpiresAt, m.Conv, m.Seq), nil)
+}
+
+// sweepFrom is where Expire's scan starts. A sweep deletes the wheel's
+// first keys in order, so below the last key it deleted (sweptTo) there
+// are only the tombstones it left, which a scan would step over one by one
+// (a profile of a sweep of 20,000 messages spent 40% there), and the keys
+// written since, the lowest of which is at wheelLow.
+func (w *writer) sweepFrom() []byte {
+	lo := []byte{tExpiry}
+	if w.sweptTo == nil {
+		return lo
+	}
+	from := w.sweptTo
+	if w.wheelLow != math.MaxInt64 {
+		if low := binary.BigEndian.AppendUint64([]byte{tExpiry}, uint64(w.wheelLow)); bytes.Compare(low, from) < 0 {
+			from = low
+		}
+	}
+	return from
 }
 
 // Expire implements storage.Expirer.
@@ -108,7 +132,10 @@ func (s *Store) Expire(ctx context.Context, now int64, limit int) ([]protocol.Me
 			seq  uint64
 		}
 		var dues []due
-		lo, hi := []byte{tExpiry}, binary.BigEndian.AppendUint64([]byte{tExpiry}, uint64(now)+1)
+		lo, hi := t.w.sweepFrom(), binary.BigEndian.AppendUint64([]byte{tExpiry}, uint64(now)+1)
+		if bytes.Compare(lo, hi) >= 0 {
+			return nil, nil
+		}
 		err := t.scanRange(lo, hi, func(k, _ []byte) error {
 			if len(k) < 1+8+1+8 {
 				return errCorrupt
@@ -121,6 +148,9 @@ func (s *Store) Expire(ctx context.Context, now int64, limit int) ([]protocol.Me
 		})
 		if err != nil {
 			return nil, err
+		}
+		if n := len(dues); n > 0 {
+			t.w.sweptTo, t.w.wheelLow = dues[n-1].key, math.MaxInt64
 		}
 		for _, d := range dues {
 			if err := t.del(d.key); err != nil {
@@ -138,7 +168,13 @@ func (s *Store) Expire(ctx context.Context, now int64, limit int) ([]protocol.Me
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, m)
+			mt, err := getMeta(t, d.conv, d.seq)
+			if err != nil {
+				return nil, err
+			}
+			shown := m
+			storage.Fold(&shown, &mt, 0) // its latest text, which the index holds
+			out = append(out, shown)
 			if err := t.del(metaKey(d.conv, d.seq)); err != nil {
 				return nil, err
 			}

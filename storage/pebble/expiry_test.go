@@ -1,7 +1,9 @@
 package pebble
 
 import (
+	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,4 +56,64 @@ func seqs(msgs []protocol.Message) []uint64 {
 		out = append(out, m.Seq)
 	}
 	return out
+}
+
+// BenchmarkExpiry: appends without a timer (the baseline) and with one, in
+// one run, and the sweep: Expire of due messages, 256 a call, per message.
+func BenchmarkExpiry(b *testing.B) {
+	const convs = 50
+	body := make([]byte, 100)
+	appendAll := func(b *testing.B, s *Store, n int, at int64) {
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			from, to := int64(1+i%convs), int64(1000)
+			s.AppendAsync(context.Background(), &protocol.Message{MsgID: int64(i + 1), Conv: protocol.DirectConv(from, to),
+				From: from, To: to, Body: body, ServerTime: at}, func(_ protocol.Message, _ bool, err error) {
+				if err != nil {
+					b.Error(err)
+				}
+				wg.Done()
+			})
+		}
+		wg.Wait()
+	}
+	setTimers := func(b *testing.B, s *Store) {
+		for c := range convs {
+			from := int64(1 + c)
+			if _, _, err := s.Append(context.Background(), &protocol.Message{MsgID: 1 << 40, Conv: protocol.DirectConv(from, 1000),
+				From: from, To: 1000, ContentType: protocol.ContentTimer, Body: []byte("1"), ServerTime: 1}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for _, timer := range []bool{false, true} {
+		name := "append/plain"
+		if timer {
+			name = "append/expiring"
+		}
+		b.Run(name, func(b *testing.B) {
+			s := open(b, Config{Dir: b.TempDir()})
+			if timer {
+				setTimers(b, s)
+			}
+			b.ResetTimer()
+			appendAll(b, s, b.N, time.Now().UnixMilli()+3_600_000)
+		})
+	}
+	b.Run("expire", func(b *testing.B) {
+		s := open(b, Config{Dir: b.TempDir()})
+		setTimers(b, s)
+		now := time.Now().UnixMilli()
+		appendAll(b, s, b.N, now-10_000) // due
+		b.ResetTimer()
+		n := 0
+		for n < b.N {
+			gone, err := s.Expire(context.Background(), now, 256)
+			if err != nil || len(gone) == 0 {
+				b.Fatalf("Expire after %d of %d: %v", n, b.N, err)
+			}
+			n += len(gone)
+		}
+	})
 }

@@ -92,6 +92,10 @@ type writer struct {
 	timers    map[string]uint32 // conv → timer in seconds (expiry.go)
 	lastUser  int64
 	lastGroup int64
+	// sweptTo and wheelLow bound where Expire's scan of the wheel starts
+	// (expiry.go); sweptTo nil: at the wheel's start.
+	sweptTo  []byte
+	wheelLow int64
 }
 
 // queue hands o to the writer. It blocks while the queue is full, until ctx
@@ -205,6 +209,7 @@ func (w *writer) commit(ops []op) {
 		}
 	}
 	if t.err != nil {
+		w.sweptTo = nil // the batch may have held a sweep that did not happen
 		for conv := range t.touched {
 			delete(w.seqs, conv) // the cache may hold seqs that never committed
 			delete(w.timers, conv)

@@ -231,6 +231,17 @@ func testExpiryEvents(t *testing.T, open Open) {
 	if vs, err := e.ev.EditHistory(e.ctx, target.Conv, target.Seq); err != nil || len(vs) != 2 {
 		t.Fatalf("EditHistory: %v, %v", vs, err)
 	}
+	// Expire returns a message with its latest text (what the index holds).
+	ed := e.sentAt(a, b, "t4", "first text", now+5000)
+	e.add(e.event(a, b, protocol.ContentEdit, ed.Seq, "second text"))
+	gone, err := e.expirer().Expire(e.ctx, now+100_000, 100)
+	edited := false
+	for _, m := range gone {
+		edited = edited || m.Seq == ed.Seq && string(m.Body) == "second text"
+	}
+	if err != nil || !edited {
+		t.Fatalf("Expire: %+v, %v; want seq %d with its edited text", gone, err, ed.Seq)
+	}
 }
 
 // A group's timer works as a direct conversation's.
