@@ -1,10 +1,13 @@
 package server_test
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/parleyim/parley/client/clienttest"
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/server"
 	"github.com/parleyim/parley/server/servertest"
@@ -202,5 +205,57 @@ func TestExpiryAcrossRestart(t *testing.T) {
 				t.Fatalf("Sync: %v, want the timer only", seqs)
 			}
 		})
+	}
+}
+
+// In a cluster sharing one store, a message expires on time after the node
+// its sender used stops: another node's sweeper deletes it and tells the
+// recipient, who is on that other node.
+func TestExpiryInCluster(t *testing.T) {
+	c := servertest.NewCluster(t, 500*time.Millisecond)
+	n1, n2 := c.Start(expiryConfig), c.Start(expiryConfig)
+	tab := c.WaitOwners(n1, n2)
+	on := map[string][]*clienttest.Member{}
+	for i := 0; len(on[n1.Name]) == 0 || len(on[n2.Name]) == 0; i++ {
+		if i == 40 {
+			t.Fatal("no users on both nodes")
+		}
+		m := clienttest.Join(t, n1.Name, fmt.Sprintf("expiring%02d", i))
+		owner := tab.Owner(m.ID)
+		clienttest.Eventually(t, 5*time.Second, m.Name+" on its node", func() bool { return m.LastLogin() == owner })
+		on[owner] = append(on[owner], m)
+	}
+	a, b := on[n1.Name][0], on[n2.Name][0]
+	conv := protocol.DirectConv(a.ID, b.ID)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := a.SetTimer(ctx, conv, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	sent, err := a.Send(ctx, b.ID, 0, []byte("gone in two seconds"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Stop(n1)
+	deadline := time.After(6 * time.Second)
+	for got := false; !got; {
+		select {
+		case n := <-b.Notices():
+			got = n.Expired != nil && n.Expired.Conv == conv && slices.Contains(n.Expired.Seqs, sent.Seq)
+		case <-deadline:
+			t.Fatal("no Expired notice after the sender's node stopped")
+		}
+	}
+	if late := time.Now().UnixMilli() - (sent.ServerTime + 2000); late > 2000 {
+		t.Fatalf("Expired %d ms after the deadline", late)
+	}
+	res, err := b.Sync(ctx, conv, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range res.Messages {
+		if m.Seq == sent.Seq {
+			t.Fatalf("Sync still has the expired message: %+v", m)
+		}
 	}
 }

@@ -82,6 +82,14 @@ type shared struct {
 	node int64
 }
 
+// Expire forwards storage.Expirer, so every node sweeps the shared store.
+func (s shared) Expire(ctx context.Context, now int64, limit int) ([]protocol.Message, error) {
+	if x, ok := s.Store.(storage.Expirer); ok {
+		return x.Expire(ctx, now, limit)
+	}
+	return nil, nil
+}
+
 func (s shared) Close() error {
 	s.c.mu.Lock()
 	delete(s.c.hooks, s.node)
