@@ -45,6 +45,7 @@ func commandList() []command {
 		{name: "history", args: "NAME|GROUP [N]", help: "the last N messages (default 20, at most 500), oldest first", min: 1, max: 2, do: (*app).history,
 			check: func(args []string) error { _, err := historyArgs(args); return err }},
 		{name: "search", args: "WORDS...", help: "your messages holding every word, newest first (at most 50)", min: 1, max: -1, do: (*app).search},
+		{name: "expire", args: "NAME|GROUP TIME|off", help: "disappearing messages: new messages of the conversation vanish after TIME (30s, 5m, 1h, 7d; a group's owner), or off", min: 2, max: 2, do: (*app).expire},
 		{name: "conversations", help: "your conversations, with unread counts and the last message", do: (*app).conversations},
 		{name: "friends", help: "your friends, online or not", do: (*app).friends},
 		{name: "requests", help: "friend requests to you and from you", do: (*app).requests},
@@ -268,6 +269,7 @@ type (
 		Unread  uint64       `json:"unread"`
 		LastSeq uint64       `json:"last_seq"`
 		Last    *messageJSON `json:"last,omitempty"`
+		Timer   uint32       `json:"timer,omitempty"` // disappearing messages, seconds
 	}
 	userJSON struct {
 		UserID   int64  `json:"user_id"`
@@ -388,6 +390,24 @@ func (a *app) sendTo(ctx context.Context, c *client.Client, args []string, group
 	return a.emit(sentJSON{ack.Conv, ack.Seq, ack.MsgID, ack.ServerTime}, fmt.Sprintf("sent to %s (#%d)", t.title, ack.Seq))
 }
 
+// expire sets the timer of the conversation with NAME or of GROUP.
+func (a *app) expire(ctx context.Context, c *client.Client, args []string) error {
+	d, err := client.ParseTimer(args[1])
+	if err != nil {
+		return failf(exitUsage, "usage: parley expire NAME|GROUP TIME|off: %v", err)
+	}
+	t, err := a.resolve(ctx, c, args[0], false)
+	if err != nil {
+		return err
+	}
+	ack, err := c.SetTimer(ctx, t.conv, d)
+	if err != nil {
+		return err
+	}
+	return a.emit(sentJSON{ack.Conv, ack.Seq, ack.MsgID, ack.ServerTime},
+		fmt.Sprintf("disappearing messages with %s: %s (#%d)", t.title, client.TimerText(uint32(d/time.Second)), ack.Seq))
+}
+
 // historyArgs checks N before anything is asked of the server.
 func historyArgs(args []string) (int, error) {
 	if len(args) < 2 {
@@ -460,7 +480,7 @@ func (a *app) conversations(ctx context.Context, c *client.Client, _ []string) e
 		if !ok {
 			continue
 		}
-		j := convJSON{Conv: cv.Conv, Unread: cv.Unread, LastSeq: cv.LastSeq}
+		j := convJSON{Conv: cv.Conv, Unread: cv.Unread, LastSeq: cv.LastSeq, Timer: cv.Timer}
 		if p.Kind == protocol.ConvGroup {
 			name, member := groups[p.Group]
 			if !member {
@@ -473,6 +493,9 @@ func (a *app) conversations(ctx context.Context, c *client.Client, _ []string) e
 		line := oneLine(j.Title)
 		if cv.Unread > 0 {
 			line += fmt.Sprintf(" (%d unread)", cv.Unread)
+		}
+		if cv.Timer > 0 {
+			line += " ⏱ " + client.TimerText(cv.Timer)
 		}
 		if cv.Last != nil {
 			m := names.message(ctx, *cv.Last)
