@@ -37,7 +37,7 @@ import (
 // opening a large store). Keys are only added: a batch that fails, or a
 // deleted or expired message, leaves a false positive, which costs a
 // lookup. The filter lives in memory only and is rebuilt at each Open,
-// about 1.25 bytes per stored message (more after it grows).
+// about 1.75 bytes per stored message (more after it grows).
 //
 // The filter replaced the writer's maps of the dedupe keys of its last
 // 65,536 to 131,072 appends (whole messages, ~30 MB of pointerful heap
