@@ -59,7 +59,8 @@ type conv struct {
 	muted, pinned       bool
 	asked               bool // Receipts was asked since the last login
 
-	timer uint32 // disappearing messages, in seconds (expiry.go)
+	timer       uint32 // disappearing messages, in seconds (expiry.go)
+	lastExpires int64  // when the message of lastText expires (Unix ms; 0: never)
 }
 
 // note is a group event shown among the messages, at the time it came.
@@ -233,7 +234,7 @@ func (m *Model) add(c *conv, x protocol.Message) bool {
 		return true
 	}
 	if i == len(c.msgs)-1 {
-		c.lastText, c.lastFrom = MessageText(x), x.From
+		c.lastText, c.lastFrom, c.lastExpires = MessageText(x), x.From, x.ExpiresAt
 		c.lastTime = max(c.lastTime, x.ServerTime)
 	}
 	return true
@@ -392,7 +393,7 @@ func (m *Model) snapshot(s snapshotMsg) tea.Cmd {
 			}
 		}
 		if l := sc.Last; l != nil && (len(c.msgs) == 0 || l.Seq >= c.msgs[len(c.msgs)-1].Seq) {
-			c.lastText, c.lastFrom = MessageText(*l), l.From
+			c.lastText, c.lastFrom, c.lastExpires = MessageText(*l), l.From, l.ExpiresAt
 			c.lastTime = max(c.lastTime, l.ServerTime)
 			cmds = append(cmds, m.learn(l.From))
 		}

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -66,27 +67,54 @@ func (m *Model) dropSeqs(c *conv, gone func(x protocol.Message) bool) {
 	if len(c.msgs) == n {
 		return
 	}
-	c.lastText, c.lastFrom = "", 0
-	if i := lastShown(c); i >= 0 {
-		c.lastText, c.lastFrom = MessageText(c.msgs[i]), c.msgs[i].From
-	}
+	m.lastAgain(c)
 	m.clampScroll()
+}
+
+// lastAgain sets what the list shows of c from its newest message left.
+func (m *Model) lastAgain(c *conv) {
+	c.lastText, c.lastFrom, c.lastExpires = "", 0, 0
+	if i := lastShown(c); i >= 0 {
+		c.lastText, c.lastFrom, c.lastExpires = MessageText(c.msgs[i]), c.msgs[i].From, c.msgs[i].ExpiresAt
+	}
+}
+
+// dropFound blanks the search matches that gone says are gone (their lines
+// in the matches panel too).
+func (m *Model) dropFound(gone func(x protocol.Message) bool) {
+	for i := range m.found {
+		x := &m.found[i]
+		if x.Body == nil || !gone(*x) {
+			continue
+		}
+		x.Body, x.ExpiresAt = nil, 0
+		if k := 2 + i; k < len(m.srch.lines) { // below the title and a blank line
+			m.srch.lines[k] = fmt.Sprintf("  %2d. (disappeared)", i+1)
+		}
+	}
 }
 
 // expired handles an Expired notice.
 func (m *Model) expired(e *protocol.Expired) tea.Cmd {
+	gone := func(x protocol.Message) bool { return x.Conv == e.Conv && slices.Contains(e.Seqs, x.Seq) }
 	if c := m.conv(e.Conv); c != nil {
-		m.dropSeqs(c, func(x protocol.Message) bool { return slices.Contains(e.Seqs, x.Seq) })
+		m.dropSeqs(c, gone)
 	}
+	m.dropFound(gone)
 	return nil
 }
 
 // expireDue drops what expired by now and schedules the next tick.
 func (m *Model) expireDue(now time.Time) tea.Cmd {
 	m.expireAt = 0
+	gone := func(x protocol.Message) bool { return client.Expired(&x, now) }
 	for _, c := range m.convs {
-		m.dropSeqs(c, func(x protocol.Message) bool { return client.Expired(&x, now) })
+		m.dropSeqs(c, gone)
+		if c.lastExpires != 0 && c.lastExpires <= now.UnixMilli() {
+			m.lastAgain(c) // the list's text of a conversation not loaded goes too
+		}
 	}
+	m.dropFound(gone)
 	return m.expireSoon()
 }
 
@@ -94,12 +122,19 @@ func (m *Model) expireDue(now time.Time) tea.Cmd {
 // messages loaded, unless one is due by then already.
 func (m *Model) expireSoon() tea.Cmd {
 	var first int64
+	at := func(e int64) {
+		if e != 0 && (first == 0 || e < first) {
+			first = e
+		}
+	}
 	for _, c := range m.convs {
 		for i := range c.msgs {
-			if e := c.msgs[i].ExpiresAt; e != 0 && (first == 0 || e < first) {
-				first = e
-			}
+			at(c.msgs[i].ExpiresAt)
 		}
+		at(c.lastExpires)
+	}
+	for i := range m.found {
+		at(m.found[i].ExpiresAt)
 	}
 	if first == 0 || (m.expireAt != 0 && m.expireAt <= first) {
 		return nil

@@ -73,3 +73,22 @@ func TestExpiryOnScreen(t *testing.T) {
 		t.Fatalf("timer off:\n%s", v)
 	}
 }
+
+// A search match that expires leaves the matches panel.
+func TestExpiryInSearchPanel(t *testing.T) {
+	f := newFake()
+	m := loggedIn(t, f)
+	conv := protocol.DirectConv(1, 2)
+	hit := msg(conv, 9, 2, "secret plan")
+	hit.ExpiresAt = time.Now().UnixMilli() + 50
+	m.srch.query, m.srch.gen = "plan", 1
+	step(m, searchMsg{gen: 1, res: protocol.SearchResult{Messages: []protocol.Message{msg(conv, 1, 2, "old plan"), hit}}})
+	if v := screenText(m); !strings.Contains(v, "secret plan") || m.expireAt != hit.ExpiresAt {
+		t.Fatalf("matches (next tick %d):\n%s", m.expireAt, v)
+	}
+	time.Sleep(time.Until(time.UnixMilli(hit.ExpiresAt)))
+	step(m, expireMsg{})
+	if v := screenText(m); strings.Contains(v, "secret plan") || !strings.Contains(v, "2. (disappeared)") || !strings.Contains(v, "old plan") {
+		t.Fatalf("after the expiry:\n%s", v)
+	}
+}

@@ -308,6 +308,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, tea.Batch(m.history(msg), m.expireSoon())
 	case searchMsg:
 		m.searched(msg)
+		return m, m.expireSoon()
 	case sentMsg:
 		return m, m.sent(msg)
 	case pumpMsg:

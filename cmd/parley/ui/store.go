@@ -258,13 +258,14 @@ type Cache struct {
 
 // CachedConv is one conversation of the cache.
 type CachedConv struct {
-	ID       string             `json:"id"`
-	Msgs     []protocol.Message `json:"msgs,omitempty"`
-	LastText string             `json:"last_text,omitempty"`
-	LastFrom int64              `json:"last_from,omitempty"`
-	LastTime int64              `json:"last_time,omitempty"`
-	Unread   int                `json:"unread,omitempty"`
-	Read     uint64             `json:"read,omitempty"`
+	ID          string             `json:"id"`
+	Msgs        []protocol.Message `json:"msgs,omitempty"`
+	LastText    string             `json:"last_text,omitempty"`
+	LastExpires int64              `json:"last_expires,omitempty"` // when the message of LastText expires
+	LastFrom    int64              `json:"last_from,omitempty"`
+	LastTime    int64              `json:"last_time,omitempty"`
+	Unread      int                `json:"unread,omitempty"`
+	Read        uint64             `json:"read,omitempty"`
 }
 
 // cachedMsgs is how many of the newest messages of a conversation the
@@ -312,13 +313,10 @@ func (m *Model) loadCache(c Cache) {
 				added++
 			}
 		}
-		x.lastText, x.lastFrom = cc.LastText, cc.LastFrom
-		if added < len(cc.Msgs) {
-			// Some expired since: what the list shows is the newest left.
-			x.lastText, x.lastFrom = "", 0
-			if i := lastShown(x); i >= 0 {
-				x.lastText, x.lastFrom = MessageText(x.msgs[i]), x.msgs[i].From
-			}
+		x.lastText, x.lastFrom, x.lastExpires = cc.LastText, cc.LastFrom, cc.LastExpires
+		if added < len(cc.Msgs) || cc.LastExpires != 0 && cc.LastExpires <= time.Now().UnixMilli() {
+			// Expired since: what the list shows is the newest left.
+			m.lastAgain(x)
 		}
 		x.lastTime = max(x.lastTime, cc.LastTime)
 		x.srvUnread, x.read = cc.Unread, cc.Read
@@ -346,7 +344,8 @@ func (m *Model) saveCache() {
 		c.Groups = append(c.Groups, g)
 	}
 	for _, x := range m.convs {
-		cc := CachedConv{ID: x.id, LastText: x.lastText, LastFrom: x.lastFrom, LastTime: x.lastTime, Unread: x.unread(), Read: x.read}
+		cc := CachedConv{ID: x.id, LastText: x.lastText, LastFrom: x.lastFrom, LastTime: x.lastTime, Unread: x.unread(), Read: x.read,
+			LastExpires: x.lastExpires}
 		now := time.Now()
 		cc.Msgs = slices.DeleteFunc(slices.Clone(x.msgs[max(len(x.msgs)-cachedMsgs, 0):]), func(y protocol.Message) bool { return client.Expired(&y, now) })
 		c.Convs = append(c.Convs, cc)
