@@ -96,6 +96,7 @@ func (s *Server) expireDue(x storage.Expirer, now int64) int {
 	if len(gone) == 0 {
 		return 0
 	}
+	s.m.expiredN(len(gone))
 	if sr, ok := s.store.(storage.Searcher); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := sr.Unindex(ctx, gone); err != nil && !errors.Is(err, storage.ErrClosed) {

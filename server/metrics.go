@@ -39,6 +39,7 @@ type Metrics struct {
 	loginsOther         *metrics.Counter
 
 	messages    *metrics.Counter
+	expired     *metrics.Counter
 	acceptPause *metrics.Counter
 	handshakes  *metrics.Counter
 	pushes      *metrics.Counter
@@ -75,6 +76,7 @@ func NewMetrics() *Metrics {
 		kicks:       map[protocol.KickReason]*metrics.Counter{},
 		logins:      map[loginKey]*metrics.Counter{},
 		messages:    set.NewCounter("parley_messages_stored_total"),
+		expired:     set.NewCounter("parley_messages_expired_total"),
 		handshakes:  set.NewCounter("parley_noise_handshakes_total"),
 		pushes:      set.NewCounter("parley_pushes_total"),
 		acceptPause: set.NewCounter("parley_accept_pauses_total"),
@@ -390,6 +392,13 @@ func (m *Metrics) stored(d time.Duration, dup bool) {
 	m.append.Update(d.Seconds())
 	if !dup {
 		m.messages.Inc()
+	}
+}
+
+// expiredN counts messages this node's sweeper deleted.
+func (m *Metrics) expiredN(n int) {
+	if m != nil {
+		m.expired.Add(n)
 	}
 }
 
