@@ -134,7 +134,9 @@ func (l *memLists) Remove(_ context.Context, conv string, offs map[ListKey]map[u
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for k, o := range offs {
-		l.lists[conv][k] = RemovePostings(l.lists[conv][k], o)
+		if list, ok := l.lists[conv][k]; ok {
+			l.lists[conv][k] = RemovePostings(list, o)
+		}
 	}
 	return nil
 }

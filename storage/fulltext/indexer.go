@@ -85,7 +85,12 @@ type IndexerConfig struct {
 	// to each list it touches, and a list read before the store compacts
 	// it costs a step per piece: gathering keeps them few (a message is
 	// searchable about Delay after its commit).
-	Delay  time.Duration
+	Delay time.Duration
+	// Recent bounds the committed messages the indexer holds (bodies plus
+	// a fixed overhead each, in bytes) to index them without reading them
+	// back from the store; 0 means DefaultRecentBytes, negative none.
+	// Past it, messages are read back from the store.
+	Recent int64
 	Logger *slog.Logger // nil means discard
 }
 
@@ -94,9 +99,13 @@ const DefaultIndexDelay = 100 * time.Millisecond
 
 // Indexer keeps a store's text index up to date, off the send path: the
 // store's writer notes each committed batch (Note, which never blocks) and
-// the indexer's goroutine indexes the new messages afterwards, reading them
-// back from the store. What it has indexed is recorded per conversation with
-// the postings, so after a crash it catches up from the store alone.
+// the indexer's goroutine indexes the new messages afterwards. It keeps
+// copies of the noted messages up to a bound in bytes (IndexerConfig.Recent)
+// and indexes those without reading them back; the others (past the bound,
+// after a queue overflow, a recall or an edit in their conversation) it
+// reads back from the store. What it has indexed is recorded per
+// conversation with the postings, so after a crash it catches up from the
+// store alone.
 //
 // An edit (content type protocol.ContentEdit) is indexed under the seq of
 // the message it edits: the grams of the new text are added there, and the
@@ -106,6 +115,7 @@ const DefaultIndexDelay = 100 * time.Millisecond
 // the removal keeps stale candidates from costing reads.)
 type Indexer struct {
 	lists    Lists
+	recent   *recent
 	chunk    int
 	delay    time.Duration
 	log      *slog.Logger
@@ -119,19 +129,20 @@ type Indexer struct {
 	// removed, so a removal never interleaves with an Add of the same text.
 	mu sync.Mutex
 
-	messages, bytes, busy atomic.Int64
+	messages, bytes, busy, loaded atomic.Int64
 }
 
 // Stats counts an indexer's work since it started.
 type Stats struct {
 	Messages int64         // messages indexed
+	Loaded   int64         // of those, read back from the store (the others were noted and held)
 	Bytes    int64         // posting bytes written (values; keys and engine overhead apart)
 	Busy     time.Duration // time spent indexing: reading the messages, cutting grams, writing
 }
 
 // Stats returns the indexer's counters.
 func (x *Indexer) Stats() Stats {
-	return Stats{x.messages.Load(), x.bytes.Load(), time.Duration(x.busy.Load())}
+	return Stats{x.messages.Load(), x.loaded.Load(), x.bytes.Load(), time.Duration(x.busy.Load())}
 }
 
 // NewIndexer starts an indexer; it first catches up on what the store holds
@@ -146,6 +157,9 @@ func NewIndexer(cfg IndexerConfig) *Indexer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Recent == 0 {
+		cfg.Recent = DefaultRecentBytes
+	}
 	switch {
 	case cfg.Delay == 0:
 		cfg.Delay = DefaultIndexDelay
@@ -153,7 +167,7 @@ func NewIndexer(cfg IndexerConfig) *Indexer {
 		cfg.Delay = 0
 	}
 	x := &Indexer{
-		lists: cfg.Lists, chunk: cfg.Chunk, log: cfg.Logger, delay: cfg.Delay,
+		lists: cfg.Lists, recent: newRecent(cfg.Recent), chunk: cfg.Chunk, log: cfg.Logger, delay: cfg.Delay,
 		notes:   make(chan Pending, cfg.Queue),
 		flushes: make(chan chan struct{}),
 		quit:    make(chan struct{}),
@@ -164,10 +178,12 @@ func NewIndexer(cfg IndexerConfig) *Indexer {
 	return x
 }
 
-// Note tells the indexer that msgs were committed. It never blocks: when the
-// queue is full the note is dropped and the indexer catches up from the
-// store.
+// Note tells the indexer that msgs were committed, in commit order. It
+// copies what it keeps of them (the caller may reuse msgs). It never blocks:
+// when the queue is full the note is dropped and the indexer catches up from
+// the store.
 func (x *Indexer) Note(msgs []protocol.Message) {
+	x.recent.add(msgs)
 	for i := range msgs {
 		// Only the last message of a run of one conversation matters.
 		if i+1 < len(msgs) && msgs[i+1].Conv == msgs[i].Conv {
@@ -235,6 +251,10 @@ func (x *Indexer) Remove(ctx context.Context, msgs []protocol.Message) error {
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	// The messages held for these conversations may have the text removed.
+	for i := range msgs {
+		x.recent.drop(msgs[i].Conv, ^uint64(0))
+	}
 	for conv, offs := range byConv {
 		if err := x.lists.Remove(ctx, conv, offs); err != nil {
 			return err
@@ -294,6 +314,11 @@ func (x *Indexer) run() {
 		}
 		due := ready || len(flushes) > 0 || x.delay == 0
 		if !failing && due && x.overflow.Swap(false) {
+			// A held message whose note was dropped is taken (or
+			// dropped, when read back meanwhile) with the others.
+			for _, p := range x.recent.pending() {
+				note(p)
+			}
 			behind, err := x.lists.Behind(ctx)
 			if err != nil {
 				x.overflow.Store(true)
@@ -375,6 +400,7 @@ func (x *Indexer) index(ctx context.Context, conv string, last uint64, progress 
 		}
 		p = np
 	}
+	x.recent.drop(conv, p) // held messages read back from the store meanwhile
 	progress[conv] = p
 	return nil
 }
@@ -384,9 +410,13 @@ func (x *Indexer) indexChunk(ctx context.Context, conv string, after uint64) (ui
 	defer x.mu.Unlock()
 	t0 := time.Now()
 	defer func() { x.busy.Add(int64(time.Since(t0))) }()
-	msgs, err := x.lists.Load(ctx, conv, after, x.chunk)
-	if err != nil || len(msgs) == 0 {
-		return after, 0, err
+	msgs := x.recent.take(conv, after, x.chunk)
+	if msgs == nil {
+		var err error
+		if msgs, err = x.lists.Load(ctx, conv, after, x.chunk); err != nil || len(msgs) == 0 {
+			return after, 0, err
+		}
+		x.loaded.Add(int64(len(msgs)))
 	}
 	postings := make(map[ListKey][]byte)
 	var size int64
