@@ -155,7 +155,7 @@ func TestIndexerRecent(t *testing.T) {
 
 // A writer notes batches while the indexer runs, with edits and recalls
 // (each recall noted, then Remove with every version, as the server does):
-// the index ends as the read path's.
+// the index ends as the read path's, however the two interleave.
 func TestIndexerRecentRace(t *testing.T) {
 	l := newMemLists()
 	x := NewIndexer(IndexerConfig{Lists: l, Recent: 8 << 10, Chunk: 16, Delay: -1})
@@ -202,9 +202,10 @@ func TestIndexerRecentRace(t *testing.T) {
 	if err := x.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if st := x.Stats(); st.Loaded == st.Messages {
-		t.Errorf("all %d messages read back: none held", st.Messages)
-	}
+	// How many were held depends on how the indexer kept up (a starved
+	// one finds them invalidated): TestIndexerRecent checks that they are.
+	st := x.Stats()
+	t.Logf("%d messages indexed, %d read back", st.Messages, st.Loaded)
 	if got, want := l.postings(), readPath(t, l); !maps.EqualFunc(got, want, maps.Equal) {
 		t.Errorf("the held path's index differs from the read path's")
 	}
