@@ -74,6 +74,12 @@ func (p ParsedConv) Has(user int64) bool {
 	return p.Kind == ConvDirect && (p.A == user || p.B == user)
 }
 
+// DirectOf reports whether conv is a direct conversation of user's.
+func DirectOf(user int64, conv string) bool {
+	p, ok := ParseConv(conv)
+	return ok && p.Has(user)
+}
+
 // Peer returns the other user of a direct conversation.
 func (p ParsedConv) Peer(user int64) int64 {
 	if p.A == user {

@@ -583,6 +583,9 @@ func TestConvRoundTrip(t *testing.T) {
 		if !p.Has(lo) || !p.Has(hi) || p.Has(hi+1) || p.Peer(lo) != hi || p.Peer(hi) != lo {
 			t.Fatalf("%q: Has or Peer wrong", id)
 		}
+		if !DirectOf(lo, id) || !DirectOf(hi, id) || DirectOf(hi+1, id) {
+			t.Fatalf("%q: DirectOf wrong", id)
+		}
 		if DirectConv(p.A, p.B) != id {
 			t.Fatalf("%q does not format back", id)
 		}
@@ -593,7 +596,7 @@ func TestConvRoundTrip(t *testing.T) {
 	for _, g := range []int64{1, 42, math.MaxInt64} {
 		id := GroupConv(g)
 		p, ok := ParseConv(id)
-		if !ok || p != (ParsedConv{Kind: ConvGroup, Group: g}) || GroupConv(p.Group) != id || p.Has(g) {
+		if !ok || p != (ParsedConv{Kind: ConvGroup, Group: g}) || GroupConv(p.Group) != id || p.Has(g) || DirectOf(g, id) {
 			t.Fatalf("GroupConv(%d) = %q, parsed %+v, %v", g, id, p, ok)
 		}
 	}
@@ -610,6 +613,9 @@ func TestParseConvRejects(t *testing.T) {
 	} {
 		if p, ok := ParseConv(s); ok {
 			t.Errorf("ParseConv(%q) accepted: %+v", s, p)
+		}
+		if DirectOf(1, s) || DirectOf(2, s) {
+			t.Errorf("DirectOf(_, %q) = true", s)
 		}
 	}
 }

@@ -42,16 +42,7 @@ func (s *Store) Delivered(ctx context.Context, user int64, conv string, seq uint
 	if s.closed.Load() {
 		return storage.ErrClosed
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if seq == 0 || !canJoin(user, conv) {
-		return nil
-	}
-	if !s.delivered.Put(user, conv, seq) {
-		s.log.Warn("mysql: delivery cursor move dropped: too many pending", "user", user, "conv", conv)
-	}
-	return nil
+	return s.delivered.Move(ctx, user, conv, seq)
 }
 
 // DeliveredCursor implements storage.Deliveries.

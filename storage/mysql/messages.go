@@ -134,8 +134,7 @@ func (s *Store) Before(ctx context.Context, user int64, conv string, beforeSeq u
 // only in a direct conversation of the user's; a group's row is its
 // membership, which the groups own.
 func canJoin(user int64, conv string) bool {
-	p, ok := protocol.ParseConv(conv)
-	return ok && p.Has(user)
+	return protocol.DirectOf(user, conv)
 }
 
 func lastSeq(ctx context.Context, tx *sql.Tx, conv string) (uint64, error) {

@@ -128,7 +128,7 @@ type Store struct {
 	idx    *fulltext.Indexer
 	// delivered holds the delivery cursor moves not yet written
 	// (delivered.go).
-	delivered *lazycursor.Cursors
+	delivered *lazycursor.Deliveries
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -172,7 +172,7 @@ func Open(cfg Config) (*Store, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s := &Store{db: db, log: cfg.Logger, shards: cfg.Shards}
-	s.delivered = lazycursor.New(storage.DeliveredDelay, storage.MaxPendingDelivered, storage.DeliveredWriteTimeout, s.writeDelivered)
+	s.delivered = lazycursor.NewDeliveries("mysql", cfg.Logger, s.writeDelivered)
 	applied, err := migrate(ctx, db, cfg.Shards)
 	if err != nil {
 		_ = db.Close()

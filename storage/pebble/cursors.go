@@ -75,8 +75,7 @@ func (t *txn) setCursor(user int64, conv string, r cursorRow) error {
 // only in a direct conversation of the user's. In a group the row is the
 // membership, which the groups feature owns.
 func canJoin(user int64, conv string) bool {
-	p, ok := protocol.ParseConv(conv)
-	return ok && p.Has(user)
+	return protocol.DirectOf(user, conv)
 }
 
 // pendingCursor is an Ack not yet written.

@@ -24,11 +24,6 @@ func deliveredKey(user int64, conv string) []byte {
 	return append(key(tDelivered, user), conv...)
 }
 
-// newDelivered makes the store's pending delivery cursors.
-func (s *Store) newDelivered() *lazycursor.Cursors {
-	return lazycursor.New(storage.DeliveredDelay, storage.MaxPendingDelivered, storage.DeliveredWriteTimeout, s.writeDelivered)
-}
-
 // writeDelivered stores moves in one op; a move that is not forward is
 // skipped.
 func (s *Store) writeDelivered(ctx context.Context, moves []lazycursor.Move) error {
@@ -58,16 +53,7 @@ func (s *Store) Delivered(ctx context.Context, user int64, conv string, seq uint
 	if s.closed.Load() {
 		return storage.ErrClosed
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if seq == 0 || !canJoin(user, conv) {
-		return nil
-	}
-	if !s.delivered.Put(user, conv, seq) {
-		s.log.Warn("pebble: delivery cursor move dropped: too many pending", "user", user, "conv", conv)
-	}
-	return nil
+	return s.delivered.Move(ctx, user, conv, seq)
 }
 
 // DeliveredCursor implements storage.Deliveries.

@@ -72,7 +72,7 @@ type Store struct {
 	idx     *fulltext.Indexer
 	// delivered holds the delivery cursor moves not yet written
 	// (delivered.go).
-	delivered *lazycursor.Cursors
+	delivered *lazycursor.Deliveries
 
 	// seen holds the hash of every dedupe key (sender, client message id)
 	// in the database once seenReady is set: a miss means the id is new and
@@ -134,7 +134,7 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s := &Store{log: cfg.Logger, db: db, cursors: newCursors(), seenSeed: maphash.MakeSeed(), seenDone: make(chan struct{})}
 	s.seen = idfilter.New(s.seenCapacity())
-	s.delivered = s.newDelivered()
+	s.delivered = lazycursor.NewDeliveries("pebble", cfg.Logger, s.writeDelivered)
 	s.w = &writer{
 		db:       db,
 		hook:     cfg.Hook,
