@@ -50,6 +50,26 @@ type Lists interface {
 	Remove(ctx context.Context, conv string, offs map[ListKey]map[uint64]bool) error
 }
 
+// Write is one conversation's postings, file references and progress:
+// what one Lists.Add takes.
+type Write struct {
+	Conv     string
+	Postings map[ListKey][]byte
+	Refs     []FileRef
+	Progress uint64
+}
+
+// BatchLists is the optional ability of Lists to write several
+// conversations in one atomic write (MySQL: one transaction for many
+// conversations of a pass instead of one each). AddBatch does Add for each
+// of ws, all in one atomic write; ws holds a conversation at most once.
+type BatchLists interface {
+	AddBatch(ctx context.Context, ws []Write) error
+}
+
+// batchConvs is how many conversations one AddBatch covers at most.
+const batchConvs = 64
+
 // FileRef says that conv's message Seq holds (or held: a recall, an edit or
 // an expiry leaves it) an attachment of the file Sum. The indexer records
 // one for every attachment it reads, and every version an edit gives one,
@@ -115,6 +135,7 @@ const DefaultIndexDelay = 100 * time.Millisecond
 // the removal keeps stale candidates from costing reads.)
 type Indexer struct {
 	lists    Lists
+	batch    BatchLists // nil when lists cannot batch
 	recent   *recent
 	chunk    int
 	delay    time.Duration
@@ -173,6 +194,7 @@ func NewIndexer(cfg IndexerConfig) *Indexer {
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	x.batch, _ = cfg.Lists.(BatchLists)
 	x.overflow.Store(true) // catch up first
 	go x.run()
 	return x
@@ -328,7 +350,13 @@ func (x *Indexer) run() {
 				note(p)
 			}
 		}
-		if !failing && due {
+		if !failing && due && x.batch != nil {
+			ready = false
+			if err := x.indexBatched(ctx, want, progress); err != nil {
+				failing = x.failed(ctx, "index", err, retry)
+			}
+		}
+		if !failing && due && x.batch == nil {
 			ready = false
 			for conv, last := range want {
 				if err := x.index(ctx, conv, last, progress); err != nil {
@@ -410,11 +438,96 @@ func (x *Indexer) indexChunk(ctx context.Context, conv string, after uint64) (ui
 	defer x.mu.Unlock()
 	t0 := time.Now()
 	defer func() { x.busy.Add(int64(time.Since(t0))) }()
+	c, err := x.prepare(ctx, conv, after)
+	if err != nil || c.n == 0 {
+		return after, 0, err
+	}
+	if err := x.write(ctx, []cut{c}); err != nil {
+		return after, 0, err
+	}
+	return c.w.Progress, c.n, nil
+}
+
+// indexBatched indexes every conversation of want up to its seq there, a
+// chunk of each of up to batchConvs conversations per AddBatch, round after
+// round, and takes each done out of want.
+func (x *Indexer) indexBatched(ctx context.Context, want, progress map[string]uint64) error {
+	for len(want) > 0 {
+		convs := make([]string, 0, len(want))
+		for conv := range want {
+			convs = append(convs, conv)
+		}
+		for len(convs) > 0 {
+			group := convs[:min(len(convs), batchConvs)]
+			convs = convs[len(group):]
+			if err := x.indexGroup(ctx, group, want, progress); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// indexGroup indexes the next chunk of each conversation of group in one
+// AddBatch; a conversation with nothing left leaves want.
+func (x *Indexer) indexGroup(ctx context.Context, group []string, want, progress map[string]uint64) error {
+	for _, conv := range group {
+		if _, ok := progress[conv]; !ok {
+			p, err := x.lists.Progress(ctx, conv)
+			if err != nil {
+				return err
+			}
+			progress[conv] = p
+		}
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	t0 := time.Now()
+	defer func() { x.busy.Add(int64(time.Since(t0))) }()
+	var chunks []cut
+	for _, conv := range group {
+		p := progress[conv]
+		if p < want[conv] {
+			c, err := x.prepare(ctx, conv, p)
+			if err != nil {
+				return err
+			}
+			if c.n > 0 {
+				chunks = append(chunks, c)
+				continue
+			}
+		}
+		x.recent.drop(conv, p) // held messages read back from the store meanwhile
+		delete(want, conv)
+	}
+	if len(chunks) == 0 {
+		return nil
+	}
+	if err := x.write(ctx, chunks); err != nil {
+		return err
+	}
+	for _, c := range chunks {
+		progress[c.w.Conv] = c.w.Progress
+	}
+	return nil
+}
+
+// cut is a chunk of one conversation's messages, cut and ready to write.
+type cut struct {
+	w     Write
+	stale map[ListKey]map[uint64]bool // grams earlier versions of edited messages had
+	n     int                         // messages
+	size  int64                       // posting bytes
+}
+
+// prepare takes (or reads back) conv's messages after after, at most a
+// chunk, and cuts them; n is 0 when there are none. x.mu is held.
+func (x *Indexer) prepare(ctx context.Context, conv string, after uint64) (cut, error) {
 	msgs := x.recent.take(conv, after, x.chunk)
 	if msgs == nil {
 		var err error
 		if msgs, err = x.lists.Load(ctx, conv, after, x.chunk); err != nil || len(msgs) == 0 {
-			return after, 0, err
+			return cut{}, err
 		}
 		x.loaded.Add(int64(len(msgs)))
 	}
@@ -446,23 +559,43 @@ func (x *Indexer) indexChunk(ctx context.Context, conv string, after uint64) (ui
 	}
 	stale, err := x.edits(ctx, conv, lastEdit, post, &refs)
 	if err != nil {
-		return after, 0, err
+		return cut{}, err
 	}
-	np := msgs[len(msgs)-1].Seq
-	if err := x.lists.Add(ctx, conv, postings, refs, np); err != nil {
-		return after, 0, err
+	w := Write{Conv: conv, Postings: postings, Refs: refs, Progress: msgs[len(msgs)-1].Seq}
+	return cut{w: w, stale: stale, n: len(msgs), size: size}, nil
+}
+
+// write writes chunks (of distinct conversations; more than one only when
+// the lists can batch), then removes their stale grams. x.mu is held.
+func (x *Indexer) write(ctx context.Context, chunks []cut) error {
+	if len(chunks) == 1 {
+		w := &chunks[0].w
+		if err := x.lists.Add(ctx, w.Conv, w.Postings, w.Refs, w.Progress); err != nil {
+			return err
+		}
+	} else {
+		ws := make([]Write, len(chunks))
+		for i := range chunks {
+			ws[i] = chunks[i].w
+		}
+		if err := x.batch.AddBatch(ctx, ws); err != nil {
+			return err
+		}
 	}
 	// The stale grams go after the Add, which may have posted them (a
 	// message and its edit in one chunk). A crash between the two leaves
 	// them: a search's check filters them out.
-	if len(stale) > 0 {
-		if err := x.lists.Remove(ctx, conv, stale); err != nil {
-			return after, 0, err
+	for i := range chunks {
+		c := &chunks[i]
+		if len(c.stale) > 0 {
+			if err := x.lists.Remove(ctx, c.w.Conv, c.stale); err != nil {
+				return err
+			}
 		}
+		x.messages.Add(int64(c.n))
+		x.bytes.Add(c.size)
 	}
-	x.messages.Add(int64(len(msgs)))
-	x.bytes.Add(size)
-	return np, len(msgs), nil
+	return nil
 }
 
 // edits posts, for each target edited in a chunk, the grams of its version

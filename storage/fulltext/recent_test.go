@@ -210,3 +210,85 @@ func TestIndexerRecentRace(t *testing.T) {
 		t.Errorf("the held path's index differs from the read path's")
 	}
 }
+
+// batchLists is memLists with AddBatch, counting the writes.
+type batchLists struct {
+	*memLists
+	adds, batches, convs int
+}
+
+func (l *batchLists) Add(ctx context.Context, conv string, postings map[ListKey][]byte, refs []FileRef, progress uint64) error {
+	l.mu.Lock()
+	l.adds++
+	l.mu.Unlock()
+	return l.memLists.Add(ctx, conv, postings, refs, progress)
+}
+
+func (l *batchLists) AddBatch(ctx context.Context, ws []Write) error {
+	l.mu.Lock()
+	l.batches++
+	l.convs += len(ws)
+	seen := map[string]bool{}
+	for _, w := range ws {
+		if seen[w.Conv] {
+			l.mu.Unlock()
+			return fmt.Errorf("%s twice in one batch", w.Conv)
+		}
+		seen[w.Conv] = true
+	}
+	l.mu.Unlock()
+	for _, w := range ws {
+		if err := l.memLists.Add(ctx, w.Conv, w.Postings, w.Refs, w.Progress); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Lists that can batch get a pass's conversations in a few AddBatch calls,
+// not one Add each, and the index ends as the read path's (an edit, a
+// recall, conversations needing several chunks).
+func TestIndexerBatch(t *testing.T) {
+	l := &batchLists{memLists: newMemLists()}
+	x := NewIndexer(IndexerConfig{Lists: l, Chunk: 4, Delay: time.Hour})
+	defer x.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	const convs = 150
+	for i := range 3 {
+		var batch []protocol.Message
+		for c := range convs {
+			conv := fmt.Sprintf("d:1:%d", 2+c)
+			batch = append(batch, l.commit(conv, protocol.ContentText, 0, fmt.Sprintf("word%d apple", i)))
+			if c < 3 {
+				batch = append(batch, l.commit(conv, protocol.ContentText, 0, "cherry pie"), l.commit(conv, protocol.ContentText, 0, "damson jam"))
+			}
+		}
+		x.Note(batch)
+	}
+	x.Note([]protocol.Message{l.commit("d:1:2", protocol.ContentEdit, 2, "banana split")})
+	gone := l.versions("d:1:3", 1)
+	x.Note([]protocol.Message{l.commit("d:1:3", protocol.ContentRecall, 1, "")})
+	if err := x.Remove(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.mu.Lock()
+	adds, batches, written := l.adds, l.batches, l.convs
+	for conv, ms := range l.msgs {
+		if p := l.progress[conv]; p != uint64(len(ms)) {
+			t.Errorf("%s: progress %d of %d", conv, p, len(ms))
+		}
+	}
+	l.mu.Unlock()
+	// 150 conversations, 64 a batch: 3 batches a round; the 3 with 9 or
+	// 10 messages take 3 rounds of chunks of 4.
+	if batches > 9 || adds > 3 || written < convs {
+		t.Errorf("%d batches of %d conversations in all and %d single adds for %d conversations", batches, written, adds, convs)
+	}
+	if got, want := l.postings(), readPath(t, l.memLists); !maps.EqualFunc(got, want, maps.Equal) {
+		t.Errorf("the batched index differs from the read path's")
+	}
+}

@@ -316,42 +316,73 @@ func (l indexLists) Versions(ctx context.Context, conv string, seq uint64) ([]pr
 const listRows = 500
 
 func (l indexLists) Add(ctx context.Context, conv string, postings map[fulltext.ListKey][]byte, refs []fulltext.FileRef, progress uint64) error {
+	return l.AddBatch(ctx, []fulltext.Write{{Conv: conv, Postings: postings, Refs: refs, Progress: progress}})
+}
+
+var _ fulltext.BatchLists = indexLists{}
+
+// AddBatch implements fulltext.BatchLists: one transaction for every
+// conversation of ws (the indexer's pass wrote one per conversation: about
+// 40 % of MariaDB's commits under the cluster bench).
+func (l indexLists) AddBatch(ctx context.Context, ws []fulltext.Write) error {
 	return l.s.tx(ctx, "index", func(tx *sql.Tx) error {
-		if len(refs) > 0 {
-			args := make([]any, 0, 3*len(refs))
-			for _, r := range refs {
-				args = append(args, r.Sum[:], conv, r.Seq)
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT IGNORE INTO file_refs (sum, conv, seq) VALUES `+
-				placeholders(len(refs), "(?, ?, ?)"), args...); err != nil {
-				return err
-			}
-		}
-		args := make([]any, 0, 4*min(len(postings), listRows))
-		flush := func() error {
+		var args []any
+		flush := func(query, row string, cols int) error {
 			if len(args) == 0 {
 				return nil
 			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO search_lists (conv, bucket, gram, list) VALUES `+
-				placeholders(len(args)/4, "(?, ?, ?, ?)")+` ON DUPLICATE KEY UPDATE list = CONCAT(list, VALUES(list))`, args...)
+			_, err := tx.ExecContext(ctx, query+placeholders(len(args)/cols, row)+suffix[query], args...)
 			args = args[:0]
 			return err
 		}
-		for k, list := range postings {
-			args = append(args, conv, k.Bucket, uint64(k.Gram), list)
-			if len(args) == 4*listRows {
-				if err := flush(); err != nil {
+		for _, w := range ws {
+			for _, r := range w.Refs {
+				args = append(args, r.Sum[:], w.Conv, r.Seq)
+				if len(args) == 3*listRows {
+					if err := flush(insertRefs, "(?, ?, ?)", 3); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if err := flush(insertRefs, "(?, ?, ?)", 3); err != nil {
+			return err
+		}
+		for _, w := range ws {
+			for k, list := range w.Postings {
+				args = append(args, w.Conv, k.Bucket, uint64(k.Gram), list)
+				if len(args) == 4*listRows {
+					if err := flush(insertLists, "(?, ?, ?, ?)", 4); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if err := flush(insertLists, "(?, ?, ?, ?)", 4); err != nil {
+			return err
+		}
+		for _, w := range ws {
+			args = append(args, w.Conv, w.Progress)
+			if len(args) == 2*listRows {
+				if err := flush(insertProgress, "(?, ?)", 2); err != nil {
 					return err
 				}
 			}
 		}
-		if err := flush(); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO search_progress (conv, seq) VALUES (?, ?)
-			ON DUPLICATE KEY UPDATE seq = GREATEST(seq, VALUES(seq))`, conv, progress)
-		return err
+		return flush(insertProgress, "(?, ?)", 2)
 	})
+}
+
+// The statements of AddBatch: each is its prefix, rows, then its suffix.
+const (
+	insertRefs     = `INSERT IGNORE INTO file_refs (sum, conv, seq) VALUES `
+	insertLists    = `INSERT INTO search_lists (conv, bucket, gram, list) VALUES `
+	insertProgress = `INSERT INTO search_progress (conv, seq) VALUES `
+)
+
+var suffix = map[string]string{
+	insertLists:    ` ON DUPLICATE KEY UPDATE list = CONCAT(list, VALUES(list))`,
+	insertProgress: ` ON DUPLICATE KEY UPDATE seq = GREATEST(seq, VALUES(seq))`,
 }
 
 func (l indexLists) Remove(ctx context.Context, conv string, offs map[fulltext.ListKey]map[uint64]bool) error {
