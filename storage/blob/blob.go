@@ -72,6 +72,18 @@ type Info struct {
 	Modified time.Time // when its content was written (a later upload of the same content leaves it)
 }
 
+// Marked reports whether one of a blob's owner records (each with its
+// time) is at or after before: the blob was marked uploaded then, and
+// Collector.Remove keeps it.
+func Marked(owners map[string]time.Time, before time.Time) bool {
+	for _, t := range owners {
+		if !t.Before(before) {
+			return true
+		}
+	}
+	return false
+}
+
 // Collector is the optional ability of a Store to have its unreferenced
 // blobs removed (server/files' collector). Both stores have it.
 //

@@ -308,12 +308,7 @@ func (d *Disk) marked(sum Sum, before time.Time) (bool, map[string]time.Time, er
 	if err != nil {
 		return false, nil, err
 	}
-	for _, t := range owners {
-		if !t.Before(before) {
-			return true, owners, nil
-		}
-	}
-	return false, owners, nil
+	return Marked(owners, before), owners, nil
 }
 
 // trashSeq names the files Remove moves away.

@@ -237,12 +237,7 @@ func (s *Store) marked(ctx context.Context, sum blob.Sum, before time.Time) (boo
 	if err != nil {
 		return false, nil, err
 	}
-	for _, t := range owners {
-		if !t.Before(before) {
-			return true, owners, nil
-		}
-	}
-	return false, owners, nil
+	return blob.Marked(owners, before), owners, nil
 }
 
 // Remove implements blob.Collector. An object store has no rename: the
