@@ -60,7 +60,11 @@ func (m *Model) nth(c *conv, n int, mine bool) (*protocol.Message, bool) {
 
 // eventCmd sends an event of content type ct on the message at seq of c.
 func (m *Model) eventCmd(c *conv, ct uint16, seq uint64, body, done string) tea.Cmd {
-	s := protocol.Send{ClientMsgID: m.b.NewClientMsgID(), ContentType: ct, Ref: seq, Body: []byte(body)}
+	return m.sendRawCmd(c, protocol.Send{ClientMsgID: m.b.NewClientMsgID(), ContentType: ct, Ref: seq, Body: []byte(body)}, done)
+}
+
+// sendRawCmd sends s to c and says done once it is stored.
+func (m *Model) sendRawCmd(c *conv, s protocol.Send, done string) tea.Cmd {
 	if c.kind == protocol.ConvGroup {
 		s.GroupID = c.group
 	} else {

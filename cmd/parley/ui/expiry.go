@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"time"
@@ -46,18 +45,7 @@ func (m *Model) setTimer(c *conv, arg string) tea.Cmd {
 	}
 	secs := uint32(d / time.Second)
 	s := protocol.Send{ClientMsgID: m.b.NewClientMsgID(), ContentType: protocol.ContentTimer, Body: protocol.TimerBody(secs)}
-	if c.kind == protocol.ConvGroup {
-		s.GroupID = c.group
-	} else {
-		s.To = c.peer
-	}
-	b := m.b
-	return m.call(func(ctx context.Context) tea.Msg {
-		if _, err := b.SendRaw(ctx, s); err != nil {
-			return doneMsg{err: err}
-		}
-		return doneMsg{text: "disappearing messages: " + client.TimerText(secs)}
-	})
+	return m.sendRawCmd(c, s, "disappearing messages: "+client.TimerText(secs))
 }
 
 // dropSeqs removes messages of c, and sets what the list shows of it again.
