@@ -43,6 +43,20 @@ func (r *recorder) waitFor(t *testing.T, n int) []int64 {
 	}
 }
 
+// waitInOrder waits for the envelopes of users 1 to n and fails unless
+// they arrived in that order, each once.
+func (r *recorder) waitInOrder(t *testing.T, n int) {
+	t.Helper()
+	got := r.waitFor(t, n)
+	want := make([]int64, n)
+	for i := range want {
+		want[i] = int64(i + 1)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("arrived out of order or twice: %v", got)
+	}
+}
+
 // Posts never wait for the bus: while it is down they queue, in order, and
 // all of them leave, in batches, once it is back.
 func TestOutboxRetriesInOrder(t *testing.T) {
@@ -73,14 +87,7 @@ func TestOutboxRetriesInOrder(t *testing.T) {
 		t.Fatalf("while down: %d failures, %d queued", failures, queued)
 	}
 	net.SetDown(false)
-	got := rec.waitFor(t, n)
-	want := make([]int64, n)
-	for i := range want {
-		want[i] = int64(i + 1)
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("arrived out of order or twice: %v", got)
-	}
+	rec.waitInOrder(t, n)
 	rec.mu.Lock()
 	batches := rec.batches
 	rec.mu.Unlock()
@@ -215,14 +222,7 @@ func TestOutboxPipelines(t *testing.T) {
 		o.Post("b", router.Envelope{Kind: router.EnvPush, Users: []int64{i}, Frame: []byte("x")})
 		time.Sleep(2 * time.Millisecond)
 	}
-	got := rec.waitFor(t, n)
-	want := make([]int64, n)
-	for i := range want {
-		want[i] = int64(i + 1)
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("arrived out of order or twice: %v", got)
-	}
+	rec.waitInOrder(t, n)
 	bus.mu.Lock()
 	most, retried := bus.most, bus.attempts[3]
 	bus.mu.Unlock()
