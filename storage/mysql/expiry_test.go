@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/storage"
 	"github.com/parleyim/parley/storage/mysql/mysqltest"
+	"github.com/parleyim/parley/storage/storetest"
 )
 
 // Two nodes on one database sweep side by side: every due message is
@@ -83,62 +85,10 @@ func TestExpireTwoNodes(t *testing.T) {
 	}
 }
 
-// BenchmarkExpiry: appends without a timer (the baseline) and with one, in
-// one run, and the sweep: Expire of due messages, 256 a call, per message.
+// BenchmarkExpiry is the shared expiry benchmark (storetest.BenchExpiry).
 // Wall time: most of the work is MariaDB's.
 func BenchmarkExpiry(b *testing.B) {
-	const convs = 50
-	body := make([]byte, 100)
-	appendAll := func(b *testing.B, s *Store, n int, at int64) {
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Add(1)
-			from, to := int64(1+i%convs), int64(1000)
-			s.AppendAsync(context.Background(), &protocol.Message{MsgID: time.Now().UnixNano(), Conv: protocol.DirectConv(from, to),
-				From: from, To: to, Body: body, ServerTime: at}, func(_ protocol.Message, _ bool, err error) {
-				if err != nil {
-					b.Error(err)
-				}
-				wg.Done()
-			})
-		}
-		wg.Wait()
-	}
-	setTimers := func(b *testing.B, s *Store) {
-		for c := range convs {
-			m := direct(int64(1+c), 1000, "", "1")
-			m.ContentType, m.ServerTime = protocol.ContentTimer, 1
-			mustAppend(b, s, m)
-		}
-	}
-	for _, timer := range []bool{false, true} {
-		name := "append/plain"
-		if timer {
-			name = "append/expiring"
-		}
-		b.Run(name, func(b *testing.B) {
-			s := open(b, Config{Shards: 4})
-			defer s.Close()
-			if timer {
-				setTimers(b, s)
-			}
-			b.ResetTimer()
-			appendAll(b, s, b.N, time.Now().UnixMilli()+3_600_000)
-		})
-	}
-	b.Run("expire", func(b *testing.B) {
-		s := open(b, Config{Shards: 4})
-		defer s.Close()
-		setTimers(b, s)
-		now := time.Now().UnixMilli()
-		appendAll(b, s, b.N, now-10_000)
-		b.ResetTimer()
-		for n := 0; n < b.N; {
-			gone, err := s.Expire(context.Background(), now, 256)
-			if err != nil || len(gone) == 0 {
-				b.Fatalf("Expire after %d of %d: %v", n, b.N, err)
-			}
-			n += len(gone)
-		}
-	})
+	storetest.BenchExpiry(b, func(b *testing.B, hook storage.CommitHook) storage.Store {
+		return open(b, Config{Hook: hook, Shards: 4})
+	}, false)
 }
