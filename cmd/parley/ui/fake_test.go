@@ -86,6 +86,17 @@ func newFake() *fake {
 
 var _ Backend = (*fake)(nil)
 
+// longHistory makes bob's conversation n messages, from bob and alice in
+// turn, each body(seq), all read.
+func (f *fake) longHistory(n uint64, body func(seq uint64) string) {
+	bobConv := protocol.DirectConv(1, 2)
+	f.history[bobConv] = nil
+	for seq := uint64(1); seq <= n; seq++ {
+		f.history[bobConv] = append(f.history[bobConv], msg(bobConv, seq, 2-int64(seq%2), body(seq)))
+	}
+	f.convs[0].LastSeq, f.convs[0].Unread = n, 0
+}
+
 func (f *fake) loginOK() protocol.LoginOK {
 	return protocol.LoginOK{UserID: f.me.UserID, Username: f.me.Username, Token: f.token}
 }

@@ -268,12 +268,8 @@ func TestUnreadInAnotherConversation(t *testing.T) {
 
 func TestScrollLoadsOlderHistory(t *testing.T) {
 	f := newFake()
+	f.longHistory(120, func(seq uint64) string { return fmt.Sprintf("message %d", seq) })
 	bobConv := protocol.DirectConv(1, 2)
-	f.history[bobConv] = nil
-	for seq := uint64(1); seq <= 120; seq++ {
-		f.history[bobConv] = append(f.history[bobConv], msg(bobConv, seq, 2-int64(seq%2), fmt.Sprintf("message %d", seq)))
-	}
-	f.convs[0].LastSeq, f.convs[0].Unread = 120, 0
 	m := loggedIn(t, f)
 	c := m.conv(bobConv)
 	if len(c.msgs) != 50 || c.msgs[0].Seq != 71 || !strings.Contains(chatText(m), "message 120") {

@@ -14,16 +14,13 @@ import (
 // loading older pages until it is there, and shows it marked.
 func TestSearchAndGoto(t *testing.T) {
 	f := newFake()
-	bobConv := protocol.DirectConv(1, 2)
-	f.history[bobConv] = nil
-	for seq := uint64(1); seq <= 120; seq++ {
-		body := fmt.Sprintf("message %d", seq)
+	f.longHistory(120, func(seq uint64) string {
 		if seq == 7 {
-			body = "the 東京 harbour plan"
+			return "the 東京 harbour plan"
 		}
-		f.history[bobConv] = append(f.history[bobConv], msg(bobConv, seq, 2-int64(seq%2), body))
-	}
-	f.convs[0].LastSeq, f.convs[0].Unread = 120, 0
+		return fmt.Sprintf("message %d", seq)
+	})
+	bobConv := protocol.DirectConv(1, 2)
 	m := loggedIn(t, f)
 	enter(m, "/search 東京")
 	if v := screenText(m); !strings.Contains(v, `messages with "東京"`) || !strings.Contains(v, "1.") || !strings.Contains(v, "the 東京 harbour plan") {
@@ -49,12 +46,8 @@ func TestSearchAndGoto(t *testing.T) {
 // /search starts over, and a late page of the one it replaced is dropped.
 func TestSearchMore(t *testing.T) {
 	f := newFake()
+	f.longHistory(50, func(seq uint64) string { return fmt.Sprintf("plan number %d", seq) })
 	bobConv := protocol.DirectConv(1, 2)
-	f.history[bobConv] = nil
-	for seq := uint64(1); seq <= 50; seq++ {
-		f.history[bobConv] = append(f.history[bobConv], msg(bobConv, seq, 2-int64(seq%2), fmt.Sprintf("plan number %d", seq)))
-	}
-	f.convs[0].LastSeq, f.convs[0].Unread = 50, 0
 	m := loggedIn(t, f)
 	enter(m, "/more")
 	if !m.bad || !strings.Contains(m.notice, "/search TEXT first") {
