@@ -297,215 +297,123 @@ var (
 	ErrConfig = errors.New("server: invalid config")
 )
 
+// number is a config field that defaultTo fills.
+type number interface {
+	~int | ~int32 | ~int64 | ~uint32 | ~uint64 | ~float64
+}
+
+// defaultTo sets *v to def unless *v is positive.
+func defaultTo[T number](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
 func (c *Config) fill() {
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:7070"
 	}
-	if c.EventLoops <= 0 {
-		c.EventLoops = runtime.NumCPU()
-	}
-	if c.FDReserve <= 0 {
-		c.FDReserve = 1024
-	}
+	defaultTo(&c.EventLoops, runtime.NumCPU())
+	defaultTo(&c.FDReserve, 1024)
 	if limit := openFileLimit(); limit > 0 {
 		fdCap := limit - c.FDReserve
 		if c.MaxConns <= 0 || c.MaxConns > fdCap {
 			c.MaxConns = fdCap
 		}
 	}
-	if c.MaxFrame <= 0 {
-		c.MaxFrame = protocol.DefaultMaxFrame
-	}
-	if c.RecallWindow <= 0 {
-		c.RecallWindow = 2 * time.Minute
-	}
-	if c.MaxMessage <= 0 {
-		c.MaxMessage = 16 << 10
-	}
-	if c.Heartbeat <= 0 {
-		c.Heartbeat = 30 * time.Second
-	}
-	if c.Workers <= 0 {
-		c.Workers = 256
-	}
-	if c.InboxFrames <= 0 {
-		c.InboxFrames = 256
-	}
-	if c.MaxPendingSends <= 0 {
-		c.MaxPendingSends = 256
-	}
-	if c.InboxBytes <= 0 {
-		c.InboxBytes = 256 << 10
-	}
-	if c.MaxOutbound <= 0 {
-		c.MaxOutbound = 1 << 20
-	}
+	defaultTo(&c.MaxFrame, protocol.DefaultMaxFrame)
+	defaultTo(&c.RecallWindow, 2*time.Minute)
+	defaultTo(&c.MaxMessage, 16<<10)
+	defaultTo(&c.Heartbeat, 30*time.Second)
+	defaultTo(&c.Workers, 256)
+	defaultTo(&c.InboxFrames, 256)
+	defaultTo(&c.MaxPendingSends, 256)
+	defaultTo(&c.InboxBytes, 256<<10)
+	defaultTo(&c.MaxOutbound, 1<<20)
 	if c.MaxConnsPerAddr == 0 {
 		c.MaxConnsPerAddr = 256
 	}
 	if c.MaxConnsPerUser == 0 {
 		c.MaxConnsPerUser = 32
 	}
-	if c.FrameTimeout <= 0 {
-		c.FrameTimeout = 10 * time.Second
-	}
-	if c.KickLinger <= 0 {
-		c.KickLinger = 5 * time.Second
-	}
+	defaultTo(&c.FrameTimeout, 10*time.Second)
+	defaultTo(&c.KickLinger, 5*time.Second)
 	if c.AuthRatePerAddr == 0 {
 		c.AuthRatePerAddr = 1
 	}
-	if c.AuthBurstPerAddr <= 0 {
-		c.AuthBurstPerAddr = 10
-	}
+	defaultTo(&c.AuthBurstPerAddr, 10)
 	if c.AuthRate == 0 {
 		c.AuthRate = 50
 	}
-	if c.AuthBurst <= 0 {
-		c.AuthBurst = 100
-	}
+	defaultTo(&c.AuthBurst, 100)
 	if c.DirRatePerAddr == 0 {
 		c.DirRatePerAddr = 2
 	}
-	if c.DirBurstPerAddr <= 0 {
-		c.DirBurstPerAddr = 20
-	}
+	defaultTo(&c.DirBurstPerAddr, 20)
 	if c.DirRate == 0 {
 		c.DirRate = 200
 	}
-	if c.DirBurst <= 0 {
-		c.DirBurst = 400
-	}
-	if c.HashWorkers <= 0 {
-		c.HashWorkers = max(1, runtime.NumCPU()/2)
-	}
-	if c.HashQueue <= 0 {
-		c.HashQueue = 32
-	}
-	if c.RekeyFrames <= 0 {
-		c.RekeyFrames = 1 << 20
-	}
-	if c.RekeyBytes <= 0 {
-		c.RekeyBytes = 1 << 30
-	}
-	if c.HandshakeWorkers <= 0 {
-		c.HandshakeWorkers = max(1, runtime.NumCPU()/2)
-	}
-	if c.HandshakeQueue <= 0 {
-		c.HandshakeQueue = 1024
-	}
+	defaultTo(&c.DirBurst, 400)
+	defaultTo(&c.HashWorkers, max(1, runtime.NumCPU()/2))
+	defaultTo(&c.HashQueue, 32)
+	defaultTo(&c.RekeyFrames, 1<<20)
+	defaultTo(&c.RekeyBytes, 1<<30)
+	defaultTo(&c.HandshakeWorkers, max(1, runtime.NumCPU()/2))
+	defaultTo(&c.HandshakeQueue, 1024)
 	if c.HandshakeRatePerAddr == 0 {
 		c.HandshakeRatePerAddr = 10
 	}
-	if c.HandshakeBurstPerAddr <= 0 {
-		c.HandshakeBurstPerAddr = 50
-	}
+	defaultTo(&c.HandshakeBurstPerAddr, 50)
 	if c.HandshakeRate == 0 {
 		c.HandshakeRate = -1
 	}
-	if c.HandshakeBurst <= 0 {
-		c.HandshakeBurst = 1000
-	}
-	if c.RequestTimeout <= 0 {
-		c.RequestTimeout = 10 * time.Second
-	}
+	defaultTo(&c.HandshakeBurst, 1000)
+	defaultTo(&c.RequestTimeout, 10*time.Second)
 	if c.RateLimit == 0 {
 		c.RateLimit = 200
 	}
-	if c.RateBurst <= 0 {
-		c.RateBurst = int(2 * c.RateLimit)
-	}
+	defaultTo(&c.RateBurst, int(2*c.RateLimit))
 	if c.BcryptCost == 0 {
 		c.BcryptCost = bcrypt.DefaultCost
 	}
-	if c.TokenTTL <= 0 {
-		c.TokenTTL = 30 * 24 * time.Hour
-	}
-	if c.LoginFailuresPerUser <= 0 {
-		c.LoginFailuresPerUser = 5
-	}
-	if c.LoginFailuresPerIP <= 0 {
-		c.LoginFailuresPerIP = 30
-	}
-	if c.LoginFailuresPerAccount <= 0 {
-		c.LoginFailuresPerAccount = 100
-	}
-	if c.LoginWindow <= 0 {
-		c.LoginWindow = time.Minute
-	}
-	if c.SearchConcurrency <= 0 {
-		c.SearchConcurrency = max(1, runtime.NumCPU()/2)
-	}
-	if c.SearchTimeout <= 0 {
-		c.SearchTimeout = 2 * time.Second
-	}
-	if c.SearchMaxReads <= 0 {
-		c.SearchMaxReads = 4000
-	}
-	if c.MinTimer <= 0 {
-		c.MinTimer = 5 * time.Second
-	}
+	defaultTo(&c.TokenTTL, 30*24*time.Hour)
+	defaultTo(&c.LoginFailuresPerUser, 5)
+	defaultTo(&c.LoginFailuresPerIP, 30)
+	defaultTo(&c.LoginFailuresPerAccount, 100)
+	defaultTo(&c.LoginWindow, time.Minute)
+	defaultTo(&c.SearchConcurrency, max(1, runtime.NumCPU()/2))
+	defaultTo(&c.SearchTimeout, 2*time.Second)
+	defaultTo(&c.SearchMaxReads, 4000)
+	defaultTo(&c.MinTimer, 5*time.Second)
 	c.MinTimer = max(c.MinTimer.Round(time.Second), time.Second)
-	if c.TimerRate <= 0 {
-		c.TimerRate = 0.2
-	}
-	if c.TimerBurst <= 0 {
-		c.TimerBurst = 3
-	}
-	if c.ExpireInterval <= 0 {
-		c.ExpireInterval = time.Second
-	}
-	if c.ExpireBatch <= 0 {
-		c.ExpireBatch = 256
-	}
-	if c.ExpirePerTick <= 0 {
-		c.ExpirePerTick = 4096
-	}
-	if c.SyncLimit <= 0 {
-		c.SyncLimit = 100
-	}
-	if c.MaxSyncLimit <= 0 {
-		c.MaxSyncLimit = 500
-	}
+	defaultTo(&c.TimerRate, 0.2)
+	defaultTo(&c.TimerBurst, 3)
+	defaultTo(&c.ExpireInterval, time.Second)
+	defaultTo(&c.ExpireBatch, 256)
+	defaultTo(&c.ExpirePerTick, 4096)
+	defaultTo(&c.SyncLimit, 100)
+	defaultTo(&c.MaxSyncLimit, 500)
 	if c.DMPolicy == "" {
 		c.DMPolicy = DMFriends
 	}
-	if c.MaxGroupSize <= 0 {
-		c.MaxGroupSize = 2000
-	}
-	if c.PresenceGrace <= 0 {
-		c.PresenceGrace = 5 * time.Second
-	}
-	if c.ReceiptInterval <= 0 {
-		c.ReceiptInterval = time.Second
-	}
-	if c.TypingTTL <= 0 {
-		c.TypingTTL = 6 * time.Second
-	}
-	if c.TypingMaxGroup <= 0 {
-		c.TypingMaxGroup = 200
-	}
+	defaultTo(&c.MaxGroupSize, 2000)
+	defaultTo(&c.PresenceGrace, 5*time.Second)
+	defaultTo(&c.ReceiptInterval, time.Second)
+	defaultTo(&c.TypingTTL, 6*time.Second)
+	defaultTo(&c.TypingMaxGroup, 200)
 	if c.SignalRate == 0 {
 		c.SignalRate = 5
 	}
-	if c.SignalBurst <= 0 {
-		c.SignalBurst = 20
-	}
+	defaultTo(&c.SignalBurst, 20)
 	if c.Presence == nil {
 		c.Presence = router.NewMemoryPresence(nil)
 	}
 	if c.NodeName == "" {
 		c.NodeName = c.Addr
 	}
-	if c.PresenceTTL <= 0 {
-		c.PresenceTTL = 15 * time.Second
-	}
-	if c.ShutdownRetry <= 0 {
-		c.ShutdownRetry = 2 * time.Second
-	}
-	if c.BanPoll <= 0 {
-		c.BanPoll = 2 * time.Second
-	}
+	defaultTo(&c.PresenceTTL, 15*time.Second)
+	defaultTo(&c.ShutdownRetry, 2*time.Second)
+	defaultTo(&c.BanPoll, 2*time.Second)
 	if c.NodeID == 0 {
 		c.NodeID = 1
 	}
