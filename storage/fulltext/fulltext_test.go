@@ -196,6 +196,39 @@ func TestIndexerOverflow(t *testing.T) {
 	}
 }
 
+// A conversation's notes merge until the indexer takes them: however many
+// batches are noted, Queue conversations never overflow, so the indexer
+// never falls back to Behind after its start.
+func TestIndexerNotesMerge(t *testing.T) {
+	l := newMemLists()
+	x := NewIndexer(IndexerConfig{Lists: l, Queue: 7, Chunk: 3, Delay: 50 * time.Millisecond})
+	defer x.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := x.Flush(ctx); err != nil { // the start's catch-up
+		t.Fatal(err)
+	}
+	for range 500 {
+		x.Note(l.append(7)) // one message in each of 7 conversations
+	}
+	if err := x.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := x.Stats().Messages; got != 3500 {
+		t.Errorf("indexed %d messages, want 3500", got)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.behind != 1 {
+		t.Errorf("Behind called %d times, want once (the start): notes overflowed", l.behind)
+	}
+	for conv, ms := range l.msgs {
+		if p := l.progress[conv]; p != uint64(len(ms)) {
+			t.Errorf("%s: progress %d of %d", conv, p, len(ms))
+		}
+	}
+}
+
 // An edit is indexed under its target: the target's offset ends up in the
 // lists of its latest text's grams and of no gram only earlier versions
 // had, whether its edits are indexed in the chunk of the target, in one

@@ -95,8 +95,10 @@ func AttachmentSum(m *protocol.Message) (sum [32]byte, ok bool) {
 // IndexerConfig configures NewIndexer; zero values are documented per field.
 type IndexerConfig struct {
 	Lists Lists
-	// Queue bounds the notes waiting for the indexer; 0 means 4096. A note
-	// that finds it full is dropped and the indexer catches up from Behind.
+	// Queue bounds the conversations with notes waiting for the indexer
+	// (the notes of one conversation merge into one); 0 means 4096. A note
+	// of a further conversation is dropped and the indexer catches up from
+	// Behind.
 	Queue int
 	// Chunk is how many messages one Add covers; 0 means 256.
 	Chunk int
@@ -140,15 +142,25 @@ type Indexer struct {
 	chunk    int
 	delay    time.Duration
 	log      *slog.Logger
-	notes    chan Pending
 	overflow atomic.Bool
+	wake     chan struct{} // a note arrived (capacity 1)
 	flushes  chan chan struct{}
 	quit     chan struct{}
 	done     chan struct{}
 
+	// notesMu guards notes, the newest noted seq per conversation not yet
+	// taken by the indexer, at most maxNotes conversations. It is held only
+	// to merge a batch's notes into the map or to swap the map out, never
+	// with mu.
+	notesMu  sync.Mutex
+	notes    map[string]uint64
+	maxNotes int
+
 	// mu is held while a chunk is read and indexed and while postings are
 	// removed, so a removal never interleaves with an Add of the same text.
-	mu sync.Mutex
+	// cut, the indexing's gram cutter, is used under it.
+	mu  sync.Mutex
+	cut cutter
 
 	messages, bytes, busy, loaded atomic.Int64
 }
@@ -189,7 +201,8 @@ func NewIndexer(cfg IndexerConfig) *Indexer {
 	}
 	x := &Indexer{
 		lists: cfg.Lists, recent: newRecent(cfg.Recent), chunk: cfg.Chunk, log: cfg.Logger, delay: cfg.Delay,
-		notes:   make(chan Pending, cfg.Queue),
+		wake:  make(chan struct{}, 1),
+		notes: make(map[string]uint64), maxNotes: cfg.Queue,
 		flushes: make(chan chan struct{}),
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
@@ -201,26 +214,55 @@ func NewIndexer(cfg IndexerConfig) *Indexer {
 }
 
 // Note tells the indexer that msgs were committed, in commit order. It
-// copies what it keeps of them (the caller may reuse msgs). It never blocks:
-// when the queue is full the note is dropped and the indexer catches up from
+// copies what it keeps of them (the caller may reuse msgs). It never blocks
+// (it never waits for the indexer): a conversation's notes merge into one
+// until the indexer takes them, and when IndexerConfig.Queue conversations
+// wait the note of a further one is dropped and the indexer catches up from
 // the store.
 func (x *Indexer) Note(msgs []protocol.Message) {
 	x.recent.add(msgs)
+	x.notesMu.Lock()
 	for i := range msgs {
 		// Only the last message of a run of one conversation matters.
 		if i+1 < len(msgs) && msgs[i+1].Conv == msgs[i].Conv {
 			continue
 		}
-		select {
-		case x.notes <- Pending{msgs[i].Conv, msgs[i].Seq}:
-		default:
+		conv, seq := msgs[i].Conv, msgs[i].Seq
+		if last, ok := x.notes[conv]; ok {
+			x.notes[conv] = max(last, seq)
+		} else if len(x.notes) < x.maxNotes {
+			x.notes[conv] = seq
+		} else {
 			x.overflow.Store(true)
-			select {
-			case x.notes <- Pending{}: // wake the indexer if it waits
-			default:
-			}
 		}
 	}
+	x.notesMu.Unlock()
+	select {
+	case x.wake <- struct{}{}:
+	default: // the indexer is woken already
+	}
+}
+
+// takeNotes hands the waiting notes to note and empties them; spare is an
+// empty map to swap in, and the map taken out is returned emptied for the
+// next call.
+func (x *Indexer) takeNotes(spare map[string]uint64, note func(Pending)) map[string]uint64 {
+	x.notesMu.Lock()
+	taken := x.notes
+	x.notes = spare
+	x.notesMu.Unlock()
+	for conv, last := range taken {
+		note(Pending{conv, last})
+	}
+	clear(taken)
+	return taken
+}
+
+// notesWaiting reports whether notes wait to be taken.
+func (x *Indexer) notesWaiting() bool {
+	x.notesMu.Lock()
+	defer x.notesMu.Unlock()
+	return len(x.notes) > 0
 }
 
 // Flush waits until every message noted before the call is indexed, or ctx
@@ -311,6 +353,7 @@ func (x *Indexer) run() {
 		}
 	}()
 	want := make(map[string]uint64)
+	spare := make(map[string]uint64)
 	progress := make(map[string]uint64)
 	var flushes []chan struct{}
 	retry := time.NewTimer(time.Hour)
@@ -325,15 +368,7 @@ func (x *Indexer) run() {
 	}
 	for {
 		// Take every note waiting.
-	drain:
-		for {
-			select {
-			case p := <-x.notes:
-				note(p)
-			default:
-				break drain
-			}
-		}
+		spare = x.takeNotes(spare, note)
 		due := ready || len(flushes) > 0 || x.delay == 0
 		if !failing && due && x.overflow.Swap(false) {
 			// A held message whose note was dropped is taken (or
@@ -369,7 +404,7 @@ func (x *Indexer) run() {
 		if len(progress) > maxProgress {
 			clear(progress)
 		}
-		if len(want) == 0 && !x.overflow.Load() && len(x.notes) == 0 {
+		if len(want) == 0 && !x.overflow.Load() && !x.notesWaiting() {
 			for _, f := range flushes {
 				close(f)
 			}
@@ -386,8 +421,8 @@ func (x *Indexer) run() {
 			gathering = true
 		}
 		select {
-		case p := <-x.notes:
-			note(p)
+		case <-x.wake:
+			spare = x.takeNotes(spare, note)
 		case f := <-x.flushes:
 			flushes = append(flushes, f)
 		case <-gather.C:
@@ -552,7 +587,7 @@ func (x *Indexer) prepare(ctx context.Context, conv string, after uint64) (cut, 
 			}
 			continue
 		}
-		post(m.Seq, Grams(Text(m)))
+		post(m.Seq, x.cut.grams(textBytes(m)))
 		if sum, ok := AttachmentSum(m); ok {
 			refs = append(refs, FileRef{sum, m.Seq})
 		}

@@ -21,6 +21,7 @@
 package fulltext
 
 import (
+	"math/bits"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -99,25 +100,96 @@ func Text(m *protocol.Message) string {
 
 // Grams returns the distinct grams of text, in first-seen order.
 func Grams(text string) []Gram {
-	seen := make(map[Gram]struct{})
-	var out []Gram
-	add := func(g Gram) {
-		if _, ok := seen[g]; !ok {
-			seen[g] = struct{}{}
-			out = append(out, g)
-		}
+	var c cutter
+	return c.grams([]byte(text))
+}
+
+// textBytes is Text without a copy of a text message's body: the slice it
+// returns may be the message's own.
+func textBytes(m *protocol.Message) []byte {
+	if m.ContentType == protocol.ContentText {
+		return m.Body
 	}
-	for _, t := range Terms(text) {
-		rs := []rune(t)
-		for i := range rs {
-			if i+1 < len(rs) {
-				add(gramOf(rs[i], rs[i+1]))
-			} else {
-				add(gramOf(rs[i], 0))
+	if t := Text(m); t != "" {
+		return []byte(t)
+	}
+	return nil
+}
+
+// cutter cuts text into its distinct grams reusing its memory: a slice of
+// the grams in first-seen order and an open-addressing set of them (0 marks
+// a free slot: no gram is 0, as rune 0 is no word rune). One is used by one
+// goroutine at a time.
+type cutter struct {
+	out []Gram
+	set []Gram
+}
+
+// grams returns the distinct grams of text (UTF-8; an invalid byte is a
+// separator, as in Terms), in first-seen order: Grams's result, held by c
+// until its next call.
+func (c *cutter) grams(text []byte) []Gram {
+	c.out = c.out[:0]
+	if len(text) == 0 {
+		return c.out
+	}
+	// A text of n bytes has at most n grams: keep the set at most half full.
+	size := 16
+	for size < 2*len(text) {
+		size <<= 1
+	}
+	if cap(c.set) < size {
+		c.set = make([]Gram, size)
+	} else {
+		c.set = c.set[:size]
+		clear(c.set)
+	}
+	shift := 64 - uint(bits.TrailingZeros(uint(size)))
+	mask := uint64(size - 1)
+	add := func(g Gram) {
+		for i := (uint64(g) * 0x9E3779B97F4A7C15) >> shift; ; i = (i + 1) & mask {
+			switch c.set[i] {
+			case g:
+				return
+			case 0:
+				c.set[i] = g
+				c.out = append(c.out, g)
+				return
 			}
 		}
 	}
-	return out
+	var prev rune // the term's rune before, 0 between terms
+	for i := 0; i < len(text); {
+		r := rune(text[i])
+		var word bool
+		if r < utf8.RuneSelf {
+			i++
+			if 'A' <= r && r <= 'Z' {
+				r += 'a' - 'A'
+			}
+			word = 'a' <= r && r <= 'z' || '0' <= r && r <= '9'
+		} else {
+			var n int
+			r, n = utf8.DecodeRune(text[i:])
+			i += n
+			r = fold(r)
+			word = r != utf8.RuneError && isWord(r)
+		}
+		switch {
+		case word && prev != 0:
+			add(gramOf(prev, r))
+			prev = r
+		case word:
+			prev = r
+		case prev != 0:
+			add(gramOf(prev, 0))
+			prev = 0
+		}
+	}
+	if prev != 0 {
+		add(gramOf(prev, 0))
+	}
+	return c.out
 }
 
 // queryRanges returns the gram ranges every match of terms has: each bigram
