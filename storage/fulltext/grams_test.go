@@ -83,6 +83,16 @@ func TestCutterMatchesReference(t *testing.T) {
 	}
 }
 
+// The cutter takes each CJK Unified Ideograph as a word rune that folds to
+// itself without asking the Unicode tables: check that they agree.
+func TestHanRange(t *testing.T) {
+	for r := rune(hanLo); r <= hanHi; r++ {
+		if fold(r) != r || !isWord(r) {
+			t.Fatalf("%U: fold %U, isWord %v", r, fold(r), isWord(r))
+		}
+	}
+}
+
 func FuzzCutter(f *testing.F) {
 	for _, s := range gramCorpus {
 		f.Add(s)

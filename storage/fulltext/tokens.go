@@ -116,6 +116,10 @@ func textBytes(m *protocol.Message) []byte {
 	return nil
 }
 
+// hanLo and hanHi bound the CJK Unified Ideographs, every one a letter
+// that folds to itself (TestHanRange checks each).
+const hanLo, hanHi = 0x4E00, 0x9FFF
+
 // cutter cuts text into its distinct grams reusing its memory: a slice of
 // the grams in first-seen order and an open-addressing set of them (0 marks
 // a free slot: no gram is 0, as rune 0 is no word rune). One is used by one
@@ -172,8 +176,12 @@ func (c *cutter) grams(text []byte) []Gram {
 			var n int
 			r, n = utf8.DecodeRune(text[i:])
 			i += n
-			r = fold(r)
-			word = r != utf8.RuneError && isWord(r)
+			if hanLo <= r && r <= hanHi {
+				word = true // a letter without case: fold and isWord as is
+			} else {
+				r = fold(r)
+				word = r != utf8.RuneError && isWord(r)
+			}
 		}
 		switch {
 		case word && prev != 0:
