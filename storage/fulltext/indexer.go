@@ -158,9 +158,9 @@ type Indexer struct {
 
 	// mu is held while a chunk is read and indexed and while postings are
 	// removed, so a removal never interleaves with an Add of the same text.
-	// cut, the indexing's gram cutter, is used under it.
-	mu  sync.Mutex
-	cut cutter
+	// cutter, the indexing's gram cutter, is used under it.
+	mu     sync.Mutex
+	cutter cutter
 
 	messages, bytes, busy, loaded atomic.Int64
 }
@@ -587,7 +587,7 @@ func (x *Indexer) prepare(ctx context.Context, conv string, after uint64) (cut, 
 			}
 			continue
 		}
-		post(m.Seq, x.cut.grams(textBytes(m)))
+		post(m.Seq, x.cutter.grams(textBytes(m)))
 		if sum, ok := AttachmentSum(m); ok {
 			refs = append(refs, FileRef{sum, m.Seq})
 		}
