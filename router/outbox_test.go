@@ -57,17 +57,27 @@ func (r *recorder) waitInOrder(t *testing.T, n int) {
 	}
 }
 
-// Posts never wait for the bus: while it is down they queue, in order, and
-// all of them leave, in batches, once it is back.
-func TestOutboxRetriesInOrder(t *testing.T) {
+// twoNodes returns a memory network, the bus of its node a and what
+// reaches its node b. Both buses close when the test ends.
+func twoNodes(t *testing.T) (*router.MemoryNetwork, *router.MemoryBus, *recorder) {
+	t.Helper()
 	net := router.NewMemoryNetwork()
 	a, b := net.Bus("a"), net.Bus("b")
-	defer a.Close()
-	defer b.Close()
+	t.Cleanup(func() {
+		b.Close()
+		a.Close()
+	})
 	rec := &recorder{}
 	if err := b.Listen(rec.handle); err != nil {
 		t.Fatal(err)
 	}
+	return net, a, rec
+}
+
+// Posts never wait for the bus: while it is down they queue, in order, and
+// all of them leave, in batches, once it is back.
+func TestOutboxRetriesInOrder(t *testing.T) {
+	net, a, rec := twoNodes(t)
 	o := router.NewOutbox(router.OutboxConfig{Bus: a, MaxBatch: 100, MaxBackoff: 20 * time.Millisecond})
 	defer closeOutbox(o)
 
@@ -112,14 +122,7 @@ func TestOutboxRetriesInOrder(t *testing.T) {
 // Past MaxBytes the oldest queued envelopes are dropped and counted; the
 // newest leave once the bus is back.
 func TestOutboxBound(t *testing.T) {
-	net := router.NewMemoryNetwork()
-	a, b := net.Bus("a"), net.Bus("b")
-	defer a.Close()
-	defer b.Close()
-	rec := &recorder{}
-	if err := b.Listen(rec.handle); err != nil {
-		t.Fatal(err)
-	}
+	net, a, rec := twoNodes(t)
 	o := router.NewOutbox(router.OutboxConfig{Bus: a, MaxBytes: 10 * (100 + 8 + 16), MaxBackoff: 10 * time.Millisecond})
 	defer closeOutbox(o)
 	net.SetDown(true)
@@ -140,14 +143,7 @@ func TestOutboxBound(t *testing.T) {
 
 // Close sends what is queued before it returns, when the bus works.
 func TestOutboxCloseFlushes(t *testing.T) {
-	net := router.NewMemoryNetwork()
-	a, b := net.Bus("a"), net.Bus("b")
-	defer a.Close()
-	defer b.Close()
-	rec := &recorder{}
-	if err := b.Listen(rec.handle); err != nil {
-		t.Fatal(err)
-	}
+	_, a, rec := twoNodes(t)
 	o := router.NewOutbox(router.OutboxConfig{Bus: a})
 	for i := int64(1); i <= 500; i++ {
 		o.Post("b", router.Envelope{Kind: router.EnvPush, Users: []int64{i}})
@@ -197,14 +193,7 @@ func (b *slowBus) Send(ctx context.Context, node string, seq uint64, envs []rout
 // not hold the next batch; a batch that fails while later ones go through
 // is sent again, and the receiver still gets everything once, in order.
 func TestOutboxPipelines(t *testing.T) {
-	net := router.NewMemoryNetwork()
-	a, b := net.Bus("a"), net.Bus("b")
-	defer a.Close()
-	defer b.Close()
-	rec := &recorder{}
-	if err := b.Listen(rec.handle); err != nil {
-		t.Fatal(err)
-	}
+	_, a, rec := twoNodes(t)
 	bus := &slowBus{Bus: a, delay: 40 * time.Millisecond, fail: map[uint64]bool{3: true}, attempts: map[uint64]int{}}
 	var (
 		wmu    sync.Mutex
