@@ -171,6 +171,25 @@ func (mt *Meta) Apply(ev *protocol.Message, target uint16) error {
 	return nil
 }
 
+// FoldAll folds into each of msgs its encoded Meta in metas (by seq),
+// listing at most shown users of each reaction; a message with none is
+// left as it is. It returns the error of the first Meta that does not
+// decode, as DecodeMeta gave it.
+func FoldAll(msgs []protocol.Message, metas map[uint64][]byte, shown int) error {
+	for i := range msgs {
+		raw, ok := metas[msgs[i].Seq]
+		if !ok {
+			continue
+		}
+		mt, err := DecodeMeta(raw)
+		if err != nil {
+			return err
+		}
+		Fold(&msgs[i], &mt, shown)
+	}
+	return nil
+}
+
 // Fold sets m's event fields from its Meta, listing at most shown users of
 // each reaction (all when shown < 0). A recalled message loses its body.
 func Fold(m *protocol.Message, mt *Meta, shown int) {

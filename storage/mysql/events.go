@@ -166,16 +166,8 @@ func (s *Store) fold(ctx context.Context, q querier, conv string, msgs []protoco
 	if err != nil {
 		return err
 	}
-	for i := range msgs {
-		raw, ok := metas[msgs[i].Seq]
-		if !ok {
-			continue
-		}
-		mt, err := storage.DecodeMeta(raw)
-		if err != nil {
-			return s.fail("decode meta", err)
-		}
-		storage.Fold(&msgs[i], &mt, shown)
+	if err := storage.FoldAll(msgs, metas, shown); err != nil {
+		return s.fail("decode meta", err)
 	}
 	return nil
 }

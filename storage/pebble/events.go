@@ -127,16 +127,8 @@ func (v view) fold(conv string, msgs []protocol.Message, shown int) error {
 	if err != nil {
 		return err
 	}
-	for i := range msgs {
-		raw, ok := metas[msgs[i].Seq]
-		if !ok {
-			continue
-		}
-		mt, err := storage.DecodeMeta(raw)
-		if err != nil {
-			return fmt.Errorf("%w: meta: %v", errCorrupt, err)
-		}
-		storage.Fold(&msgs[i], &mt, shown)
+	if err := storage.FoldAll(msgs, metas, shown); err != nil {
+		return fmt.Errorf("%w: meta: %v", errCorrupt, err)
 	}
 	return nil
 }
