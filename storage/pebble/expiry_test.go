@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/parleyim/parley/protocol"
-	"github.com/parleyim/parley/storage"
 	"github.com/parleyim/parley/storage/storetest"
 )
 
@@ -60,11 +59,5 @@ func seqs(msgs []protocol.Message) []uint64 {
 
 // BenchmarkExpiry is the shared expiry benchmark (storetest.BenchExpiry).
 func BenchmarkExpiry(b *testing.B) {
-	storetest.BenchExpiry(b, func(b *testing.B, hook storage.CommitHook) storage.Store {
-		s, err := Open(Config{Dir: b.TempDir(), Hook: hook})
-		if err != nil {
-			b.Fatal(err)
-		}
-		return s
-	}, true)
+	storetest.BenchExpiry(b, openBench, true)
 }

@@ -44,15 +44,18 @@ func TestContract(t *testing.T) {
 	})
 }
 
+// openBench is storetest.OpenBench: a store in a directory of its own.
+func openBench(b *testing.B, hook storage.CommitHook) storage.Store {
+	s, err := Open(Config{Dir: b.TempDir(), Hook: hook})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
 // BenchmarkAppend is the shared append benchmark (storetest.BenchAppend).
 func BenchmarkAppend(b *testing.B) {
-	storetest.BenchAppend(b, func(b *testing.B, hook storage.CommitHook) storage.Store {
-		s, err := Open(Config{Dir: b.TempDir(), Hook: hook})
-		if err != nil {
-			b.Fatal(err)
-		}
-		return s
-	}, true)
+	storetest.BenchAppend(b, openBench, true)
 }
 
 // BenchmarkReopen measures a restart: Open on a directory holding
