@@ -172,16 +172,14 @@ func TestClusterBusOutage(t *testing.T) {
 	}
 }
 
-// A node that stops the clean way (SIGTERM) hands its slots over first:
-// under traffic, each of its users reconnects once, straight to the new
-// owner, nobody else is disturbed, and no acked message is lost.
-func TestClusterHandover(t *testing.T) {
-	c := servertest.NewCluster(t, 500*time.Millisecond)
-	n1, n2, n3 := c.Start(nil), c.Start(nil), c.Start(nil)
-	tab := c.WaitOwners(n1, n2, n3)
-	var users []*clienttest.Member
+// underTraffic joins nine users through node, each on its owner in tab,
+// puts them all in a group, and starts traffic: each user writes to the
+// next, and the second to the group. drops holds each user's disconnects
+// so far.
+func underTraffic(t *testing.T, node string, tab router.Table) (users []*clienttest.Member, drops map[*clienttest.Member]int, tr *clienttest.Traffic) {
+	t.Helper()
 	for i := range 9 {
-		m := clienttest.Join(t, n1.Name, fmt.Sprintf("user%02d", i))
+		m := clienttest.Join(t, node, fmt.Sprintf("user%02d", i))
 		clienttest.Eventually(t, 5*time.Second, m.Name+" on its node", func() bool { return m.LastLogin() == tab.Owner(m.ID) })
 		users = append(users, m)
 	}
@@ -193,15 +191,26 @@ func TestClusterHandover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	drops := map[*clienttest.Member]int{}
+	drops = map[*clienttest.Member]int{}
 	for _, m := range users {
 		drops[m] = m.Count(client.EventDisconnected)
 	}
-	tr := clienttest.NewTraffic(t, 10*time.Millisecond)
+	tr = clienttest.NewTraffic(t, 10*time.Millisecond)
 	for i := range users {
 		tr.Direct(users[i], users[(i+1)%len(users)])
 	}
 	tr.Group(users[1], g.GroupID, users)
+	return users, drops, tr
+}
+
+// A node that stops the clean way (SIGTERM) hands its slots over first:
+// under traffic, each of its users reconnects once, straight to the new
+// owner, nobody else is disturbed, and no acked message is lost.
+func TestClusterHandover(t *testing.T) {
+	c := servertest.NewCluster(t, 500*time.Millisecond)
+	n1, n2, n3 := c.Start(nil), c.Start(nil), c.Start(nil)
+	tab := c.WaitOwners(n1, n2, n3)
+	users, drops, tr := underTraffic(t, n1.Name, tab)
 	time.Sleep(300 * time.Millisecond)
 	c.Stop(n3)
 	final := c.WaitOwners(n1, n2)
@@ -237,29 +246,7 @@ func TestClusterRollingRestart(t *testing.T) {
 	c := servertest.NewCluster(t, 500*time.Millisecond)
 	nodes := []*servertest.Node{c.Start(nil), c.Start(nil), c.Start(nil)}
 	tab := c.WaitOwners(nodes...)
-	var users []*clienttest.Member
-	for i := range 9 {
-		m := clienttest.Join(t, nodes[0].Name, fmt.Sprintf("user%02d", i))
-		clienttest.Eventually(t, 5*time.Second, m.Name+" on its node", func() bool { return m.LastLogin() == tab.Owner(m.ID) })
-		users = append(users, m)
-	}
-	ids := make([]int64, len(users))
-	for i, m := range users {
-		ids[i] = m.ID
-	}
-	g, err := users[0].CreateGroup(context.Background(), "all", false, ids...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	drops := map[*clienttest.Member]int{}
-	for _, m := range users {
-		drops[m] = m.Count(client.EventDisconnected)
-	}
-	tr := clienttest.NewTraffic(t, 10*time.Millisecond)
-	for i := range users {
-		tr.Direct(users[i], users[(i+1)%len(users)])
-	}
-	tr.Group(users[1], g.GroupID, users)
+	users, drops, tr := underTraffic(t, nodes[0].Name, tab)
 	for i := range 3 {
 		time.Sleep(300 * time.Millisecond)
 		c.Stop(nodes[i])
