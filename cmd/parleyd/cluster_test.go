@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/parleyim/parley/client"
+	"github.com/parleyim/parley/client/clienttest"
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/router"
 	"github.com/parleyim/parley/server/servertest"
@@ -144,93 +145,6 @@ func (c *testCluster) waitOwners(nodes ...string) router.Table {
 	}
 }
 
-// member is a logged-in client that records its events and messages.
-type member struct {
-	*client.Client
-	name string
-	id   int64
-
-	mu     sync.Mutex
-	events []client.Event
-	msgs   map[string][]protocol.Message // by conv, in arrival order
-}
-
-func (m *member) lastLogin() string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for i := len(m.events) - 1; i >= 0; i-- {
-		if m.events[i].Type == client.EventLoggedIn {
-			return m.events[i].Addr
-		}
-	}
-	return ""
-}
-
-func (m *member) count(typ client.EventType) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n := 0
-	for _, e := range m.events {
-		if e.Type == typ {
-			n++
-		}
-	}
-	return n
-}
-
-func (m *member) received(conv string) []protocol.Message {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Clone(m.msgs[conv])
-}
-
-func join(t *testing.T, seed, name string) *member {
-	t.Helper()
-	c, err := client.Dial(context.Background(), seed, client.Options{
-		Reconnect: true, SyncOnLogin: true, MinBackoff: 50 * time.Millisecond, MaxBackoff: 300 * time.Millisecond,
-		RequestTimeout: 10 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &member{Client: c, name: name, msgs: map[string][]protocol.Message{}}
-	go func() {
-		for ev := range c.Events() {
-			m.mu.Lock()
-			m.events = append(m.events, ev)
-			m.mu.Unlock()
-		}
-	}()
-	go func() {
-		for msg := range c.Messages() {
-			m.mu.Lock()
-			m.msgs[msg.Conv] = append(m.msgs[msg.Conv], msg)
-			m.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { _ = c.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	ok, err := c.Register(ctx, name, name+"-password")
-	if err != nil {
-		t.Fatalf("register %s: %v", name, err)
-	}
-	m.id = ok.UserID
-	return m
-}
-
-// eventually polls cond for up to 30 seconds.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out: %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestCluster(t *testing.T) {
 	c := newTestCluster(t)
 	n1 := c.start()
@@ -239,26 +153,26 @@ func TestCluster(t *testing.T) {
 	tab := c.waitOwners(n1, n2, n3)
 
 	// Users register through n1 and end up on the node of their slot.
-	var users []*member
+	var users []*clienttest.Member
 	redirected := 0
 	for i := range 12 {
-		m := join(t, n1, fmt.Sprintf("user%02d", i))
+		m := clienttest.Join(t, n1, fmt.Sprintf("user%02d", i))
 		users = append(users, m)
-		owner := tab.Owner(m.id)
-		eventually(t, m.name+" on its node", func() bool { return m.lastLogin() == owner })
+		owner := tab.Owner(m.ID)
+		clienttest.Eventually(t, 30*time.Second, m.Name+" on its node", func() bool { return m.LastLogin() == owner })
 		if owner != n1 {
 			redirected++
-			if m.count(client.EventRedirected) == 0 {
-				t.Fatalf("%s reached %s without a redirect", m.name, owner)
+			if m.Count(client.EventRedirected) == 0 {
+				t.Fatalf("%s reached %s without a redirect", m.Name, owner)
 			}
 		}
 	}
 	if redirected < 4 {
 		t.Fatalf("only %d of 12 users live off the seed node", redirected)
 	}
-	on := map[string][]*member{}
+	on := map[string][]*clienttest.Member{}
 	for _, m := range users {
-		on[tab.Owner(m.id)] = append(on[tab.Owner(m.id)], m)
+		on[tab.Owner(m.ID)] = append(on[tab.Owner(m.ID)], m)
 	}
 	if len(on[n1]) == 0 || len(on[n2]) == 0 || len(on[n3]) == 0 {
 		t.Fatalf("users per node: %d %d %d", len(on[n1]), len(on[n2]), len(on[n3]))
@@ -267,14 +181,14 @@ func TestCluster(t *testing.T) {
 	// 1:1 across nodes, and a group over all three.
 	ctx := context.Background()
 	a, b := on[n1][0], on[n2][0]
-	if _, err := a.Send(ctx, b.id, 0, []byte("across")); err != nil {
+	if _, err := a.Send(ctx, b.ID, 0, []byte("across")); err != nil {
 		t.Fatal(err)
 	}
-	conv := protocol.DirectConv(a.id, b.id)
-	eventually(t, "1:1 across nodes", func() bool { return len(b.received(conv)) == 1 })
+	conv := protocol.DirectConv(a.ID, b.ID)
+	clienttest.Eventually(t, 30*time.Second, "1:1 across nodes", func() bool { return len(b.Received(conv)) == 1 })
 	ids := make([]int64, len(users))
 	for i, m := range users {
-		ids[i] = m.id
+		ids[i] = m.ID
 	}
 	g, err := on[n3][0].CreateGroup(ctx, "everyone", false, ids...)
 	if err != nil {
@@ -288,13 +202,13 @@ func TestCluster(t *testing.T) {
 		if m == on[n3][0] {
 			continue
 		}
-		eventually(t, m.name+" gets the group message", func() bool { return len(m.received(gconv)) == 1 })
+		clienttest.Eventually(t, 30*time.Second, m.Name+" gets the group message", func() bool { return len(m.Received(gconv)) == 1 })
 	}
 
 	// A 4th node: only the slots it takes move, only their users reconnect.
-	disconnects := map[*member]int{}
+	disconnects := map[*clienttest.Member]int{}
 	for _, m := range users {
-		disconnects[m] = m.count(client.EventDisconnected)
+		disconnects[m] = m.Count(client.EventDisconnected)
 	}
 	n4 := c.start()
 	after := c.waitOwners(n1, n2, n3, n4)
@@ -311,10 +225,10 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("%d slots moved, want 256", moved)
 	}
 	for _, m := range users {
-		if tab.Owner(m.id) != after.Owner(m.id) {
-			eventually(t, m.name+" moves to the new node", func() bool { return m.lastLogin() == n4 })
-		} else if m.count(client.EventDisconnected) != disconnects[m] {
-			t.Fatalf("%s was disconnected though its slot stayed on %s", m.name, after.Owner(m.id))
+		if tab.Owner(m.ID) != after.Owner(m.ID) {
+			clienttest.Eventually(t, 30*time.Second, m.Name+" moves to the new node", func() bool { return m.LastLogin() == n4 })
+		} else if m.Count(client.EventDisconnected) != disconnects[m] {
+			t.Fatalf("%s was disconnected though its slot stayed on %s", m.Name, after.Owner(m.ID))
 		}
 	}
 	tab = after
@@ -328,7 +242,7 @@ func TestCluster(t *testing.T) {
 		ackMu sync.Mutex
 		acked = map[string][]uint64{} // conv → acked seqs
 	)
-	send := func(from *member, to int64, group bool) {
+	send := func(from *clienttest.Member, to int64, group bool) {
 		defer wg.Done()
 		for i := 0; ; i++ {
 			select {
@@ -340,9 +254,9 @@ func TestCluster(t *testing.T) {
 			var ack protocol.SendAck
 			var err error
 			if group {
-				ack, err = from.SendGroup(sctx, to, 0, fmt.Appendf(nil, "%s g%d", from.name, i))
+				ack, err = from.SendGroup(sctx, to, 0, fmt.Appendf(nil, "%s g%d", from.Name, i))
 			} else {
-				ack, err = from.Send(sctx, to, 0, fmt.Appendf(nil, "%s d%d", from.name, i))
+				ack, err = from.Send(sctx, to, 0, fmt.Appendf(nil, "%s d%d", from.Name, i))
 			}
 			cancel()
 			if err == nil {
@@ -353,14 +267,14 @@ func TestCluster(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	type pair struct{ from, to *member }
+	type pair struct{ from, to *clienttest.Member }
 	var pairs []pair
 	for i, m := range users {
 		pairs = append(pairs, pair{m, users[(i+1)%len(users)]})
 	}
 	for _, p := range pairs[:6] {
 		wg.Add(1)
-		go send(p.from, p.to.id, false)
+		go send(p.from, p.to.ID, false)
 	}
 	wg.Add(2)
 	go send(users[0], g.GroupID, true)
@@ -374,12 +288,12 @@ func TestCluster(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	for _, m := range users {
-		eventually(t, m.name+" logged in on a live node", func() bool {
-			return m.State() == client.StateLoggedIn && m.lastLogin() == final.Owner(m.id)
+		clienttest.Eventually(t, 30*time.Second, m.Name+" logged in on a live node", func() bool {
+			return m.State() == client.StateLoggedIn && m.LastLogin() == final.Owner(m.ID)
 		})
 	}
 
-	check := func(m *member, conv string) {
+	check := func(m *clienttest.Member, conv string) {
 		t.Helper()
 		ackMu.Lock()
 		want := slices.Clone(acked[conv])
@@ -389,37 +303,37 @@ func TestCluster(t *testing.T) {
 		}
 		top := slices.Max(want)
 		var got []protocol.Message
-		eventually(t, fmt.Sprintf("%s has %s up to #%d", m.name, conv, top), func() bool {
-			got = m.received(conv)
+		clienttest.Eventually(t, 30*time.Second, fmt.Sprintf("%s has %s up to #%d", m.Name, conv, top), func() bool {
+			got = m.Received(conv)
 			return len(got) > 0 && got[len(got)-1].Seq >= top
 		})
 		seen := map[uint64]bool{}
 		for i, msg := range got {
 			if seen[msg.Seq] {
-				t.Fatalf("%s got %s #%d twice", m.name, conv, msg.Seq)
+				t.Fatalf("%s got %s #%d twice", m.Name, conv, msg.Seq)
 			}
 			seen[msg.Seq] = true
 			if i > 0 && msg.Seq <= got[i-1].Seq {
-				t.Fatalf("%s got %s #%d after #%d", m.name, conv, msg.Seq, got[i-1].Seq)
+				t.Fatalf("%s got %s #%d after #%d", m.Name, conv, msg.Seq, got[i-1].Seq)
 			}
 		}
 		first := got[0].Seq
 		if first > slices.Min(want) {
-			t.Fatalf("%s's %s starts at #%d, after acked #%d", m.name, conv, first, slices.Min(want))
+			t.Fatalf("%s's %s starts at #%d, after acked #%d", m.Name, conv, first, slices.Min(want))
 		}
 		for s := first; s <= got[len(got)-1].Seq; s++ {
 			if !seen[s] {
-				t.Fatalf("%s has a gap in %s at #%d", m.name, conv, s)
+				t.Fatalf("%s has a gap in %s at #%d", m.Name, conv, s)
 			}
 		}
 		for _, s := range want {
 			if s >= first && !seen[s] {
-				t.Fatalf("%s never got acked %s #%d", m.name, conv, s)
+				t.Fatalf("%s never got acked %s #%d", m.Name, conv, s)
 			}
 		}
 	}
 	for _, p := range pairs[:6] {
-		check(p.to, protocol.DirectConv(p.from.id, p.to.id))
+		check(p.to, protocol.DirectConv(p.from.ID, p.to.ID))
 	}
 	for _, m := range users {
 		if m != users[0] && m != users[5] {
