@@ -144,7 +144,7 @@ func Open(cfg Config) (*Store, error) {
 		cursors:  s.cursors,
 		ops:      batch.New[op](cfg.MaxBatch),
 		kick:     make(chan struct{}, 1),
-		synced:   make(chan *txn, 4),
+		synced:   make(chan *txn, maxInFlight),
 		done:     make(chan struct{}),
 		seqs:     make(map[string]uint64),
 		timers:   make(map[string]uint32),

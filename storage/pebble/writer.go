@@ -39,6 +39,15 @@ import (
 // Read cursors (Ack) do not queue ops: they wait in cursors and ride with the
 // next batch, or with a batch of their own ackDelay after the first one.
 
+// maxInFlight bounds the batches applied and waiting for their fsync. Pebble
+// syncs the WAL one fsync at a time and each fsync covers every batch
+// written before it started, so the writer must not stop applying batches
+// while an fsync runs: a batch it held back misses the next fsync and waits
+// for the one after. With the shared disk's fsync tail (p99 ~20 ms, max
+// ~80 ms at half rate) a few in flight was too few (docs/benchmarks.md,
+// "Half-rate tail"); Pebble itself admits thousands.
+const maxInFlight = 64
+
 // maxCachedConvs bounds the writer's conversation → last seq cache; past it
 // the cache is emptied and refills from the database on demand.
 const maxCachedConvs = 1 << 16
