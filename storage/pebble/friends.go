@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"github.com/parleyim/parley/storage"
 )
 
@@ -19,6 +21,17 @@ func requestValue(note string, created time.Time) []byte {
 }
 
 func idAt(k []byte, off int) int64 { return int64(binary.BigEndian.Uint64(k[off:])) }
+
+// idsFrom lists, in key order, the second ids of the keys under p (a type
+// byte and an id, then the id it lists: at offset 9).
+func idsFrom(r pebble.Reader, p []byte) ([]int64, error) {
+	var ids []int64
+	err := scanFrom(r, p, func(k, _ []byte) error {
+		ids = append(ids, idAt(k, 9))
+		return nil
+	})
+	return ids, err
+}
 
 // RequestFriend implements storage.Friends.
 func (s *Store) RequestFriend(ctx context.Context, from, to int64, note string, now time.Time) (mutual bool, err error) {
@@ -91,11 +104,7 @@ func (s *Store) FriendRequests(ctx context.Context, user int64) (incoming, outgo
 		all = append(all, r)
 		return d.err()
 	}
-	var froms []int64
-	err = scanFrom(v.snap, key(tRequestTo, user), func(k, _ []byte) error {
-		froms = append(froms, idAt(k, 9))
-		return nil
-	})
+	froms, err := idsFrom(v.snap, key(tRequestTo, user))
 	for _, f := range froms {
 		err = cmpErr(err, read(f, user))
 	}
@@ -173,11 +182,7 @@ func (s *Store) FriendsOf(ctx context.Context, user int64) ([]storage.Profile, e
 	defer s.exit()
 	v := s.readView()
 	defer v.done()
-	var ids []int64
-	err := scanFrom(v.snap, key(tFriend, user), func(k, _ []byte) error {
-		ids = append(ids, idAt(k, 9))
-		return nil
-	})
+	ids, err := idsFrom(v.snap, key(tFriend, user))
 	if err != nil {
 		return nil, s.readErr("friends", err)
 	}

@@ -51,12 +51,7 @@ func (t *txn) groupRec(id int64) (groupRec, bool, error) {
 
 // memberIDs lists a group's members as the txn sees them, ascending.
 func (t *txn) memberIDs(group int64) ([]int64, error) {
-	var ids []int64
-	err := t.scan(key(tMember, group), func(k, _ []byte) error {
-		ids = append(ids, idAt(k, 9))
-		return nil
-	})
-	return ids, err
+	return idsFrom(t.reader(), key(tMember, group))
 }
 
 // join makes user a member of group: its cursors in the group's
@@ -281,11 +276,7 @@ func (s *Store) GroupsOf(ctx context.Context, user int64) ([]storage.Group, erro
 	defer s.exit()
 	v := s.readView()
 	defer v.done()
-	var ids []int64
-	err := scanFrom(v.snap, key(tMemberOf, user), func(k, _ []byte) error {
-		ids = append(ids, idAt(k, 9))
-		return nil
-	})
+	ids, err := idsFrom(v.snap, key(tMemberOf, user))
 	if err != nil {
 		return nil, s.readErr("groups of user", err)
 	}
@@ -353,11 +344,7 @@ func (s *Store) MemberIDs(ctx context.Context, group int64) ([]int64, error) {
 	} else if !found {
 		return nil, storage.ErrNotFound
 	}
-	var ids []int64
-	err := scanFrom(v.snap, key(tMember, group), func(k, _ []byte) error {
-		ids = append(ids, idAt(k, 9))
-		return nil
-	})
+	ids, err := idsFrom(v.snap, key(tMember, group))
 	if err != nil {
 		return nil, s.readErr("member ids", err)
 	}
