@@ -277,40 +277,50 @@ func (tr *Traffic) Check(limit time.Duration) time.Duration {
 		if len(want) == 0 {
 			continue
 		}
-		top := slices.Max(want)
 		for _, m := range tr.to[conv] {
 			if slices.Contains(tr.from[conv], m) {
 				continue // its own messages are acked to it, not pushed
 			}
-			var got []protocol.Message
-			Eventually(t, limit-time.Since(start), fmt.Sprintf("%s has %s up to #%d", m.Name, conv, top), func() bool {
-				got = m.Received(conv)
-				return len(got) > 0 && got[len(got)-1].Seq >= top
-			})
+			got := WaitReceived(t, m, conv, want, limit-time.Since(start))
 			slowest = max(slowest, time.Since(start))
-			seen := map[uint64]bool{}
-			for i, msg := range got {
-				if seen[msg.Seq] {
-					t.Fatalf("%s got %s #%d twice", m.Name, conv, msg.Seq)
-				}
-				seen[msg.Seq] = true
-				if i > 0 && msg.Seq <= got[i-1].Seq {
-					t.Fatalf("%s got %s #%d after #%d", m.Name, conv, msg.Seq, got[i-1].Seq)
-				}
-			}
-			first := got[0].Seq
-			if first > slices.Min(want) {
-				t.Fatalf("%s's %s starts at #%d, after acked #%d", m.Name, conv, first, slices.Min(want))
-			}
-			for s := first; s <= got[len(got)-1].Seq; s++ {
-				if !seen[s] {
-					t.Fatalf("%s has a gap in %s at #%d", m.Name, conv, s)
-				}
-			}
 			tr.checkEvents(m, conv, got)
 		}
 	}
 	return slowest
+}
+
+// WaitReceived waits up to limit for m to hold conv up to the highest of
+// the acked seqs want (not empty), then checks that m got each message
+// once, in sequence order, with no gap, from no later than the lowest of
+// want. It returns what m received of conv.
+func WaitReceived(t testing.TB, m *Member, conv string, want []uint64, limit time.Duration) []protocol.Message {
+	t.Helper()
+	top := slices.Max(want)
+	var got []protocol.Message
+	Eventually(t, limit, fmt.Sprintf("%s has %s up to #%d", m.Name, conv, top), func() bool {
+		got = m.Received(conv)
+		return len(got) > 0 && got[len(got)-1].Seq >= top
+	})
+	seen := map[uint64]bool{}
+	for i, msg := range got {
+		if seen[msg.Seq] {
+			t.Fatalf("%s got %s #%d twice", m.Name, conv, msg.Seq)
+		}
+		seen[msg.Seq] = true
+		if i > 0 && msg.Seq <= got[i-1].Seq {
+			t.Fatalf("%s got %s #%d after #%d", m.Name, conv, msg.Seq, got[i-1].Seq)
+		}
+	}
+	first := got[0].Seq
+	if first > slices.Min(want) {
+		t.Fatalf("%s's %s starts at #%d, after acked #%d", m.Name, conv, first, slices.Min(want))
+	}
+	for s := first; s <= got[len(got)-1].Seq; s++ {
+		if !seen[s] {
+			t.Fatalf("%s has a gap in %s at #%d", m.Name, conv, s)
+		}
+	}
+	return got
 }
 
 // checkEvents folds the events m received in conv (got, in seq order) into

@@ -298,38 +298,8 @@ func TestCluster(t *testing.T) {
 		ackMu.Lock()
 		want := slices.Clone(acked[conv])
 		ackMu.Unlock()
-		if len(want) == 0 {
-			return
-		}
-		top := slices.Max(want)
-		var got []protocol.Message
-		clienttest.Eventually(t, 30*time.Second, fmt.Sprintf("%s has %s up to #%d", m.Name, conv, top), func() bool {
-			got = m.Received(conv)
-			return len(got) > 0 && got[len(got)-1].Seq >= top
-		})
-		seen := map[uint64]bool{}
-		for i, msg := range got {
-			if seen[msg.Seq] {
-				t.Fatalf("%s got %s #%d twice", m.Name, conv, msg.Seq)
-			}
-			seen[msg.Seq] = true
-			if i > 0 && msg.Seq <= got[i-1].Seq {
-				t.Fatalf("%s got %s #%d after #%d", m.Name, conv, msg.Seq, got[i-1].Seq)
-			}
-		}
-		first := got[0].Seq
-		if first > slices.Min(want) {
-			t.Fatalf("%s's %s starts at #%d, after acked #%d", m.Name, conv, first, slices.Min(want))
-		}
-		for s := first; s <= got[len(got)-1].Seq; s++ {
-			if !seen[s] {
-				t.Fatalf("%s has a gap in %s at #%d", m.Name, conv, s)
-			}
-		}
-		for _, s := range want {
-			if s >= first && !seen[s] {
-				t.Fatalf("%s never got acked %s #%d", m.Name, conv, s)
-			}
+		if len(want) > 0 {
+			clienttest.WaitReceived(t, m, conv, want, 30*time.Second)
 		}
 	}
 	for _, p := range pairs[:6] {
