@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/parleyim/parley/cmd/parley/ui"
 	"github.com/parleyim/parley/protocol"
 )
 
@@ -57,34 +58,14 @@ func loadConfig(path string) (config, error) {
 
 // saveConfig writes c to path, readable by its owner only (0600, in a
 // 0700 directory if it has to make one). It writes a new file and renames
-// it over the old, so a crash leaves one or the other.
+// it over the old, so a crash leaves one or the other (ui.WriteFileAtomic).
 func saveConfig(path string, c config) error {
 	if path == "" {
 		return errors.New("no config directory ($HOME is not set): pass --config FILE or set PARLEY_CONFIG")
-	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
 	}
 	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".config-*.json")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // after a successful rename there is nothing to remove
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return ui.WriteFileAtomic(path, b)
 }

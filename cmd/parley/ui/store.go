@@ -189,13 +189,13 @@ func (o *Outbox) save() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(o.path, b)
+	return WriteFileAtomic(o.path, b)
 }
 
-// writeFileAtomic writes b to path, readable by its owner only (in a 0700
+// WriteFileAtomic writes b to path, readable by its owner only (in a 0700
 // directory if it has to make one), through a synced temporary file
 // renamed over the old one.
-func writeFileAtomic(path string, b []byte) error {
+func WriteFileAtomic(path string, b []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -288,7 +288,7 @@ func SaveCache(path string, c Cache) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, b)
+	return WriteFileAtomic(path, b)
 }
 
 // loadCache shows what the last session saw, until the server answers.
