@@ -58,13 +58,10 @@ func (s *Store) Delivered(ctx context.Context, user int64, conv string, seq uint
 
 // DeliveredCursor implements storage.Deliveries.
 func (s *Store) DeliveredCursor(ctx context.Context, user int64, conv string) (uint64, error) {
-	if !s.enter() {
-		return 0, storage.ErrClosed
-	}
-	defer s.exit()
-	if err := ctx.Err(); err != nil {
+	if err := s.begin(ctx); err != nil {
 		return 0, err
 	}
+	defer s.exit()
 	pending := s.delivered.Get(user, conv)
 	v, found, err := getFrom(s.db, deliveredKey(user, conv))
 	if err != nil {

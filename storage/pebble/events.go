@@ -135,13 +135,10 @@ func (v view) fold(conv string, msgs []protocol.Message, shown int) error {
 
 // MessagesAt implements storage.Events.
 func (s *Store) MessagesAt(ctx context.Context, conv string, seqs []uint64) ([]protocol.Message, error) {
-	if !s.enter() {
-		return nil, storage.ErrClosed
-	}
-	defer s.exit()
-	if err := ctx.Err(); err != nil {
+	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
+	defer s.exit()
 	v := s.readView()
 	defer v.done()
 	g := viewGetter{v}
@@ -174,13 +171,10 @@ func (s *Store) MessagesAt(ctx context.Context, conv string, seqs []uint64) ([]p
 
 // EditHistory implements storage.Events.
 func (s *Store) EditHistory(ctx context.Context, conv string, seq uint64) ([]protocol.EditVersion, error) {
-	if !s.enter() {
-		return nil, storage.ErrClosed
-	}
-	defer s.exit()
-	if err := ctx.Err(); err != nil {
+	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
+	defer s.exit()
 	v := s.readView()
 	defer v.done()
 	g := viewGetter{v}

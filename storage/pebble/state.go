@@ -29,13 +29,10 @@ const settingReceiptsOff = 1 << 0
 // seeks each user's row in key order, with the pending (not yet written)
 // Acks on top.
 func (s *Store) ReadCursors(ctx context.Context, conv string, users []int64) ([]uint64, error) {
-	if !s.enter() {
-		return nil, storage.ErrClosed
-	}
-	defer s.exit()
-	if err := ctx.Err(); err != nil {
+	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
+	defer s.exit()
 	v := s.readView()
 	defer v.done()
 	off := make(map[int64]bool)
@@ -122,13 +119,10 @@ func (s *Store) SetUserSettings(ctx context.Context, user int64, set storage.Use
 
 // UserSettings implements storage.ConvState.
 func (s *Store) UserSettings(ctx context.Context, user int64) (storage.UserSettings, error) {
-	if !s.enter() {
-		return storage.UserSettings{}, storage.ErrClosed
-	}
-	defer s.exit()
-	if err := ctx.Err(); err != nil {
+	if err := s.begin(ctx); err != nil {
 		return storage.UserSettings{}, err
 	}
+	defer s.exit()
 	v, found, err := getFrom(s.db, key(tSettings, user))
 	if err != nil {
 		return storage.UserSettings{}, s.readErr("settings", err)
