@@ -184,6 +184,11 @@ func (m *MemoryMembership) Leave(ctx context.Context, info NodeInfo) error {
 
 func (m *MemoryMembership) remove(node string) {
 	delete(m.members, node)
+	m.lapse(node)
+}
+
+// lapse ends node's heartbeat, id claim and lease. m.mu is held.
+func (m *MemoryMembership) lapse(node string) {
 	delete(m.live, node)
 	for id, c := range m.ids {
 		if c.node == node {
@@ -207,15 +212,7 @@ func (m *MemoryMembership) Kill(node string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.killed[node] = true
-	delete(m.live, node)
-	for id, c := range m.ids {
-		if c.node == node {
-			delete(m.ids, id)
-		}
-	}
-	if m.lease.node == node {
-		m.lease = claim{}
-	}
+	m.lapse(node)
 }
 
 // Close implements Membership.
