@@ -59,22 +59,31 @@ func checkBodies(t *testing.T, body []byte) {
 			}
 			continue
 		}
-		enc, err := AppendFrame(nil, typ, 1, v)
-		if err != nil {
-			t.Fatalf("%s: cannot encode decoded %+v: %v", typ, v, err)
-		}
-		again := newBody(typ)
-		if err := DecodeBody(enc[PrefixSize:], again); err != nil {
-			t.Fatalf("%s: cannot decode re-encoded % x: %v", typ, enc, err)
-		}
-		if !sameValue(reflect.ValueOf(v), reflect.ValueOf(again)) {
-			t.Fatalf("%s: %+v became %+v", typ, v, again)
-		}
+		enc, again := reencode(t, typ, v)
 		enc2, err := AppendFrame(nil, typ, 1, again)
 		if err != nil || !bytes.Equal(enc, enc2) {
 			t.Fatalf("%s: encodings differ: % x, % x (%v)", typ, enc, enc2, err)
 		}
 	}
+}
+
+// reencode encodes v, a decoded body of typ, and decodes that again: the
+// value must come back the same. It returns the encoding and the value
+// decoded from it.
+func reencode(t *testing.T, typ Type, v any) ([]byte, any) {
+	t.Helper()
+	enc, err := AppendFrame(nil, typ, 1, v)
+	if err != nil {
+		t.Fatalf("%s: cannot encode decoded %+v: %v", typ, v, err)
+	}
+	again := newBody(typ)
+	if err := DecodeBody(enc[PrefixSize:], again); err != nil {
+		t.Fatalf("%s: cannot decode re-encoded % x: %v", typ, enc, err)
+	}
+	if !sameValue(reflect.ValueOf(v), reflect.ValueOf(again)) {
+		t.Fatalf("%s: %+v became %+v", typ, v, again)
+	}
+	return enc, again
 }
 
 // sameValue is reflect.DeepEqual but for slices, where nil and empty are the
@@ -142,15 +151,5 @@ func checkBody1(t *testing.T, typ Type, body []byte) {
 			t.Fatalf("%s: accepted a body that is not a map: % x", typ, body)
 		}
 	}
-	enc, err := AppendFrame(nil, typ, 1, v)
-	if err != nil {
-		t.Fatalf("%s: cannot encode decoded %+v: %v", typ, v, err)
-	}
-	again := newBody(typ)
-	if err := DecodeBody(enc[PrefixSize:], again); err != nil {
-		t.Fatalf("%s: cannot decode re-encoded % x: %v", typ, enc, err)
-	}
-	if !sameValue(reflect.ValueOf(v), reflect.ValueOf(again)) {
-		t.Fatalf("%s: %+v became %+v", typ, v, again)
-	}
+	reencode(t, typ, v)
 }
