@@ -360,3 +360,78 @@ func (tr *Traffic) checkEvents(m *Member, conv string, got []protocol.Message) {
 		}
 	}
 }
+
+// WaitNotice waits up to limit for a notice of c that want accepts,
+// skipping others.
+func WaitNotice(t testing.TB, c *client.Client, limit time.Duration, what string, want func(client.Notice) bool) {
+	t.Helper()
+	timeout := time.After(limit)
+	for {
+		select {
+		case n := <-c.Notices():
+			if want(n) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("%s: no notice in %v", what, limit)
+		}
+	}
+}
+
+// ReceiptsAcross runs typing, a 1:1 read receipt and a group's read counts
+// between a user of node1 and two of node2 (owner names each user's node)
+// and fails t unless each reaches the sender within limit. The nodes must
+// aggregate group reads quickly (a short ReceiptInterval).
+func ReceiptsAcross(t testing.TB, owner func(user int64) string, node1, node2 string, limit time.Duration) {
+	t.Helper()
+	var a, b, m *Member
+	for i := 0; a == nil || b == nil || m == nil; i++ {
+		if i > 60 {
+			t.Fatalf("60 users and not one on %s and two on %s", node1, node2)
+		}
+		u := Join(t, node1, fmt.Sprintf("user%d", i))
+		switch o := owner(u.ID); {
+		case a == nil && o == node1:
+			a = u
+		case b == nil && o == node2:
+			b = u
+		case m == nil && o == node2:
+			m = u
+		}
+	}
+	Eventually(t, limit, "b and m on "+node2, func() bool { return b.LastLogin() == node2 && m.LastLogin() == node2 })
+	ctx := context.Background()
+	conv := protocol.DirectConv(a.ID, b.ID)
+	if _, err := a.Send(ctx, b.ID, 0, []byte("across")); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, limit, "the message across nodes", func() bool { return len(b.Received(conv)) == 1 })
+	if err := b.Typing(ctx, conv, false); err != nil {
+		t.Fatal(err)
+	}
+	WaitNotice(t, a.Client, limit, "typing across nodes", func(n client.Notice) bool { return n.Typing != nil && n.Typing.User == b.ID })
+	if err := b.Ack(ctx, conv, 1); err != nil {
+		t.Fatal(err)
+	}
+	WaitNotice(t, a.Client, limit, "read across nodes", func(n client.Notice) bool {
+		return n.Read != nil && *n.Read == protocol.ReadEvent{Conv: conv, User: b.ID, Seq: 1}
+	})
+	// A group: a on node1 sends, b and m on node2 read; a gets the counts.
+	g, err := a.CreateGroup(ctx, "across", false, b.ID, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := a.SendGroup(ctx, g.GroupID, 0, []byte("group across"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []*Member{b, m} {
+		Eventually(t, limit, "the group message across nodes", func() bool { return len(u.Received(ack.Conv)) == 1 })
+		if err := u.Ack(ctx, ack.Conv, ack.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	WaitNotice(t, a.Client, limit, "group reads across nodes", func(n client.Notice) bool {
+		return n.GroupRead != nil && len(n.GroupRead.Reads) == 1 && n.GroupRead.Reads[0].Count == 2
+	})
+}
