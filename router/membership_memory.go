@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 )
@@ -131,7 +132,8 @@ func (m *MemoryMembership) Table(ctx context.Context) (Table, error) {
 		return Table{}, err
 	}
 	t := m.table
-	t.Owners = append([]string(nil), t.Owners...)
+	t.Owners = slices.Clone(t.Owners)
+	t.Moved = slices.Clone(t.Moved)
 	return t, nil
 }
 
@@ -142,7 +144,8 @@ func (m *MemoryMembership) SetTable(ctx context.Context, t Table) error {
 	if err := m.check(ctx); err != nil {
 		return err
 	}
-	t.Owners = append([]string(nil), t.Owners...)
+	t.Owners = slices.Clone(t.Owners)
+	t.Moved = slices.Clone(t.Moved)
 	m.table = t
 	for w := range m.watchers {
 		select {

@@ -24,6 +24,11 @@ func SlotOf(user int64) int {
 type Table struct {
 	Epoch  int64    `json:"epoch"`
 	Owners []string `json:"owners"` // Slots entries, node names; "" unassigned
+	// Moved holds, per slot, the epoch of the table that last gave the
+	// slot to its owner (0: unknown, as in a table written before this
+	// field). Rebalance moves the slots held longest first, so the users a
+	// node's stop just moved are not moved again when it returns.
+	Moved []int64 `json:"moved,omitempty"`
 }
 
 // Owner is the node of a user's slot, or "" when the table is empty.
@@ -39,12 +44,24 @@ func (t *Table) Owner(user int64) string {
 // nodes no longer live are shared out among the least loaded, then slots
 // move one at a time from the most to the least loaded node until loads
 // differ by at most one. It reports whether anything changed; the epoch
-// is the caller's to bump.
+// is the caller's to bump (a moved slot is stamped t.Epoch+1, at most the
+// epoch the caller gives the table).
+//
+// A node that gives slots away gives those it has held longest first.
+// In a rolling restart that is what keeps every user to one reconnect per
+// node restart: the stopping node's slots go to the others (its users
+// reconnect once), and when it returns it takes slots the others held
+// before, not the ones it just gave them (whose users would reconnect a
+// second time).
 func (t *Table) Rebalance(live []string) (Table, bool) {
-	next := Table{Epoch: t.Epoch, Owners: make([]string, Slots)}
+	next := Table{Epoch: t.Epoch, Owners: make([]string, Slots), Moved: make([]int64, Slots)}
 	if len(t.Owners) == Slots {
 		copy(next.Owners, t.Owners)
 	}
+	if len(t.Moved) == Slots {
+		copy(next.Moved, t.Moved)
+	}
+	stamp := t.Epoch + 1
 	if len(live) == 0 {
 		return *t, false
 	}
@@ -84,6 +101,7 @@ func (t *Table) Rebalance(live []string) (Table, bool) {
 	for _, s := range orphans {
 		n := least()
 		next.Owners[s] = n
+		next.Moved[s] = stamp
 		load[n] = append(load[n], s)
 	}
 	for {
@@ -91,12 +109,14 @@ func (t *Table) Rebalance(live []string) (Table, bool) {
 		if len(load[hi])-len(load[lo]) <= 1 {
 			break
 		}
-		// Move the slot that ranks highest in a fixed scrambled order: the
-		// slots a node gives away are spread over the whole range, so
-		// consecutive user ids (consecutive slots) spread over the nodes.
+		// Move the slot held longest; among those, the one that ranks
+		// highest in a fixed scrambled order: the slots a node gives away
+		// are spread over the whole range, so consecutive user ids
+		// (consecutive slots) spread over the nodes.
 		i := 0
 		for j, s := range load[hi] {
-			if spread(s) > spread(load[hi][i]) {
+			b := load[hi][i]
+			if next.Moved[s] < next.Moved[b] || next.Moved[s] == next.Moved[b] && spread(s) > spread(b) {
 				i = j
 			}
 		}
@@ -104,6 +124,7 @@ func (t *Table) Rebalance(live []string) (Table, bool) {
 		load[hi][i] = load[hi][len(load[hi])-1]
 		load[hi] = load[hi][:len(load[hi])-1]
 		next.Owners[s] = lo
+		next.Moved[s] = stamp
 		load[lo] = append(load[lo], s)
 	}
 	changed := !slices.Equal(next.Owners, t.Owners)

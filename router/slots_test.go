@@ -54,3 +54,42 @@ func TestRebalance(t *testing.T) {
 		t.Fatal("SlotOf")
 	}
 }
+
+// A rolling restart of three nodes, on the table alone: each node leaves
+// (its slots go to the others) and returns (it takes a share back). No
+// slot moves twice in one node's restart, so no user reconnects twice for
+// it, and the loads end balanced.
+func TestRebalanceRollingRestart(t *testing.T) {
+	var empty router.Table
+	tab, _ := empty.Rebalance([]string{"a", "b", "c"})
+	tab.Epoch = 1
+	all := []string{"a", "b", "c"}
+	for _, n := range all {
+		var rest []string
+		for _, o := range all {
+			if o != n {
+				rest = append(rest, o)
+			}
+		}
+		gone, _ := tab.Rebalance(rest)
+		gone.Epoch = tab.Epoch + 1
+		back, _ := gone.Rebalance(all)
+		back.Epoch = gone.Epoch + 1
+		twice := 0
+		for s := range router.Slots {
+			if tab.Owners[s] != gone.Owners[s] && gone.Owners[s] != back.Owners[s] {
+				twice++
+			}
+		}
+		if twice != 0 {
+			t.Fatalf("%s's restart moved %d slots twice", n, twice)
+		}
+		if got, _ := moved(gone, back); got != loads(back)[n] || got < 341 {
+			t.Fatalf("%s returned to %d slots, %d moved", n, loads(back)[n], got)
+		}
+		if l := loads(back); fmt.Sprint(l) != "map[a:342 b:341 c:341]" && fmt.Sprint(l) != "map[a:341 b:342 c:341]" && fmt.Sprint(l) != "map[a:341 b:341 c:342]" {
+			t.Fatalf("after %s's restart: loads %v", n, l)
+		}
+		tab = back
+	}
+}

@@ -178,7 +178,7 @@ func tableWatch(t *testing.T, m router.Membership) {
 		t.Fatal("the watcher was not told")
 	}
 	got, err := m.Table(c)
-	if err != nil || got.Epoch != 7 || fmt.Sprint(got.Owners) != fmt.Sprint(tab.Owners) {
+	if err != nil || got.Epoch != 7 || fmt.Sprint(got.Owners) != fmt.Sprint(tab.Owners) || fmt.Sprint(got.Moved) != fmt.Sprint(tab.Moved) {
 		t.Fatalf("Table = epoch %d, %v", got.Epoch, err)
 	}
 }
