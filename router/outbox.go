@@ -176,6 +176,24 @@ func (o *Outbox) Stats() (sent, dropped, failures uint64, queued int) {
 	return o.sent.Load(), o.dropped.Load(), o.failures.Load(), queued
 }
 
+// QueuedBytes is the size of the envelopes queued or in flight now, as
+// counted against MaxBytes.
+func (o *Outbox) QueuedBytes() int {
+	o.mu.Lock()
+	links := make([]*link, 0, len(o.links))
+	for _, l := range o.links {
+		links = append(links, l)
+	}
+	o.mu.Unlock()
+	n := 0
+	for _, l := range links {
+		l.mu.Lock()
+		n += l.bytes
+		l.mu.Unlock()
+	}
+	return n
+}
+
 // take moves up to MaxBatch queued envelopes into a new batch, if there
 // are any and they may leave now: at once when nothing is in flight
 // (busy false), else when they fill a batch or the oldest has waited

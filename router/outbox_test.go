@@ -134,6 +134,9 @@ func TestOutboxBound(t *testing.T) {
 	if queued > 11 || dropped != uint64(100-queued) {
 		t.Fatalf("%d queued, %d dropped", queued, dropped)
 	}
+	if b := o.QueuedBytes(); b != queued*(100+8+16) {
+		t.Fatalf("%d envelopes of %d bytes queued, QueuedBytes %d", queued, 100+8+16, b)
+	}
 	net.SetDown(false)
 	got := rec.waitFor(t, queued)
 	if got[len(got)-1] != 100 || !slices.IsSorted(got) {

@@ -232,12 +232,16 @@ func (m *Metrics) bind(s *Server) error {
 		m.set.NewGauge(`parley_files_gc_removed_bytes_total`, gc(func(st files.GCStats) int64 { return st.RemovedBytes }))
 	}
 	if s.cfg.Bus != nil {
-		// The outbox's figures: batches handed to the bus, envelopes
-		// dropped past its bound, failed attempts, bytes waiting.
+		// The outbox's figures: envelopes handed to the bus, dropped past
+		// its bound, failed attempts (batches), envelopes and bytes
+		// waiting or in flight.
 		outbox := func(i int) func() float64 {
 			return func() float64 {
 				if s.outbox == nil {
 					return 0
+				}
+				if i == 4 {
+					return float64(s.outbox.QueuedBytes())
 				}
 				sent, dropped, failures, queued := s.outbox.Stats()
 				return float64([]uint64{sent, dropped, failures, uint64(queued)}[i])
@@ -246,7 +250,8 @@ func (m *Metrics) bind(s *Server) error {
 		m.set.NewGauge(`parley_bus_sent_total`, outbox(0))
 		m.set.NewGauge(`parley_bus_dropped_total`, outbox(1))
 		m.set.NewGauge(`parley_bus_send_failures_total`, outbox(2))
-		m.set.NewGauge(`parley_bus_queued_bytes`, outbox(3))
+		m.set.NewGauge(`parley_bus_queued_envelopes`, outbox(3))
+		m.set.NewGauge(`parley_bus_queued_bytes`, outbox(4))
 	}
 	return nil
 }
