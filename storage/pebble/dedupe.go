@@ -28,10 +28,11 @@ import (
 //
 // An append reads writer.applied (checkedAt) before it asks the filter (or
 // looks up), so a miss covers every batch up to checkedAt. The writer, as
-// it runs the append into a batch, checks the batches before: an earlier
-// op of the same batch (txn.dups); then the filter again, which by now
-// holds every batch applied; and only if the filter cannot rule the id out
-// and batches were applied since checkedAt, it looks the id up in Pebble
+// it runs the append into a batch, asks the filter again, which by now
+// holds every batch applied and the earlier appends of this one; only if
+// the filter cannot rule the id out does it look among the earlier ops of
+// the same batch (txn.inBatch: a scan, or a map while the filter is not
+// ready) and, if batches were applied since checkedAt, up the id in Pebble
 // itself. Until seenReady every append looks its id up in Pebble, on the
 // writer too when batches were applied meanwhile (the first seconds after
 // opening a large store). Keys are only added: a batch that fails, or a

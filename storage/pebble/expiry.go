@@ -70,11 +70,7 @@ func (t *txn) timer(conv string) (uint32, error) {
 func (t *txn) stamp(m *protocol.Message) error {
 	if secs, ok := storage.TimerSecs(m); ok {
 		m.ExpiresAt = 0
-		t.w.timers[m.Conv] = secs
-		if t.touched == nil {
-			t.touched = make(map[string]struct{})
-		}
-		t.touched[m.Conv] = struct{}{} // forgotten if the batch fails
+		t.w.timers[m.Conv] = secs // forgotten if the batch fails (writer.commit)
 		if secs == 0 {
 			return t.del(timerKey(m.Conv))
 		}

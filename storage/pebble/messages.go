@@ -258,16 +258,21 @@ func (o *appendOp) exec(t *txn) error {
 			o.stored, o.dup = *o.prev, true
 			return nil
 		}
-		if prev, ok := t.dups[ref]; ok { // an earlier op of this batch
-			o.stored, o.dup = prev, true
-			return nil
+		// The filter holds every batch applied so far and the earlier
+		// appends of this one: a miss proves the id new.
+		fresh := t.w.newID(o.hash)
+		if !fresh || t.dedupeMap {
+			if prev, ok := t.inBatch(ref); ok { // an earlier op of this batch
+				o.stored, o.dup = prev, true
+				return nil
+			}
 		}
 		t.kbuf = append(append(append(t.kbuf[:0], tDedupe), make([]byte, 8)...), m.ClientMsgID...)
 		binary.BigEndian.PutUint64(t.kbuf[1:], uint64(m.From))
-		// Look again unless the filter, which holds every batch applied so
-		// far, proves the id new, or findDup's lookup saw every batch
-		// applied so far (none was applied since it read the count).
-		if !t.w.newID(o.hash) && (!o.checked || o.checkedAt != t.w.applied.Load()) {
+		// Look again unless the filter proves the id new, or findDup's
+		// lookup saw every batch applied so far (none was applied since it
+		// read the count).
+		if !fresh && (!o.checked || o.checkedAt != t.w.applied.Load()) {
 			if prev, found, err := t.findDup(t.kbuf); err != nil || found {
 				o.stored, o.dup = prev, found
 				return err
@@ -312,10 +317,12 @@ func (o *appendOp) exec(t *txn) error {
 			return err
 		}
 		t.w.seen.Add(o.hash) // before the batch is applied (dedupe.go)
-		if t.dups == nil {
-			t.dups = make(map[dupRef]protocol.Message, len(t.ops))
+		if t.dedupeMap {
+			if t.dups == nil {
+				t.dups = make(map[dupRef]protocol.Message, len(t.ops))
+			}
+			t.dups[ref] = *m
 		}
-		t.dups[ref] = *m
 	}
 	if m.Seq == 1 && o.parsed.Kind == protocol.ConvDirect {
 		// The two users are members from the first message on.
@@ -332,6 +339,22 @@ func (o *appendOp) exec(t *txn) error {
 	}
 	t.stored = append(t.stored, *m)
 	return nil
+}
+
+// inBatch returns the message an earlier append of this batch stored under
+// ref. Without dups it scans the batch's messages: it is asked only when the
+// filter cannot rule the id out (a resend, or a false positive).
+func (t *txn) inBatch(ref dupRef) (protocol.Message, bool) {
+	if t.dedupeMap {
+		m, ok := t.dups[ref]
+		return m, ok
+	}
+	for i := len(t.stored) - 1; i >= 0; i-- {
+		if m := &t.stored[i]; m.From == ref.from && m.ClientMsgID == ref.cmid {
+			return *m, true
+		}
+	}
+	return protocol.Message{}, false
 }
 
 // findDup reads the message a dedupe key k points to, if k exists.

@@ -204,7 +204,7 @@ func (w *writer) commit(ops []op) {
 	for _, o := range ops {
 		indexed = indexed || o.base().reads
 	}
-	t := &txn{w: w, indexed: indexed, ops: ops, acks: acks}
+	t := &txn{w: w, indexed: indexed, ops: ops, acks: acks, dedupeMap: !w.seenReady.Load()}
 	if indexed {
 		t.b = w.db.NewIndexedBatch()
 	} else {
@@ -218,11 +218,11 @@ func (w *writer) commit(ops []op) {
 		}
 	}
 	if t.err != nil {
+		// The caches may hold seqs and timers that never committed: the
+		// next batch reads them back.
+		clear(w.seqs)
+		clear(w.timers)
 		w.sweptTo = nil // the batch may have held a sweep that did not happen
-		for conv := range t.touched {
-			delete(w.seqs, conv) // the cache may hold seqs that never committed
-			delete(w.timers, conv)
-		}
 	}
 	w.synced <- t
 }
@@ -282,12 +282,15 @@ type txn struct {
 	err     error // the batch failed before it was applied
 	applied bool  // applied without waiting for its fsync
 	b       *pebble.Batch
-	indexed bool                // b answers reads, seeing its own writes
-	touched map[string]struct{} // convs whose cached seq this batch set
-	stored  []protocol.Message  // new messages, in append order; goes to the hook
-	dups    map[dupRef]protocol.Message
-	kbuf    []byte
-	vbuf    []byte
+	indexed bool               // b answers reads, seeing its own writes
+	stored  []protocol.Message // new messages, in append order; goes to the hook
+	// dedupeMap: the filter was not ready when the batch began, so the
+	// batch's earlier appends are found in dups; otherwise the filter rules
+	// out most of them and a hit scans stored (inBatch).
+	dedupeMap bool
+	dups      map[dupRef]protocol.Message
+	kbuf      []byte
+	vbuf      []byte
 }
 
 // dupRef is a (sender, client message id) pair.
@@ -421,13 +424,7 @@ func lastMessage(r pebble.Reader, conv string) (seq uint64, serverTime int64, er
 }
 
 // setSeq records that conv's last seq is now seq.
-func (t *txn) setSeq(conv string, seq uint64) {
-	t.w.seqs[conv] = seq
-	if t.touched == nil {
-		t.touched = make(map[string]struct{})
-	}
-	t.touched[conv] = struct{}{}
-}
+func (t *txn) setSeq(conv string, seq uint64) { t.w.seqs[conv] = seq }
 
 // txOp runs fn in the batch: the rare writes of accounts, tokens and the
 // social graph. fn returns a domain error to hand the caller, having written
