@@ -145,6 +145,7 @@ func Open(cfg Config) (*Store, error) {
 		ops:      batch.New[op](cfg.MaxBatch),
 		kick:     make(chan struct{}, 1),
 		synced:   make(chan *txn, maxInFlight),
+		idle:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		seqs:     make(map[string]uint64),
 		timers:   make(map[string]uint32),

@@ -24,7 +24,9 @@ import (
 // drains whatever else is queued (up to maxBatch) without waiting, runs them
 // all into one Pebble batch and commits it with one WAL write and one fsync:
 // while it commits, new ops queue up and form the next batch, so the batch
-// grows with the load and one fsync serves many callers.
+// grows with the load and one fsync serves many callers. While a batch waits
+// for its fsync the writer lets the next one gather (gather), so under load
+// there is about one batch per fsync.
 //
 // Within a batch the ops run in queue order, so ops queued by one goroutine
 // commit in the order it queued them. An op that meets a domain error (a
@@ -41,12 +43,18 @@ import (
 
 // maxInFlight bounds the batches applied and waiting for their fsync. Pebble
 // syncs the WAL one fsync at a time and each fsync covers every batch
-// written before it started, so the writer must not stop applying batches
-// while an fsync runs: a batch it held back misses the next fsync and waits
-// for the one after. With the shared disk's fsync tail (p99 ~20 ms, max
-// ~80 ms at half rate) a few in flight was too few (docs/benchmarks.md,
-// "Half-rate tail"); Pebble itself admits thousands.
+// written before it started, so the writer must not be kept from applying
+// a batch when an fsync ends: a batch held back then misses the next fsync
+// and waits for the one after. With the shared disk's fsync tail (p99
+// ~20 ms, max ~80 ms at half rate) a few in flight was too few
+// (docs/benchmarks.md, "Half-rate tail"); Pebble itself admits thousands.
 const maxInFlight = 64
+
+// maxGather bounds how long the writer holds the first op of a batch while
+// an applied batch waits for its fsync (gather): during a slow fsync the
+// ops gathered are applied in batches of about this much time, so little
+// is left to apply when it ends.
+var maxGather = 2 * time.Millisecond
 
 // maxCachedConvs bounds the writer's conversation → last seq cache; past it
 // the cache is emptied and refills from the database on demand.
@@ -93,8 +101,12 @@ type writer struct {
 	synced chan *txn     // applied batches, to complete in order
 	done   chan struct{} // closed when complete returns
 
-	// applied counts the batches applied to the database (visible to reads).
+	// applied counts the batches applied to the database (visible to reads);
+	// durable counts those of them whose fsync has returned, and complete
+	// signals idle (capacity 1) each time it counts one.
 	applied atomic.Uint64
+	durable atomic.Uint64
+	idle    chan struct{}
 
 	// Owned by the run goroutine.
 	seqs      map[string]uint64 // conv → last seq
@@ -166,6 +178,8 @@ func (w *writer) run() {
 	defer close(w.synced)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	hold := time.NewTimer(time.Hour)
+	hold.Stop()
 	armed := false
 	for {
 		select {
@@ -174,6 +188,7 @@ func (w *writer) run() {
 				w.commit(nil) // the cursors still pending
 				return
 			}
+			w.gather(hold)
 			w.commit(w.ops.Fill(make([]op, 0, min(w.maxBatch, 1+w.ops.Len())), o, w.maxBatch))
 		case <-w.kick:
 			if !armed {
@@ -183,6 +198,31 @@ func (w *writer) run() {
 		case <-timer.C:
 			armed = false
 			w.commit(nil)
+		}
+	}
+}
+
+// gather waits, before the writer takes a batch from its queue, while an
+// applied batch waits for its fsync: at most maxGather, and not at all when
+// the queue already holds a full batch. Pebble syncs the WAL one fsync at a
+// time, each covering every batch applied before it began, so a batch
+// applied during an fsync waits for the next one anyway. Applied one by one
+// as their ops arrived (about 5 ops a batch at 256 appenders), the batches
+// each cost a WAL write, a flusher wake-up, a sync wait and a hook call;
+// gathered, an fsync's worth of ops is one batch, applied as the fsync ends
+// (complete signals idle), in time for the next. Acknowledgement is
+// unchanged: every op still waits for its batch's fsync.
+func (w *writer) gather(hold *time.Timer) {
+	if w.applied.Load() == w.durable.Load() || w.ops.Len()+1 >= w.maxBatch {
+		return
+	}
+	hold.Reset(maxGather)
+	defer hold.Stop()
+	for w.applied.Load() != w.durable.Load() {
+		select {
+		case <-w.idle:
+		case <-hold.C:
+			return
 		}
 	}
 }
@@ -244,6 +284,11 @@ func (w *writer) finish(t *txn) {
 	if t.applied {
 		if err = t.b.SyncWait(); err != nil {
 			err = fmt.Errorf("sync: %w", err)
+		}
+		w.durable.Add(1)
+		select {
+		case w.idle <- struct{}{}:
+		default:
 		}
 	}
 	_ = t.b.Close()
