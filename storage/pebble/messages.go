@@ -127,20 +127,26 @@ func parseMessage(k, v []byte) (protocol.Message, error) {
 // blocks only while the writer's queue is full. m is copied; its Seq is not
 // set.
 func (s *Store) AppendAsync(ctx context.Context, m *protocol.Message, done func(stored protocol.Message, dup bool, err error)) {
+	s.appendAsync(ctx, m, &appendOp{done: done})
+}
+
+// appendAsync is AppendAsync answering through o (its done, or its result
+// channel).
+func (s *Store) appendAsync(ctx context.Context, m *protocol.Message, o *appendOp) {
 	if s.closed.Load() {
-		done(protocol.Message{}, false, storage.ErrClosed)
+		o.answer(protocol.Message{}, false, storage.ErrClosed)
 		return
 	}
 	if m == nil || m.MsgID < 0 {
-		done(protocol.Message{}, false, errors.New("pebble: append: nil message or negative msg id"))
+		o.answer(protocol.Message{}, false, errors.New("pebble: append: nil message or negative msg id"))
 		return
 	}
 	parsed, ok := protocol.ParseConv(m.Conv)
 	if !ok {
-		done(protocol.Message{}, false, fmt.Errorf("pebble: append: invalid conversation id %q", m.Conv))
+		o.answer(protocol.Message{}, false, fmt.Errorf("pebble: append: invalid conversation id %q", m.Conv))
 		return
 	}
-	o := &appendOp{m: *m, parsed: parsed, done: done}
+	o.m, o.parsed = *m, parsed
 	o.m.Seq, o.m.ExpiresAt = 0, 0
 	// An event reads its target's state, which an earlier op of the batch
 	// may have written.
@@ -153,12 +159,12 @@ func (s *Store) AppendAsync(ctx context.Context, m *protocol.Message, done func(
 		// writer looks again only when batches were applied since and the
 		// filter cannot rule the id out (exec).
 		if err := s.findDup(o); err != nil {
-			done(protocol.Message{}, false, err)
+			o.answer(protocol.Message{}, false, err)
 			return
 		}
 	}
 	if err := s.w.queue(ctx, o); err != nil {
-		done(protocol.Message{}, false, err)
+		o.answer(protocol.Message{}, false, err)
 	}
 }
 
@@ -204,9 +210,7 @@ type appendResult struct {
 // neither may be modified.
 func (s *Store) Append(ctx context.Context, m *protocol.Message) (protocol.Message, bool, error) {
 	ch := resultChans.Get().(chan appendResult)
-	s.AppendAsync(ctx, m, func(stored protocol.Message, dup bool, err error) {
-		ch <- appendResult{stored, dup, err}
-	})
+	s.appendAsync(ctx, m, &appendOp{result: ch})
 	var r appendResult
 	select {
 	case r = <-ch:
@@ -227,7 +231,10 @@ type appendOp struct {
 	opBase
 	m      protocol.Message
 	parsed protocol.ParsedConv
+	// The caller is answered through done (AppendAsync) or, without a
+	// closure to allocate, on result (Append).
 	done   func(stored protocol.Message, dup bool, err error)
+	result chan<- appendResult
 
 	// hash is the filter's hash of the client message id (dedupeHash).
 	hash uint64
@@ -243,10 +250,18 @@ type appendOp struct {
 
 func (o *appendOp) finish(err error) {
 	if err != nil {
-		o.done(protocol.Message{}, false, err)
+		o.answer(protocol.Message{}, false, err)
 		return
 	}
-	o.done(o.stored, o.dup, nil)
+	o.answer(o.stored, o.dup, nil)
+}
+
+func (o *appendOp) answer(stored protocol.Message, dup bool, err error) {
+	if o.result != nil {
+		o.result <- appendResult{stored, dup, err}
+		return
+	}
+	o.done(stored, dup, err)
 }
 
 func (o *appendOp) exec(t *txn) error {
@@ -287,13 +302,16 @@ func (o *appendOp) exec(t *txn) error {
 	if err := t.stamp(m); err != nil {
 		return err
 	}
-	var target storage.Meta
+	// The Metas escape (putMeta encodes them): they are declared where
+	// they are used, so a plain message allocates neither.
+	var target *storage.Meta
 	if protocol.IsEvent(m.ContentType) {
-		var domain error
-		if target, domain, err = t.eventTarget(m); err != nil || domain != nil {
+		tm, domain, err := t.eventTarget(m)
+		if err != nil || domain != nil {
 			o.err = domain
 			return err
 		}
+		target = &tm
 	}
 	mk := msgKey(m.Conv, m.Seq)
 	t.vbuf = appendMsgValue(t.vbuf[:0], m)
@@ -303,12 +321,14 @@ func (o *appendOp) exec(t *txn) error {
 	if err := t.wheel(m); err != nil {
 		return err
 	}
-	own := storage.OwnMeta(m)
-	if err := t.putMeta(m.Conv, m.Seq, &own); err != nil {
-		return err
+	if own := storage.OwnMeta(m); !own.Empty() {
+		mt := own
+		if err := t.putMeta(m.Conv, m.Seq, &mt); err != nil {
+			return err
+		}
 	}
-	if protocol.IsEvent(m.ContentType) {
-		if err := t.writeEvent(m, &target); err != nil {
+	if target != nil {
+		if err := t.writeEvent(m, target); err != nil {
 			return err
 		}
 	}
