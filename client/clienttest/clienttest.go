@@ -258,6 +258,40 @@ func (tr *Traffic) Counts() (acked, failed int) {
 	return acked, tr.failed
 }
 
+// Delivered waits up to limit for every recipient to hold every message
+// acked so far (the senders may go on sending), and returns how long that
+// took from the call. It checks only arrival; Check checks the rest.
+func (tr *Traffic) Delivered(limit time.Duration) time.Duration {
+	t := tr.t
+	t.Helper()
+	start := time.Now()
+	tr.mu.Lock()
+	type wait struct {
+		m    *Member
+		conv string
+		top  uint64
+	}
+	var waits []wait
+	for conv, s := range tr.acked {
+		if len(s) == 0 {
+			continue
+		}
+		for _, m := range tr.to[conv] {
+			if !slices.Contains(tr.from[conv], m) {
+				waits = append(waits, wait{m, conv, slices.Max(s)})
+			}
+		}
+	}
+	tr.mu.Unlock()
+	for _, w := range waits {
+		Eventually(t, limit-time.Since(start), fmt.Sprintf("%s has %s up to #%d", w.m.Name, w.conv, w.top), func() bool {
+			got := w.m.Received(w.conv)
+			return len(got) > 0 && got[len(got)-1].Seq >= w.top
+		})
+	}
+	return time.Since(start)
+}
+
 // Check waits up to limit for every recipient to hold every acked message
 // of its conversations, then checks that each got each message once, in
 // sequence order, with no gap. It returns how long the last recipient

@@ -143,9 +143,15 @@ func chaosTraffic(t *testing.T, a, b *servertest.Node) *clienttest.Traffic {
 // again, on the arrival of the last acked message.
 const afterRecovery = 15 * time.Second
 
+// brokerRecovery is the bound, from the moment the restarted broker takes
+// messages again, on the arrival of every push acked before it did (issue
+// 18's target). Measured here: 1-2 s on a loaded machine (docs/cluster.md).
+const brokerRecovery = 5 * time.Second
+
 // The RocketMQ broker is killed with SIGKILL for 5 s (chaosOutage) and
-// restarted on its store. Sends go on being acked (the outbox holds the pushes); all of
-// them arrive after the broker is back, without a reconnect.
+// restarted on its store. Sends go on being acked (the outbox holds the
+// pushes); all of them arrive within brokerRecovery of the broker taking
+// messages again, without a reconnect.
 func TestChaosBroker(t *testing.T) {
 	mq := startRocketMQ(t)
 	env := newChaosEnv(t)
@@ -164,15 +170,21 @@ func TestChaosBroker(t *testing.T) {
 		t.Errorf("ready with the broker down: %v", err)
 	}
 	time.Sleep(chaosOutage(t) - time.Since(killed))
+	restart := time.Now()
 	mq.restartBroker()
-	back := time.Now()
+	restarted := time.Since(restart)
 	acked1, failed := tr.Counts()
+	// Every push acked so far waited for the broker; traffic goes on.
+	delivered := tr.Delivered(afterRecovery)
 	time.Sleep(time.Second)
 	tr.Stop()
 	tr.Check(afterRecovery)
 	acked, _ := tr.Counts()
-	t.Logf("broker down %v (+ its restart): %d acked before, %d during (%d failed), %d in all; the last arrived %v after the broker answered again",
-		chaosOutage(t), acked0, acked1-acked0, failed, acked, time.Since(back).Round(time.Millisecond))
+	t.Logf("broker down %v (+ its restart, %v): %d acked before, %d during (%d failed), %d in all; all acked during the outage arrived %v after the broker answered again",
+		chaosOutage(t), restarted.Round(time.Millisecond), acked0, acked1-acked0, failed, acked, delivered.Round(time.Millisecond))
+	if delivered > brokerRecovery {
+		t.Errorf("the pushes acked during the outage arrived %v after the broker was back; the bound is %v", delivered.Round(time.Millisecond), brokerRecovery)
+	}
 	if acked1-acked0 < 50 {
 		t.Fatalf("only %d sends acked while the broker was down: the send path waits on it", acked1-acked0)
 	}
