@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -13,8 +14,8 @@ import (
 // Outbox sends envelopes over a Bus without its callers waiting: Post
 // queues an envelope for a node and returns at once; a goroutine per node
 // sends what is queued in batches (one bus message carries up to MaxBatch
-// envelopes) and retries a batch that failed, with back-off, until it is
-// sent or the outbox closes. So while the bus is down or slow, envelopes
+// envelopes) and retries a batch that failed, with a jittered back-off
+// that doubles up to MaxBackoff, until it is sent or the outbox closes. So while the bus is down or slow, envelopes
 // wait, in order, and leave as soon as it is back; a slow link to one node
 // never holds up another.
 //
@@ -55,7 +56,7 @@ type OutboxConfig struct {
 	MaxInFlight int           // batches on their way to one node at once; default 4
 	Linger      time.Duration // how long a batch may form while others are in flight; default 2ms
 	SendTimeout time.Duration // one attempt; default 3s
-	MaxBackoff  time.Duration // longest wait between attempts; default 1s
+	MaxBackoff  time.Duration // longest wait between attempts; default 250ms
 	// Waited, if set, is told for each batch (first attempt) how long its
 	// oldest envelope waited in the queue, from Post to the batch leaving.
 	Waited func(time.Duration)
@@ -104,7 +105,7 @@ func NewOutbox(cfg OutboxConfig) *Outbox {
 		cfg.SendTimeout = 3 * time.Second
 	}
 	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = time.Second
+		cfg.MaxBackoff = 250 * time.Millisecond
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -324,8 +325,10 @@ func (o *Outbox) run(l *link) {
 				break
 			}
 			o.failures.Add(1)
+			// Jittered, so that the outboxes of many nodes do not retry
+			// in step.
 			backoff = min(max(2*backoff, 25*time.Millisecond), o.cfg.MaxBackoff)
-			retryAt = time.Now().Add(backoff)
+			retryAt = time.Now().Add(backoff/2 + rand.N(backoff/2+1))
 			o.cfg.Logger.Warn("bus send failed; retrying", "node", l.node, "seq", b.seq, "envelopes", len(b.envs), "in", backoff, "err", b.err)
 			i, _ := slices.BinarySearchFunc(failed, b.seq, func(f *batch, seq uint64) int { return cmp.Compare(f.seq, seq) })
 			failed = slices.Insert(failed, i, b)
