@@ -48,6 +48,7 @@ func newChaosEnv(t *testing.T) chaosEnv {
 type chaosNode struct {
 	*servertest.Node
 	metrics *server.Metrics
+	bus     *rocketmq.Bus
 }
 
 // startNode runs a node of the cluster in this process, on real services.
@@ -85,7 +86,7 @@ func (e chaosEnv) startNode(t *testing.T) chaosNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { servertest.Stop(t, srv) })
-	return chaosNode{&servertest.Node{Name: cfg.Addr, Srv: srv, Cluster: cl}, cfg.Metrics}
+	return chaosNode{&servertest.Node{Name: cfg.Addr, Srv: srv, Cluster: cl}, cfg.Metrics, bus}
 }
 
 // waitSplit waits until both nodes see a table that gives each some slots.
@@ -180,8 +181,9 @@ func TestChaosBroker(t *testing.T) {
 	tr.Stop()
 	tr.Check(afterRecovery)
 	acked, _ := tr.Counts()
-	t.Logf("broker down %v (+ its restart, %v): %d acked before, %d during (%d failed), %d in all; all acked during the outage arrived %v after the broker answered again",
-		chaosOutage(t), restarted.Round(time.Millisecond), acked0, acked1-acked0, failed, acked, delivered.Round(time.Millisecond))
+	t.Logf("broker down %v (+ its restart, %v): %d acked before, %d during (%d failed), %d in all; all acked during the outage arrived %v after the broker answered again; consumers started again: %d, %d",
+		chaosOutage(t), restarted.Round(time.Millisecond), acked0, acked1-acked0, failed, acked, delivered.Round(time.Millisecond),
+		a.bus.Restarts(), b.bus.Restarts())
 	if delivered > brokerRecovery {
 		t.Errorf("the pushes acked during the outage arrived %v after the broker was back; the bound is %v", delivered.Round(time.Millisecond), brokerRecovery)
 	}

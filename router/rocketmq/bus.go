@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mq "github.com/apache/rocketmq-client-go/v2"
@@ -34,15 +35,26 @@ import (
 // reads its queue without its lock, a data race. Messages from A to B
 // carry the sharding key "A>B", so a hash queue selector keeps them on one
 // queue and they rarely need reordering.
+//
+// A watchdog (watch.go) starts the consumer again when the broker comes
+// back from an outage, or when it stops consuming: the client's push
+// consumer would otherwise take seconds to resume by itself.
 type Bus struct {
 	cfg      Config
 	producer mq.Producer
 	inc      uint64
-	seqr     *router.Sequencer
+	ctx      context.Context // ends at Close
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // the watchdog
 
 	mu       sync.Mutex
 	consumer mq.PushConsumer
+	seqr     *router.Sequencer
 	closed   bool
+
+	consumed  atomic.Int64  // when a message was last consumed (unix ns)
+	probeSeen atomic.Uint64 // the highest own probe consumed
+	restarts  atomic.Uint64
 }
 
 // Config configures New.
@@ -54,6 +66,15 @@ type Config struct {
 	// ConsumeLag, if set, is told how long each consumed batch took from
 	// its publish (the broker's born timestamp) to its consumption here.
 	ConsumeLag func(time.Duration)
+	// ProbeEvery is how often a listening bus publishes a probe to its own
+	// tag, to see that the broker takes messages and that its consumer
+	// consumes them (default 1s). While probes fail they are retried every
+	// 100-250 ms.
+	ProbeEvery time.Duration
+	// StuckAfter is how long a probe may stay unconsumed, with nothing
+	// else consumed either, before the consumer is started again
+	// (default 2s).
+	StuckAfter time.Duration
 }
 
 var _ router.Bus = (*Bus)(nil)
@@ -81,6 +102,12 @@ func New(cfg Config) (*Bus, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.ProbeEvery <= 0 {
+		cfg.ProbeEvery = time.Second
+	}
+	if cfg.StuckAfter <= 0 {
+		cfg.StuckAfter = 2 * time.Second
+	}
 	p, err := mq.NewProducer(
 		producer.WithNameServer(cfg.NameServers),
 		producer.WithGroupName("parley-producer-"+tagOf(cfg.Node)),
@@ -96,7 +123,9 @@ func New(cfg Config) (*Bus, error) {
 	}
 	var r [8]byte
 	_, _ = rand.Read(r[:])
-	return &Bus{cfg: cfg, producer: p, inc: binary.LittleEndian.Uint64(r[:])}, nil
+	b := &Bus{cfg: cfg, producer: p, inc: binary.LittleEndian.Uint64(r[:])}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	return b, nil
 }
 
 func (b *Bus) isClosed() bool {
@@ -126,16 +155,17 @@ func (b *Bus) Send(ctx context.Context, node string, seq uint64, envs []router.E
 	return nil
 }
 
-// Listen implements router.Bus: an orderly push consumer of this node's
-// tag, in a consumer group of its own, from the first offset it has not
-// consumed.
+// Listen implements router.Bus: a push consumer of this node's tag, in a
+// consumer group of its own, from the first offset it has not consumed,
+// and the watchdog that starts it again when it stops consuming
+// (watch.go).
 func (b *Bus) Listen(handle func([]router.Envelope)) error {
 	if b.isClosed() {
 		return router.ErrClosed
 	}
 	// The broker creates a topic on its first message, and a consumer
 	// cannot start on a topic that does not exist yet.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
 	if err := b.Ping(ctx); err != nil {
 		return fmt.Errorf("rocketmq: topic %s: %w", b.cfg.Topic, err)
@@ -144,23 +174,41 @@ func (b *Bus) Listen(handle func([]router.Envelope)) error {
 	// creating it, and a consumer does not start before the name server
 	// knows the topic: try again until it does.
 	seqr := router.NewSequencer(time.Second, handle)
-	var c mq.PushConsumer
-	for {
-		var err error
-		if c, err = b.consume(seqr); err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			seqr.Close()
-			return fmt.Errorf("rocketmq: consumer: %w", err)
-		case <-time.After(250 * time.Millisecond):
-		}
+	c, err := b.start(ctx, seqr)
+	if err != nil {
+		seqr.Close()
+		return fmt.Errorf("rocketmq: consumer: %w", err)
 	}
 	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		_ = c.Shutdown()
+		seqr.Close()
+		return router.ErrClosed
+	}
 	b.consumer, b.seqr = c, seqr
+	b.wg.Add(1)
 	b.mu.Unlock()
+	go b.watch(seqr)
 	return nil
+}
+
+// start starts a consumer, trying again every 100-250 ms until one starts
+// or ctx ends.
+func (b *Bus) start(ctx context.Context, seqr *router.Sequencer) (mq.PushConsumer, error) {
+	for {
+		c, err := b.consume(seqr)
+		if err == nil {
+			return c, nil
+		}
+		t := time.NewTimer(retryWait())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
 }
 
 // Ping tells whether the broker takes a message within 2 s: it sends an
@@ -178,11 +226,13 @@ func (b *Bus) Ping(ctx context.Context) error {
 	return nil
 }
 
-// The message properties that order batches.
+// The message properties that order batches, and the number of a probe
+// (watch.go).
 const (
-	propFrom = "pfrom"
-	propInc  = "pinc"
-	propSeq  = "pseq"
+	propFrom  = "pfrom"
+	propInc   = "pinc"
+	propSeq   = "pseq"
+	propProbe = "pprobe"
 )
 
 // consume starts a push consumer of this node's tag.
@@ -199,7 +249,12 @@ func (b *Bus) consume(seqr *router.Sequencer) (mq.PushConsumer, error) {
 	}
 	err = c.Subscribe(b.cfg.Topic, consumer.MessageSelector{Type: consumer.TAG, Expression: tagOf(b.cfg.Node)},
 		func(_ context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+			b.consumed.Store(time.Now().UnixNano())
 			for _, m := range msgs {
+				if p := m.GetProperty(propProbe); p != "" {
+					b.sawProbe(m.GetProperty(propInc), p)
+					continue
+				}
 				if b.cfg.ConsumeLag != nil && m.BornTimestamp > 0 {
 					b.cfg.ConsumeLag(time.Since(time.UnixMilli(m.BornTimestamp)))
 				}
@@ -232,6 +287,10 @@ func (b *Bus) Close() error {
 		return router.ErrClosed
 	}
 	b.closed = true
+	b.mu.Unlock()
+	b.cancel()
+	b.wg.Wait() // the watchdog, which may be starting a consumer
+	b.mu.Lock()
 	c, seqr := b.consumer, b.seqr
 	b.mu.Unlock()
 	if c != nil {
