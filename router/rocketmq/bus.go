@@ -196,10 +196,13 @@ func (b *Bus) Listen(handle func([]router.Envelope)) error {
 // start starts a consumer, trying again every 100-250 ms until one starts
 // or ctx ends.
 func (b *Bus) start(ctx context.Context, seqr *router.Sequencer) (mq.PushConsumer, error) {
-	for {
+	for tries := 1; ; tries++ {
 		c, err := b.consume(seqr)
 		if err == nil {
 			return c, nil
+		}
+		if tries == 1 || tries%20 == 0 {
+			b.cfg.Logger.Info("rocketmq: consumer does not start yet", "tries", tries, "err", err)
 		}
 		t := time.NewTimer(retryWait())
 		select {
