@@ -274,8 +274,13 @@ func (mq *privateRocketMQ) killBroker() { mq.broker.kill() }
 
 // restartBroker starts the broker again on its store and waits for it.
 func (mq *privateRocketMQ) restartBroker() {
+	began := time.Now()
 	mq.broker.start()
+	waitPort(mq.t, mq.brokerAt, 60*time.Second)
+	listening := time.Since(began)
 	mq.waitReady(60 * time.Second)
+	mq.t.Logf("the broker restarted: listening after %v, taking messages through the name server after %v",
+		listening.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 }
 
 // privateMariaDB is a mariadbd on a port and data directory of its own,
