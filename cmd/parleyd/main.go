@@ -291,6 +291,9 @@ func joinCluster(o options, m *server.Metrics, log *slog.Logger) (*router.Cluste
 		_ = cluster.Leave(ctx)
 		return nil, nil, err
 	}
+	if m != nil {
+		m.Gauge(`parley_bus_consumer_restarts_total`, func() float64 { return float64(bus.Restarts()) })
+	}
 	log.Info("joined the cluster", "node", o.nodeName, "snowflake", cluster.Self().Snowflake)
 	return cluster, bus, nil
 }
