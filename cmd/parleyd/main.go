@@ -71,6 +71,7 @@ type storeOptions struct {
 	dataDir  string
 	mysqlDSN string
 	shards   int
+	lanes    int
 }
 
 func (so *storeOptions) register(fs *flag.FlagSet) {
@@ -78,6 +79,7 @@ func (so *storeOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&so.dataDir, "data-dir", "./data", "directory of the embedded store")
 	fs.StringVar(&so.mysqlDSN, "mysql-dsn", "", "MySQL/MariaDB DSN for --store mysql, user:pass@tcp(host:3306)/db")
 	fs.IntVar(&so.shards, "mysql-shards", 16, "message tables of a new MySQL database (fixed once created)")
+	fs.IntVar(&so.lanes, "mysql-lanes", 1, "MySQL append transactions in flight at once (each conversation in one lane; more cost the database more CPU per message)")
 }
 
 func (so *storeOptions) open(hook storage.CommitHook, log *slog.Logger) (storage.Store, error) {
@@ -93,7 +95,7 @@ func (so *storeOptions) open(hook storage.CommitHook, log *slog.Logger) (storage
 		if so.mysqlDSN == "" {
 			return nil, errors.New("--store mysql needs --mysql-dsn (or PARLEY_MYSQL_DSN)")
 		}
-		return mysql.Open(mysql.Config{DSN: so.mysqlDSN, Shards: so.shards, Hook: hook, Logger: log})
+		return mysql.Open(mysql.Config{DSN: so.mysqlDSN, Shards: so.shards, Lanes: so.lanes, Hook: hook, Logger: log})
 	}
 	return nil, fmt.Errorf("--store %q: want pebble or mysql", so.kind)
 }

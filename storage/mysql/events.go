@@ -28,7 +28,8 @@ type convSeq struct {
 type batchEvents struct {
 	w     *writer
 	ctx   context.Context
-	tx    *sql.Tx
+	tx    *sql.Tx // its reads
+	x     execer  // its writes
 	metas map[convSeq]*storage.Meta
 	dirty []convSeq            // metas to write, in first-change order
 	types map[convSeq]uint16   // content types of the batch's own messages
@@ -37,8 +38,8 @@ type batchEvents struct {
 	inSet map[convSeq]struct{} // dirty as a set
 }
 
-func newBatchEvents(w *writer, ctx context.Context, tx *sql.Tx) *batchEvents {
-	return &batchEvents{w: w, ctx: ctx, tx: tx, metas: map[convSeq]*storage.Meta{},
+func newBatchEvents(w *writer, ctx context.Context, tx *sql.Tx, x execer) *batchEvents {
+	return &batchEvents{w: w, ctx: ctx, tx: tx, x: x, metas: map[convSeq]*storage.Meta{},
 		types: map[convSeq]uint16{}, exps: map[convSeq]int64{}, inSet: map[convSeq]struct{}{}}
 }
 
@@ -131,13 +132,13 @@ func (b *batchEvents) write() error {
 		args = append(args, k.conv, k.seq, v)
 	}
 	if len(args) > 0 {
-		if _, err := b.tx.ExecContext(b.ctx, `INSERT INTO message_meta (conv, seq, meta) VALUES `+
+		if _, err := b.x.ExecContext(b.ctx, `INSERT INTO message_meta (conv, seq, meta) VALUES `+
 			placeholders(len(args)/3, "(?, ?, ?)")+` ON DUPLICATE KEY UPDATE meta = VALUES(meta)`, args...); err != nil {
 			return fmt.Errorf("write meta: %w", err)
 		}
 	}
 	for _, k := range b.blank {
-		if _, err := b.tx.ExecContext(b.ctx, `UPDATE `+b.w.s.table(k.conv)+` SET body = '' WHERE conv = ? AND seq = ?`, k.conv, k.seq); err != nil {
+		if _, err := b.x.ExecContext(b.ctx, `UPDATE `+b.w.s.table(k.conv)+` SET body = '' WHERE conv = ? AND seq = ?`, k.conv, k.seq); err != nil {
 			return fmt.Errorf("recall: %w", err)
 		}
 	}

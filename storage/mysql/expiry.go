@@ -43,7 +43,7 @@ func dropExpired(msgs []protocol.Message, now int64) []protocol.Message {
 
 // writeExpiry puts the batch's expiring messages on the wheel and writes the
 // timers its ContentTimer messages set.
-func writeExpiry(ctx context.Context, tx *sql.Tx, msgs []protocol.Message, timers map[string]uint32) error {
+func writeExpiry(ctx context.Context, tx execer, msgs []protocol.Message, timers map[string]uint32) error {
 	var args []any
 	flush := func() error {
 		if len(args) == 0 {

@@ -28,8 +28,10 @@
 //
 // # Writes
 //
-// Appends are group-committed by one writer goroutine per Store (writer.go):
-// concurrent Appends share a transaction and multi-row INSERTs. Sequence
+// Appends are group-committed by the Store's writer (writer.go): concurrent
+// Appends share a transaction and multi-row INSERTs, sent together in one
+// round trip; Config.Lanes such writers may commit at the same time, each
+// conversation always in the same lane. Sequence
 // numbers come from the conversations rows, locked FOR UPDATE inside that
 // transaction, so they stay dense even when several nodes append to one
 // conversation at once. Everything else (accounts, cursors, friends,
@@ -80,6 +82,14 @@ type Config struct {
 	// (The rows of a batch are inserted in statements of at most ~1 MiB of
 	// bodies, so a batch never meets max_allowed_packet.)
 	MaxBatch int
+	// Lanes is how many Append transactions run at once (writer.go): each
+	// conversation is in one lane, and a lane commits one batch at a time.
+	// Default 1, at most 64. The lanes have a connection each, beside the
+	// MaxOpenConns of everything else. More lanes overlap the round trips
+	// of the batches, but split them into smaller ones that cost the
+	// database more CPU per message: on a database short of CPU (two shared
+	// cores, docs/benchmarks.md) 4 lanes were slower than 1.
+	Lanes int
 	// MaxOpenConns bounds the connection pool. Default 16.
 	MaxOpenConns int
 	// Logger receives the store's logs. Default: discard.
@@ -100,6 +110,9 @@ func (c *Config) fill() {
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 256
 	}
+	if c.Lanes <= 0 {
+		c.Lanes = 1
+	}
 	if c.MaxOpenConns <= 0 {
 		c.MaxOpenConns = 16
 	}
@@ -114,6 +127,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: DSN is empty", ErrConfig)
 	case c.Shards < 1 || c.Shards > 256:
 		return fmt.Errorf("%w: Shards %d not in 1-256", ErrConfig, c.Shards)
+	case c.Lanes > 64:
+		return fmt.Errorf("%w: Lanes %d not in 1-64", ErrConfig, c.Lanes)
 	}
 	return nil
 }
@@ -121,6 +136,7 @@ func (c *Config) validate() error {
 // Store is the MySQL backend. Its methods are safe for concurrent use.
 type Store struct {
 	db     *sql.DB
+	wdb    *sql.DB // the writer's lanes: multiStatements on (writer.go, script)
 	log    *slog.Logger
 	shards int
 	w      *writer
@@ -168,14 +184,27 @@ func Open(cfg Config) (*Store, error) {
 	db.SetMaxIdleConns(cfg.MaxOpenConns)
 	db.SetConnMaxLifetime(30 * time.Minute)
 	db.SetConnMaxIdleTime(5 * time.Minute)
+	// The writer's pool sends a batch's writes as one multi-statement
+	// query; every value in them is a placeholder interpolated by the driver.
+	dc.MultiStatements = true
+	wdb, err := sql.Open("mysql", dc.FormatDSN())
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("mysql: open: %w", err)
+	}
+	wdb.SetMaxOpenConns(cfg.Lanes)
+	wdb.SetMaxIdleConns(cfg.Lanes)
+	wdb.SetConnMaxLifetime(30 * time.Minute)
+	wdb.SetConnMaxIdleTime(5 * time.Minute)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s := &Store{db: db, log: cfg.Logger, shards: cfg.Shards}
+	s := &Store{db: db, wdb: wdb, log: cfg.Logger, shards: cfg.Shards}
 	s.delivered = lazycursor.NewDeliveries("mysql", cfg.Logger, s.writeDelivered)
 	applied, err := migrate(ctx, db, cfg.Shards)
 	if err != nil {
 		_ = db.Close()
+		_ = wdb.Close()
 		return nil, err
 	}
 	if len(applied) > 0 {
@@ -183,8 +212,8 @@ func Open(cfg Config) (*Store, error) {
 	}
 	warnDurability(ctx, db, cfg.Logger)
 	s.idx = fulltext.NewIndexer(fulltext.IndexerConfig{Lists: indexLists{s}, Logger: cfg.Logger})
-	s.w = newWriter(s, cfg.Hook, cfg.MaxBatch)
-	go s.w.run()
+	s.w = newWriter(s, cfg.Hook, cfg.MaxBatch, cfg.Lanes)
+	s.w.start()
 	return s, nil
 }
 
@@ -219,6 +248,7 @@ func (s *Store) Close() error {
 	}
 	s.w.close()
 	s.idx.Close()
+	_ = s.wdb.Close()
 	return s.db.Close()
 }
 

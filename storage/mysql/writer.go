@@ -9,6 +9,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parleyim/parley/protocol"
@@ -16,25 +18,38 @@ import (
 	"github.com/parleyim/parley/storage/internal/batch"
 )
 
-// Group commit of Appends.
+// Group commit of Appends, in lanes.
 //
-// Append queues a request and waits. The writer goroutine takes the first
-// request, drains whatever else is queued (up to MaxBatch) and stores them
+// Append queues a request and waits. Each conversation belongs to one lane
+// (FNV-1a of its id modulo the lane count), so two lanes never share a
+// conversations row. A lane's goroutine takes the first request waiting in
+// its queue, drains whatever else is queued (up to MaxBatch) and stores them
 // all in one transaction: it locks the batch's conversation rows in id order
 // (so two nodes never lock two conversations in opposite orders), reads
 // their last sequences, assigns the next ones, writes the messages with one
-// multi-row INSERT per shard table, and commits. Then it passes the new
-// messages to the commit hook, in order, and answers the callers.
+// multi-row INSERT per shard table, and commits. The batch's writes (the
+// INSERTs, the dedupe ids, the conversations rows) follow all its reads and
+// go to the server in one multi-statement round trip (script), so a batch
+// costs four round trips (BEGIN, the lock, the dedupe read, the writes) and
+// the COMMIT, whatever the number of shard tables it touches. Then it
+// passes the new messages to the commit hook, in order (the hook's calls
+// never overlap), and hands the requests to the answerer. With more than
+// one lane (Config.Lanes; default 1) the lanes' transactions overlap. The
+// answerer calls the requests' done in the order the
+// requests were queued (a ticket each), so one goroutine's Appends are
+// answered in call order across lanes; within a conversation, sequences
+// ascend in call order (one lane, one batch at a time, retries included).
 //
 // A failed batch fails every request in it and stores nothing, and the
-// writer goes on with the next one: database/sql replaces a broken
+// lane goes on with the next one: database/sql replaces a broken
 // connection, so the store recovers by itself once the server is back. Two
 // failures are retried whole, since the transaction was rolled back and
 // running it again is safe: a deadlock with another node, and a
-// client_msg_id that another node stored at the same time in another
-// conversation (the retry finds it and answers dup). A connection lost
-// mid-batch is not retried: the commit may or may not have happened, so the
-// callers get the error and resend (with a client_msg_id, idempotently).
+// client_msg_id that another node (or lane) stored at the same time in
+// another conversation (the retry finds it and answers dup). A connection
+// lost mid-batch is not retried: the commit may or may not have happened,
+// so the callers get the error and resend (with a client_msg_id,
+// idempotently).
 
 // batchTimeout bounds one batch transaction.
 const batchTimeout = 20 * time.Second
@@ -51,6 +66,7 @@ type appendReq struct {
 	ctx    context.Context
 	m      protocol.Message
 	parsed protocol.ParsedConv
+	ticket uint64                              // the order queued (writer.answer)
 	done   func(protocol.Message, bool, error) // called once, by finish
 
 	stored protocol.Message
@@ -67,27 +83,74 @@ func (r *appendReq) finish() {
 	r.done(r.stored, r.dup, nil)
 }
 
-// maxKnownConvs bounds the writer's set of conversations known to have a
-// row; past it the set is emptied and refills as batches commit.
+// maxKnownConvs bounds a lane's set of conversations known to have a row;
+// past it the set is emptied and refills as batches commit.
 const maxKnownConvs = 1 << 16
 
 type writer struct {
 	s        *Store
 	hook     storage.CommitHook
 	maxBatch int
+	lanes    []*lane
 
-	// known holds conversations whose conversations row exists (rows are
-	// never deleted), so a batch locks them without creating them first.
-	// Owned by the run goroutine.
-	known map[string]struct{}
-
-	reqs *batch.Queue[*appendReq]
-	done chan struct{}
+	// tickets numbers the requests in the order queued.
+	tickets atomic.Uint64
+	// hookMu keeps the lanes' calls of the hook (and of the indexer's
+	// Note) from overlapping.
+	hookMu sync.Mutex
+	// ansMu guards next and ready, and is held while done callbacks run
+	// (they never block), so answers leave in ticket order.
+	ansMu sync.Mutex
+	next  uint64
+	ready map[uint64]*appendReq
 }
 
-func newWriter(s *Store, hook storage.CommitHook, maxBatch int) *writer {
-	return &writer{s: s, hook: hook, maxBatch: maxBatch, known: make(map[string]struct{}),
-		reqs: batch.New[*appendReq](maxBatch), done: make(chan struct{})}
+// lane stores the batches of its conversations, one at a time.
+type lane struct {
+	w    *writer
+	reqs *batch.Queue[*appendReq]
+	// known holds conversations whose conversations row exists (rows are
+	// never deleted), so a batch locks them without creating them first.
+	// Owned by the lane's goroutine.
+	known map[string]struct{}
+	done  chan struct{}
+}
+
+func newWriter(s *Store, hook storage.CommitHook, maxBatch, lanes int) *writer {
+	w := &writer{s: s, hook: hook, maxBatch: maxBatch, ready: make(map[uint64]*appendReq)}
+	for range lanes {
+		w.lanes = append(w.lanes, &lane{w: w, reqs: batch.New[*appendReq](maxBatch),
+			known: make(map[string]struct{}), done: make(chan struct{})})
+	}
+	return w
+}
+
+// queued is how many requests wait in the lanes' queues.
+func (w *writer) queued() int {
+	n := 0
+	for _, l := range w.lanes {
+		n += l.reqs.Len()
+	}
+	return n
+}
+
+// answer records the results of reqs and calls done for every request
+// whose earlier tickets have all been answered, in ticket order.
+func (w *writer) answer(reqs []*appendReq) {
+	w.ansMu.Lock()
+	defer w.ansMu.Unlock()
+	for _, r := range reqs {
+		w.ready[r.ticket] = r
+	}
+	for {
+		r, ok := w.ready[w.next]
+		if !ok {
+			return
+		}
+		delete(w.ready, w.next)
+		w.next++
+		r.finish()
+	}
 }
 
 // Append implements storage.Messages: AppendAsync, then the wait.
@@ -119,7 +182,7 @@ func (s *Store) Append(ctx context.Context, m *protocol.Message) (protocol.Messa
 
 // AppendAsync implements storage.Messages. The message and its body are
 // copied before it returns; the writer calls done after the commit (or the
-// failure) of the batch that holds it, before it starts the next batch.
+// failure) of the batch that holds it, in the order queued.
 func (s *Store) AppendAsync(ctx context.Context, m *protocol.Message, done func(protocol.Message, bool, error)) {
 	if s.closed.Load() {
 		done(protocol.Message{}, false, storage.ErrClosed)
@@ -143,48 +206,66 @@ func (s *Store) AppendAsync(ctx context.Context, m *protocol.Message, done func(
 	r.m.Seq = 0
 	r.m.Body = append([]byte{}, m.Body...)
 	r.m.Mentions = slices.Clone(m.Mentions)
-	if err := s.w.enqueue(r); err != nil {
-		done(protocol.Message{}, false, err)
+	s.w.enqueue(r)
+}
+
+// enqueue queues r in its conversation's lane; the writer will answer it.
+// If the writer is closed or r's context ends before there is room in the
+// queue, r is not queued and is answered with that error. Requests queued
+// by one goroutine are answered in the order queued, and within a
+// conversation commit in that order.
+func (w *writer) enqueue(r *appendReq) {
+	r.ticket = w.tickets.Add(1) - 1
+	err := w.lanes[shardOf(r.m.Conv, len(w.lanes))].reqs.Put(r.ctx, r)
+	if err == nil {
+		return
+	}
+	if errors.Is(err, batch.ErrClosed) {
+		err = storage.ErrClosed
+	}
+	// The ticket is answered in its turn, like any other.
+	r.err = err
+	w.answer([]*appendReq{r})
+}
+
+// start runs the lanes.
+func (w *writer) start() {
+	for _, l := range w.lanes {
+		go l.run()
 	}
 }
 
-// enqueue queues r; the writer will finish it. It fails (and r is not
-// queued) if the writer is closed or r's context ends before there is room
-// in the queue. Requests queued by one goroutine commit in the order queued.
-func (w *writer) enqueue(r *appendReq) error {
-	if err := w.reqs.Put(r.ctx, r); err != nil {
-		if errors.Is(err, batch.ErrClosed) {
-			return storage.ErrClosed
-		}
-		return err
-	}
-	return nil
-}
-
+// close stops taking requests and returns once every queued one is
+// answered.
 func (w *writer) close() {
-	w.reqs.Close()
-	<-w.done
+	for _, l := range w.lanes {
+		l.reqs.Close()
+	}
+	for _, l := range w.lanes {
+		<-l.done
+	}
 }
 
-// run is the writer goroutine: it takes the first request waiting and the
-// others already queued (storage/internal/batch, the queue the Pebble writer
-// uses too) and stores them in one transaction.
-func (w *writer) run() {
-	defer close(w.done)
-	b := make([]*appendReq, 0, w.maxBatch)
-	for first := range w.reqs.Recv() {
-		b = w.reqs.Fill(b[:0], first, w.maxBatch)
-		w.commit(b)
+// run is a lane's goroutine: it takes the first request waiting and the
+// others already queued (storage/internal/batch, the queue the Pebble
+// writer uses too) and stores them in one transaction.
+func (l *lane) run() {
+	defer close(l.done)
+	b := make([]*appendReq, 0, l.w.maxBatch)
+	for first := range l.reqs.Recv() {
+		b = l.reqs.Fill(b[:0], first, l.w.maxBatch)
+		l.commit(b)
 		clear(b)
 	}
 }
 
-func (w *writer) commit(batch []*appendReq) {
+func (l *lane) commit(batch []*appendReq) {
+	w := l.w
+	defer w.answer(batch)
 	live := batch[:0:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.err = err // the caller has gone; nothing is stored for it
-			r.finish()
 			continue
 		}
 		live = append(live, r)
@@ -195,7 +276,7 @@ func (w *writer) commit(batch []*appendReq) {
 	var stored []protocol.Message
 	var err error
 	for attempt := 0; ; attempt++ {
-		stored, err = w.store(live)
+		stored, err = l.store(live)
 		if err != nil && attempt < 3 && (isDeadlock(err) || isDuplicate(err)) {
 			w.s.log.Debug("mysql: append batch retried", "appends", len(live), "err", err)
 			continue
@@ -207,21 +288,19 @@ func (w *writer) commit(batch []*appendReq) {
 		w.s.log.Error("mysql: append batch failed", "appends", len(live), "err", err)
 		for _, r := range live {
 			r.err, r.dup = err, false
-			r.finish()
 		}
 		return
 	}
 	if w.s.log.Enabled(context.Background(), slog.LevelDebug) {
 		w.s.log.Debug("mysql: append batch committed", "appends", len(live), "messages", len(stored))
 	}
-	if w.hook != nil && len(stored) > 0 {
-		w.hook(stored)
-	}
 	if len(stored) > 0 {
+		w.hookMu.Lock()
+		if w.hook != nil {
+			w.hook(stored)
+		}
 		w.s.idx.Note(stored)
-	}
-	for _, r := range live {
-		r.finish()
+		w.hookMu.Unlock()
 	}
 }
 
@@ -232,16 +311,20 @@ type dupKey struct {
 
 // store writes one batch in a transaction and returns the new messages in
 // order; it sets each request's stored and dup.
-func (w *writer) store(reqs []*appendReq) ([]protocol.Message, error) {
+func (l *lane) store(reqs []*appendReq) ([]protocol.Message, error) {
+	w := l.w
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
-	tx, err := w.s.db.BeginTx(ctx, nil)
+	tx, err := w.s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = tx.Rollback() }()
+	// The batch's writes follow all its reads; they go in one round trip
+	// (or a few for large bodies), then the commit.
+	x := &script{tx: tx}
 
-	last, timers, err := w.lockConvs(ctx, tx, reqs)
+	last, timers, err := l.lockConvs(ctx, tx, reqs)
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +342,7 @@ func (w *writer) store(reqs []*appendReq) ([]protocol.Message, error) {
 		stored  []protocol.Message
 		inBatch = map[dupKey]int{} // → index in stored
 		times   = map[string]int64{}
-		events  = newBatchEvents(w, ctx, tx)
+		events  = newBatchEvents(w, ctx, tx, x)
 		// setTimers are the timers the batch's ContentTimer messages set.
 		setTimers = map[string]uint32{}
 	)
@@ -308,32 +391,99 @@ func (w *writer) store(reqs []*appendReq) ([]protocol.Message, error) {
 		shards[n] = append(shards[n], &stored[i])
 	}
 	for n, msgs := range shards {
-		if err := insertMessages(ctx, tx, shardTable(n), msgs); err != nil {
+		if err := insertMessages(ctx, x, shardTable(n), msgs); err != nil {
 			return nil, err
 		}
 	}
 	if err := events.write(); err != nil {
 		return nil, err
 	}
-	if err := insertIDs(ctx, tx, stored); err != nil {
+	if err := insertIDs(ctx, x, stored); err != nil {
 		return nil, err
 	}
-	if err := writeExpiry(ctx, tx, stored, setTimers); err != nil {
+	if err := writeExpiry(ctx, x, stored, setTimers); err != nil {
 		return nil, err
 	}
-	if err := updateConvs(ctx, tx, reqs, last, times, fresh); err != nil {
+	if err := updateConvs(ctx, x, reqs, last, times, fresh); err != nil {
 		return nil, err
+	}
+	if err := x.flush(ctx); err != nil {
+		return nil, fmt.Errorf("append writes: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
-	if len(w.known)+len(last) > maxKnownConvs {
-		clear(w.known)
+	if len(l.known)+len(last) > maxKnownConvs {
+		clear(l.known)
 	}
 	for c := range last {
-		w.known[c] = struct{}{}
+		l.known[c] = struct{}{}
 	}
 	return stored, nil
+}
+
+// execer is where a batch's writes go: a script, or a transaction.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// maxScriptBytes bounds a script's statements with their arguments
+// interpolated (strings and bytes escaped to at most twice their size), well
+// inside max_allowed_packet.
+const maxScriptBytes = 4 << 20
+
+// script collects write statements and sends them to the server together,
+// as one multi-statement query (the writer's pool has multiStatements on):
+// one round trip instead of one per statement. The server runs them in
+// order and stops at the first that fails, whose error the next flush
+// returns; the caller then rolls the transaction back. A statement's result
+// is not known when ExecContext returns, so statements whose result matters
+// do not go through a script.
+type script struct {
+	tx   *sql.Tx
+	q    strings.Builder
+	args []any
+	size int
+}
+
+// ExecContext adds a statement; it sends those before it first when the
+// script would pass maxScriptBytes. The result it returns is always nil.
+func (s *script) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	n := len(query) + 1
+	for _, a := range args {
+		switch v := a.(type) {
+		case []byte:
+			n += 2*len(v) + 3
+		case string:
+			n += 2*len(v) + 3
+		default:
+			n += 24
+		}
+	}
+	if s.size > 0 && s.size+n > maxScriptBytes {
+		if err := s.flush(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if s.size > 0 {
+		s.q.WriteByte(';')
+	}
+	s.q.WriteString(query)
+	s.args = append(s.args, args...)
+	s.size += n
+	return nil, nil
+}
+
+// flush sends the statements added since the last flush.
+func (s *script) flush(ctx context.Context) error {
+	if s.size == 0 {
+		return nil
+	}
+	_, err := s.tx.ExecContext(ctx, s.q.String(), s.args...)
+	s.q.Reset()
+	clear(s.args)
+	s.args, s.size = s.args[:0], 0
+	return err
 }
 
 // placeholders returns n groups of the tuple, comma separated.
@@ -344,7 +494,7 @@ func placeholders(n int, tuple string) string {
 // lockConvs locks the conversations rows of the batch in id order, creating
 // those not known to exist, and returns their last sequences. In the steady
 // state that is one locking read.
-func (w *writer) lockConvs(ctx context.Context, tx *sql.Tx, reqs []*appendReq) (last map[string]uint64, timers map[string]uint32, err error) {
+func (l *lane) lockConvs(ctx context.Context, tx *sql.Tx, reqs []*appendReq) (last map[string]uint64, timers map[string]uint32, err error) {
 	var convs, unknown []string
 	for _, r := range reqs {
 		convs = append(convs, r.m.Conv)
@@ -352,7 +502,7 @@ func (w *writer) lockConvs(ctx context.Context, tx *sql.Tx, reqs []*appendReq) (
 	slices.Sort(convs)
 	convs = slices.Compact(convs)
 	for _, c := range convs {
-		if _, ok := w.known[c]; !ok {
+		if _, ok := l.known[c]; !ok {
 			unknown = append(unknown, c)
 		}
 	}
@@ -371,7 +521,7 @@ func (w *writer) lockConvs(ctx context.Context, tx *sql.Tx, reqs []*appendReq) (
 	for _, c := range convs {
 		if _, ok := last[c]; !ok {
 			missing = append(missing, c)
-			delete(w.known, c)
+			delete(l.known, c)
 		}
 	}
 	if err := createConvs(ctx, tx, missing); err != nil {
@@ -482,7 +632,7 @@ func (w *writer) findDups(ctx context.Context, tx *sql.Tx, reqs []*appendReq) (m
 
 // insertMessages writes msgs to one shard table, in statements within the
 // INSERT limits.
-func insertMessages(ctx context.Context, tx *sql.Tx, table string, msgs []*protocol.Message) error {
+func insertMessages(ctx context.Context, tx execer, table string, msgs []*protocol.Message) error {
 	for len(msgs) > 0 {
 		n, size := 0, 0
 		for n < len(msgs) && n < maxInsertRows && (n == 0 || size+len(msgs[n].Body) <= maxInsertBytes) {
@@ -503,7 +653,7 @@ func insertMessages(ctx context.Context, tx *sql.Tx, table string, msgs []*proto
 }
 
 // insertIDs records the client message ids of msgs for dedupe.
-func insertIDs(ctx context.Context, tx *sql.Tx, msgs []protocol.Message) error {
+func insertIDs(ctx context.Context, tx execer, msgs []protocol.Message) error {
 	var args []any
 	flush := func() error {
 		if len(args) == 0 {
@@ -534,7 +684,7 @@ func insertIDs(ctx context.Context, tx *sql.Tx, msgs []protocol.Message) error {
 // updateConvs writes the conversations' new last seq and time, and the
 // membership rows of the users of direct conversations that were fresh
 // (without messages) before the batch.
-func updateConvs(ctx context.Context, tx *sql.Tx, reqs []*appendReq, last map[string]uint64, times map[string]int64, fresh map[string]bool) error {
+func updateConvs(ctx context.Context, tx execer, reqs []*appendReq, last map[string]uint64, times map[string]int64, fresh map[string]bool) error {
 	var convArgs, memberArgs []any
 	seen := map[string]bool{}
 	for _, r := range reqs {

@@ -111,9 +111,9 @@ func (h *holder) kill(id int64) {
 // waitQueued waits until n Appends wait behind the running batch.
 func waitQueued(t *testing.T, s *Store, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); s.w.reqs.Len() < n; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); s.w.queued() < n; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d Appends queued", s.w.reqs.Len(), n)
+			t.Fatalf("%d of %d Appends queued", s.w.queued(), n)
 		}
 	}
 }
@@ -145,6 +145,19 @@ func (r *recorder) hook(msgs []protocol.Message) {
 	r.batches = append(r.batches, slices.Clone(msgs))
 }
 
+// convs returns the conversations the hook saw.
+func (r *recorder) convs() map[string]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]bool{}
+	for _, b := range r.batches {
+		for _, m := range b {
+			out[m.Conv] = true
+		}
+	}
+	return out
+}
+
 func (r *recorder) seqs(conv string) []uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -164,7 +177,7 @@ func (r *recorder) seqs(conv string) []uint64 {
 func TestFailedBatch(t *testing.T) {
 	dsn := mysqltest.DSN(t)
 	var rec recorder
-	s := open(t, Config{DSN: dsn, Hook: rec.hook})
+	s := open(t, Config{DSN: dsn, Hook: rec.hook, Lanes: 1}) // one batch holds both conversations
 	defer s.Close()
 	ids := users(t, s, "a", "b", "c")
 	x, y := protocol.DirectConv(ids[0], ids[1]), protocol.DirectConv(ids[0], ids[2])
@@ -222,10 +235,11 @@ func TestFailedBatch(t *testing.T) {
 }
 
 // Appends queued while a batch runs form the next batch, and fail together
-// whatever their conversations.
+// whatever their conversations (one lane: with more, each lane's share of
+// them fails together).
 func TestBatchFailsWhole(t *testing.T) {
 	dsn := mysqltest.DSN(t)
-	s := open(t, Config{DSN: dsn})
+	s := open(t, Config{DSN: dsn, Lanes: 1})
 	defer s.Close()
 	ids := users(t, s, "a", "b", "c", "d")
 	first, second := newHolder(t, dsn), newHolder(t, dsn)
@@ -357,5 +371,67 @@ func TestLargeBatch(t *testing.T) {
 		if !bytes.Equal(m.Body, body) {
 			t.Fatalf("seq %d: body of %d bytes differs", m.Seq, len(m.Body))
 		}
+	}
+}
+
+// One goroutine's Appends to conversations of every lane are answered in
+// call order, while a held conversation keeps its lane (and so every later
+// answer) waiting; the other lanes commit meanwhile.
+func TestLanesAnswerInCallOrder(t *testing.T) {
+	dsn := mysqltest.DSN(t)
+	var rec recorder
+	s := open(t, Config{DSN: dsn, Lanes: 4, Hook: rec.hook})
+	defer s.Close()
+	ids := users(t, s, "a", "b", "c", "d", "e", "f", "g", "h", "i")
+	held := protocol.DirectConv(ids[0], ids[1])
+	h := newHolder(t, dsn)
+	h.lock(held)
+	defer h.release()
+
+	var mu sync.Mutex
+	var answered []uint64
+	var wg sync.WaitGroup
+	send := func(i uint64, to int64) {
+		wg.Add(1)
+		s.AppendAsync(context.Background(), direct(ids[0], to, fmt.Sprint(i), "x"), func(_ protocol.Message, _ bool, err error) {
+			if err != nil {
+				t.Errorf("Append %d: %v", i, err)
+			}
+			mu.Lock()
+			answered = append(answered, i)
+			mu.Unlock()
+			wg.Done()
+		})
+	}
+	send(0, ids[1])
+	h.blocked()
+	const n = 64
+	for i := uint64(1); i < n; i++ {
+		send(i, ids[1+i%8]) // eight conversations, spread over the lanes
+	}
+	// The lanes without the held conversation commit their shares.
+	free := 0
+	for i := 2; i <= 8; i++ {
+		if shardOf(protocol.DirectConv(ids[0], ids[i]), 4) != shardOf(held, 4) {
+			free++
+		}
+	}
+	if free == 0 {
+		t.Fatal("every conversation is in the held one's lane")
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(rec.convs()) < free; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("committed %v while one conversation was held; want the %d of the other lanes", rec.convs(), free)
+		}
+	}
+	mu.Lock()
+	if len(answered) != 0 {
+		t.Errorf("answered %v before the first Append committed", answered)
+	}
+	mu.Unlock()
+	h.release()
+	wg.Wait()
+	if !slices.Equal(answered, seqRange(0, n-1)) {
+		t.Fatalf("answered in order %v, want call order", answered)
 	}
 }
