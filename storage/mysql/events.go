@@ -28,7 +28,7 @@ type convSeq struct {
 type batchEvents struct {
 	w     *writer
 	ctx   context.Context
-	tx    *sql.Tx // its reads
+	tx    querier // its reads
 	x     execer  // its writes
 	metas map[convSeq]*storage.Meta
 	dirty []convSeq            // metas to write, in first-change order
@@ -38,7 +38,7 @@ type batchEvents struct {
 	inSet map[convSeq]struct{} // dirty as a set
 }
 
-func newBatchEvents(w *writer, ctx context.Context, tx *sql.Tx, x execer) *batchEvents {
+func newBatchEvents(w *writer, ctx context.Context, tx querier, x execer) *batchEvents {
 	return &batchEvents{w: w, ctx: ctx, tx: tx, x: x, metas: map[convSeq]*storage.Meta{},
 		types: map[convSeq]uint16{}, exps: map[convSeq]int64{}, inSet: map[convSeq]struct{}{}}
 }

@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	sqldriver "database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -315,16 +316,24 @@ func (l *lane) store(reqs []*appendReq) ([]protocol.Message, error) {
 	w := l.w
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
-	tx, err := w.s.wdb.BeginTx(ctx, nil)
+	// The transaction is run by hand on one connection, so that BEGIN
+	// travels with the first reads and COMMIT with the writes.
+	conn, err := w.s.wdb.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = tx.Rollback() }()
+	committed := false
+	defer func() {
+		if !committed {
+			rollback(conn)
+		}
+		_ = conn.Close()
+	}()
 	// The batch's writes follow all its reads; they go in one round trip
-	// (or a few for large bodies), then the commit.
-	x := &script{tx: tx}
+	// with the COMMIT (or a few for large bodies).
+	x := &script{q: conn}
 
-	last, timers, err := l.lockConvs(ctx, tx, reqs)
+	last, timers, prev, err := l.begin(ctx, conn, reqs)
 	if err != nil {
 		return nil, err
 	}
@@ -334,15 +343,11 @@ func (l *lane) store(reqs []*appendReq) ([]protocol.Message, error) {
 	for c, seq := range last {
 		fresh[c] = seq == 0
 	}
-	prev, err := w.findDups(ctx, tx, reqs)
-	if err != nil {
-		return nil, err
-	}
 	var (
 		stored  []protocol.Message
 		inBatch = map[dupKey]int{} // → index in stored
 		times   = map[string]int64{}
-		events  = newBatchEvents(w, ctx, tx, x)
+		events  = newBatchEvents(w, ctx, conn, x)
 		// setTimers are the timers the batch's ContentTimer messages set.
 		setTimers = map[string]uint32{}
 	)
@@ -407,12 +412,15 @@ func (l *lane) store(reqs []*appendReq) ([]protocol.Message, error) {
 	if err := updateConvs(ctx, x, reqs, last, times, fresh); err != nil {
 		return nil, err
 	}
-	if err := x.flush(ctx); err != nil {
+	if _, err := x.ExecContext(ctx, `COMMIT`); err != nil {
 		return nil, fmt.Errorf("append writes: %w", err)
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, err
+	if err := x.flush(ctx); err != nil {
+		// Not committed, or (the connection lost during the COMMIT) not
+		// known: either way the callers get the error.
+		return nil, fmt.Errorf("append writes: %w", err)
 	}
+	committed = true
 	if len(l.known)+len(last) > maxKnownConvs {
 		clear(l.known)
 	}
@@ -422,7 +430,18 @@ func (l *lane) store(reqs []*appendReq) ([]protocol.Message, error) {
 	return stored, nil
 }
 
-// execer is where a batch's writes go: a script, or a transaction.
+// rollback ends a transaction left open on conn (a failed batch; after a
+// COMMIT it does nothing); a connection that cannot say so is discarded
+// rather than handed back to the pool in a transaction.
+func rollback(conn *sql.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := conn.ExecContext(ctx, `ROLLBACK`); err != nil {
+		_ = conn.Raw(func(any) error { return sqldriver.ErrBadConn })
+	}
+}
+
+// execer is where a batch's writes go: a script, or a connection.
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
@@ -440,8 +459,8 @@ const maxScriptBytes = 4 << 20
 // is not known when ExecContext returns, so statements whose result matters
 // do not go through a script.
 type script struct {
-	tx   *sql.Tx
-	q    strings.Builder
+	q    execer
+	b    strings.Builder
 	args []any
 	size int
 }
@@ -466,9 +485,9 @@ func (s *script) ExecContext(ctx context.Context, query string, args ...any) (sq
 		}
 	}
 	if s.size > 0 {
-		s.q.WriteByte(';')
+		s.b.WriteByte(';')
 	}
-	s.q.WriteString(query)
+	s.b.WriteString(query)
 	s.args = append(s.args, args...)
 	s.size += n
 	return nil, nil
@@ -479,8 +498,8 @@ func (s *script) flush(ctx context.Context) error {
 	if s.size == 0 {
 		return nil
 	}
-	_, err := s.tx.ExecContext(ctx, s.q.String(), s.args...)
-	s.q.Reset()
+	_, err := s.q.ExecContext(ctx, s.b.String(), s.args...)
+	s.b.Reset()
 	clear(s.args)
 	s.args, s.size = s.args[:0], 0
 	return err
@@ -491,10 +510,12 @@ func placeholders(n int, tuple string) string {
 	return strings.TrimSuffix(strings.Repeat(tuple+",", n), ",")
 }
 
-// lockConvs locks the conversations rows of the batch in id order, creating
-// those not known to exist, and returns their last sequences. In the steady
-// state that is one locking read.
-func (l *lane) lockConvs(ctx context.Context, tx *sql.Tx, reqs []*appendReq) (last map[string]uint64, timers map[string]uint32, err error) {
+// begin starts the batch's transaction on conn and, in the same round trip
+// (one multi-statement query), creates the conversations rows not known to
+// exist, locks the batch's rows in id order and reads their last sequences
+// and timers, then reads which requests repeat a stored client_msg_id. It
+// returns the rows' sequences and timers and the repeated messages.
+func (l *lane) begin(ctx context.Context, conn querier, reqs []*appendReq) (last map[string]uint64, timers map[string]uint32, prev map[dupKey]protocol.Message, err error) {
 	var convs, unknown []string
 	for _, r := range reqs {
 		convs = append(convs, r.m.Conv)
@@ -506,63 +527,116 @@ func (l *lane) lockConvs(ctx context.Context, tx *sql.Tx, reqs []*appendReq) (la
 			unknown = append(unknown, c)
 		}
 	}
-	if err := createConvs(ctx, tx, unknown); err != nil {
-		return nil, nil, err
-	}
-	last, timers, err = selectConvs(ctx, tx, convs)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(last) == len(convs) {
-		return last, timers, nil
-	}
-	// A row known to exist is gone (the tables were emptied under us).
-	var missing []string
-	for _, c := range convs {
-		if _, ok := last[c]; !ok {
-			missing = append(missing, c)
-			delete(l.known, c)
+	var dupArgs []any
+	for _, r := range reqs {
+		if r.m.ClientMsgID != "" {
+			dupArgs = append(dupArgs, r.m.From, r.m.ClientMsgID)
 		}
 	}
-	if err := createConvs(ctx, tx, missing); err != nil {
-		return nil, nil, err
+	var q strings.Builder
+	var args []any
+	q.WriteString(`START TRANSACTION`)
+	if len(unknown) > 0 {
+		q.WriteString(`;` + createConvsQuery(len(unknown)))
+		args = append(args, anys(unknown)...)
 	}
-	more, moreTimers, err := selectConvs(ctx, tx, missing)
+	q.WriteString(`;` + selectConvsQuery(len(convs)))
+	args = append(args, anys(convs)...)
+	if len(dupArgs) > 0 {
+		q.WriteString(`;` + findDupsQuery(len(dupArgs)/2))
+		args = append(args, dupArgs...)
+	}
+	rows, err := conn.QueryContext(ctx, q.String(), args...)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, fmt.Errorf("lock conversations: %w", err)
 	}
-	maps.Copy(last, more)
-	maps.Copy(timers, moreTimers)
+	last, timers, err = scanConvs(rows, len(convs))
+	var hits []dupHit
+	if err == nil && len(dupArgs) > 0 {
+		if !rows.NextResultSet() {
+			err = rows.Err()
+			if err == nil {
+				err = errors.New("no result")
+			}
+			err = fmt.Errorf("find duplicates: %w", err)
+		} else {
+			hits, err = scanDupHits(rows)
+		}
+	}
+	rows.Close()
+	if err == nil {
+		err = rows.Err()
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	if len(last) != len(convs) {
-		return nil, nil, fmt.Errorf("lock conversations: %d rows for %d conversations", len(last), len(convs))
+		// A row known to exist is gone (the tables were emptied under us).
+		var missing []string
+		for _, c := range convs {
+			if _, ok := last[c]; !ok {
+				missing = append(missing, c)
+				delete(l.known, c)
+			}
+		}
+		if err := createConvs(ctx, conn, missing); err != nil {
+			return nil, nil, nil, err
+		}
+		more, moreTimers, err := selectConvs(ctx, conn, missing)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		maps.Copy(last, more)
+		maps.Copy(timers, moreTimers)
+		if len(last) != len(convs) {
+			return nil, nil, nil, fmt.Errorf("lock conversations: %d rows for %d conversations", len(last), len(convs))
+		}
 	}
-	return last, timers, nil
+	prev, err = l.w.readDups(ctx, conn, hits)
+	return last, timers, prev, err
+}
+
+func createConvsQuery(n int) string {
+	return `INSERT INTO conversations (conv, last_seq, last_time) VALUES ` +
+		placeholders(n, "(?, 0, 0)") + ` ON DUPLICATE KEY UPDATE conv = conv`
 }
 
 // createConvs creates the conversations rows of convs (sorted) that do not
 // exist, and locks them.
-func createConvs(ctx context.Context, tx *sql.Tx, convs []string) error {
+func createConvs(ctx context.Context, q querier, convs []string) error {
 	if len(convs) == 0 {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (conv, last_seq, last_time) VALUES `+
-		placeholders(len(convs), "(?, 0, 0)")+` ON DUPLICATE KEY UPDATE conv = conv`, anys(convs)...); err != nil {
+	if _, err := q.ExecContext(ctx, createConvsQuery(len(convs)), anys(convs)...); err != nil {
 		return fmt.Errorf("create conversations: %w", err)
 	}
 	return nil
 }
 
+func selectConvsQuery(n int) string {
+	return `SELECT conv, last_seq, timer FROM conversations WHERE conv IN (` +
+		placeholders(n, "?") + `) ORDER BY conv FOR UPDATE`
+}
+
 // selectConvs locks the conversations rows of convs (sorted) and returns
 // their last sequences and timers.
-func selectConvs(ctx context.Context, tx *sql.Tx, convs []string) (map[string]uint64, map[string]uint32, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT conv, last_seq, timer FROM conversations WHERE conv IN (`+
-		placeholders(len(convs), "?")+`) ORDER BY conv FOR UPDATE`, anys(convs)...)
+func selectConvs(ctx context.Context, q querier, convs []string) (map[string]uint64, map[string]uint32, error) {
+	rows, err := q.QueryContext(ctx, selectConvsQuery(len(convs)), anys(convs)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("lock conversations: %w", err)
 	}
 	defer rows.Close()
-	last := make(map[string]uint64, len(convs))
-	timers := make(map[string]uint32, len(convs))
+	last, timers, err := scanConvs(rows, len(convs))
+	if err != nil {
+		return nil, nil, err
+	}
+	return last, timers, rows.Err()
+}
+
+// scanConvs reads the rows of selectConvsQuery in the current result set.
+func scanConvs(rows *sql.Rows, n int) (map[string]uint64, map[string]uint32, error) {
+	last := make(map[string]uint64, n)
+	timers := make(map[string]uint32, n)
 	for rows.Next() {
 		var (
 			c     string
@@ -574,7 +648,7 @@ func selectConvs(ctx context.Context, tx *sql.Tx, convs []string) (map[string]ui
 		}
 		last[c], timers[c] = seq, timer
 	}
-	return last, timers, rows.Err()
+	return last, timers, nil
 }
 
 func anys[T any](xs []T) []any {
@@ -585,43 +659,39 @@ func anys[T any](xs []T) []any {
 	return out
 }
 
-// findDups returns the stored messages that requests of the batch repeat.
-func (w *writer) findDups(ctx context.Context, tx *sql.Tx, reqs []*appendReq) (map[dupKey]protocol.Message, error) {
-	var args []any
-	for _, r := range reqs {
-		if r.m.ClientMsgID != "" {
-			args = append(args, r.m.From, r.m.ClientMsgID)
-		}
-	}
-	if len(args) == 0 {
-		return nil, nil
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT sender, client_msg_id, conv, seq FROM message_ids WHERE (sender, client_msg_id) IN (`+
-		placeholders(len(args)/2, "(?, ?)")+`)`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("find duplicates: %w", err)
-	}
-	type hit struct {
-		k    dupKey
-		conv string
-		seq  uint64
-	}
-	var hits []hit
+func findDupsQuery(n int) string {
+	return `SELECT sender, client_msg_id, conv, seq FROM message_ids WHERE (sender, client_msg_id) IN (` +
+		placeholders(n, "(?, ?)") + `)`
+}
+
+// dupHit is a stored client_msg_id that a request repeats.
+type dupHit struct {
+	k    dupKey
+	conv string
+	seq  uint64
+}
+
+// scanDupHits reads the rows of findDupsQuery in the current result set.
+func scanDupHits(rows *sql.Rows) ([]dupHit, error) {
+	var hits []dupHit
 	for rows.Next() {
-		var h hit
+		var h dupHit
 		if err := rows.Scan(&h.k.sender, &h.k.cmid, &h.conv, &h.seq); err != nil {
-			rows.Close()
 			return nil, err
 		}
 		hits = append(hits, h)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
+	return hits, nil
+}
+
+// readDups returns the stored messages of hits.
+func (w *writer) readDups(ctx context.Context, q querier, hits []dupHit) (map[dupKey]protocol.Message, error) {
+	if len(hits) == 0 {
+		return nil, nil
 	}
 	out := make(map[dupKey]protocol.Message, len(hits))
 	for _, h := range hits {
-		m, err := scanMessage(tx.QueryRowContext(ctx, `SELECT `+messageCols+` FROM `+w.s.table(h.conv)+` WHERE conv = ? AND seq = ?`, h.conv, h.seq))
+		m, err := scanMessage(q.QueryRowContext(ctx, `SELECT `+messageCols+` FROM `+w.s.table(h.conv)+` WHERE conv = ? AND seq = ?`, h.conv, h.seq))
 		if err != nil {
 			return nil, fmt.Errorf("read duplicate: %w", err)
 		}
