@@ -435,3 +435,74 @@ func TestLanesAnswerInCallOrder(t *testing.T) {
 		t.Fatalf("answered in order %v, want call order", answered)
 	}
 }
+
+// Two stores (two nodes) store one sender's client_msg_id in two
+// conversations at once: one stores it, the other answers dup with that
+// message (its batch failed on the id's unique key inside the writes and was
+// rolled back and retried, or its dedupe read found it). Nothing half-written
+// survives, and both stores go on appending.
+func TestTwoNodesOneClientMsgID(t *testing.T) {
+	dsn := mysqltest.DSN(t)
+	a, b := open(t, Config{DSN: dsn}), open(t, Config{DSN: dsn})
+	defer a.Close()
+	defer b.Close()
+	ids := users(t, a, "s", "x", "y")
+	const rounds = 40
+	stored := 0
+	for i := range rounds {
+		cmid := fmt.Sprint("twice-", i)
+		var res [2]result
+		var wg sync.WaitGroup
+		for n, s := range []*Store{a, b} {
+			wg.Go(func() {
+				m, dup, err := s.Append(context.Background(), direct(ids[0], ids[1+n], cmid, "x"))
+				if err == nil && dup {
+					err = errDup
+				}
+				res[n] = result{m, err}
+			})
+		}
+		wg.Wait()
+		var winner protocol.Message
+		dups := 0
+		for n, r := range res {
+			switch {
+			case r.err == nil:
+				winner = r.stored
+				stored++
+			case errors.Is(r.err, errDup):
+				dups++
+			default:
+				t.Fatalf("round %d, store %d: %v", i, n, r.err)
+			}
+		}
+		if dups != 1 || winner.Seq == 0 {
+			t.Fatalf("round %d: %+v; want one stored, one dup", i, res)
+		}
+		for _, r := range res {
+			if r.stored.Conv != winner.Conv || r.stored.Seq != winner.Seq {
+				t.Fatalf("round %d: answers %s/%d and %s/%d differ", i, r.stored.Conv, r.stored.Seq, winner.Conv, winner.Seq)
+			}
+		}
+	}
+	// Every conversation holds exactly the messages answered as stored,
+	// densely numbered.
+	total := 0
+	for _, to := range ids[1:] {
+		got := seqs(t, a, ids[0], protocol.DirectConv(ids[0], to))
+		if !slices.Equal(got, seqRange(1, uint64(len(got)))) {
+			t.Fatalf("%d: seqs %v", to, got)
+		}
+		total += len(got)
+	}
+	if total != stored || stored != rounds {
+		t.Fatalf("%d messages stored, %d answered stored, %d rounds", total, stored, rounds)
+	}
+	for n, s := range []*Store{a, b} {
+		if _, _, err := s.Append(context.Background(), direct(ids[0], ids[1+n], "", "after")); err != nil {
+			t.Fatalf("store %d after the races: %v", n, err)
+		}
+	}
+}
+
+var errDup = errors.New("dup")
