@@ -216,6 +216,12 @@ func (s *Store) AppendAsync(ctx context.Context, m *protocol.Message, done func(
 // by one goroutine are answered in the order queued, and within a
 // conversation commit in that order.
 func (w *writer) enqueue(r *appendReq) {
+	if err := r.ctx.Err(); err != nil {
+		// Answered at once, on the caller's goroutine, without a ticket.
+		r.err = err
+		r.finish()
+		return
+	}
 	r.ticket = w.tickets.Add(1) - 1
 	err := w.lanes[shardOf(r.m.Conv, len(w.lanes))].reqs.Put(r.ctx, r)
 	if err == nil {

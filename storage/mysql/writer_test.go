@@ -506,3 +506,31 @@ func TestTwoNodesOneClientMsgID(t *testing.T) {
 }
 
 var errDup = errors.New("dup")
+
+// An AppendAsync whose context has already ended is answered before it
+// returns, even while earlier Appends wait for their commit.
+func TestEndedContextAnsweredAtOnce(t *testing.T) {
+	dsn := mysqltest.DSN(t)
+	s := open(t, Config{DSN: dsn})
+	defer s.Close()
+	ids := users(t, s, "a", "b")
+	h := newHolder(t, dsn)
+	h.lock(protocol.DirectConv(ids[0], ids[1]))
+	defer h.release()
+	head := goAppend(s, direct(ids[0], ids[1], "", "head"))
+	h.blocked()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var got error
+	answered := false
+	s.AppendAsync(ctx, direct(ids[0], ids[1], "", "late"), func(_ protocol.Message, _ bool, err error) {
+		answered, got = true, err
+	})
+	if !answered || !errors.Is(got, context.Canceled) {
+		t.Fatalf("AppendAsync with an ended context: answered %v, %v", answered, got)
+	}
+	h.release()
+	if r := <-head; r.err != nil {
+		t.Fatal(r.err)
+	}
+}
