@@ -91,8 +91,7 @@ func (s *Store) Expire(ctx context.Context, now int64, limit int) ([]protocol.Me
 	limit = min(limit, maxInsertRows)
 	for attempt := 0; ; attempt++ {
 		out, err := s.expire(ctx, now, limit)
-		if err != nil && attempt < 5 && isDeadlock(err) {
-			time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+		if err != nil && attempt < 5 && isDeadlock(err) && retryWait(ctx, attempt) {
 			continue
 		}
 		if err != nil {

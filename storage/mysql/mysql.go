@@ -55,6 +55,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -293,8 +294,25 @@ func isDeadlock(err error) bool {
 	return errors.As(err, &me) && (me.Number == errLockDeadlock || me.Number == errLockWaitTimeout)
 }
 
+// retryWait waits before attempt+1 of a transaction that deadlocked: 2 ms
+// doubling to at most 64 ms, between half and all of it at random, so the
+// transactions that collided do not collide again in step. It reports
+// false if ctx ended first.
+func retryWait(ctx context.Context, attempt int) bool {
+	d := 2 * time.Millisecond << min(attempt, 5)
+	d = d/2 + rand.N(d/2+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // tx runs fn in a transaction, retrying a deadlock or lock timeout a few
-// times. fn returns a domain error (its writes are rolled back and the
+// times after a short random wait. fn returns a domain error (its writes are rolled back and the
 // error returned as is) or a failure.
 func (s *Store) tx(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
 	if s.closed.Load() {
@@ -302,7 +320,7 @@ func (s *Store) tx(ctx context.Context, what string, fn func(tx *sql.Tx) error) 
 	}
 	for attempt := 0; ; attempt++ {
 		err := s.tryTx(ctx, fn)
-		if attempt < 3 && isDeadlock(err) {
+		if attempt < 5 && isDeadlock(err) && retryWait(ctx, attempt) {
 			continue
 		}
 		if err == nil || isDomain(err) {

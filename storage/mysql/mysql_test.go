@@ -487,3 +487,47 @@ func TestEventTypesMatchCountsUnread(t *testing.T) {
 		}
 	}
 }
+
+// Friend requests of many disjoint pairs at once (as a client fleet
+// befriends at setup): InnoDB's gap locks make some of them deadlock with
+// each other; every request and answer must still succeed.
+func TestConcurrentFriendRequests(t *testing.T) {
+	s := open(t, Config{})
+	defer s.Close()
+	ctx := context.Background()
+	const pairs = 64
+	ids := make([]int64, 2*pairs)
+	for i := range ids {
+		u, err := s.CreateUser(ctx, fmt.Sprintf("fr%03d", i), []byte("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = u.ID
+	}
+	errs := make(chan error, 2*pairs)
+	var wg sync.WaitGroup
+	for i := range pairs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, b := ids[2*i], ids[2*i+1]
+			if _, err := s.RequestFriend(ctx, a, b, "hi", time.Now()); err != nil {
+				errs <- fmt.Errorf("request %d→%d: %w", a, b, err)
+				return
+			}
+			if err := s.AnswerFriend(ctx, a, b, true, time.Now()); err != nil {
+				errs <- fmt.Errorf("answer %d→%d: %w", a, b, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for i := range pairs {
+		if ok, err := s.AreFriends(ctx, ids[2*i], ids[2*i+1]); err != nil || !ok {
+			t.Fatalf("pair %d: friends %v, %v", i, ok, err)
+		}
+	}
+}

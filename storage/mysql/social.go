@@ -105,13 +105,25 @@ func (s *Store) RequestFriend(ctx context.Context, from, to int64, note string, 
 		if ok, err := exists(ctx, tx, `SELECT 1 FROM friend_requests WHERE from_id = ? AND to_id = ?`, from, to); err != nil || ok {
 			return orDomain(err, storage.ErrRequestExists)
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM friend_requests WHERE from_id = ? AND to_id = ?`, to, from)
+		// The crossed request is looked for with a plain read first: a
+		// DELETE that finds no row takes a gap lock, and two such gaps
+		// and inserts into them deadlock requests of unrelated pairs. A
+		// crossed request cannot appear after this read (it would need
+		// the users' rows locked above); one answered meanwhile makes
+		// the DELETE find nothing, and this request is recorded instead.
+		crossed, err := exists(ctx, tx, `SELECT 1 FROM friend_requests WHERE from_id = ? AND to_id = ?`, to, from)
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n > 0 {
-			mutual = true
-			return befriend(ctx, tx, from, to, now)
+		if crossed {
+			res, err := tx.ExecContext(ctx, `DELETE FROM friend_requests WHERE from_id = ? AND to_id = ?`, to, from)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n > 0 {
+				mutual = true
+				return befriend(ctx, tx, from, to, now)
+			}
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO friend_requests (from_id, to_id, note, created) VALUES (?, ?, ?, ?)`,
 			from, to, note, now.UnixMilli())
