@@ -65,6 +65,10 @@ func MemoryFigures(res *Result, idle, held ServerSample) {
 	f["server_rss_held_mb"] = float64(held.RSS) / (1 << 20)
 	if res.Count > 0 {
 		f["server_bytes_per_conn"] = (float64(held.RSS) - float64(idle.RSS)) / float64(res.Count)
+		// RSS also grows by the pages of the binary's code that the
+		// first logins touch (file-backed, shared, not per connection):
+		// the anonymous pages alone are the memory the connections hold.
+		f["server_anon_bytes_per_conn"] = (float64(held.RSSAnon) - float64(idle.RSSAnon)) / float64(res.Count)
 		f["server_heap_bytes_per_conn"] = (float64(held.HeapAlloc) - float64(idle.HeapAlloc)) / float64(res.Count)
 	}
 }

@@ -58,6 +58,7 @@ func (o Options) addr(i int) string {
 type ServerSample struct {
 	T          float64 `json:"t"`
 	RSS        uint64  `json:"rss"`
+	RSSAnon    uint64  `json:"rss_anon"` // of RSS, the anonymous pages: not the binary's code, not files
 	HeapAlloc  uint64  `json:"heap_alloc"`
 	Goroutines int     `json:"goroutines"`
 	Conns      int64   `json:"conns"`

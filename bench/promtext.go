@@ -11,12 +11,13 @@ import (
 // The server's figures come from parleyd's /metrics (Prometheus text
 // format): the samples a ServerSample needs, by metric name.
 var sampleMetrics = map[string]func(*ServerSample, float64){
-	"process_resident_memory_bytes": func(s *ServerSample, v float64) { s.RSS = uint64(v) },
-	"go_memstats_heap_alloc_bytes":  func(s *ServerSample, v float64) { s.HeapAlloc = uint64(v) },
-	"go_goroutines":                 func(s *ServerSample, v float64) { s.Goroutines = int(v) },
-	"parley_connections_open":       func(s *ServerSample, v float64) { s.Conns = int64(v) },
-	"parley_messages_stored_total":  func(s *ServerSample, v float64) { s.Messages = uint64(v) },
-	"parley_pushes_total":           func(s *ServerSample, v float64) { s.Pushes = uint64(v) },
+	"process_resident_memory_bytes":      func(s *ServerSample, v float64) { s.RSS = uint64(v) },
+	"process_resident_memory_anon_bytes": func(s *ServerSample, v float64) { s.RSSAnon = uint64(v) },
+	"go_memstats_heap_alloc_bytes":       func(s *ServerSample, v float64) { s.HeapAlloc = uint64(v) },
+	"go_goroutines":                      func(s *ServerSample, v float64) { s.Goroutines = int(v) },
+	"parley_connections_open":            func(s *ServerSample, v float64) { s.Conns = int64(v) },
+	"parley_messages_stored_total":       func(s *ServerSample, v float64) { s.Messages = uint64(v) },
+	"parley_pushes_total":                func(s *ServerSample, v float64) { s.Pushes = uint64(v) },
 }
 
 // parseMetrics reads a ServerSample from the Prometheus text format. Every
