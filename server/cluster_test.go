@@ -257,24 +257,7 @@ func TestClusterRollingRestart(t *testing.T) {
 		gone := c.WaitOwners(slices.Delete(slices.Clone(nodes), i, i+1)...)
 		nodes[i] = c.StartAt(nodes[i].Name, nil)
 		now := c.WaitOwners(nodes...)
-		// Whoever lives there: no slot moves away and back in one restart.
-		for s := range router.Slots {
-			if before.Owners[s] != gone.Owners[s] && gone.Owners[s] != now.Owners[s] {
-				t.Fatalf("slot %d moved %s → %s → %s in one restart", s, before.Owners[s], gone.Owners[s], now.Owners[s])
-			}
-		}
-		most := 0
-		for _, m := range users {
-			clienttest.Eventually(t, 5*time.Second, m.Name+" on its node", func() bool {
-				return m.State() == client.StateLoggedIn && m.LastLogin() == now.Owner(m.ID)
-			})
-			d := m.Count(client.EventDisconnected)
-			most, total = max(most, d-drops[m]), total+d-drops[m]
-			drops[m] = d
-		}
-		if most > 1 {
-			t.Fatalf("a client reconnected %d times in the restart of %s", most, nodes[i].Name)
-		}
+		total += servertest.CheckRestart(t, before, gone, now, users, drops, 5*time.Second)
 	}
 	time.Sleep(300 * time.Millisecond)
 	tr.Stop()

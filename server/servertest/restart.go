@@ -1,0 +1,38 @@
+package servertest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/parleyim/parley/client"
+	"github.com/parleyim/parley/client/clienttest"
+	"github.com/parleyim/parley/router"
+)
+
+// CheckRestart checks one node's restart in a rolling restart, given the
+// slot tables before it stopped, while it was away and after it returned:
+// no slot moved away and back, and every user is logged in on its slot's
+// owner having reconnected at most once (drops holds each user's
+// disconnects before the restart, and is brought up to date). It returns
+// the reconnects of the restart.
+func CheckRestart(t testing.TB, before, gone, now router.Table, users []*clienttest.Member, drops map[*clienttest.Member]int, limit time.Duration) int {
+	t.Helper()
+	for s := range router.Slots {
+		if before.Owners[s] != gone.Owners[s] && gone.Owners[s] != now.Owners[s] {
+			t.Fatalf("slot %d moved %s → %s → %s in one restart", s, before.Owners[s], gone.Owners[s], now.Owners[s])
+		}
+	}
+	total := 0
+	for _, m := range users {
+		clienttest.Eventually(t, limit, m.Name+" on its node", func() bool {
+			return m.State() == client.StateLoggedIn && m.LastLogin() == now.Owner(m.ID)
+		})
+		d := m.Count(client.EventDisconnected)
+		if d-drops[m] > 1 {
+			t.Fatalf("%s reconnected %d times in one node's restart", m.Name, d-drops[m])
+		}
+		total += d - drops[m]
+		drops[m] = d
+	}
+	return total
+}
