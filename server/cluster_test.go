@@ -173,35 +173,11 @@ func TestClusterBusOutage(t *testing.T) {
 	}
 }
 
-// underTraffic joins nine users through node, each on its owner in tab,
-// puts them all in a group, and starts traffic: each user writes to the
-// next, and the second to the group. drops holds each user's disconnects
-// so far.
+// underTraffic is servertest.RingTraffic over the in-process cluster:
+// nine users, a message every 10 ms per sender.
 func underTraffic(t *testing.T, node string, tab router.Table) (users []*clienttest.Member, drops map[*clienttest.Member]int, tr *clienttest.Traffic) {
 	t.Helper()
-	for i := range 9 {
-		m := clienttest.Join(t, node, fmt.Sprintf("user%02d", i))
-		clienttest.Eventually(t, 5*time.Second, m.Name+" on its node", func() bool { return m.LastLogin() == tab.Owner(m.ID) })
-		users = append(users, m)
-	}
-	ids := make([]int64, len(users))
-	for i, m := range users {
-		ids[i] = m.ID
-	}
-	g, err := users[0].CreateGroup(context.Background(), "all", false, ids...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	drops = map[*clienttest.Member]int{}
-	for _, m := range users {
-		drops[m] = m.Count(client.EventDisconnected)
-	}
-	tr = clienttest.NewTraffic(t, 10*time.Millisecond)
-	for i := range users {
-		tr.Direct(users[i], users[(i+1)%len(users)])
-	}
-	tr.Group(users[1], g.GroupID, users)
-	return users, drops, tr
+	return servertest.RingTraffic(t, node, tab.Owner, 9, 5*time.Second, 10*time.Millisecond)
 }
 
 // A node that stops the clean way (SIGTERM) hands its slots over first:

@@ -336,29 +336,7 @@ func TestClusterRollingRestart(t *testing.T) {
 	c := newTestCluster(t)
 	nodes := []string{c.start(), c.start(), c.start()}
 	tab := c.waitOwners(nodes...)
-	var users []*clienttest.Member
-	for i := range 9 {
-		m := clienttest.Join(t, nodes[0], fmt.Sprintf("user%02d", i))
-		clienttest.Eventually(t, 30*time.Second, m.Name+" on its node", func() bool { return m.LastLogin() == tab.Owner(m.ID) })
-		users = append(users, m)
-	}
-	ids := make([]int64, len(users))
-	for i, m := range users {
-		ids[i] = m.ID
-	}
-	g, err := users[0].CreateGroup(context.Background(), "all", false, ids...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	drops := map[*clienttest.Member]int{}
-	for _, m := range users {
-		drops[m] = m.Count(client.EventDisconnected)
-	}
-	tr := clienttest.NewTraffic(t, 20*time.Millisecond)
-	for i := range users {
-		tr.Direct(users[i], users[(i+1)%len(users)])
-	}
-	tr.Group(users[1], g.GroupID, users)
+	users, drops, tr := servertest.RingTraffic(t, nodes[0], tab.Owner, 9, 30*time.Second, 20*time.Millisecond)
 	total := 0
 	for i, addr := range nodes {
 		time.Sleep(500 * time.Millisecond)

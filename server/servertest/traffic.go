@@ -1,6 +1,8 @@
 package servertest
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -8,6 +10,37 @@ import (
 	"github.com/parleyim/parley/client/clienttest"
 	"github.com/parleyim/parley/router"
 )
+
+// RingTraffic joins n users through seed, waits (up to limit) until each
+// is on its owner, puts them all in a group, and starts traffic: each
+// user writes to the next, and the second to the group, one message every
+// every per sender. drops holds each user's disconnects so far.
+func RingTraffic(t testing.TB, seed string, owner func(int64) string, n int, limit, every time.Duration) (users []*clienttest.Member, drops map[*clienttest.Member]int, tr *clienttest.Traffic) {
+	t.Helper()
+	for i := range n {
+		m := clienttest.Join(t, seed, fmt.Sprintf("user%02d", i))
+		clienttest.Eventually(t, limit, m.Name+" on its node", func() bool { return m.LastLogin() == owner(m.ID) })
+		users = append(users, m)
+	}
+	ids := make([]int64, len(users))
+	for i, m := range users {
+		ids[i] = m.ID
+	}
+	g, err := users[0].CreateGroup(context.Background(), "all", false, ids...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drops = map[*clienttest.Member]int{}
+	for _, m := range users {
+		drops[m] = m.Count(client.EventDisconnected)
+	}
+	tr = clienttest.NewTraffic(t, every)
+	for i := range users {
+		tr.Direct(users[i], users[(i+1)%len(users)])
+	}
+	tr.Group(users[1], g.GroupID, users)
+	return users, drops, tr
+}
 
 // CheckRestart checks one node's restart in a rolling restart, given the
 // slot tables before it stopped, while it was away and after it returned:
