@@ -55,6 +55,15 @@ type Bus struct {
 	consumed  atomic.Int64  // when a message was last consumed (unix ns)
 	probeSeen atomic.Uint64 // the highest own probe consumed
 	restarts  atomic.Uint64
+
+	qmu     sync.Mutex
+	queueAt map[queueKey]time.Time // when a message was last consumed from each queue
+}
+
+// queueKey names one queue of the topic.
+type queueKey struct {
+	broker string
+	id     int
 }
 
 // Config configures New.
@@ -72,8 +81,8 @@ type Config struct {
 	// 100-250 ms.
 	ProbeEvery time.Duration
 	// StuckAfter is how long a probe may stay unconsumed, with nothing
-	// else consumed either, before the consumer is started again
-	// (default 2s).
+	// else consumed from its queue either, before the consumer is started
+	// again (default 2s).
 	StuckAfter time.Duration
 }
 
@@ -123,7 +132,7 @@ func New(cfg Config) (*Bus, error) {
 	}
 	var r [8]byte
 	_, _ = rand.Read(r[:])
-	b := &Bus{cfg: cfg, producer: p, inc: binary.LittleEndian.Uint64(r[:])}
+	b := &Bus{cfg: cfg, producer: p, inc: binary.LittleEndian.Uint64(r[:]), queueAt: map[queueKey]time.Time{}}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	return b, nil
 }
@@ -252,7 +261,11 @@ func (b *Bus) consume(seqr *router.Sequencer) (mq.PushConsumer, error) {
 	}
 	err = c.Subscribe(b.cfg.Topic, consumer.MessageSelector{Type: consumer.TAG, Expression: tagOf(b.cfg.Node)},
 		func(_ context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
-			b.consumed.Store(time.Now().UnixNano())
+			now := time.Now()
+			b.consumed.Store(now.UnixNano())
+			if len(msgs) > 0 && msgs[0].Queue != nil {
+				b.consumedFrom(queueKey{msgs[0].Queue.BrokerName, msgs[0].Queue.QueueId}, now)
+			}
 			for _, m := range msgs {
 				if p := m.GetProperty(propProbe); p != "" {
 					b.sawProbe(m.GetProperty(propInc), p)
