@@ -37,7 +37,9 @@ func (r *recorder) count() int {
 
 func TestCoalescedLatestWins(t *testing.T) {
 	r := &recorder{wrote: make(chan struct{}, 1)}
-	c := New(20*time.Millisecond, 10, time.Second, r.write)
+	// The delay is long beside the Puts and the Get below, so that a
+	// loaded machine pausing the test does not flush before it checks.
+	c := New(500*time.Millisecond, 10, time.Second, r.write)
 	for seq := uint64(1); seq <= 100; seq++ {
 		c.Put(1, "d:1:2", seq)
 	}
@@ -61,6 +63,10 @@ func TestCoalescedLatestWins(t *testing.T) {
 		if m.User == 1 && m.Seq != 100 || m.User == 2 && m.Seq != 7 {
 			t.Fatalf("move %+v", m)
 		}
+	}
+	// The write returned; the flush then drops the moves it wrote.
+	for deadline := time.Now().Add(5 * time.Second); c.Len() != 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
 	}
 	if c.Len() != 0 || c.Get(1, "d:1:2") != 0 {
 		t.Fatalf("still pending after the write: %d", c.Len())
