@@ -103,10 +103,26 @@ func rawHTTP(t *testing.T, addr, req string, after func(net.Conn)) (string, stri
 	return resp.Status, string(body)
 }
 
+// readHead reads one response head (through its blank line) from c, byte
+// by byte so that nothing after it is consumed.
+func readHead(c net.Conn) string {
+	var head []byte
+	b := make([]byte, 1)
+	for !bytes.HasSuffix(head, []byte("\r\n\r\n")) {
+		if _, err := c.Read(b); err != nil {
+			return string(head) + " (" + err.Error() + ")"
+		}
+		head = append(head, b[0])
+	}
+	return string(head)
+}
+
 func TestFilesRefusals(t *testing.T) {
 	srv := startFiles(t, func(c *server.Config) {
 		c.Files.MaxSize = 64 << 10
-		c.Files.IdleTimeout = 300 * time.Millisecond
+		// Long enough for a second upload to meet the slow one below on
+		// a loaded machine.
+		c.Files.IdleTimeout = time.Second
 		c.Files.MaxUploadsPerUser = 1
 	})
 	alice := dial(t, srv.Addr())
@@ -157,13 +173,24 @@ func TestFilesRefusals(t *testing.T) {
 		t.Errorf("short body: %s %s", status, body)
 	}
 	// A slow upload is cut after the idle timeout, and while it runs the
-	// user's one upload slot is taken.
-	slow := make(chan string, 1)
+	// user's one upload slot is taken. It asks for 100 Continue, which the
+	// server sends once it has admitted the upload and reads its body.
+	slow, admitted := make(chan string, 1), make(chan struct{})
 	go func() {
-		st, b := rawHTTP(t, addr, "POST /v1/files?name=slow.txt HTTP/1.1\r\nHost: x\r\n"+auth+"Content-Length: 1000\r\n\r\nten bytes.", nil)
+		st, b := rawHTTP(t, addr, "POST /v1/files?name=slow.txt HTTP/1.1\r\nHost: x\r\n"+auth+"Content-Length: 1000\r\nExpect: 100-continue\r\n\r\n", func(c net.Conn) {
+			if head := readHead(c); !strings.HasPrefix(head, "HTTP/1.1 100 ") {
+				t.Errorf("slow upload: %q before its body, want 100 Continue", head)
+			}
+			close(admitted)
+			_, _ = io.WriteString(c, "ten bytes.")
+		})
 		slow <- st + " " + b
 	}()
-	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-admitted:
+	case got := <-slow:
+		t.Fatalf("slow upload: %s before 100 Continue", got)
+	}
 	r, _ = upload(t, srv, tok, "second.txt", []byte("x"))
 	wantRefusal(t, "a second upload at once", r, 429, "TOO_MANY_UPLOADS")
 	if got := <-slow; !strings.HasPrefix(got, "408") || !strings.Contains(got, "UPLOAD_TIMEOUT") {
