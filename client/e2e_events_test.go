@@ -296,7 +296,9 @@ func TestEventsExactlyOnceCluster(t *testing.T) {
 	time.Sleep(400 * time.Millisecond)
 	c.Kill(n3)
 	final := c.WaitOwners(n1, n2)
+	failover := time.Now()
 	time.Sleep(400 * time.Millisecond)
+	tr.AckedSince(failover, 10*time.Second)
 	tr.Stop()
 	for _, m := range users {
 		clienttest.Eventually(t, 10*time.Second, m.Name+" logged in on a live node", func() bool {

@@ -105,7 +105,9 @@ func TestClusterInProcess(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	c.Kill(n3)
 	final := c.WaitOwners(n1, n2, n4)
+	failover := time.Now()
 	time.Sleep(500 * time.Millisecond)
+	tr.AckedSince(failover, 10*time.Second)
 	tr.Stop()
 	for _, m := range users {
 		clienttest.Eventually(t, 10*time.Second, m.Name+" logged in on a live node", func() bool {

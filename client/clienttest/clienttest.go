@@ -126,7 +126,8 @@ type Traffic struct {
 	to     map[string][]*Member
 	from   map[string][]*Member // the senders of each group conv, who get no pushes of their own
 	failed int
-	last   time.Time // of the last ack
+	last   time.Time   // of the last ack
+	began  []time.Time // of each sender's last acked send, by start order
 	// want is, per conv and target seq, what the acked events made of it.
 	want map[string]map[uint64]*wantState
 }
@@ -172,6 +173,10 @@ func (tr *Traffic) Group(from *Member, group int64, to []*Member) {
 }
 
 func (tr *Traffic) run(from *Member, conv string, send func(context.Context, []byte) (protocol.SendAck, error)) {
+	tr.mu.Lock()
+	sender := len(tr.began)
+	tr.began = append(tr.began, time.Time{})
+	tr.mu.Unlock()
 	tr.wg.Add(1)
 	go func() {
 		defer tr.wg.Done()
@@ -187,6 +192,7 @@ func (tr *Traffic) run(from *Member, conv string, send func(context.Context, []b
 				return
 			case <-tick.C:
 			}
+			began := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			body := fmt.Appendf(nil, "%s #%d", from.Name, i)
 			var (
@@ -218,6 +224,7 @@ func (tr *Traffic) run(from *Member, conv string, send func(context.Context, []b
 			if err == nil {
 				tr.acked[ack.Conv] = append(tr.acked[ack.Conv], ack.Seq)
 				tr.last = time.Now()
+				tr.began[sender] = began
 			} else {
 				tr.failed++
 			}
@@ -246,6 +253,26 @@ func (tr *Traffic) run(from *Member, conv string, send func(context.Context, []b
 func (tr *Traffic) Stop() {
 	close(tr.stop)
 	tr.wg.Wait()
+}
+
+// AckedSince waits up to limit until every sender has had a send that
+// began after since acked. After a node died and every node took the new
+// slot table, that is what lets Check expect every acked message: a push
+// the dead node took with it (committed and acked, not yet handed to the
+// bus) reaches its recipient when a later push of the conversation shows
+// the gap (docs/cluster.md, Guarantees).
+func (tr *Traffic) AckedSince(since time.Time, limit time.Duration) {
+	tr.t.Helper()
+	Eventually(tr.t, limit, "every sender acked again", func() bool {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		for _, at := range tr.began {
+			if !at.After(since) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // Counts are the acked and failed sends so far.
