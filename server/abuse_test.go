@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -50,6 +52,48 @@ func abuseServer(t *testing.T, mut func(*server.Config)) *server.Server {
 			mut(c)
 		}
 	})
+}
+
+// A configuration in which a flood of logins waiting for hashes could hold
+// every worker is told at start; the production defaults are not.
+func TestHashQueueBelowWorkersWarned(t *testing.T) {
+	for _, tc := range []struct {
+		workers, hashWorkers, hashQueue int
+		warned                          bool
+	}{
+		{workers: 0, hashWorkers: 0, hashQueue: 0, warned: false}, // defaults: 256, ≤ CPUs/2, 32
+		{workers: 64, hashWorkers: 2, hashQueue: 32, warned: false},
+		{workers: 32, hashWorkers: 1, hashQueue: 32, warned: true},
+		{workers: 256, hashWorkers: 2, hashQueue: 100000, warned: true},
+	} {
+		var logs syncBuffer
+		startServer(t, func(c *server.Config) {
+			c.Workers, c.HashWorkers, c.HashQueue = tc.workers, tc.hashWorkers, tc.hashQueue
+			c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		})
+		if got := strings.Contains(logs.String(), "a flood of logins can hold every worker"); got != tc.warned {
+			t.Errorf("workers %d, hash workers %d, hash queue %d: warned %v, want %v (log: %q)",
+				tc.workers, tc.hashWorkers, tc.hashQueue, got, tc.warned, logs.String())
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a logger and the test may share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // dialFrom connects from the loopback address src (127.0.0.0/8 is all

@@ -136,6 +136,13 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
+	if cfg.HashWorkers+cfg.HashQueue >= cfg.Workers {
+		// A login waits for its hash on a worker: a flood of logins could
+		// then hold every worker, and logged-in users' frames would wait
+		// for hashes.
+		cfg.Logger.Warn("a flood of logins can hold every worker: keep hash workers + hash queue below workers",
+			"hash_workers", cfg.HashWorkers, "hash_queue", cfg.HashQueue, "workers", cfg.Workers)
+	}
 	s := &Server{
 		cfg:         cfg,
 		log:         cfg.Logger,

@@ -73,7 +73,7 @@ func Config(t testing.TB) server.Config {
 		NoiseKeys:       NoiseKeys(),
 		Addr:            FreeAddr(t),
 		EventLoops:      2,
-		Workers:         32,
+		Workers:         64,
 		BcryptCost:      4,
 		RateLimit:       -1,
 		AuthRatePerAddr: -1,
