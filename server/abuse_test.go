@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -66,7 +65,7 @@ func TestHashQueueBelowWorkersWarned(t *testing.T) {
 		{workers: 32, hashWorkers: 1, hashQueue: 32, warned: true},
 		{workers: 256, hashWorkers: 2, hashQueue: 100000, warned: true},
 	} {
-		var logs syncBuffer
+		var logs lockedBuffer // accept_test.go
 		startServer(t, func(c *server.Config) {
 			c.Workers, c.HashWorkers, c.HashQueue = tc.workers, tc.hashWorkers, tc.hashQueue
 			c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -76,24 +75,6 @@ func TestHashQueueBelowWorkersWarned(t *testing.T) {
 				tc.workers, tc.hashWorkers, tc.hashQueue, got, tc.warned, logs.String())
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer that a logger and the test may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // dialFrom connects from the loopback address src (127.0.0.0/8 is all
