@@ -22,7 +22,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 	_, _ = rand.Read(r[:])
 	suffix := hex.EncodeToString(r[:])
 	mk := func(node string) *rocketmq.Bus {
-		bus, err := rocketmq.New(rocketmq.Config{NameServers: []string{nameServer()}, Topic: "PARLEY_B_" + suffix, Node: node + suffix})
+		bus, err := rocketmq.New(rocketmq.Config{NameServers: []string{rocketmq.NameServerForTests()}, Topic: "PARLEY_B_" + suffix, Node: node + suffix})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -78,7 +78,7 @@ func paced(b *testing.B, inflight int) {
 	_, _ = rand.Read(r[:])
 	suffix := hex.EncodeToString(r[:])
 	mk := func(node string) *rocketmq.Bus {
-		bus, err := rocketmq.New(rocketmq.Config{NameServers: []string{nameServer()}, Topic: "PARLEY_P_" + suffix, Node: node + suffix})
+		bus, err := rocketmq.New(rocketmq.Config{NameServers: []string{rocketmq.NameServerForTests()}, Topic: "PARLEY_P_" + suffix, Node: node + suffix})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -4,20 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"testing"
 
 	"github.com/parleyim/parley/router"
 	"github.com/parleyim/parley/router/bustest"
 	"github.com/parleyim/parley/router/rocketmq"
 )
-
-func nameServer() string {
-	if a := os.Getenv("PARLEY_MQ_NAMESRV"); a != "" {
-		return a
-	}
-	return "127.0.0.1:9876"
-}
 
 // The contract on the RocketMQ of `make services`, a fresh topic and
 // fresh node names per test.
@@ -27,9 +19,9 @@ func TestBus(t *testing.T) {
 		_, _ = rand.Read(r[:])
 		suffix := hex.EncodeToString(r[:])
 		return func(node string) router.Bus {
-			b, err := rocketmq.New(rocketmq.Config{NameServers: []string{nameServer()}, Topic: "PARLEY_T_" + suffix, Node: node + "-" + suffix})
+			b, err := rocketmq.New(rocketmq.Config{NameServers: []string{rocketmq.NameServerForTests()}, Topic: "PARLEY_T_" + suffix, Node: node + "-" + suffix})
 			if err != nil {
-				t.Fatalf("RocketMQ at %s: %v: run `make services`", nameServer(), err)
+				t.Fatalf("RocketMQ at %s: %v: run `make services`", rocketmq.NameServerForTests(), err)
 			}
 			return &named{Bus: b, suffix: suffix}
 		}

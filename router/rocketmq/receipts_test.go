@@ -23,9 +23,9 @@ func TestReceiptsOverRocketMQ(t *testing.T) {
 	c := servertest.NewCluster(t, time.Second)
 	var buses []*rocketmq.Bus
 	mut := func(cfg *server.Config) {
-		b, err := rocketmq.New(rocketmq.Config{NameServers: []string{nameServer()}, Topic: topic, Node: cfg.Addr})
+		b, err := rocketmq.New(rocketmq.Config{NameServers: []string{rocketmq.NameServerForTests()}, Topic: topic, Node: cfg.Addr})
 		if err != nil {
-			t.Fatalf("RocketMQ at %s: %v: run `make services`", nameServer(), err)
+			t.Fatalf("RocketMQ at %s: %v: run `make services`", rocketmq.NameServerForTests(), err)
 		}
 		cfg.Bus = b
 		buses = append(buses, b)

@@ -14,7 +14,10 @@ import (
 	"github.com/parleyim/parley/router"
 )
 
-func testNameServer() string {
+// NameServerForTests is the name server of the tests on a real broker:
+// PARLEY_MQ_NAMESRV, else that of `make services`. The external test
+// package (rocketmq_test) uses it too.
+func NameServerForTests() string {
 	if a := os.Getenv("PARLEY_MQ_NAMESRV"); a != "" {
 		return a
 	}
@@ -31,10 +34,10 @@ func TestRestartConsumer(t *testing.T) {
 	sfx := hex.EncodeToString(r[:])
 	topic := "PARLEY_W_" + sfx
 	mk := func(node string) *Bus {
-		b, err := New(Config{NameServers: []string{testNameServer()}, Topic: topic, Node: node + "-" + sfx,
+		b, err := New(Config{NameServers: []string{NameServerForTests()}, Topic: topic, Node: node + "-" + sfx,
 			ProbeEvery: 100 * time.Millisecond})
 		if err != nil {
-			t.Fatalf("RocketMQ at %s: %v: run `make services`", testNameServer(), err)
+			t.Fatalf("RocketMQ at %s: %v: run `make services`", NameServerForTests(), err)
 		}
 		t.Cleanup(func() { _ = b.Close() })
 		return b
