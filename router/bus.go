@@ -16,6 +16,12 @@ const (
 	// EnvFriendsChanged: the friendships of Users changed; drop cached
 	// copies.
 	EnvFriendsChanged uint8 = 3
+	// EnvCatchUp: the sender's Outbox dropped envelopes for the receiving
+	// node (its queue was full), the oldest posted at Group, in Unix ms
+	// (the field is reused); the receiver catches its users up on what
+	// the pushes among them carried. Outbox adds it; a node that does not
+	// know the kind ignores it.
+	EnvCatchUp uint8 = 4
 )
 
 // Envelope is what one node sends another.

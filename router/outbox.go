@@ -33,8 +33,9 @@ import (
 //
 // One Outbox per Bus: it numbers the batches to each node. The queue of
 // each node is bounded (MaxBytes of frames): past it the oldest envelopes
-// not in flight are dropped and counted (Dropped); their recipients see
-// the messages on their next sync. Envelopes are lost with the process:
+// not in flight are dropped and counted (Dropped), and the next batch to
+// that node starts with an EnvCatchUp envelope that says since when, so
+// the receiver catches its users up. Envelopes are lost with the process:
 // the outbox is memory, the database is the record.
 type Outbox struct {
 	cfg OutboxConfig
@@ -76,6 +77,7 @@ type link struct {
 	queue    []queued      // not yet in a batch
 	bytes    int           // of the queue and of the batches in flight
 	inflight int           // envelopes in batches on their way
+	lost     time.Time     // when the oldest envelope dropped since the last batch was posted; zero: none
 	wake     chan struct{} // 1-buffered: something was queued
 	idle     chan struct{} // closed and replaced when nothing is queued or in flight
 }
@@ -140,6 +142,9 @@ func (o *Outbox) Post(node string, env Envelope) bool {
 		// Drop the oldest envelopes that are not in flight, never the
 		// newest.
 		for l.bytes > o.cfg.MaxBytes && drop < len(l.queue)-1 {
+			if l.lost.IsZero() {
+				l.lost = l.queue[drop].at
+			}
 			l.bytes -= envSize(&l.queue[drop].env)
 			drop++
 		}
@@ -199,7 +204,8 @@ func (o *Outbox) QueuedBytes() int {
 // are any and they may leave now: at once when nothing is in flight
 // (busy false), else when they fill a batch or the oldest has waited
 // Linger. wait is how long until the oldest will have waited Linger
-// (0: nothing queued).
+// (0: nothing queued). After drops the batch starts with an EnvCatchUp
+// (one envelope more than MaxBatch at most).
 func (o *Outbox) take(l *link, busy bool, now time.Time) (envs []Envelope, wait time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -215,9 +221,16 @@ func (o *Outbox) take(l *link, busy bool, now time.Time) (envs []Envelope, wait 
 	if o.cfg.Waited != nil {
 		o.cfg.Waited(now.Sub(l.queue[0].at))
 	}
-	envs = make([]Envelope, n)
+	envs = make([]Envelope, 0, n+1)
+	if !l.lost.IsZero() {
+		mark := Envelope{Kind: EnvCatchUp, Group: l.lost.UnixMilli()}
+		envs = append(envs, mark)
+		l.bytes += envSize(&mark)
+		l.inflight++
+		l.lost = time.Time{}
+	}
 	for i := range n {
-		envs[i] = l.queue[i].env
+		envs = append(envs, l.queue[i].env)
 	}
 	rest := copy(l.queue, l.queue[n:])
 	clear(l.queue[rest:])

@@ -15,6 +15,14 @@ type recorder struct {
 	mu      sync.Mutex
 	users   []int64
 	batches int
+	// catchUps holds the EnvCatchUp envelopes' times and where in users
+	// they came.
+	catchUps []catchUp
+}
+
+type catchUp struct {
+	since int64 // Unix ms
+	at    int   // len(users) when it came
 }
 
 func (r *recorder) handle(envs []router.Envelope) {
@@ -22,6 +30,10 @@ func (r *recorder) handle(envs []router.Envelope) {
 	defer r.mu.Unlock()
 	r.batches++
 	for _, e := range envs {
+		if e.Kind == router.EnvCatchUp {
+			r.catchUps = append(r.catchUps, catchUp{since: e.Group, at: len(r.users)})
+			continue
+		}
 		r.users = append(r.users, e.Users[0])
 	}
 }
@@ -120,14 +132,18 @@ func TestOutboxRetriesInOrder(t *testing.T) {
 }
 
 // Past MaxBytes the oldest queued envelopes are dropped and counted; the
-// newest leave once the bus is back.
+// newest leave once the bus is back, behind one EnvCatchUp that says when
+// the oldest dropped one was posted.
 func TestOutboxBound(t *testing.T) {
 	net, a, rec := twoNodes(t)
 	o := router.NewOutbox(router.OutboxConfig{Bus: a, MaxBytes: 10 * (100 + 8 + 16), MaxBackoff: 10 * time.Millisecond})
 	defer closeOutbox(o)
 	net.SetDown(true)
+	var posted [101][2]int64 // Unix ms before and after each Post
 	for i := int64(1); i <= 100; i++ {
+		posted[i][0] = time.Now().UnixMilli()
 		o.Post("b", router.Envelope{Kind: router.EnvPush, Users: []int64{i}, Frame: make([]byte, 100)})
+		posted[i][1] = time.Now().UnixMilli()
 	}
 	_, dropped, _, queued := o.Stats()
 	// Ten fit; the newest is always kept, even when the ten are in flight.
@@ -141,6 +157,37 @@ func TestOutboxBound(t *testing.T) {
 	got := rec.waitFor(t, queued)
 	if got[len(got)-1] != 100 || !slices.IsSorted(got) {
 		t.Fatalf("got %v", got)
+	}
+	// The oldest dropped is the first missing; the mark says when it was
+	// posted, and comes before every envelope posted after it.
+	oldest := int64(1)
+	for _, u := range got {
+		if u != oldest {
+			break
+		}
+		oldest++
+	}
+	rec.mu.Lock()
+	marks := slices.Clone(rec.catchUps)
+	rec.mu.Unlock()
+	if len(marks) != 1 || marks[0].since < posted[oldest][0] || marks[0].since > posted[oldest][1] || marks[0].at > int(oldest-1) {
+		t.Fatalf("catch-up marks %+v; want one, before envelope %d, since its post (%v)", marks, oldest, posted[oldest])
+	}
+	// No more drops, no more marks; the mark's bytes were given back.
+	o.Post("b", router.Envelope{Kind: router.EnvPush, Users: []int64{101}, Frame: make([]byte, 100)})
+	rec.waitFor(t, queued+1)
+	rec.mu.Lock()
+	n := len(rec.catchUps)
+	rec.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d catch-up marks after a post with no drop", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for o.QueuedBytes() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes still counted with nothing queued", o.QueuedBytes())
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
