@@ -135,6 +135,9 @@ func (s *Server) receive(envs []router.Envelope) {
 			s.InvalidateGroup(env.Group)
 		case router.EnvFriendsChanged:
 			s.InvalidateFriends(env.Users...)
+		case router.EnvCatchUp:
+			// The sender dropped pushes for this node (catchup.go).
+			s.catchUps.ask(env.Group - catchUpSkew.Milliseconds())
 		}
 	}
 }

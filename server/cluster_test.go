@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/parleyim/parley/client/clienttest"
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/router"
+	"github.com/parleyim/parley/server"
 	"github.com/parleyim/parley/server/servertest"
 )
 
@@ -172,6 +174,136 @@ func TestClusterBusOutage(t *testing.T) {
 	}
 	if d := bob.Count(client.EventDisconnected); d != 0 {
 		t.Fatalf("bob reconnected %d times", d)
+	}
+}
+
+// A node that dies with pushes still in its outbox: the messages were
+// acked and stored, but the bus never carried their pushes. The other node
+// sees the member gone and catches its users up (catchup.go): bob gets
+// every message, in order, though the bus never came back, he sent
+// nothing and he did not reconnect.
+func TestClusterCatchUpAfterNodeLoss(t *testing.T) {
+	c := servertest.NewCluster(t, 500*time.Millisecond)
+	n1, n2 := c.Start(nil), c.Start(nil)
+	tab := c.WaitOwners(n1, n2)
+	var alice, bob *clienttest.Member
+	for i := 0; alice == nil || bob == nil; i++ {
+		m := clienttest.Join(t, n1.Name, fmt.Sprintf("user%d", i))
+		switch {
+		case alice == nil && tab.Owner(m.ID) == n1.Name:
+			alice = m
+		case bob == nil && tab.Owner(m.ID) == n2.Name:
+			bob = m
+		}
+	}
+	clienttest.Eventually(t, 5*time.Second, "bob on n2", func() bool { return bob.LastLogin() == n2.Name })
+	conv := protocol.DirectConv(alice.ID, bob.ID)
+	ctx := context.Background()
+	if _, err := alice.Send(ctx, bob.ID, 0, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	clienttest.Eventually(t, 5*time.Second, "the first message", func() bool { return len(bob.Received(conv)) == 1 })
+
+	c.Net.SetDown(true)
+	const n = 5
+	for i := range n {
+		if _, err := alice.Send(ctx, bob.ID, 0, fmt.Appendf(nil, "stranded %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := len(bob.Received(conv)); got != 1 {
+		t.Fatalf("bob got %d messages while the bus was down", got)
+	}
+	// n1 crashes: its membership lapses now; its process (and outbox) is
+	// stopped at the end of the test, the bus still down.
+	lost := time.Now()
+	c.Members.Kill(n1.Name)
+	clienttest.Eventually(t, 5*time.Second, "every stranded message", func() bool { return len(bob.Received(conv)) == n+1 })
+	t.Logf("%d stranded messages reached bob %v after n1's membership lapsed", n, time.Since(lost))
+	for i, m := range bob.Received(conv) {
+		if m.Seq != uint64(i+1) {
+			t.Fatalf("message %d has seq %d", i, m.Seq)
+		}
+	}
+	if d := bob.Count(client.EventDisconnected); d != 0 {
+		t.Fatalf("bob reconnected %d times", d)
+	}
+}
+
+// n1's outbox overflows while the bus is down: alice's pushes to bob are
+// dropped to make room for carol's newer ones to dave. When the bus is
+// back, n2 learns of the drops (EnvCatchUp) and catches its users up: bob
+// gets alice's messages, in order, with no later message, no reconnect.
+func TestClusterCatchUpAfterOutboxDrops(t *testing.T) {
+	c := servertest.NewCluster(t, 500*time.Millisecond)
+	n1 := c.Start(func(cfg *server.Config) { cfg.OutboxBytes = 4 << 10 })
+	n2 := c.Start(nil)
+	tab := c.WaitOwners(n1, n2)
+	var on1, on2 []*clienttest.Member
+	for i := 0; len(on1) < 2 || len(on2) < 2; i++ {
+		m := clienttest.Join(t, n1.Name, fmt.Sprintf("user%d", i))
+		if tab.Owner(m.ID) == n1.Name {
+			on1 = append(on1, m)
+		} else {
+			on2 = append(on2, m)
+		}
+	}
+	alice, carol, bob, dave := on1[0], on1[1], on2[0], on2[1]
+	clienttest.Eventually(t, 5*time.Second, "bob and dave on n2", func() bool {
+		return bob.LastLogin() == n2.Name && dave.LastLogin() == n2.Name
+	})
+	ab, cd := protocol.DirectConv(alice.ID, bob.ID), protocol.DirectConv(carol.ID, dave.ID)
+	ctx := context.Background()
+	// n2 caches the group's members with bob's first send to it.
+	g, err := alice.CreateGroup(ctx, "g", false, bob.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.SendGroup(ctx, g.GroupID, 0, []byte("member")); err != nil {
+		t.Fatal(err)
+	}
+
+	c.Net.SetDown(true)
+	// The first envelope posted leaves at once and is retried, never
+	// dropped; the ones after it wait in the queue.
+	if _, err := carol.Send(ctx, dave.ID, 0, []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	// The EnvGroupChanged that tells n2 is dropped with the pushes.
+	if err := alice.RemoveFromGroup(ctx, g.GroupID, bob.ID); err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	for i := range n {
+		if _, err := alice.Send(ctx, bob.ID, 0, fmt.Appendf(nil, "dropped %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const m = 100 // far more than 4 KiB of pushes
+	for i := range m {
+		if _, err := carol.Send(ctx, dave.ID, 0, fmt.Appendf(nil, "newer %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Net.SetDown(false)
+	back := time.Now()
+	clienttest.Eventually(t, 5*time.Second, "dave's messages", func() bool { return len(dave.Received(cd)) == m+1 })
+	clienttest.Eventually(t, 5*time.Second, "alice's dropped pushes", func() bool { return len(bob.Received(ab)) == n })
+	t.Logf("%d messages whose pushes were dropped reached bob %v after the bus was back", n, time.Since(back))
+	for i, msg := range bob.Received(ab) {
+		if msg.Seq != uint64(i+1) {
+			t.Fatalf("message %d has seq %d", i, msg.Seq)
+		}
+	}
+	if d := bob.Count(client.EventDisconnected); d != 0 {
+		t.Fatalf("bob reconnected %d times", d)
+	}
+	// The catch-up dropped n2's cached members: bob is no longer one.
+	var pe *protocol.Error
+	if _, err := bob.SendGroup(ctx, g.GroupID, 0, []byte("removed")); !errors.As(err, &pe) || pe.Code != protocol.CodeNotMember {
+		t.Fatalf("bob's send to the group he was removed from: %v, want NOT_MEMBER", err)
 	}
 }
 

@@ -261,6 +261,10 @@ type Config struct {
 	// bus when it stops.
 	Cluster Cluster
 	Bus     router.Bus
+	// OutboxBytes bounds the frames queued for one other node while the
+	// bus is down or slow; past it the oldest are dropped and that node
+	// catches its users up (catchup.go). Default 64 MiB.
+	OutboxBytes int
 	// BanPoll is how often the server looks for bans of connected users
 	// made by the admin tools. Default 2s.
 	BanPoll time.Duration

@@ -69,6 +69,14 @@ func (c *memberCache) invalidate(group int64) {
 	}
 }
 
+// dropAll forgets every group's members.
+func (c *memberCache) dropAll() {
+	c.mu.Lock()
+	clear(c.m)
+	c.epoch++
+	c.mu.Unlock()
+}
+
 func (c *memberCache) drop(group int64) {
 	c.mu.Lock()
 	delete(c.m, group)

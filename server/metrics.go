@@ -43,6 +43,7 @@ type Metrics struct {
 	acceptPause *metrics.Counter
 	handshakes  *metrics.Counter
 	pushes      *metrics.Counter
+	caughtUpN   *metrics.Counter
 	sendAck     *metrics.PrometheusHistogram
 	sendPush    *metrics.PrometheusHistogram
 	append      *metrics.PrometheusHistogram
@@ -79,6 +80,7 @@ func NewMetrics() *Metrics {
 		expired:     set.NewCounter("parley_messages_expired_total"),
 		handshakes:  set.NewCounter("parley_noise_handshakes_total"),
 		pushes:      set.NewCounter("parley_pushes_total"),
+		caughtUpN:   set.NewCounter("parley_cluster_catchup_pushes_total"),
 		acceptPause: set.NewCounter("parley_accept_pauses_total"),
 		sendAck:     set.NewPrometheusHistogramExt("parley_send_ack_seconds", latencyBuckets),
 		sendPush:    set.NewPrometheusHistogramExt("parley_send_push_seconds", latencyBuckets),
@@ -424,6 +426,13 @@ func (m *Metrics) pushed(n int, serverTime int64) {
 	m.pushes.Add(n)
 	if serverTime > 0 {
 		m.sendPush.Update(max(0, float64(time.Now().UnixMilli()-serverTime)/1e3))
+	}
+}
+
+// caughtUp counts the messages a catch-up pushed again (catchup.go).
+func (m *Metrics) caughtUp(n int) {
+	if m != nil {
+		m.caughtUpN.Add(n)
 	}
 }
 

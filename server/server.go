@@ -94,6 +94,7 @@ type Server struct {
 	quit           chan struct{}         // closed when Stop begins
 	unindex        chan protocol.Message // recalled messages to take out of the search index (events.go)
 	timers         *authLimiter          // admission of timer changes, per user (expiry.go)
+	catchUps       catchUpRequests       // asked by other nodes (catchup.go)
 
 	ln          net.Listener  // the server's own (accept.go)
 	cli         *gnet.Client  // the event loops that serve the accepted connections
@@ -199,7 +200,8 @@ func New(cfg Config, open OpenStore) (*Server, error) {
 	s.members = newMemberCache(store)
 	s.users, s.friends = newUserCache(store), newFriendCache(store)
 	if cfg.Cluster != nil {
-		s.outbox = router.NewOutbox(router.OutboxConfig{Bus: s.m.timeBus(cfg.Bus), Waited: s.m.outboxWaited(), Logger: cfg.Logger})
+		s.outbox = router.NewOutbox(router.OutboxConfig{Bus: s.m.timeBus(cfg.Bus), MaxBytes: cfg.OutboxBytes,
+			Waited: s.m.outboxWaited(), Logger: cfg.Logger})
 		s.members.changed = s.groupChanged
 	}
 	s.presence = newPresence(s, cfg.PresenceGrace)
@@ -301,6 +303,9 @@ func (s *Server) Start() error {
 		go s.collector.Loop(s.quit)
 	}
 	go s.sweepExpired()
+	if s.cfg.Cluster != nil {
+		go s.watchMembers(s.quit)
+	}
 	return s.startFiles()
 }
 

@@ -1,0 +1,222 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/router"
+)
+
+// Catch-up after the loss of a node or of pushes.
+//
+// A node that crashes takes with it the pushes its outbox still held: the
+// messages are stored and acked, but their recipients on other nodes were
+// never told. A client finds such a gap only when a later message of the
+// conversation reaches it, or at its next login. So every node watches the
+// membership: when another node leaves it (its heartbeats lapsed, or it
+// left) or comes back as a new process (a restart under its name within the
+// ttl), the node catches its own users up. For each user logged in here it
+// reads the user's most recent conversations (catchUpConvs, the same read
+// as a client's Conversations) and pushes again the newest message of each
+// that changed within catchUpWindow. A client that had it drops the repeat;
+// one that lacked it, or an earlier one, sees the gap and syncs
+// (docs/protocol.md, "Delivery"). Nothing here is per message: the
+// cost is one read per user logged in here, catchUpWorkers at a time, only
+// when the membership loses a node.
+//
+// The same catch-up runs when another node's outbox had to drop envelopes
+// for this node (its queue was full while the bus was down or slow): its
+// next batch here starts with an EnvCatchUp that says when the oldest
+// dropped one was posted (router.Outbox), and the catch-up looks back to
+// then. Requests that come while one runs wait for the next tick and are
+// merged (the earliest wins), so catch-ups run one at a time, at most one
+// a second.
+
+const (
+	// catchUpEvery is how often the members are compared.
+	catchUpEvery = time.Second
+	// catchUpWindow is how far back a catch-up looks, from the moment the
+	// loss is noticed: the ttl it took to notice, the outbox's retries
+	// before the crash, and a margin.
+	catchUpWindow = time.Minute
+	// catchUpConvs is how many of a user's most recent conversations are
+	// read.
+	catchUpConvs = 20
+	// catchUpWorkers bounds the reads in flight.
+	catchUpWorkers = 4
+	// catchUpRead bounds one user's read.
+	catchUpRead = 5 * time.Second
+	// catchUpSkew is how much earlier than another node's EnvCatchUp says
+	// a catch-up looks (the two clocks may differ a little).
+	catchUpSkew = time.Second
+)
+
+// catchUpRequests holds the earliest time (Unix ms) that EnvCatchUps
+// asked a catch-up to look back to; 0: none asked.
+type catchUpRequests struct {
+	mu    sync.Mutex
+	since int64
+}
+
+func (r *catchUpRequests) ask(since int64) {
+	r.mu.Lock()
+	if r.since == 0 || since < r.since {
+		r.since = max(since, 1)
+	}
+	r.mu.Unlock()
+}
+
+// take returns and clears the earliest time asked for.
+func (r *catchUpRequests) take() (since int64, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	since, r.since = r.since, 0
+	return since, since != 0
+}
+
+// lostMembers returns the members of prev (by name, their process's start)
+// that next lacks or names with another start, self excepted.
+func lostMembers(prev map[string]int64, next []router.NodeInfo, self string) []string {
+	now := make(map[string]int64, len(next))
+	for _, n := range next {
+		now[n.Name] = n.Started
+	}
+	var lost []string
+	for name, started := range prev {
+		if name == self {
+			continue
+		}
+		if s, ok := now[name]; !ok || s != started {
+			lost = append(lost, name)
+		}
+	}
+	return lost
+}
+
+func memberStarts(ns []router.NodeInfo) map[string]int64 {
+	m := make(map[string]int64, len(ns))
+	for _, n := range ns {
+		m[n.Name] = n.Started
+	}
+	return m
+}
+
+// watchMembers catches this node's users up whenever another node is lost
+// or asked for it, until done is closed.
+func (s *Server) watchMembers(done <-chan struct{}) {
+	self := s.cfg.Cluster.Self().Name
+	prev := memberStarts(s.cfg.Cluster.Members())
+	tick := time.NewTicker(catchUpEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+		start := time.Now()
+		next := s.cfg.Cluster.Members()
+		lost := lostMembers(prev, next, self)
+		prev = memberStarts(next)
+		asked, ok := s.catchUps.take()
+		var since time.Time
+		switch {
+		case len(lost) > 0:
+			since = start.Add(-catchUpWindow)
+			if ok {
+				since = time.UnixMilli(min(asked, since.UnixMilli()))
+			}
+		case ok:
+			since = time.UnixMilli(asked)
+		default:
+			continue
+		}
+		users, pushes := s.catchUp(done, since)
+		s.log.Info("cluster: caught users up", "lost", lost, "since", since, "users", users,
+			"pushes", pushes, "took", time.Since(start))
+	}
+}
+
+// catchUp pushes again, to every user logged in here, the newest message of
+// each of their recent conversations that changed since. The lost
+// envelopes may have said that group members or friendships changed, so
+// the caches of both are dropped first. It returns the users read and the
+// messages pushed.
+func (s *Server) catchUp(done <-chan struct{}, since time.Time) (users, pushes int) {
+	s.members.dropAll()
+	s.friends.dropAll()
+	seen := map[int64]bool{}
+	var todo []int64
+	s.hub.each(func(ss *session) {
+		if u := ss.authedUser(); u != 0 && !seen[u] {
+			seen[u] = true
+			todo = append(todo, u)
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	after := since.UnixMilli()
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		next = make(chan int64)
+	)
+	for range min(catchUpWorkers, len(todo)) {
+		wg.Go(func() {
+			for u := range next {
+				n := s.catchUpUser(ctx, u, after)
+				mu.Lock()
+				pushes += n
+				mu.Unlock()
+			}
+		})
+	}
+feed:
+	for _, u := range todo {
+		select {
+		case next <- u:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	s.m.caughtUp(pushes)
+	return len(todo), pushes
+}
+
+// catchUpUser pushes the newest message of each of user's recent
+// conversations that changed after (Unix ms) to its sessions here.
+func (s *Server) catchUpUser(ctx context.Context, user int64, after int64) int {
+	ctx, cancel := context.WithTimeout(ctx, catchUpRead)
+	defer cancel()
+	convs, err := s.store.Conversations(ctx, user, catchUpConvs)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("cluster: catch-up read failed", "user", user, "err", err)
+		}
+		return 0
+	}
+	n := 0
+	for _, c := range convs {
+		if c.Last == nil || c.LastTime < after {
+			continue
+		}
+		frame, err := protocol.AppendFrame(nil, protocol.TypePush, 0, c.Last)
+		if err != nil {
+			continue
+		}
+		s.pushLocal(user, frame, nil)
+		n++
+	}
+	return n
+}
