@@ -11,7 +11,8 @@ import (
 
 // The cluster: each user belongs to the node that owns its slot
 // (router.Table). A login on another node is redirected there; when a slot
-// moves, its users on this node are kicked with SLOT_MOVED and reconnect.
+// moves, its users' sessions on this node are moved there with a Redirect
+// once their sends in flight are answered (slotsChanged).
 // Frames for users of other nodes travel over the Bus, one envelope per
 // node however many of its users it is for, posted to an Outbox: nothing
 // on the send path waits for the broker, and what the broker refuses is
@@ -49,10 +50,10 @@ const handoverWait = 10 * time.Second
 
 // handOver gives a stopping node's slots to the other members before its
 // clients are let go: the node leaves the membership, the coordinator
-// moves its slots, slotsChanged kicks their users with SLOT_MOVED, and
-// their clients, reconnecting here, are redirected to the new owners. So
-// a rolling restart costs each client one reconnect, and the pushes that
-// the outbox still holds leave before the bus closes (stopOutbox).
+// moves its slots, and slotsChanged moves their users' sessions to the new
+// owners (a Redirect once their sends in flight are answered). So a
+// rolling restart costs each client one reconnect, and the pushes that the
+// outbox still holds leave before the bus closes (stopOutbox).
 func (s *Server) handOver(ctx context.Context) {
 	d, ok := s.cfg.Cluster.(drainer)
 	if !ok || !s.started.Load() {
@@ -72,8 +73,9 @@ func (s *Server) handOver(ctx context.Context) {
 		tab := s.cfg.Cluster.Table()
 		return !others || !slices.Contains(tab.Owners, self)
 	})
-	// The kicked clients come back for their redirect.
-	waitUntil(ctx, 2*time.Second, func() bool { return s.conns.Load() == 0 })
+	// The moved clients leave for their new nodes (a move waits up to
+	// moveWait for its sends).
+	waitUntil(ctx, moveWait+time.Second, func() bool { return s.conns.Load() == 0 })
 	s.log.Info("cluster: slots handed over", "took", time.Since(start), "left", s.conns.Load())
 }
 
@@ -178,8 +180,15 @@ func (s *Server) stopOutbox() {
 	_ = s.cfg.Bus.Close()
 }
 
-// slotsChanged kicks the users of slots this node no longer owns; they
-// reconnect and are redirected to the new owner.
+// moveWait bounds how long a moving session waits for the answers of its
+// sends in flight before it is redirected anyway.
+const moveWait = 2 * time.Second
+
+// slotsChanged moves the sessions of users whose slots this node no longer
+// owns: each stops running frames, gets the answers of its sends in flight,
+// and then a Redirect to the new owner (session.startMove), after which
+// the connection closes. The client connects there and logs in with its
+// token; what it sent after the move began it sends again there.
 func (s *Server) slotsChanged(old, next router.Table) {
 	self := s.cfg.Cluster.Self().Name
 	moved := 0
@@ -189,11 +198,25 @@ func (s *Server) slotsChanged(old, next router.Table) {
 			return
 		}
 		if owner := next.Owner(u); owner != "" && owner != self {
-			ss.kick(protocol.KickSlotMoved, "your account moved to another node; reconnect")
+			ss.startMove()
+			time.AfterFunc(moveWait, func() { s.redirectMoved(ss) })
 			moved++
 		}
 	})
-	s.log.Info("slot table changed", "epoch", next.Epoch, "kicked", moved)
+	s.log.Info("slot table changed", "epoch", next.Epoch, "moving", moved)
+}
+
+// redirectMoved sends a moving session its last frame: a Redirect to the
+// node that owns its user now, or, if no other node does (the slot came
+// back, or the owner is unknown), a Kick SLOT_MOVED, after which the
+// client reconnects where it was and is redirected if need be.
+func (s *Server) redirectMoved(ss *session) {
+	if n, ok := s.remoteOwner(ss.authedUser()); ok && n.Addr != "" {
+		ss.last(protocol.MustFrame(protocol.TypeRedirect, 0, &protocol.Redirect{Addr: n.Addr, NodeID: n.Snowflake}),
+			"redirect", "slot moved", n.Name)
+		return
+	}
+	ss.kick(protocol.KickSlotMoved, "your account moved to another node; reconnect")
 }
 
 // redirect answers a login of a user owned by another node with a

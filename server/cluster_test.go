@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,6 +92,7 @@ func TestClusterInProcess(t *testing.T) {
 	for _, m := range users {
 		if tab.Owner(m.ID) != after.Owner(m.ID) {
 			clienttest.Eventually(t, 5*time.Second, m.Name+" moves to the new node", func() bool { return m.LastLogin() == n4.Name })
+			movedTo(t, m, n4.Name)
 		} else if m.Count(client.EventDisconnected) != drops[m] {
 			t.Fatalf("%s was disconnected though its slot stayed", m.Name)
 		}
@@ -307,6 +309,19 @@ func TestClusterCatchUpAfterOutboxDrops(t *testing.T) {
 	}
 }
 
+// movedTo checks that m's last disconnect was a Redirect to addr, not a
+// kick.
+func movedTo(t *testing.T, m *clienttest.Member, addr string) {
+	t.Helper()
+	ds := m.Events(client.EventDisconnected)
+	if len(ds) == 0 {
+		t.Fatalf("%s was never disconnected", m.Name)
+	}
+	if last := ds[len(ds)-1]; !errors.Is(last.Err, client.ErrRedirected) || !strings.Contains(last.Err.Error(), addr) {
+		t.Fatalf("%s left its node with %v, want a redirect to %s", m.Name, last.Err, addr)
+	}
+}
+
 // underTraffic is servertest.RingTraffic over the in-process cluster:
 // nine users, a message every 10 ms per sender.
 func underTraffic(t *testing.T, node string, tab router.Table) (users []*clienttest.Member, drops map[*clienttest.Member]int, tr *clienttest.Traffic) {
@@ -315,8 +330,9 @@ func underTraffic(t *testing.T, node string, tab router.Table) (users []*clientt
 }
 
 // A node that stops the clean way (SIGTERM) hands its slots over first:
-// under traffic, each of its users reconnects once, straight to the new
-// owner, nobody else is disturbed, and no acked message is lost.
+// under traffic, each of its users is redirected once, straight to the new
+// owner (not kicked), nobody else is disturbed, and no acked message is
+// lost.
 func TestClusterHandover(t *testing.T) {
 	c := servertest.NewCluster(t, 500*time.Millisecond)
 	n1, n2, n3 := c.Start(nil), c.Start(nil), c.Start(nil)
@@ -339,6 +355,9 @@ func TestClusterHandover(t *testing.T) {
 		}
 		if d := m.Count(client.EventDisconnected) - drops[m]; d != want {
 			t.Fatalf("%s (on %s) reconnected %d times, want %d", m.Name, tab.Owner(m.ID), d, want)
+		}
+		if want == 1 {
+			movedTo(t, m, final.Owner(m.ID))
 		}
 	}
 	if moved == 0 {

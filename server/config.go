@@ -131,7 +131,7 @@ type Config struct {
 	MaxPendingSends int
 	// InboxBytes bounds the bytes of the frames of one connection waiting
 	// for a worker (their wire size); past it frames are answered BUSY.
-	// Default 256 KiB.
+	// Default 256 KiB, at most 1 GiB.
 	InboxBytes int
 	// MaxOutbound bounds the bytes queued to one connection that the client
 	// has not read, wherever they were written (event loop or worker);
@@ -444,6 +444,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: FilesAddr needs Blobs", ErrConfig)
 	case c.DMPolicy != DMFriends && c.DMPolicy != DMAnyone:
 		return fmt.Errorf("%w: DMPolicy %q is neither %q nor %q", ErrConfig, c.DMPolicy, DMFriends, DMAnyone)
+	case c.InboxBytes > 1<<30:
+		return fmt.Errorf("%w: InboxBytes %d above 1 GiB", ErrConfig, c.InboxBytes)
 	case c.SyncLimit > c.MaxSyncLimit:
 		return fmt.Errorf("%w: SyncLimit %d above MaxSyncLimit %d", ErrConfig, c.SyncLimit, c.MaxSyncLimit)
 	}

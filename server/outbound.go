@@ -234,9 +234,16 @@ func (s *session) kick(reason protocol.KickReason, msg string) {
 
 // kickWith is kick with every field of the Kick frame.
 func (s *session) kickWith(k protocol.Kick) {
+	s.last(protocol.MustFrame(protocol.TypeKick, 0, &k), "kick", k.Reason.String(), k.Message)
+}
+
+// last queues frame as the connection's last, a Kick or a Redirect, and
+// closes the connection once it is written, as a kick does. Only the first
+// last frame of a session is sent.
+func (s *session) last(frame []byte, what, reason, msg string) {
 	o := &s.out
 	o.mu.Lock()
-	if !s.kickLocked(k, false) {
+	if !s.lastLocked(frame, false, what, reason, msg) {
 		o.mu.Unlock()
 		return
 	}
@@ -247,13 +254,18 @@ func (s *session) kickWith(k protocol.Kick) {
 // kickLocked queues the Kick; drop discards the frames pending before it.
 // It reports false if the session was kicked already. o.mu is held.
 func (s *session) kickLocked(k protocol.Kick, drop bool) bool {
+	return s.lastLocked(protocol.MustFrame(protocol.TypeKick, 0, &k), drop, "kick", k.Reason.String(), k.Message)
+}
+
+// lastLocked is kickLocked for any last frame. o.mu is held.
+func (s *session) lastLocked(frame []byte, drop bool, what, reason, msg string) bool {
 	if !s.kicked.CompareAndSwap(false, true) {
 		return false
 	}
 	o := &s.out
-	s.srv.log.Debug("kick", "session", s.id, "user", s.user.Load(), "reason", k.Reason.String(), "msg", k.Message)
+	s.srv.log.Debug(what, "session", s.id, "user", s.user.Load(), "reason", reason, "msg", msg)
 	o.kick = &kickState{
-		frame:  protocol.MustFrame(protocol.TypeKick, 0, &k),
+		frame:  frame,
 		linger: time.Now().Add(s.srv.cfg.KickLinger).UnixMilli(),
 	}
 	if drop {

@@ -74,12 +74,13 @@ type session struct {
 	// the session: an idle connection holds neither.
 	mu      sync.Mutex
 	inbox   []inbound
-	inBytes int          // wire bytes of the frames in inbox
 	done    []sendResult // sends answered by the store, not yet written
+	inBytes int32        // wire bytes of the frames in inbox (≤ 2 × InboxBytes: parked frames count again)
 	pending int32        // sends handed to the store and not yet answered (≤ MaxPendingSends)
 	inPool  bool         // in the worker pool's channel
 	running bool         // a worker is handling the session's work
 	parked  bool         // inbox[0] waits for the pending sends
+	moving  bool         // the user's slot moved: no more frames are run; a Redirect follows the answers of the sends in flight (cluster.go)
 	woken   bool         // under out.mu: a Wake is in flight, the loop will flush (here to fit the size class)
 }
 
@@ -128,7 +129,7 @@ type sendResult struct {
 // runnable reports whether the session has work a worker can do now.
 // Called with mu held.
 func (s *session) runnable() bool {
-	return len(s.done) > 0 || len(s.inbox) > 0 && !s.parked
+	return len(s.done) > 0 || len(s.inbox) > 0 && !s.parked && !s.moving
 }
 
 // schedule queues the session to the worker pool if it has work and is
@@ -146,18 +147,42 @@ func (s *session) schedule() bool {
 // It reports false when the inbox is full. Called on the event loop.
 func (s *session) enqueue(f inbound) bool {
 	s.mu.Lock()
-	if len(s.inbox) >= s.srv.cfg.InboxFrames || s.inBytes+f.size > s.srv.cfg.InboxBytes {
+	if len(s.inbox) >= s.srv.cfg.InboxFrames || int(s.inBytes)+f.size > s.srv.cfg.InboxBytes {
 		s.mu.Unlock()
 		return false
 	}
 	s.inbox = append(s.inbox, f)
-	s.inBytes += f.size
+	s.inBytes += int32(f.size)
 	submit := s.schedule()
 	s.mu.Unlock()
 	if submit {
 		s.srv.pool.submit(s)
 	}
 	return true
+}
+
+// startMove stops running the session's frames, since its user's slot
+// moved to another node, and redirects it there once the answers of its
+// sends in flight are written (take), or at once when there are none.
+func (s *session) startMove() {
+	s.mu.Lock()
+	if s.moving {
+		s.mu.Unlock()
+		return
+	}
+	s.moving = true
+	due := s.moveDue()
+	s.mu.Unlock()
+	if due {
+		s.srv.redirectMoved(s)
+	}
+}
+
+// moveDue reports whether a moving session has nothing left to answer: no
+// send in flight, none answered and unwritten, no worker holding any.
+// Called with mu held.
+func (s *session) moveDue() bool {
+	return s.moving && s.pending == 0 && len(s.done) == 0 && !s.running && !s.inPool
 }
 
 // started marks the session taken from the pool's channel by a worker.
@@ -168,11 +193,11 @@ func (s *session) started() {
 }
 
 // take moves the session's work into w: answered sends, and the queued
-// frames unless they wait for sends. With nothing to do it marks the
-// session not running and reports false.
+// frames unless they wait for sends or the session is moving. With nothing
+// to do it marks the session not running and reports false; a moving
+// session whose sends are all answered and written is redirected then.
 func (s *session) take(w work) (work, bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !s.runnable() {
 		s.running = false
 		// The session goes idle: it keeps no buffers (see session).
@@ -182,12 +207,18 @@ func (s *session) take(w work) (work, bool) {
 		if len(s.done) == 0 {
 			s.done = nil
 		}
+		due := s.moveDue()
+		s.mu.Unlock()
+		if due {
+			s.srv.redirectMoved(s)
+		}
 		return w, false
 	}
+	defer s.mu.Unlock()
 	w.done = append(w.done, s.done...)
 	clear(s.done)
 	s.done = s.done[:0]
-	if !s.parked {
+	if !s.parked && !s.moving {
 		w.frames = append(w.frames, s.inbox...)
 		clear(s.inbox)
 		s.inbox = s.inbox[:0]
@@ -236,7 +267,7 @@ func (s *session) waitForSends(rest []inbound) bool {
 	}
 	s.inbox = append(append(make([]inbound, 0, len(rest)+len(s.inbox)), rest...), s.inbox...)
 	for _, f := range rest {
-		s.inBytes += f.size // they count against InboxBytes again while they wait
+		s.inBytes += int32(f.size) // they count against InboxBytes again while they wait
 	}
 	s.parked = true
 	return true

@@ -1,9 +1,12 @@
 package server
 
 import (
+	"log/slog"
 	"sync"
 	"testing"
 	"unsafe"
+
+	"github.com/panjf2000/gnet/v2"
 
 	"github.com/parleyim/parley/protocol"
 )
@@ -89,5 +92,52 @@ func TestPoolNeverBlocksSubmit(t *testing.T) {
 func TestSessionSize(t *testing.T) {
 	if n := unsafe.Sizeof(session{}); n > 256 {
 		t.Fatalf("session is %d bytes, want at most 256", n)
+	}
+}
+
+// wakeConn is a connection that only counts Wakes.
+type wakeConn struct {
+	gnet.Conn
+	wakes int
+}
+
+func (c *wakeConn) Wake(gnet.AsyncCallback) error { c.wakes++; return nil }
+
+// TestMovingSessionAnswersItsSendsFirst: a session whose slot moved runs
+// no more frames, and gets its last frame only once the Sends in flight
+// are answered and their answers taken by a worker (so they are written
+// before it).
+func TestMovingSessionAnswersItsSendsFirst(t *testing.T) {
+	p := &workerPool{} // no workers: the test takes what is submitted
+	p.ready.L = &p.mu
+	c := &wakeConn{}
+	s := &session{srv: &Server{pool: p, log: slog.New(slog.DiscardHandler)}, c: c}
+	s.pending = 1
+	s.inbox = []inbound{{typ: protocol.TypeHistory, size: 7}}
+	s.startMove()
+	if s.kicked.Load() || p.queued() != 0 {
+		t.Fatalf("moved with a Send in flight (kicked %v, queued %d)", s.kicked.Load(), p.queued())
+	}
+	s.sendDone(sendResult{reqID: 1})
+	if s.kicked.Load() || p.queued() != 1 || p.next() != s {
+		t.Fatal("the answer was not handed to a worker before the move")
+	}
+	s.started()
+	w, ok := s.take(work{})
+	if !ok || len(w.done) != 1 || len(w.frames) != 0 || s.kicked.Load() {
+		t.Fatalf("take: %v, %d answers, %d frames, kicked %v; want the answer only", ok, len(w.done), len(w.frames), s.kicked.Load())
+	}
+	if _, ok := s.take(work{}); ok || !s.kicked.Load() || c.wakes != 1 {
+		t.Fatalf("after the answer: more work %v, kicked %v, wakes %d; want the last frame queued", ok, s.kicked.Load(), c.wakes)
+	}
+	if len(s.inbox) != 1 {
+		t.Fatalf("inbox %+v: the frame that came after the move must not run", s.inbox)
+	}
+
+	// With nothing in flight the last frame is queued at once.
+	idle := &session{srv: s.srv, c: &wakeConn{}}
+	idle.startMove()
+	if !idle.kicked.Load() {
+		t.Fatal("an idle session was not moved at once")
 	}
 }

@@ -52,6 +52,19 @@ func (m *Member) Count(typ client.EventType) int {
 	return n
 }
 
+// Events is the events of typ so far, in order.
+func (m *Member) Events(typ client.EventType) []client.Event {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []client.Event
+	for _, e := range m.events {
+		if e.Type == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // Received is the messages of conv received so far, in arrival order.
 func (m *Member) Received(conv string) []protocol.Message {
 	m.mu.Lock()
