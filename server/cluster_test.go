@@ -129,24 +129,8 @@ func TestClusterInProcess(t *testing.T) {
 func TestClusterBusOutage(t *testing.T) {
 	c := servertest.NewCluster(t, 500*time.Millisecond)
 	n1, n2 := c.Start(nil), c.Start(nil)
-	tab := c.WaitOwners(n1, n2)
-	var alice, bob *clienttest.Member
-	for i := 0; alice == nil || bob == nil; i++ {
-		m := clienttest.Join(t, n1.Name, fmt.Sprintf("user%d", i))
-		switch {
-		case alice == nil && tab.Owner(m.ID) == n1.Name:
-			alice = m
-		case bob == nil && tab.Owner(m.ID) == n2.Name:
-			bob = m
-		}
-	}
-	clienttest.Eventually(t, 5*time.Second, "bob on n2", func() bool { return bob.LastLogin() == n2.Name })
-	conv := protocol.DirectConv(alice.ID, bob.ID)
+	alice, bob, conv := acrossNodes(t, n1, n2, c.WaitOwners(n1, n2))
 	ctx := context.Background()
-	if _, err := alice.Send(ctx, bob.ID, 0, []byte("before")); err != nil {
-		t.Fatal(err)
-	}
-	clienttest.Eventually(t, 5*time.Second, "the first message", func() bool { return len(bob.Received(conv)) == 1 })
 
 	c.Net.SetDown(true)
 	var slowest time.Duration
@@ -187,24 +171,8 @@ func TestClusterBusOutage(t *testing.T) {
 func TestClusterCatchUpAfterNodeLoss(t *testing.T) {
 	c := servertest.NewCluster(t, 500*time.Millisecond)
 	n1, n2 := c.Start(nil), c.Start(nil)
-	tab := c.WaitOwners(n1, n2)
-	var alice, bob *clienttest.Member
-	for i := 0; alice == nil || bob == nil; i++ {
-		m := clienttest.Join(t, n1.Name, fmt.Sprintf("user%d", i))
-		switch {
-		case alice == nil && tab.Owner(m.ID) == n1.Name:
-			alice = m
-		case bob == nil && tab.Owner(m.ID) == n2.Name:
-			bob = m
-		}
-	}
-	clienttest.Eventually(t, 5*time.Second, "bob on n2", func() bool { return bob.LastLogin() == n2.Name })
-	conv := protocol.DirectConv(alice.ID, bob.ID)
+	alice, bob, conv := acrossNodes(t, n1, n2, c.WaitOwners(n1, n2))
 	ctx := context.Background()
-	if _, err := alice.Send(ctx, bob.ID, 0, []byte("before")); err != nil {
-		t.Fatal(err)
-	}
-	clienttest.Eventually(t, 5*time.Second, "the first message", func() bool { return len(bob.Received(conv)) == 1 })
 
 	c.Net.SetDown(true)
 	const n = 5
@@ -320,6 +288,28 @@ func movedTo(t *testing.T, m *clienttest.Member, addr string) {
 	if last := ds[len(ds)-1]; !errors.Is(last.Err, client.ErrRedirected) || !strings.Contains(last.Err.Error(), addr) {
 		t.Fatalf("%s left its node with %v, want a redirect to %s", m.Name, last.Err, addr)
 	}
+}
+
+// acrossNodes joins alice, a user of n1, and bob, a user of n2, and
+// checks that a first message from alice reaches bob.
+func acrossNodes(t *testing.T, n1, n2 *servertest.Node, tab router.Table) (alice, bob *clienttest.Member, conv string) {
+	t.Helper()
+	for i := 0; alice == nil || bob == nil; i++ {
+		m := clienttest.Join(t, n1.Name, fmt.Sprintf("user%d", i))
+		switch {
+		case alice == nil && tab.Owner(m.ID) == n1.Name:
+			alice = m
+		case bob == nil && tab.Owner(m.ID) == n2.Name:
+			bob = m
+		}
+	}
+	clienttest.Eventually(t, 5*time.Second, "bob on n2", func() bool { return bob.LastLogin() == n2.Name })
+	conv = protocol.DirectConv(alice.ID, bob.ID)
+	if _, err := alice.Send(context.Background(), bob.ID, 0, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	clienttest.Eventually(t, 5*time.Second, "the first message", func() bool { return len(bob.Received(conv)) == 1 })
+	return alice, bob, conv
 }
 
 // underTraffic is servertest.RingTraffic over the in-process cluster:
