@@ -95,6 +95,7 @@ func lostMembers(prev map[string]int64, next []router.NodeInfo, self string) []s
 	return lost
 }
 
+// memberStarts maps the members' names to their processes' start times.
 func memberStarts(ns []router.NodeInfo) map[string]int64 {
 	m := make(map[string]int64, len(ns))
 	for _, n := range ns {
