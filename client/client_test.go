@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -766,5 +767,78 @@ func TestNoReconnectBeforeLogin(t *testing.T) {
 	waitState(t, c, StateClosed)
 	if _, err := c.Login(context.Background(), "alice", "password1"); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Login: %v", err)
+	}
+}
+
+// gatedConn holds what its reads return until gate is closed, once gated
+// is set: the client's reader then lags behind the socket.
+type gatedConn struct {
+	net.Conn
+	gated atomic.Bool
+	gate  chan struct{}
+}
+
+func (g *gatedConn) Read(p []byte) (int, error) {
+	n, err := g.Conn.Read(p)
+	if g.gated.Load() {
+		<-g.gate
+	}
+	return n, err
+}
+
+// A write that fails because the server just closed the connection after
+// its last frame (here a Redirect that moves the session) does not hide
+// that frame: the reader still takes it, and the session moves.
+func TestLastFrameOutlivesAFailedWrite(t *testing.T) {
+	a, b := newPeer(t), newPeer(t)
+	opts := testOptions(t)
+	var (
+		d    net.Dialer
+		mu   sync.Mutex
+		last *gatedConn
+	)
+	opts.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+		nc, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		g := &gatedConn{Conn: nc, gate: make(chan struct{})}
+		mu.Lock()
+		last = g
+		mu.Unlock()
+		return g, nil
+	}
+	c, pa := dialPeer(t, a, opts)
+	res := async(func() error { _, err := c.Login(context.Background(), "alice", "password1"); return err })
+	pa.login(loginOK())
+	if err := wait(t, res); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	g := last
+	mu.Unlock()
+	g.gated.Store(true)
+	pa.send(protocol.TypeRedirect, 0, &protocol.Redirect{Addr: b.addr()})
+	pa.close()
+	// Writes fail once the server's close has come back as a reset.
+	var err error
+	for range 100 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		_, err = c.Ping(ctx)
+		cancel()
+		if errors.Is(err, ErrDisconnected) {
+			break
+		}
+	}
+	if !errors.Is(err, ErrDisconnected) {
+		t.Fatalf("Ping after the server closed: %v, want ErrDisconnected", err)
+	}
+	close(g.gate)
+	if ev := waitEvent(t, c, EventDisconnected); !errors.Is(ev.Err, ErrRedirected) {
+		t.Fatalf("Disconnected %v, want ErrRedirected", ev.Err)
+	}
+	pb := b.accept()
+	if l := pb.login(loginOK()); l.Token != "tok-1" {
+		t.Fatalf("Login after the move %+v", l)
 	}
 }

@@ -47,8 +47,11 @@ type conn struct {
 	mu sync.Mutex
 	// waiters are called, under mu, with the reply to their request id.
 	waiters map[uint32]func(reply)
-	err     error         // why the conn died; set once
+	err     error         // why the conn died; set once, but see failWrite
 	done    chan struct{} // closed when err is set
+	// wrote is set when err is a write's: the reader's last frame may
+	// still replace it (failWrite).
+	wrote bool
 }
 
 // sendWindow is how many Sends the sender may keep unanswered on cn.
@@ -87,7 +90,19 @@ func (cn *conn) idle() time.Duration {
 func (cn *conn) fail(err error) {
 	cn.mu.Lock()
 	if cn.err != nil {
+		wrote := cn.wrote
+		if wrote {
+			// The socket was kept for the reader (failWrite); its last
+			// frame's cause wins, and now the socket closes.
+			if lastFrame(err) {
+				cn.err = err
+			}
+			cn.wrote = false
+		}
 		cn.mu.Unlock()
+		if wrote {
+			_ = cn.nc.Close()
+		}
 		return
 	}
 	if err == nil {
@@ -98,6 +113,38 @@ func (cn *conn) fail(err error) {
 	close(cn.done)
 	cn.mu.Unlock()
 	_ = cn.nc.Close()
+}
+
+// failWrite is fail for a write that failed on the socket. The conn dies
+// at once (its requests wake; its sends go back to the queue), but the
+// socket stays open for the reader a while: a server that ends a
+// connection sends a last frame (a Kick, or a Redirect that moves the
+// session) and closes, and a write racing that close fails while the frame
+// is still there to read. The reader takes it, and its cause replaces the
+// write's (fail), so that the reconnect follows it. lastFrameWait bounds
+// the wait for a reader that takes nothing.
+func (cn *conn) failWrite(err error) {
+	cn.mu.Lock()
+	if cn.err != nil {
+		cn.mu.Unlock()
+		return
+	}
+	cn.err, cn.wrote = err, true
+	cn.waiters = nil
+	close(cn.done)
+	cn.mu.Unlock()
+	time.AfterFunc(lastFrameWait, func() { _ = cn.nc.Close() })
+}
+
+// lastFrameWait bounds how long a conn whose write failed keeps its socket
+// for the reader.
+const lastFrameWait = 250 * time.Millisecond
+
+// lastFrame reports whether err is the cause a server's last frame gives:
+// a Kick or a Redirect.
+func lastFrame(err error) bool {
+	var k *KickError
+	return errors.Is(err, ErrRedirected) || errors.As(err, &k)
 }
 
 // cause returns why the conn died, or nil while it lives.
@@ -209,7 +256,7 @@ func (cn *conn) write(t protocol.Type, id uint32, body any) error {
 	}
 	_ = cn.nc.SetWriteDeadline(time.Now().Add(cn.c.opts.RequestTimeout))
 	if _, err := cn.nc.Write(buf); err != nil {
-		cn.fail(fmt.Errorf("client: write: %w", err))
+		cn.failWrite(fmt.Errorf("client: write: %w", err))
 		return cn.lostErr()
 	}
 	return nil
