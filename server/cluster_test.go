@@ -153,14 +153,7 @@ func TestClusterBusOutage(t *testing.T) {
 	c.Net.SetDown(false)
 	clienttest.Eventually(t, 3*time.Second, "every message after the bus is back", func() bool { return len(bob.Received(conv)) == n+1 })
 	t.Logf("%d messages delivered %v after the bus came back; slowest send while down %v", n, time.Since(back), slowest)
-	for i, m := range bob.Received(conv) {
-		if m.Seq != uint64(i+1) {
-			t.Fatalf("message %d has seq %d", i, m.Seq)
-		}
-	}
-	if d := bob.Count(client.EventDisconnected); d != 0 {
-		t.Fatalf("bob reconnected %d times", d)
-	}
+	inOrderNoReconnect(t, bob, conv)
 }
 
 // A node that dies with pushes still in its outbox: the messages were
@@ -191,14 +184,7 @@ func TestClusterCatchUpAfterNodeLoss(t *testing.T) {
 	c.Members.Kill(n1.Name)
 	clienttest.Eventually(t, 5*time.Second, "every stranded message", func() bool { return len(bob.Received(conv)) == n+1 })
 	t.Logf("%d stranded messages reached bob %v after n1's membership lapsed", n, time.Since(lost))
-	for i, m := range bob.Received(conv) {
-		if m.Seq != uint64(i+1) {
-			t.Fatalf("message %d has seq %d", i, m.Seq)
-		}
-	}
-	if d := bob.Count(client.EventDisconnected); d != 0 {
-		t.Fatalf("bob reconnected %d times", d)
-	}
+	inOrderNoReconnect(t, bob, conv)
 }
 
 // n1's outbox overflows while the bus is down: alice's pushes to bob are
@@ -262,14 +248,7 @@ func TestClusterCatchUpAfterOutboxDrops(t *testing.T) {
 	clienttest.Eventually(t, 5*time.Second, "dave's messages", func() bool { return len(dave.Received(cd)) == m+1 })
 	clienttest.Eventually(t, 5*time.Second, "alice's dropped pushes", func() bool { return len(bob.Received(ab)) == n })
 	t.Logf("%d messages whose pushes were dropped reached bob %v after the bus was back", n, time.Since(back))
-	for i, msg := range bob.Received(ab) {
-		if msg.Seq != uint64(i+1) {
-			t.Fatalf("message %d has seq %d", i, msg.Seq)
-		}
-	}
-	if d := bob.Count(client.EventDisconnected); d != 0 {
-		t.Fatalf("bob reconnected %d times", d)
-	}
+	inOrderNoReconnect(t, bob, ab)
 	// The catch-up dropped n2's cached members: bob is no longer one.
 	var pe *protocol.Error
 	if _, err := bob.SendGroup(ctx, g.GroupID, 0, []byte("removed")); !errors.As(err, &pe) || pe.Code != protocol.CodeNotMember {
@@ -310,6 +289,20 @@ func acrossNodes(t *testing.T, n1, n2 *servertest.Node, tab router.Table) (alice
 	}
 	clienttest.Eventually(t, 5*time.Second, "the first message", func() bool { return len(bob.Received(conv)) == 1 })
 	return alice, bob, conv
+}
+
+// inOrderNoReconnect checks that m holds conv's messages 1, 2, 3, … in
+// order, and never reconnected.
+func inOrderNoReconnect(t *testing.T, m *clienttest.Member, conv string) {
+	t.Helper()
+	for i, msg := range m.Received(conv) {
+		if msg.Seq != uint64(i+1) {
+			t.Fatalf("%s's message %d has seq %d", m.Name, i, msg.Seq)
+		}
+	}
+	if d := m.Count(client.EventDisconnected); d != 0 {
+		t.Fatalf("%s reconnected %d times", m.Name, d)
+	}
 }
 
 // underTraffic is servertest.RingTraffic over the in-process cluster:
