@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parleyim/parley/protocol"
@@ -107,13 +108,20 @@ func memberStarts(ns []router.NodeInfo) map[string]int64 {
 // watchMembers catches this node's users up whenever another node is lost
 // or asked for it, until done is closed.
 func (s *Server) watchMembers(done <-chan struct{}) {
+	// A catch-up under way stops with the server.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-done
+		cancel()
+	}()
 	self := s.cfg.Cluster.Self().Name
 	prev := memberStarts(s.cfg.Cluster.Members())
 	tick := time.NewTicker(catchUpEvery)
 	defer tick.Stop()
 	for {
 		select {
-		case <-done:
+		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
@@ -134,7 +142,7 @@ func (s *Server) watchMembers(done <-chan struct{}) {
 		default:
 			continue
 		}
-		users, pushes := s.catchUp(done, since)
+		users, pushes := s.catchUp(ctx, since)
 		s.log.Info("cluster: caught users up", "lost", lost, "since", since, "users", users,
 			"pushes", pushes, "took", time.Since(start))
 	}
@@ -144,8 +152,8 @@ func (s *Server) watchMembers(done <-chan struct{}) {
 // each of their recent conversations that changed since. The lost
 // envelopes may have said that group members or friendships changed, so
 // the caches of both are dropped first. It returns the users read and the
-// messages pushed.
-func (s *Server) catchUp(done <-chan struct{}, since time.Time) (users, pushes int) {
+// messages pushed; it stops early when ctx ends.
+func (s *Server) catchUp(ctx context.Context, since time.Time) (users, pushes int) {
 	s.members.dropAll()
 	s.friends.dropAll()
 	seen := map[int64]bool{}
@@ -156,28 +164,16 @@ func (s *Server) catchUp(done <-chan struct{}, since time.Time) (users, pushes i
 			todo = append(todo, u)
 		}
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	after := since.UnixMilli()
 	var (
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		next = make(chan int64)
+		wg     sync.WaitGroup
+		pushed atomic.Int64
+		next   = make(chan int64)
 	)
 	for range min(catchUpWorkers, len(todo)) {
 		wg.Go(func() {
 			for u := range next {
-				n := s.catchUpUser(ctx, u, after)
-				mu.Lock()
-				pushes += n
-				mu.Unlock()
+				pushed.Add(int64(s.catchUpUser(ctx, u, after)))
 			}
 		})
 	}
@@ -191,8 +187,8 @@ feed:
 	}
 	close(next)
 	wg.Wait()
-	s.m.caughtUp(pushes)
-	return len(todo), pushes
+	s.m.caughtUp(int(pushed.Load()))
+	return len(todo), int(pushed.Load())
 }
 
 // catchUpUser pushes the newest message of each of user's recent

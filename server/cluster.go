@@ -211,6 +211,9 @@ func (s *Server) slotsChanged(old, next router.Table) {
 // back, or the owner is unknown), a Kick SLOT_MOVED, after which the
 // client reconnects where it was and is redirected if need be.
 func (s *Server) redirectMoved(ss *session) {
+	if ss.kicked.Load() {
+		return // moved already (or kicked), its last frame sent
+	}
 	if n, ok := s.remoteOwner(ss.authedUser()); ok && n.Addr != "" {
 		ss.last(protocol.MustFrame(protocol.TypeRedirect, 0, &protocol.Redirect{Addr: n.Addr, NodeID: n.Snowflake}),
 			"redirect", "slot moved", n.Name)

@@ -40,17 +40,7 @@ func (m *Member) LastLogin() string {
 }
 
 // Count is the number of events of typ so far.
-func (m *Member) Count(typ client.EventType) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n := 0
-	for _, e := range m.events {
-		if e.Type == typ {
-			n++
-		}
-	}
-	return n
-}
+func (m *Member) Count(typ client.EventType) int { return len(m.Events(typ)) }
 
 // Events is the events of typ so far, in order.
 func (m *Member) Events(typ client.EventType) []client.Event {
@@ -270,10 +260,11 @@ func (tr *Traffic) Stop() {
 
 // AckedSince waits up to limit until every sender has had a send that
 // began after since acked. After a node died and every node took the new
-// slot table, that is what lets Check expect every acked message: a push
-// the dead node took with it (committed and acked, not yet handed to the
-// bus) reaches its recipient when a later push of the conversation shows
-// the gap (docs/cluster.md, Guarantees).
+// slot table, that is what lets Check expect every acked message: every
+// sender is back on a live node, and a push the dead node took with it
+// (committed and acked, not yet handed to the bus) has had a later push of
+// the conversation to show its gap, besides the other nodes' catch-up
+// (docs/cluster.md, Catch-up).
 func (tr *Traffic) AckedSince(since time.Time, limit time.Duration) {
 	tr.t.Helper()
 	Eventually(tr.t, limit, "every sender acked again", func() bool {
