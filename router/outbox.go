@@ -223,10 +223,8 @@ func (o *Outbox) take(l *link, busy bool, now time.Time) (envs []Envelope, wait 
 	}
 	envs = make([]Envelope, 0, n+1)
 	if !l.lost.IsZero() {
-		mark := Envelope{Kind: EnvCatchUp, Group: l.lost.UnixMilli()}
-		envs = append(envs, mark)
-		l.bytes += envSize(&mark)
-		l.inflight++
+		// Not a posted envelope: it is not counted (settle skips it).
+		envs = append(envs, Envelope{Kind: EnvCatchUp, Group: l.lost.UnixMilli()})
 		l.lost = time.Time{}
 	}
 	for i := range n {
@@ -244,6 +242,9 @@ func (o *Outbox) take(l *link, busy bool, now time.Time) (envs []Envelope, wait 
 
 // settle accounts for a batch that the bus took.
 func (o *Outbox) settle(l *link, envs []Envelope) {
+	if len(envs) > 0 && envs[0].Kind == EnvCatchUp {
+		envs = envs[1:] // take's mark, never counted
+	}
 	o.sent.Add(uint64(len(envs)))
 	l.mu.Lock()
 	for i := range envs {
