@@ -20,10 +20,19 @@ const (
 
 // delivery pushes committed messages to the online connections of their
 // recipients. The store's writer hands over every commit in order
-// (committed) and never waits: messages are split by conversation over a
-// few shards, each a queue and a goroutine, so one conversation's pushes
-// leave in sequence order while different conversations fan out in
-// parallel, and never on an event loop.
+// (committed) and never waits.
+//
+// A direct conversation's messages are pushed right there, on the store's
+// committing goroutine: two users' sessions, looked up in the hub, and one
+// encoding each; session.write only queues the bytes for the event loop,
+// and a cluster's envelopes go to the outbox, which never waits. So no
+// goroutine hand-off lies between a direct message's fsync and its push.
+// A group's messages may need the members read from the store and go to a
+// thousand sessions: they are split by conversation over a few shards,
+// each a queue and a goroutine, so different groups fan out in parallel,
+// and never on an event loop or the store's goroutine. Either way one
+// conversation always takes the same path, in commit order, so its pushes
+// leave in sequence order.
 type delivery struct {
 	srv    *Server
 	seed   maphash.Seed
@@ -33,6 +42,13 @@ type delivery struct {
 	// origins maps a message id to the session that sent it, which gets a
 	// SendAck instead of a Push.
 	origins sync.Map // int64 → *session
+
+	// direct is the scratch of the direct conversations' pushes. The hook
+	// is called one commit at a time, so directMu is not contended; it
+	// keeps a misuse from racing.
+	directMu sync.Mutex
+	direct   fanout
+	directs  []protocol.Message
 }
 
 // shardQueue is one shard's backlog: the store's writer appends under mu,
@@ -58,15 +74,23 @@ func newDelivery(srv *Server) *delivery {
 func (d *delivery) origin(msgID int64, ss *session) { d.origins.Store(msgID, ss) }
 func (d *delivery) forget(msgID int64)              { d.origins.Delete(msgID) }
 
-// committed is the store's CommitHook. It copies the messages, since the
-// store may reuse the slice, and never blocks.
+// committed is the store's CommitHook. It pushes the direct messages and
+// hands the group ones, copied since the store may reuse the slice, to the
+// shards. It never blocks.
 func (d *delivery) committed(msgs []protocol.Message) {
 	if len(msgs) == 0 {
 		return
 	}
 	d.srv.m.committed(len(msgs))
+	d.directMu.Lock()
+	defer d.directMu.Unlock()
 	var split [deliveryShards][]protocol.Message
+	directs := d.directs[:0]
 	for _, m := range msgs {
+		if p, ok := protocol.ParseConv(m.Conv); ok && p.Kind == protocol.ConvDirect {
+			directs = append(directs, m)
+			continue
+		}
 		i := maphash.String(d.seed, m.Conv) % deliveryShards
 		split[i] = append(split[i], m)
 	}
@@ -75,6 +99,16 @@ func (d *delivery) committed(msgs []protocol.Message) {
 			d.shards[i].put(d, part)
 		}
 	}
+	if len(directs) > 0 {
+		f := &d.direct
+		f.group(directs)
+		for _, idx := range f.convs {
+			d.push(directs, idx, f)
+		}
+		f.reset()
+		clear(directs)
+	}
+	d.directs = directs[:0]
 }
 
 // put appends a commit's messages of this shard, or drops them when the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,4 +81,88 @@ func TestCommitHookNeverBlocks(t *testing.T) {
 	}
 	close(g.release)
 	d.stop()
+}
+
+// pendingFrames decodes the frames queued on a session for its loop.
+func pendingFrames(t *testing.T, ss *session) []protocol.Header {
+	t.Helper()
+	ss.out.mu.Lock()
+	buf := append([]byte(nil), ss.out.pending...)
+	ss.out.mu.Unlock()
+	var out []protocol.Header
+	for len(buf) > 0 {
+		h, _, n, err := protocol.Decode(buf, 1<<20)
+		if err != nil || n == 0 {
+			t.Fatalf("pending bytes do not decode: n %d, err %v", n, err)
+		}
+		out = append(out, h)
+		buf = buf[n:]
+	}
+	return out
+}
+
+// TestDirectPushLeavesWithTheCommit: a direct message's pushes are queued
+// on its recipients' sessions by the time the commit hook returns, in
+// sequence order, with no delivery shard involved (they are stopped here),
+// to every session of both users but the one that sent it, which gets its
+// SendAck instead.
+func TestDirectPushLeavesWithTheCommit(t *testing.T) {
+	s := &Server{
+		cfg: Config{RequestTimeout: time.Minute, MaxOutbound: 1 << 20},
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		hub: newHub(),
+	}
+	loop := newFakeLoop()
+	defer close(loop.tasks)
+	var written atomic.Int64
+	sessions := map[string]*session{}
+	for i, name := range []string{"alice1", "alice2", "bob1", "bob2", "carol"} {
+		ss := &session{id: uint64(i + 1), srv: s}
+		ss.c = &fakeConn{loop: loop, written: &written}
+		ss.woken = true // the loop never flushes: pending stays to be read
+		s.hub.login(map[byte]int64{'a': 1, 'b': 2, 'c': 3}[name[0]], ss)
+		sessions[name] = ss
+	}
+	d := newDelivery(s)
+	d.stop() // the shards are gone: only the direct path can push
+	ab, ac := protocol.DirectConv(1, 2), protocol.DirectConv(1, 3)
+	d.origin(11, sessions["alice1"])
+	d.committed([]protocol.Message{
+		{MsgID: 11, Conv: ab, From: 1, To: 2, Seq: 1},
+		{MsgID: 12, Conv: ac, From: 1, To: 3, Seq: 1},
+		{MsgID: 13, Conv: ab, From: 2, To: 1, Seq: 2},
+		{MsgID: 14, Conv: ab, From: 2, To: 1, Seq: 3},
+	})
+	// alice1 sent msg 11: its SendAck comes from sendDone, not a push.
+	want := map[string]int{"alice1": 3, "alice2": 4, "bob1": 3, "bob2": 3, "carol": 1}
+	for name, n := range want {
+		hs := pendingFrames(t, sessions[name])
+		if len(hs) != n {
+			t.Errorf("%s has %d frames queued when the hook returned, want %d", name, len(hs), n)
+		}
+		for _, h := range hs {
+			if h.Type != protocol.TypePush {
+				t.Errorf("%s got a %v, want pushes only", name, h.Type)
+			}
+		}
+	}
+	// bob1's pushes are ab's seqs 1, 2, 3 in order.
+	ss := sessions["bob1"]
+	ss.out.mu.Lock()
+	buf := append([]byte(nil), ss.out.pending...)
+	ss.out.mu.Unlock()
+	for want := uint64(1); len(buf) > 0; want++ {
+		_, body, n, err := protocol.Decode(buf, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m protocol.Message
+		if err := protocol.DecodeBody(body, &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.Conv != ab || m.Seq != want {
+			t.Errorf("bob1's push %d is %s seq %d, want %s seq %d", want, m.Conv, m.Seq, ab, want)
+		}
+		buf = buf[n:]
+	}
 }
