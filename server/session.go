@@ -199,19 +199,7 @@ func (s *session) started() {
 func (s *session) take(w work) (work, bool) {
 	s.mu.Lock()
 	if !s.runnable() {
-		s.running = false
-		// The session goes idle: it keeps no buffers (see session).
-		if len(s.inbox) == 0 {
-			s.inbox = nil
-		}
-		if len(s.done) == 0 {
-			s.done = nil
-		}
-		due := s.moveDue()
-		s.mu.Unlock()
-		if due {
-			s.srv.redirectMoved(s)
-		}
+		s.idleLocked()
 		return w, false
 	}
 	defer s.mu.Unlock()
@@ -239,20 +227,68 @@ func (s *session) reserveSend(max int) bool {
 	return true
 }
 
-// sendDone records a Send's answer and has a worker write it. Called by the
-// store's writer (or inline by AppendAsync): it never blocks. The last
-// pending send answered lets the parked frames run.
+// idleLocked marks the session not running once it has nothing a worker
+// can do, and unlocks mu. The session goes idle: it keeps no buffers (see
+// session); a moving session whose sends are all answered and written is
+// redirected.
+func (s *session) idleLocked() {
+	s.running = false
+	if len(s.inbox) == 0 {
+		s.inbox = nil
+	}
+	if len(s.done) == 0 {
+		s.done = nil
+	}
+	due := s.moveDue()
+	s.mu.Unlock()
+	if due {
+		s.srv.redirectMoved(s)
+	}
+}
+
+// sendDone answers a Send. Called by the store's committing goroutine (or
+// inline by AppendAsync): it never blocks. When no worker holds the
+// session it writes the SendAck itself, holding the session as a worker
+// would (running), so no hand-off to a worker lies between the commit and
+// the answer; otherwise it records the answer for the worker, which writes
+// it before the next frames. The last pending send answered lets the
+// parked frames run, after their SendAck (docs/protocol.md, Ordering).
 func (s *session) sendDone(r sendResult) {
 	s.mu.Lock()
-	s.done = append(s.done, r)
-	s.pending--
-	if s.pending == 0 {
-		s.parked = false
+	if !s.running && !s.inPool && len(s.done) == 0 {
+		s.running = true
+		s.mu.Unlock()
+		var buf [128]byte
+		s.write(s.srv.appendSendResult(buf[:0], &r))
+		s.mu.Lock()
+		s.answered()
+		if s.runnable() {
+			s.running = false
+			submit := s.schedule()
+			s.mu.Unlock()
+			if submit {
+				s.srv.pool.submit(s)
+			}
+			return
+		}
+		s.idleLocked()
+		return
 	}
+	s.done = append(s.done, r)
+	s.answered()
 	submit := s.schedule()
 	s.mu.Unlock()
 	if submit {
 		s.srv.pool.submit(s)
+	}
+}
+
+// answered counts a Send answered; with none left pending the parked
+// frames may run. Called with mu held.
+func (s *session) answered() {
+	s.pending--
+	if s.pending == 0 {
+		s.parked = false
 	}
 }
 

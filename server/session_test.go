@@ -17,7 +17,8 @@ import (
 func TestParkedFramesWaitForSends(t *testing.T) {
 	p := &workerPool{} // no workers: the test takes what is submitted
 	p.ready.L = &p.mu
-	s := &session{srv: &Server{pool: p}}
+	s := &session{srv: &Server{pool: p, cfg: Config{MaxOutbound: 1 << 20}}}
+	s.woken = true // no loop: what is written stays pending
 	if s.waitForSends([]inbound{{typ: protocol.TypeSync, size: 10}}) {
 		t.Fatal("parked with no Send in flight")
 	}
@@ -43,8 +44,12 @@ func TestParkedFramesWaitForSends(t *testing.T) {
 	}
 	s.started()
 	w, ok := s.take(work{})
-	if !ok || len(w.done) != 1 || len(w.frames) != 3 || w.frames[0].typ != protocol.TypeSync {
+	// The session was idle: sendDone wrote the SendAck itself.
+	if !ok || len(w.done) != 0 || len(w.frames) != 3 || w.frames[0].typ != protocol.TypeSync {
 		t.Fatalf("take after the answer: %v, %d answers, frames %+v", ok, len(w.done), w.frames)
+	}
+	if hs := pendingFrames(t, s); len(hs) != 1 || hs[0].Type != protocol.TypeSendAck {
+		t.Fatalf("queued before the parked frames ran: %+v, want the SendAck", hs)
 	}
 }
 
@@ -105,30 +110,43 @@ func (c *wakeConn) Wake(gnet.AsyncCallback) error { c.wakes++; return nil }
 
 // TestMovingSessionAnswersItsSendsFirst: a session whose slot moved runs
 // no more frames, and gets its last frame only once the Sends in flight
-// are answered and their answers taken by a worker (so they are written
-// before it).
+// are answered and their answers written (so they go before it): by
+// sendDone itself when no worker holds the session, or by the worker that
+// does.
 func TestMovingSessionAnswersItsSendsFirst(t *testing.T) {
 	p := &workerPool{} // no workers: the test takes what is submitted
 	p.ready.L = &p.mu
 	c := &wakeConn{}
-	s := &session{srv: &Server{pool: p, log: slog.New(slog.DiscardHandler)}, c: c}
-	s.pending = 1
+	srv := &Server{pool: p, log: slog.New(slog.DiscardHandler), cfg: Config{MaxOutbound: 1 << 20}}
+	s := &session{srv: srv, c: c}
+	s.woken = true // no loop: what is written stays pending
+	s.pending = 2
 	s.inbox = []inbound{{typ: protocol.TypeHistory, size: 7}}
 	s.startMove()
 	if s.kicked.Load() || p.queued() != 0 {
 		t.Fatalf("moved with a Send in flight (kicked %v, queued %d)", s.kicked.Load(), p.queued())
 	}
-	s.sendDone(sendResult{reqID: 1})
-	if s.kicked.Load() || p.queued() != 1 || p.next() != s {
-		t.Fatal("the answer was not handed to a worker before the move")
-	}
+	// Answered while a worker holds the session: the worker writes it.
 	s.started()
+	s.sendDone(sendResult{reqID: 1})
+	if s.kicked.Load() || len(s.done) != 1 {
+		t.Fatalf("kicked %v, %d answers waiting; want the answer left to the worker", s.kicked.Load(), len(s.done))
+	}
 	w, ok := s.take(work{})
 	if !ok || len(w.done) != 1 || len(w.frames) != 0 || s.kicked.Load() {
 		t.Fatalf("take: %v, %d answers, %d frames, kicked %v; want the answer only", ok, len(w.done), len(w.frames), s.kicked.Load())
 	}
-	if _, ok := s.take(work{}); ok || !s.kicked.Load() || c.wakes != 1 {
-		t.Fatalf("after the answer: more work %v, kicked %v, wakes %d; want the last frame queued", ok, s.kicked.Load(), c.wakes)
+	if _, ok := s.take(work{}); ok || s.kicked.Load() {
+		t.Fatalf("more work %v, kicked %v with a Send still in flight", ok, s.kicked.Load())
+	}
+	// The last answer, with the session idle: written at once, then the
+	// last frame.
+	s.sendDone(sendResult{reqID: 2})
+	if hs := pendingFrames(t, s); len(hs) != 1 || hs[0].Type != protocol.TypeSendAck || hs[0].RequestID != 2 {
+		t.Fatalf("queued: %+v, want the SendAck of request 2", hs)
+	}
+	if !s.kicked.Load() || c.wakes != 1 || p.queued() != 0 {
+		t.Fatalf("after the last answer: kicked %v, wakes %d, %d queued; want the last frame queued", s.kicked.Load(), c.wakes, p.queued())
 	}
 	if len(s.inbox) != 1 {
 		t.Fatalf("inbox %+v: the frame that came after the move must not run", s.inbox)
@@ -139,5 +157,46 @@ func TestMovingSessionAnswersItsSendsFirst(t *testing.T) {
 	idle.startMove()
 	if !idle.kicked.Load() {
 		t.Fatal("an idle session was not moved at once")
+	}
+}
+
+// TestIdleSessionAnswersItsSendAtOnce: a Send answered while no worker
+// holds its session has its SendAck queued for the loop by sendDone
+// itself, with no worker hand-off; frames parked behind it are handed to
+// a worker only after it is queued; while a worker holds the session the
+// answer waits for that worker, which writes it before the next frames.
+func TestIdleSessionAnswersItsSendAtOnce(t *testing.T) {
+	p := &workerPool{} // no workers: the test takes what is submitted
+	p.ready.L = &p.mu
+	s := &session{srv: &Server{pool: p, cfg: Config{MaxOutbound: 1 << 20}}}
+	s.woken = true // no loop: what is written stays pending
+	s.pending = 2
+	s.sendDone(sendResult{reqID: 1, stored: protocol.Message{MsgID: 5, Conv: "d:1:2", Seq: 9}})
+	hs := pendingFrames(t, s)
+	if len(hs) != 1 || hs[0].Type != protocol.TypeSendAck || hs[0].RequestID != 1 {
+		t.Fatalf("queued after the answer of an idle session: %+v, want its SendAck", hs)
+	}
+	if p.queued() != 0 || s.running || s.pending != 1 {
+		t.Fatalf("after the answer: %d sessions queued, running %v, %d pending; want 0, false, 1", p.queued(), s.running, s.pending)
+	}
+
+	// A frame parked behind the last Send runs after its SendAck.
+	if !s.waitForSends([]inbound{{typ: protocol.TypeSync, size: 10}}) {
+		t.Fatal("not parked with a Send in flight")
+	}
+	s.sendDone(sendResult{reqID: 2})
+	if hs := pendingFrames(t, s); len(hs) != 2 || hs[1].RequestID != 2 {
+		t.Fatalf("queued: %+v, want the second SendAck", hs)
+	}
+	if p.queued() != 1 || p.next() != s || s.parked {
+		t.Fatal("the parked Sync was not handed to a worker after the SendAck")
+	}
+
+	// A worker holds the session: the answer is its to write.
+	s.started()
+	s.pending = 1
+	s.sendDone(sendResult{reqID: 3})
+	if hs := pendingFrames(t, s); len(hs) != 2 || len(s.done) != 1 {
+		t.Fatalf("with a worker running: %d frames queued, %d answers for it; want 2, 1", len(hs), len(s.done))
 	}
 }
