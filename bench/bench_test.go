@@ -154,6 +154,14 @@ func TestP2PAtRate(t *testing.T) {
 	if res.Count != 40 || res.Seconds < 0.3 || res.Figures["out_of_order"] != 0 || res.Figures["duplicates"] != 0 {
 		t.Fatalf("p2p at 100/s: %d delivered in %.2fs, figures %v", res.Count, res.Seconds, res.Figures)
 	}
+	// The generator's lateness is reported, and is part of the latency.
+	lp50, lp99 := res.Figures["send_late_p50_ms"], res.Figures["send_late_p99_ms"]
+	if _, ok := res.Figures["send_late_p99_ms"]; !ok || lp50 < 0 || lp99 < lp50 || lp99 > res.Latency.Max {
+		t.Fatalf("send lateness p50 %v, p99 %v ms (latency max %v ms); figures %v", lp50, lp99, res.Latency.Max, res.Figures)
+	}
+	if w, ok := res.Figures["wake_late_p99_ms"]; !ok || w < 0 || w > res.Latency.Max {
+		t.Fatalf("wake lateness p99 %v ms (latency max %v ms); figures %v", w, res.Latency.Max, res.Figures)
+	}
 }
 
 func TestGroupDeliversToEveryMember(t *testing.T) {

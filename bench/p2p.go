@@ -129,6 +129,13 @@ func P2P(ctx context.Context, o P2POptions) (Result, error) {
 	if o.Rate > 0 {
 		interval = time.Duration(float64(time.Second) * float64(o.Pairs) / o.Rate)
 	}
+	// At a set rate, how long after its due time each Send was written
+	// (late: a sender waiting for a core, or for a window slot that a slow
+	// SendAck holds), and how late a sender that slept until a Send was
+	// due woke up (wake: the load generator's own delay alone). Every
+	// send→push latency includes the first; on a box the generator shares
+	// with the server, the second tells its part.
+	late, wake := NewLatency(), NewLatency()
 	var wg sync.WaitGroup
 	for i, p := range pairs {
 		wg.Add(1)
@@ -147,6 +154,7 @@ func P2P(ctx context.Context, o P2POptions) (Result, error) {
 				if interval > 0 {
 					if d := time.Until(next); d > 0 {
 						time.Sleep(d)
+						wake.Record(time.Since(next))
 					}
 					due = next
 					next = next.Add(interval)
@@ -163,6 +171,9 @@ func P2P(ctx context.Context, o P2POptions) (Result, error) {
 				if err != nil {
 					failures.add("send: " + reasonOf(err))
 					return
+				}
+				if interval > 0 {
+					late.Record(time.Since(due))
 				}
 				sent.Add(1)
 			}
@@ -183,6 +194,12 @@ func P2P(ctx context.Context, o P2POptions) (Result, error) {
 	res.figure("delivered", float64(res.Count))
 	res.figure("out_of_order", float64(disorder.Load()))
 	res.figure("duplicates", float64(dups.Load()))
+	if interval > 0 {
+		l, w := late.Total(), wake.Total()
+		res.figure("send_late_p50_ms", l.P50)
+		res.figure("send_late_p99_ms", l.P99)
+		res.figure("wake_late_p99_ms", w.P99)
+	}
 	res.Failures = failures.take()
 	return res, nil
 }
