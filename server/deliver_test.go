@@ -84,21 +84,27 @@ func TestCommitHookNeverBlocks(t *testing.T) {
 }
 
 // pendingFrames decodes the frames queued on a session for its loop.
-func pendingFrames(t *testing.T, ss *session) []protocol.Header {
+func pendingFrames(t *testing.T, ss *session) []frameOut {
 	t.Helper()
 	ss.out.mu.Lock()
 	buf := append([]byte(nil), ss.out.pending...)
 	ss.out.mu.Unlock()
-	var out []protocol.Header
+	var out []frameOut
 	for len(buf) > 0 {
-		h, _, n, err := protocol.Decode(buf, 1<<20)
+		h, body, n, err := protocol.Decode(buf, 1<<20)
 		if err != nil || n == 0 {
 			t.Fatalf("pending bytes do not decode: n %d, err %v", n, err)
 		}
-		out = append(out, h)
+		out = append(out, frameOut{h, body})
 		buf = buf[n:]
 	}
 	return out
+}
+
+// frameOut is a frame queued for a client.
+type frameOut struct {
+	protocol.Header
+	body []byte
 }
 
 // TestDirectPushLeavesWithTheCommit: a direct message's pushes are queued
@@ -147,22 +153,13 @@ func TestDirectPushLeavesWithTheCommit(t *testing.T) {
 		}
 	}
 	// bob1's pushes are ab's seqs 1, 2, 3 in order.
-	ss := sessions["bob1"]
-	ss.out.mu.Lock()
-	buf := append([]byte(nil), ss.out.pending...)
-	ss.out.mu.Unlock()
-	for want := uint64(1); len(buf) > 0; want++ {
-		_, body, n, err := protocol.Decode(buf, 1<<20)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for i, f := range pendingFrames(t, sessions["bob1"]) {
 		var m protocol.Message
-		if err := protocol.DecodeBody(body, &m); err != nil {
+		if err := protocol.DecodeBody(f.body, &m); err != nil {
 			t.Fatal(err)
 		}
-		if m.Conv != ab || m.Seq != want {
-			t.Errorf("bob1's push %d is %s seq %d, want %s seq %d", want, m.Conv, m.Seq, ab, want)
+		if want := uint64(i + 1); m.Conv != ab || m.Seq != want {
+			t.Errorf("bob1's push %d is %s seq %d, want %s seq %d", i, m.Conv, m.Seq, ab, want)
 		}
-		buf = buf[n:]
 	}
 }
