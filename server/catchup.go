@@ -19,9 +19,10 @@ import (
 // membership: when another node leaves it (its heartbeats lapsed, or it
 // left) or comes back as a new process (a restart under its name within the
 // ttl), the node catches its own users up. For each user logged in here it
-// reads the user's most recent conversations (catchUpConvs, the same read
-// as a client's Conversations) and pushes again the newest message of each
-// that changed within catchUpWindow. A client that had it drops the repeat;
+// reads the user's conversations newest first (the read of a client's
+// Conversations, a page at a time), down to the first that did not change
+// within catchUpWindow, and pushes again the newest message of each that
+// did (at most catchUpMaxConvs a user). A client that had it drops the repeat;
 // one that lacked it, or an earlier one, sees the gap and syncs
 // (docs/protocol.md, "Delivery"). Nothing here is per message: the
 // cost is one read per user logged in here, catchUpWorkers at a time, only
@@ -42,9 +43,12 @@ const (
 	// loss is noticed: the ttl it took to notice, the outbox's retries
 	// before the crash, and a margin.
 	catchUpWindow = time.Minute
-	// catchUpConvs is how many of a user's most recent conversations are
-	// read.
-	catchUpConvs = 20
+	// catchUpPage is how many of a user's conversations one read takes.
+	catchUpPage = 50
+	// catchUpMaxConvs bounds the conversations one user's catch-up pushes
+	// (and reads): a user in more that changed within the window gets the
+	// most recent; the rest show their gap with their next message.
+	catchUpMaxConvs = 1000
 	// catchUpWorkers bounds the reads in flight.
 	catchUpWorkers = 4
 	// catchUpRead bounds one user's read.
@@ -191,29 +195,60 @@ feed:
 	return len(todo), int(pushed.Load())
 }
 
-// catchUpUser pushes the newest message of each of user's recent
-// conversations that changed after (Unix ms) to its sessions here.
+// catchUpUser pushes the newest message of each of user's conversations
+// that changed after (Unix ms) to its sessions here: the conversations come
+// newest first, so the reads stop at the first that did not.
 func (s *Server) catchUpUser(ctx context.Context, user int64, after int64) int {
 	ctx, cancel := context.WithTimeout(ctx, catchUpRead)
 	defer cancel()
-	convs, err := s.store.Conversations(ctx, user, catchUpConvs)
-	if err != nil {
-		if ctx.Err() == nil {
-			s.log.Warn("cluster: catch-up read failed", "user", user, "err", err)
-		}
-		return 0
-	}
-	n := 0
-	for _, c := range convs {
-		if c.Last == nil || c.LastTime < after {
-			continue
-		}
-		frame, err := protocol.AppendFrame(nil, protocol.TypePush, 0, c.Last)
+	var (
+		n         int
+		read      int
+		afterTime int64
+		afterConv string
+	)
+	for read < catchUpMaxConvs {
+		page, more, err := s.conversationsAfter(ctx, user, afterTime, afterConv, min(catchUpPage, catchUpMaxConvs-read))
 		if err != nil {
-			continue
+			if ctx.Err() == nil {
+				s.log.Warn("cluster: catch-up read failed", "user", user, "err", err)
+			}
+			return n
 		}
-		s.pushLocal(user, frame, nil)
-		n++
+		for _, c := range page {
+			if c.LastTime < after {
+				return n
+			}
+			if c.Last == nil {
+				continue
+			}
+			frame, err := protocol.AppendFrame(nil, protocol.TypePush, 0, c.Last)
+			if err != nil {
+				continue
+			}
+			s.pushLocal(user, frame, nil)
+			n++
+		}
+		read += len(page)
+		if !more || len(page) == 0 {
+			return n
+		}
+		last := page[len(page)-1]
+		afterTime, afterConv = last.LastTime, last.Conv
 	}
 	return n
+}
+
+// conversationsAfter is a page of user's conversations, newest first, after
+// the one at (afterTime, afterConv) ("": from the start). A store without
+// pages (no storage.ConvState) gives one page.
+func (s *Server) conversationsAfter(ctx context.Context, user int64, afterTime int64, afterConv string, limit int) ([]protocol.Conversation, bool, error) {
+	if s.state != nil {
+		return s.state.ConversationsAfter(ctx, user, afterTime, afterConv, limit)
+	}
+	if afterConv != "" {
+		return nil, false, nil
+	}
+	page, err := s.store.Conversations(ctx, user, limit)
+	return page, false, err
 }

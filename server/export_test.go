@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"slices"
 	"time"
 
@@ -35,3 +36,9 @@ func KnownAddr(s *Server, name, addr string) bool { return s.known.has(name, add
 // OnLoginQueued has fn run on the worker once each LoginOK is queued to its
 // connection, before the login's follow-up. Set it before the first login.
 func OnLoginQueued(s *Server, fn func()) { s.loginQueued = fn }
+
+// CatchUp runs a catch-up of the users logged in here back to since, as
+// the loss of another node would (catchup.go).
+func CatchUp(s *Server, since time.Time) (users, pushes int) {
+	return s.catchUp(context.Background(), since)
+}
