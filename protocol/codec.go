@@ -59,7 +59,23 @@ func AppendFrame(dst []byte, t Type, requestID uint32, body any) ([]byte, error)
 	if body != nil {
 		s := encoders.Get().(*encoderState)
 		s.w.buf = dst
-		err := s.enc.Encode(body)
+		var err error
+		switch b := body.(type) { // the hot bodies: no reflection at all (encode.go)
+		case *Message:
+			if b == nil {
+				err = s.enc.EncodeNil()
+				break
+			}
+			err = b.EncodeMsgpack(s.enc)
+		case *SendAck:
+			if b == nil {
+				err = s.enc.EncodeNil()
+				break
+			}
+			err = b.EncodeMsgpack(s.enc)
+		default:
+			err = s.enc.Encode(body)
+		}
 		dst = s.w.buf
 		s.w.buf = nil
 		encoders.Put(s)
