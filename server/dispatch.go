@@ -1,7 +1,7 @@
 package server
 
 import (
-	"context"
+	"time"
 
 	"github.com/parleyim/parley/protocol"
 )
@@ -76,11 +76,11 @@ func (s *Server) dispatch(ss *session, f inbound, out []byte) []byte {
 	case h.auth == loggedIn:
 		c.user = ss.user.Load()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
-	c.ctx, c.cancel = ctx, cancel
+	c.rc.deadline = time.Now().Add(s.cfg.RequestTimeout)
+	c.ctx = &c.rc
 	reply, err := h.run(s, c, f.body)
 	if !c.kept {
-		cancel()
+		c.rc.cancel()
 	}
 	if h.auth == anonymous {
 		// A login that did not log in lets the connection try again.

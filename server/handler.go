@@ -93,15 +93,15 @@ type call struct {
 	with func()
 	then func()
 
-	cancel context.CancelFunc // ends ctx
-	kept   bool               // the handler took over cancel (keep)
+	rc   reqContext // ctx
+	kept bool       // the handler took over ending ctx (keep)
 }
 
-// keep hands ctx's cancel to a handler that goes on using ctx after it
-// returns (a Send waiting for its commit); the handler must call it.
-func (c *call) keep() context.CancelFunc {
+// keep hands ctx to a handler that goes on using it after it returns (a
+// Send waiting for its commit); the handler must cancel it.
+func (c *call) keep() *reqContext {
 	c.kept = true
-	return c.cancel
+	return &c.rc
 }
 
 // later is the reply of a handler that answers by itself once its work
