@@ -53,9 +53,10 @@ func (s *Server) handleSend(c *call, m *protocol.Send) (any, error) {
 			return nil, err
 		}
 	}
-	var orig protocol.Message // a recall's target, for the search index
+	var orig *protocol.Message // a recall's target, for the search index; only events have one
 	if protocol.IsEvent(m.ContentType) || m.Ref != 0 || m.ReplyTo != 0 || len(m.Mentions) > 0 || m.MentionAll {
-		if err := s.checkEvent(ctx, user, m, &msg, &orig); err != nil {
+		orig = new(protocol.Message)
+		if err := s.checkEvent(ctx, user, m, &msg, orig); err != nil {
 			return nil, err
 		}
 	}
@@ -64,11 +65,11 @@ func (s *Server) handleSend(c *call, m *protocol.Send) (any, error) {
 	}
 	// The store answers on its writer; the worker goes on with the next
 	// frame meanwhile.
-	ss, reqID, at, cancel := c.ss, c.reqID, c.at, c.keep()
+	ss, reqID, at, rc := c.ss, c.reqID, c.at, c.keep()
 	s.delivery.origin(msg.MsgID, ss)
 	t0 := time.Now()
 	s.store.AppendAsync(ctx, &msg, func(stored protocol.Message, dup bool, err error) {
-		cancel()
+		rc.cancel()
 		if err == nil && dup && !sameContent(&stored, &msg) {
 			// The id was used for another message: saying it was stored
 			// would drop this one silently.
@@ -76,8 +77,8 @@ func (s *Server) handleSend(c *call, m *protocol.Send) (any, error) {
 		}
 		if err == nil {
 			s.m.stored(time.Since(t0), dup)
-			if !dup && orig.Seq != 0 {
-				s.recalled(orig)
+			if !dup && orig != nil && orig.Seq != 0 {
+				s.recalled(*orig)
 			}
 		}
 		if err != nil || dup {

@@ -239,13 +239,15 @@ type appendOp struct {
 	// hash is the filter's hash of the client message id (dedupeHash).
 	hash uint64
 	// What findDup saw: checked is set once it looked, with the batches
-	// applied when it did (checkedAt); prev is the earlier copy it found.
+	// applied when it did (checkedAt); prev is the earlier copy it found,
+	// and after exec, with dup set, the copy stored first.
 	checked   bool
 	checkedAt uint64
 	prev      *protocol.Message
 
-	stored protocol.Message
-	dup    bool
+	// dup: m was stored before (prev); otherwise, after exec, m is the
+	// message stored.
+	dup bool
 }
 
 func (o *appendOp) finish(err error) {
@@ -253,7 +255,11 @@ func (o *appendOp) finish(err error) {
 		o.answer(protocol.Message{}, false, err)
 		return
 	}
-	o.answer(o.stored, o.dup, nil)
+	if o.dup {
+		o.answer(*o.prev, true, nil)
+		return
+	}
+	o.answer(o.m, false, nil)
 }
 
 func (o *appendOp) answer(stored protocol.Message, dup bool, err error) {
@@ -270,7 +276,7 @@ func (o *appendOp) exec(t *txn) error {
 	if m.ClientMsgID != "" {
 		ref = dupRef{m.From, m.ClientMsgID}
 		if o.prev != nil {
-			o.stored, o.dup = *o.prev, true
+			o.dup = true
 			return nil
 		}
 		// The filter holds every batch applied so far and the earlier
@@ -278,7 +284,7 @@ func (o *appendOp) exec(t *txn) error {
 		fresh := t.w.newID(o.hash)
 		if !fresh || t.dedupeMap {
 			if prev, ok := t.inBatch(ref); ok { // an earlier op of this batch
-				o.stored, o.dup = prev, true
+				o.prev, o.dup = &prev, true
 				return nil
 			}
 		}
@@ -289,7 +295,7 @@ func (o *appendOp) exec(t *txn) error {
 		// read the count).
 		if !fresh && (!o.checked || o.checkedAt != t.w.applied.Load()) {
 			if prev, found, err := t.findDup(t.kbuf); err != nil || found {
-				o.stored, o.dup = prev, found
+				o.prev, o.dup = &prev, found
 				return err
 			}
 		}
@@ -353,7 +359,6 @@ func (o *appendOp) exec(t *txn) error {
 		}
 	}
 	t.setSeq(m.Conv, m.Seq)
-	o.stored = *m
 	if t.stored == nil {
 		t.stored = make([]protocol.Message, 0, len(t.ops))
 	}
