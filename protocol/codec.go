@@ -67,6 +67,12 @@ func AppendFrame(dst []byte, t Type, requestID uint32, body any) ([]byte, error)
 				break
 			}
 			err = b.EncodeMsgpack(s.enc)
+		case *Send:
+			if b == nil {
+				err = s.enc.EncodeNil()
+				break
+			}
+			err = b.EncodeMsgpack(s.enc)
 		case *SendAck:
 			if b == nil {
 				err = s.enc.EncodeNil()

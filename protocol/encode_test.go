@@ -13,6 +13,7 @@ import (
 type (
 	reflMessage Message
 	reflSendAck SendAck
+	reflSend    Send
 )
 
 func encodeForTest(t *testing.T, v any) []byte {
@@ -129,16 +130,26 @@ func TestHandEncodersMatchReflection(t *testing.T) {
 		if _, body, _, err := Decode(MustFrame(TypeSendAck, 7, &a), 0); err != nil || !bytes.Equal(body, want) {
 			t.Fatalf("case %d: SendAck frame body %x (%v), reflection wrote %x", i, body, err, want)
 		}
+		snd := Send{ClientMsgID: m.ClientMsgID, To: m.To, GroupID: m.GroupID, ContentType: m.ContentType, Body: m.Body,
+			Ref: m.Ref, ReplyTo: m.ReplyTo, Mentions: m.Mentions, MentionAll: m.MentionAll}
+		want = encodeForTest(t, reflSend(snd))
+		if got := encodeForTest(t, snd); !bytes.Equal(got, want) {
+			t.Fatalf("case %d Send: %x, reflection wrote %x", i, got, want)
+		}
+		if _, body, _, err := Decode(MustFrame(TypeSend, 7, &snd), 0); err != nil || !bytes.Equal(body, want) {
+			t.Fatalf("case %d: Send frame body %x (%v), reflection wrote %x", i, body, err, want)
+		}
 	}
 }
 
-// A Push and a SendAck encode with no allocation of their own; a nil one
+// A Send, a Push and a SendAck encode with no allocation of their own; a nil one
 // is msgpack nil, as before.
 func TestHandEncodersDoNotAllocate(t *testing.T) {
 	m := &Message{MsgID: 1, Conv: "d:1:2", Seq: 9, From: 1, To: 2, ClientMsgID: "c", Body: []byte("hello"), ServerTime: 1e12}
 	a := &SendAck{MsgID: 1, Conv: "d:1:2", Seq: 9, ServerTime: 1e12}
+	snd := &Send{ClientMsgID: "c", To: 2, Body: []byte("hello")}
 	buf := make([]byte, 0, 512)
-	for _, body := range []any{m, a} {
+	for _, body := range []any{m, a, snd} {
 		if n := testing.AllocsPerRun(100, func() {
 			if _, err := AppendFrame(buf[:0], TypePush, 0, body); err != nil {
 				t.Fatal(err)
@@ -147,7 +158,7 @@ func TestHandEncodersDoNotAllocate(t *testing.T) {
 			t.Fatalf("%T: %v allocations a frame", body, n)
 		}
 	}
-	for _, body := range []any{(*Message)(nil), (*SendAck)(nil)} {
+	for _, body := range []any{(*Message)(nil), (*SendAck)(nil), (*Send)(nil)} {
 		_, b, _, err := Decode(MustFrame(TypePush, 0, body), 0)
 		if err != nil || !bytes.Equal(b, []byte{0xc0}) {
 			t.Fatalf("nil %T: body %x (%v)", body, b, err)
