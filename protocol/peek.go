@@ -15,34 +15,65 @@ var errNoField = errors.New("no such field")
 // reading a thousand connections' pushes. The result aliases body. The
 // body is checked as DecodeBody checks it (checkBody); its types are not.
 func PeekBytes(body []byte, key string) ([]byte, error) {
+	b, i, err := peek(body, key)
+	if err != nil {
+		return nil, err
+	}
+	v, _, ok := rawAt(b, i)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s is not bytes", ErrBadBody, key)
+	}
+	return v, nil
+}
+
+// PeekUint is PeekBytes for a non-negative integer value (a seq, an id).
+func PeekUint(body []byte, key string) (uint64, error) {
+	b, i, err := peek(body, key)
+	if err != nil {
+		return 0, err
+	}
+	c := b[i]
+	switch {
+	case c <= 0x7f:
+		return uint64(c), nil
+	case c == 0xcc || c == 0xd0 && int8(b[i+1]) >= 0:
+		return uint64(b[i+1]), nil
+	case c == 0xcd || c == 0xd1 && int16(binary.BigEndian.Uint16(b[i+1:])) >= 0:
+		return uint64(binary.BigEndian.Uint16(b[i+1:])), nil
+	case c == 0xce || c == 0xd2 && int32(binary.BigEndian.Uint32(b[i+1:])) >= 0:
+		return uint64(binary.BigEndian.Uint32(b[i+1:])), nil
+	case c == 0xcf || c == 0xd3 && int64(binary.BigEndian.Uint64(b[i+1:])) >= 0:
+		return binary.BigEndian.Uint64(b[i+1:]), nil
+	}
+	return 0, fmt.Errorf("%w: %s is not a non-negative integer", ErrBadBody, key)
+}
+
+// peek finds key in body and returns body and the offset of its value.
+func peek(body []byte, key string) ([]byte, int, error) {
 	if err := checkBody(body); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadBody, err)
+		return nil, 0, fmt.Errorf("%w: %v", ErrBadBody, err)
 	}
 	if len(body) == 0 {
-		return nil, fmt.Errorf("%w: %s: %v", ErrBadBody, key, errNoField)
+		return nil, 0, fmt.Errorf("%w: %s: %v", ErrBadBody, key, errNoField)
 	}
 	n, i, ok := mapHeader(body, 0)
 	if !ok {
-		return nil, fmt.Errorf("%w: not a map", ErrBadBody)
+		return nil, 0, fmt.Errorf("%w: not a map", ErrBadBody)
 	}
 	for range n {
 		k, next, isStr := rawAt(body, i)
 		if !isStr {
-			return nil, fmt.Errorf("%w: a key is not a string", ErrBadBody)
+			return nil, 0, fmt.Errorf("%w: a key is not a string", ErrBadBody)
 		}
 		if string(k) == key { // no allocation: the compiler compares in place
-			v, _, ok := rawAt(body, next)
-			if !ok {
-				return nil, fmt.Errorf("%w: %s is not bytes", ErrBadBody, key)
-			}
-			return v, nil
+			return body, next, nil
 		}
 		var err error
 		if i, err = skip(body, next); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadBody, err)
+			return nil, 0, fmt.Errorf("%w: %v", ErrBadBody, err)
 		}
 	}
-	return nil, fmt.Errorf("%w: %s: %v", ErrBadBody, key, errNoField)
+	return nil, 0, fmt.Errorf("%w: %s: %v", ErrBadBody, key, errNoField)
 }
 
 // rawAt returns the payload of the str or bin value at b[i:] and the
