@@ -161,6 +161,9 @@ type Indexer struct {
 	// cutter, the indexing's gram cutter, is used under it.
 	mu     sync.Mutex
 	cutter cutter
+	// taken holds, under mu, the messages prepare takes from recent: one
+	// array reused chunk after chunk (nothing prepare returns refers to it).
+	taken []protocol.Message
 
 	messages, bytes, busy, loaded atomic.Int64
 }
@@ -558,8 +561,10 @@ type cut struct {
 // prepare takes (or reads back) conv's messages after after, at most a
 // chunk, and cuts them; n is 0 when there are none. x.mu is held.
 func (x *Indexer) prepare(ctx context.Context, conv string, after uint64) (cut, error) {
-	msgs := x.recent.take(conv, after, x.chunk)
-	if msgs == nil {
+	x.taken = x.recent.take(x.taken[:0], conv, after, x.chunk)
+	defer clear(x.taken) // let the bodies go
+	msgs := x.taken
+	if len(msgs) == 0 {
 		var err error
 		if msgs, err = x.lists.Load(ctx, conv, after, x.chunk); err != nil || len(msgs) == 0 {
 			return cut{}, err

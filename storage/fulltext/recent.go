@@ -1,6 +1,7 @@
 package fulltext
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/parleyim/parley/protocol"
@@ -81,22 +82,25 @@ func (r *recent) add(msgs []protocol.Message) {
 	}
 }
 
-// take removes and returns conv's messages above after, at most n, when it
-// holds the one right after after and as far as they follow each other
-// without a gap; nil otherwise. It drops those at or below after.
-func (r *recent) take(conv string, after uint64, n int) []protocol.Message {
+// take removes conv's messages above after, at most n, and appends them to
+// dst, when it holds the one right after after and as far as they follow
+// each other without a gap; otherwise it appends none. It drops those at or
+// below after.
+func (r *recent) take(dst []protocol.Message, conv string, after uint64, n int) []protocol.Message {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.dropLocked(conv, after)
 	l := r.convs[conv]
 	if len(l) == 0 || l[0].seq != after+1 {
-		return nil
+		return dst
 	}
 	k := 1
 	for k < len(l) && k < n && l[k].seq == l[k-1].seq+1 {
 		k++
 	}
-	out := make([]protocol.Message, k)
+	start := len(dst)
+	dst = slices.Grow(dst, k)[:start+k]
+	out := dst[start:]
 	for i := range out {
 		e := &l[i]
 		out[i] = protocol.Message{Conv: conv, Seq: e.seq, Ref: e.ref, ContentType: e.ct, Body: e.body}
@@ -104,7 +108,7 @@ func (r *recent) take(conv string, after uint64, n int) []protocol.Message {
 		*e = recentMsg{} // the array outlives the entry: let the body go
 	}
 	r.keepLocked(conv, l[k:])
-	return out
+	return dst
 }
 
 // drop removes conv's messages at or below seq.
