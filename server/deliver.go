@@ -41,7 +41,7 @@ type delivery struct {
 
 	// origins maps a message id to the session that sent it, which gets a
 	// SendAck instead of a Push.
-	origins sync.Map // int64 → *session
+	origins origins
 
 	// direct is the scratch of the direct conversations' pushes. The hook
 	// is called one commit at a time, so directMu is not contended; it
@@ -71,8 +71,46 @@ func newDelivery(srv *Server) *delivery {
 	return d
 }
 
-func (d *delivery) origin(msgID int64, ss *session) { d.origins.Store(msgID, ss) }
-func (d *delivery) forget(msgID int64)              { d.origins.Delete(msgID) }
+func (d *delivery) origin(msgID int64, ss *session) { d.origins.store(msgID, ss) }
+func (d *delivery) forget(msgID int64)              { d.origins.take(msgID) }
+
+// origins is a map of message id to the sending session, in shards by id:
+// an entry per Send from the handler to its commit. A sync.Map allocated
+// two nodes for each; a map reuses its room.
+type origins struct {
+	shards [16]originShard
+}
+
+type originShard struct {
+	mu sync.Mutex
+	m  map[int64]*session
+}
+
+func (o *origins) shard(msgID int64) *originShard {
+	return &o.shards[uint64(msgID)%uint64(len(o.shards))]
+}
+
+func (o *origins) store(msgID int64, ss *session) {
+	sh := o.shard(msgID)
+	sh.mu.Lock()
+	if sh.m == nil {
+		sh.m = make(map[int64]*session)
+	}
+	sh.m[msgID] = ss
+	sh.mu.Unlock()
+}
+
+// take removes msgID's entry and returns its session, if it had one.
+func (o *origins) take(msgID int64) (*session, bool) {
+	sh := o.shard(msgID)
+	sh.mu.Lock()
+	ss, ok := sh.m[msgID]
+	if ok {
+		delete(sh.m, msgID)
+	}
+	sh.mu.Unlock()
+	return ss, ok
+}
 
 // committed is the store's CommitHook. It pushes the direct messages and
 // hands the group ones, copied since the store may reuse the slice, to the
@@ -119,7 +157,7 @@ func (q *shardQueue) put(d *delivery, part []protocol.Message) {
 		q.dropped += uint64(len(part))
 		q.mu.Unlock()
 		for _, m := range part {
-			d.origins.Delete(m.MsgID)
+			d.origins.take(m.MsgID)
 		}
 		d.srv.log.Warn("delivery backlog full: pushes dropped", "messages", len(part))
 		return
@@ -232,8 +270,8 @@ func (d *delivery) push(batch []protocol.Message, idx []int, f *fanout) {
 	f.origins, f.senders = f.origins[:0], f.senders[:0]
 	for _, i := range idx {
 		var origin *session
-		if v, ok := d.origins.LoadAndDelete(batch[i].MsgID); ok {
-			origin = v.(*session)
+		if ss, ok := d.origins.take(batch[i].MsgID); ok {
+			origin = ss
 			if !slices.Contains(f.senders, origin) {
 				f.senders = append(f.senders, origin)
 			}
