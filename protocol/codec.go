@@ -60,26 +60,9 @@ func AppendFrame(dst []byte, t Type, requestID uint32, body any) ([]byte, error)
 		s := encoders.Get().(*encoderState)
 		s.w.buf = dst
 		var err error
-		switch b := body.(type) { // the hot bodies: no reflection at all (encode.go)
-		case *Message:
-			if b == nil {
-				err = s.enc.EncodeNil()
-				break
-			}
-			err = b.EncodeMsgpack(s.enc)
-		case *Send:
-			if b == nil {
-				err = s.enc.EncodeNil()
-				break
-			}
-			err = b.EncodeMsgpack(s.enc)
-		case *SendAck:
-			if b == nil {
-				err = s.enc.EncodeNil()
-				break
-			}
-			err = b.EncodeMsgpack(s.enc)
-		default:
+		if h := handEncoder(body); h != nil {
+			err = h.EncodeMsgpack(s.enc) // no reflection (encode.go)
+		} else {
 			err = s.enc.Encode(body)
 		}
 		dst = s.w.buf
@@ -91,6 +74,27 @@ func AppendFrame(dst []byte, t Type, requestID uint32, body any) ([]byte, error)
 	}
 	finishFrame(dst[start:])
 	return dst, nil
+}
+
+// handEncoder returns body's hand-written encoder (encode.go): the hot
+// bodies, as pointers; nil for any other body and for a nil pointer, which
+// msgpack encodes as nil.
+func handEncoder(body any) msgpack.CustomEncoder {
+	switch b := body.(type) {
+	case *Message:
+		if b != nil {
+			return b
+		}
+	case *Send:
+		if b != nil {
+			return b
+		}
+	case *SendAck:
+		if b != nil {
+			return b
+		}
+	}
+	return nil
 }
 
 // MustFrame is AppendFrame into a new slice for bodies that cannot fail to

@@ -32,49 +32,23 @@ func (m Message) EncodeMsgpack(e *msgpack.Encoder) error {
 	w.putStr("conv", m.Conv)
 	w.putUint("seq", m.Seq)
 	w.putInt("from", m.From)
-	if m.To != 0 {
-		w.putInt("to", m.To)
-	}
-	if m.GroupID != 0 {
-		w.putInt("group_id", m.GroupID)
-	}
-	if m.ClientMsgID != "" {
-		w.putStr("client_msg_id", m.ClientMsgID)
-	}
-	if m.ContentType != 0 {
-		w.putUint("content_type", uint64(m.ContentType))
-	}
-	if w.key("body") {
-		w.err = e.EncodeBytes(m.Body) // nil: msgpack nil, as the reflection writes it
-	}
+	w.optInt("to", m.To)
+	w.optInt("group_id", m.GroupID)
+	w.optStr("client_msg_id", m.ClientMsgID)
+	w.optUint("content_type", uint64(m.ContentType))
+	w.putBytes("body", m.Body)
 	w.putInt("server_time", m.ServerTime)
-	if m.Ref != 0 {
-		w.putUint("ref", m.Ref)
-	}
-	if m.ReplyTo != 0 {
-		w.putUint("reply_to", m.ReplyTo)
-	}
-	if len(m.Mentions) != 0 && w.key("mentions") {
-		w.putInts(m.Mentions)
-	}
-	if m.MentionAll {
-		w.putBool("mention_all", true)
-	}
-	if m.Recalled {
-		w.putBool("recalled", true)
-	}
-	if m.Edited != 0 {
-		w.putUint("edited", uint64(m.Edited))
-	}
-	if m.EditedAt != 0 {
-		w.putInt("edited_at", m.EditedAt)
-	}
+	w.optUint("ref", m.Ref)
+	w.optUint("reply_to", m.ReplyTo)
+	w.optInts("mentions", m.Mentions)
+	w.optBool("mention_all", m.MentionAll)
+	w.optBool("recalled", m.Recalled)
+	w.optUint("edited", uint64(m.Edited))
+	w.optInt("edited_at", m.EditedAt)
 	if len(m.Reactions) != 0 && w.key("reactions") {
 		w.err = e.Encode(m.Reactions) // rare: the reflection's own encoding
 	}
-	if m.ExpiresAt != 0 {
-		w.putInt("expires_at", m.ExpiresAt)
-	}
+	w.optInt("expires_at", m.ExpiresAt)
 	return w.err
 }
 
@@ -91,30 +65,14 @@ func (m Send) EncodeMsgpack(e *msgpack.Encoder) error {
 	w := fieldWriter{e: e}
 	w.err = e.EncodeMapLen(n)
 	w.putStr("client_msg_id", m.ClientMsgID)
-	if m.To != 0 {
-		w.putInt("to", m.To)
-	}
-	if m.GroupID != 0 {
-		w.putInt("group_id", m.GroupID)
-	}
-	if m.ContentType != 0 {
-		w.putUint("content_type", uint64(m.ContentType))
-	}
-	if w.key("body") {
-		w.err = e.EncodeBytes(m.Body)
-	}
-	if m.Ref != 0 {
-		w.putUint("ref", m.Ref)
-	}
-	if m.ReplyTo != 0 {
-		w.putUint("reply_to", m.ReplyTo)
-	}
-	if len(m.Mentions) != 0 && w.key("mentions") {
-		w.putInts(m.Mentions)
-	}
-	if m.MentionAll {
-		w.putBool("mention_all", true)
-	}
+	w.optInt("to", m.To)
+	w.optInt("group_id", m.GroupID)
+	w.optUint("content_type", uint64(m.ContentType))
+	w.putBytes("body", m.Body)
+	w.optUint("ref", m.Ref)
+	w.optUint("reply_to", m.ReplyTo)
+	w.optInts("mentions", m.Mentions)
+	w.optBool("mention_all", m.MentionAll)
 	return w.err
 }
 
@@ -130,13 +88,12 @@ func (a SendAck) EncodeMsgpack(e *msgpack.Encoder) error {
 	w.putStr("conv", a.Conv)
 	w.putUint("seq", a.Seq)
 	w.putInt("server_time", a.ServerTime)
-	if a.Duplicate {
-		w.putBool("duplicate", true)
-	}
+	w.optBool("duplicate", a.Duplicate)
 	return w.err
 }
 
 // fieldWriter writes a map's entries until the first error, which it keeps.
+// put writes an entry; opt writes it unless the value is zero (omitempty).
 type fieldWriter struct {
 	e   *msgpack.Encoder
 	err error
@@ -168,13 +125,41 @@ func (w *fieldWriter) putStr(name, v string) {
 	}
 }
 
-func (w *fieldWriter) putBool(name string, v bool) {
+// putBytes writes v as bin, nil as msgpack nil (as the reflection does).
+func (w *fieldWriter) putBytes(name string, v []byte) {
 	if w.key(name) {
-		w.err = w.e.EncodeBool(v)
+		w.err = w.e.EncodeBytes(v)
 	}
 }
 
-func (w *fieldWriter) putInts(vs []int64) {
+func (w *fieldWriter) optInt(name string, v int64) {
+	if v != 0 {
+		w.putInt(name, v)
+	}
+}
+
+func (w *fieldWriter) optUint(name string, v uint64) {
+	if v != 0 {
+		w.putUint(name, v)
+	}
+}
+
+func (w *fieldWriter) optStr(name, v string) {
+	if v != "" {
+		w.putStr(name, v)
+	}
+}
+
+func (w *fieldWriter) optBool(name string, v bool) {
+	if v && w.key(name) {
+		w.err = w.e.EncodeBool(true)
+	}
+}
+
+func (w *fieldWriter) optInts(name string, vs []int64) {
+	if len(vs) == 0 || !w.key(name) {
+		return
+	}
 	w.err = w.e.EncodeArrayLen(len(vs))
 	for _, v := range vs {
 		if w.err != nil {
