@@ -295,7 +295,9 @@ func (o *appendOp) exec(t *txn) error {
 		// read the count).
 		if !fresh && (!o.checked || o.checkedAt != t.w.applied.Load()) {
 			if prev, found, err := t.findDup(t.kbuf); err != nil || found {
-				o.prev, o.dup = &prev, found
+				if found {
+					o.prev, o.dup = &prev, true
+				}
 				return err
 			}
 		}
