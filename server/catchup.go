@@ -25,8 +25,9 @@ import (
 // did (at most catchUpMaxConvs a user). A client that had it drops the repeat;
 // one that lacked it, or an earlier one, sees the gap and syncs
 // (docs/protocol.md, "Delivery"). Nothing here is per message: the
-// cost is one read per user logged in here, catchUpWorkers at a time, only
-// when the membership loses a node.
+// cost is one read per user logged in here (one more per catchUpPage
+// changed conversations), catchUpWorkers at a time, only when the
+// membership loses a node.
 //
 // The same catch-up runs when another node's outbox had to drop envelopes
 // for this node (its queue was full while the bus was down or slow): its
@@ -198,8 +199,8 @@ feed:
 // catchUpUser pushes the newest message of each of user's conversations
 // that changed after (Unix ms) to its sessions here: the conversations come
 // newest first, so the reads stop at the first that did not.
-func (s *Server) catchUpUser(ctx context.Context, user int64, after int64) int {
-	ctx, cancel := context.WithTimeout(ctx, catchUpRead)
+func (s *Server) catchUpUser(parent context.Context, user int64, after int64) int {
+	ctx, cancel := context.WithTimeout(parent, catchUpRead)
 	defer cancel()
 	var (
 		n         int
@@ -210,8 +211,8 @@ func (s *Server) catchUpUser(ctx context.Context, user int64, after int64) int {
 	for read < catchUpMaxConvs {
 		page, more, err := s.conversationsAfter(ctx, user, afterTime, afterConv, min(catchUpPage, catchUpMaxConvs-read))
 		if err != nil {
-			if ctx.Err() == nil {
-				s.log.Warn("cluster: catch-up read failed", "user", user, "err", err)
+			if parent.Err() == nil { // not stopping: a read that failed or took too long
+				s.log.Warn("cluster: catch-up read failed", "user", user, "pushed", n, "err", err)
 			}
 			return n
 		}
