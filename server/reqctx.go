@@ -19,9 +19,16 @@ type reqContext struct {
 
 	mu     sync.Mutex
 	err    error
-	done   chan struct{} // made by the first Done
+	done   chan struct{} // made by the first Done or AfterFunc
 	closed bool          // done is closed
-	timer  *time.Timer   // closes done at the deadline; armed by the first Done
+	timer  *time.Timer   // ends the context at the deadline; armed with done
+	afters []*afterFunc  // to run when the context ends
+}
+
+// afterFunc is a function AfterFunc registered; ran: it ran or was stopped.
+type afterFunc struct {
+	f   func()
+	ran bool
 }
 
 var _ context.Context = (*reqContext)(nil)
@@ -33,21 +40,54 @@ func (c *reqContext) Value(any) any { return nil }
 func (c *reqContext) Done() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.armLocked()
+	return c.done
+}
+
+// AfterFunc runs f in a goroutine of its own once the context ends; stop
+// keeps it from running and reports whether it did. The context package
+// uses it for the contexts derived from this one (context.AfterFunc's
+// contract), where it would otherwise start a goroutine for each to wait on
+// Done.
+func (c *reqContext) AfterFunc(f func()) (stop func() bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a := &afterFunc{f: f}
+	c.armLocked()
+	if c.err != nil {
+		a.ran = true
+		go f()
+	} else {
+		c.afters = append(c.afters, a)
+	}
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if a.ran {
+			return false
+		}
+		a.ran = true
+		return true
+	}
+}
+
+// armLocked makes done, and a timer that ends the context at the
+// deadline, unless made already; a context past its deadline ends.
+func (c *reqContext) armLocked() {
 	if c.done != nil {
-		return c.done
+		return
 	}
 	c.done = make(chan struct{})
 	c.expiredLocked()
 	if c.err != nil {
 		c.closeLocked()
-		return c.done
+		return
 	}
 	c.timer = time.AfterFunc(time.Until(c.deadline), func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		c.endLocked(context.DeadlineExceeded)
 	})
-	return c.done
 }
 
 func (c *reqContext) Err() error {
@@ -79,6 +119,13 @@ func (c *reqContext) endLocked(err error) {
 		c.timer.Stop()
 	}
 	c.closeLocked()
+	for _, a := range c.afters {
+		if !a.ran {
+			a.ran = true
+			go a.f()
+		}
+	}
+	c.afters = nil
 }
 
 func (c *reqContext) closeLocked() {

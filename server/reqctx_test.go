@@ -75,3 +75,39 @@ func TestReqContext(t *testing.T) {
 		t.Fatalf("Done after cancel: err %v, timer %v", c.Err(), c.timer)
 	}
 }
+
+// Functions registered with AfterFunc (context.AfterFunc, and the contexts
+// derived from this one) run once when it ends, unless stopped first.
+func TestReqContextAfterFunc(t *testing.T) {
+	c := newReqContext(time.Hour)
+	ran := make(chan string, 4)
+	context.AfterFunc(c, func() { ran <- "first" })
+	stop := context.AfterFunc(c, func() { ran <- "stopped" })
+	if !stop() || stop() {
+		t.Fatal("stop before the end: want true once, then false")
+	}
+	child, cancelChild := context.WithCancel(c)
+	defer cancelChild()
+	c.cancel()
+	if got := <-ran; got != "first" {
+		t.Fatalf("ran %q", got)
+	}
+	if !closed(child.Done(), time.Second) || !errors.Is(child.Err(), context.Canceled) {
+		t.Fatalf("child after the parent's cancel: %v", child.Err())
+	}
+	context.AfterFunc(c, func() { ran <- "late" }) // registered after the end: runs at once
+	if got := <-ran; got != "late" {
+		t.Fatalf("ran %q", got)
+	}
+	select {
+	case got := <-ran:
+		t.Fatalf("ran %q too", got)
+	case <-time.After(50 * time.Millisecond):
+	}
+
+	c = newReqContext(20 * time.Millisecond)
+	context.AfterFunc(c, func() { ran <- "deadline" })
+	if got := <-ran; got != "deadline" || !errors.Is(c.Err(), context.DeadlineExceeded) {
+		t.Fatalf("at the deadline: ran %q, err %v", got, c.Err())
+	}
+}
