@@ -348,8 +348,9 @@ func (m *Model) run(c Command) tea.Cmd {
 	case "join":
 		return m.join(c)
 	case "list":
+		in := m.myGroups() // here, not in the command's goroutine, which must not read the model
 		return list(func(ctx context.Context) ([]string, error) {
-			return listOpenGroups(ctx, b, c.Rest, me, m.myGroups())
+			return listOpenGroups(ctx, b, c.Rest, me, in)
 		})
 	case "open", "close":
 		open, title := c.Name == "open", m.groupTitle(group)
