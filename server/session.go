@@ -258,8 +258,7 @@ func (s *session) sendDone(r sendResult) {
 	if !s.running && !s.inPool && len(s.done) == 0 {
 		s.running = true
 		s.mu.Unlock()
-		var buf [128]byte
-		s.write(s.srv.appendSendResult(buf[:0], &r))
+		s.write(s.srv.appendSendResult(nil, &r)) // write copies the frame
 		s.mu.Lock()
 		s.answered()
 		if s.runnable() {
