@@ -121,19 +121,20 @@ func (b *batchEvents) stored(m *protocol.Message) {
 }
 
 // write writes the changed Metas and empties the recalled bodies; the
-// batch's messages are inserted already.
-func (b *batchEvents) write() error {
-	var args []any
+// batch's messages are inserted already. seq writes the seqs of the
+// Metas' rows (nil: as values).
+func (b *batchEvents) write(seq seqSQL) error {
+	rows := values{seq: seq}
 	for _, k := range b.dirty {
 		v, err := storage.EncodeMeta(b.metas[k])
 		if err != nil {
 			return err
 		}
-		args = append(args, k.conv, k.seq, v)
+		rows.row(k.conv, seqOf{k.conv, k.seq}, v)
 	}
-	if len(args) > 0 {
-		if _, err := b.x.ExecContext(b.ctx, `INSERT INTO message_meta (conv, seq, meta) VALUES `+
-			placeholders(len(args)/3, "(?, ?, ?)")+` ON DUPLICATE KEY UPDATE meta = VALUES(meta)`, args...); err != nil {
+	if rows.n > 0 {
+		if _, err := b.x.ExecContext(b.ctx, `INSERT INTO message_meta (conv, seq, meta) VALUES `+rows.sql()+
+			` ON DUPLICATE KEY UPDATE meta = VALUES(meta)`, rows.args...); err != nil {
 			return fmt.Errorf("write meta: %w", err)
 		}
 	}

@@ -42,16 +42,16 @@ func dropExpired(msgs []protocol.Message, now int64) []protocol.Message {
 }
 
 // writeExpiry puts the batch's expiring messages on the wheel and writes the
-// timers its ContentTimer messages set.
-func writeExpiry(ctx context.Context, tx execer, msgs []protocol.Message, timers map[string]uint32) error {
-	var args []any
+// timers its ContentTimer messages set; seq writes the messages' seqs
+// (nil: as values).
+func writeExpiry(ctx context.Context, tx execer, msgs []protocol.Message, timers map[string]uint32, seq seqSQL) error {
+	v := values{seq: seq}
 	flush := func() error {
-		if len(args) == 0 {
+		if v.n == 0 {
 			return nil
 		}
-		_, err := tx.ExecContext(ctx, `INSERT IGNORE INTO expiring (expires_at, conv, seq) VALUES `+
-			placeholders(len(args)/3, "(?, ?, ?)"), args...)
-		args = args[:0]
+		_, err := tx.ExecContext(ctx, `INSERT IGNORE INTO expiring (expires_at, conv, seq) VALUES `+v.sql(), v.args...)
+		v = values{seq: seq}
 		if err != nil {
 			return fmt.Errorf("insert expiring: %w", err)
 		}
@@ -61,8 +61,8 @@ func writeExpiry(ctx context.Context, tx execer, msgs []protocol.Message, timers
 		if m.ExpiresAt == 0 {
 			continue
 		}
-		args = append(args, m.ExpiresAt, m.Conv, m.Seq)
-		if len(args) == 3*maxInsertRows {
+		v.row(m.ExpiresAt, m.Conv, seqOf{m.Conv, m.Seq})
+		if v.n == maxInsertRows {
 			if err := flush(); err != nil {
 				return err
 			}

@@ -28,11 +28,13 @@ import (
 // all in one transaction: it locks the batch's conversation rows in id order
 // (so two nodes never lock two conversations in opposite orders), reads
 // their last sequences, assigns the next ones, writes the messages with one
-// multi-row INSERT per shard table, and commits. The batch's writes (the
-// INSERTs, the dedupe ids, the conversations rows) follow all its reads and
-// go to the server in one multi-statement round trip (script), so a batch
-// costs four round trips (BEGIN, the lock, the dedupe read, the writes) and
-// the COMMIT, whatever the number of shard tables it touches. Then it
+// multi-row INSERT per shard table, and commits. BEGIN, the lock and the
+// dedupe read go to the server as one multi-statement query; the batch's
+// writes (the INSERTs, the dedupe ids, the conversations rows) follow all
+// its reads and go with the COMMIT as another (script): two round trips,
+// whatever the number of shard tables it touches. A batch of plain
+// messages takes one: the server assigns the seqs from what it reads under
+// the lock (onetrip.go). Then it
 // passes the new messages to the commit hook, in order (the hook's calls
 // never overlap), and hands the requests to the answerer. With more than
 // one lane (Config.Lanes; default 1) the lanes' transactions overlap. The
@@ -96,6 +98,9 @@ type writer struct {
 
 	// tickets numbers the requests in the order queued.
 	tickets atomic.Uint64
+	// The batches stored, by how (onetrip.go): in one round trip; the
+	// general way after that failed; the general way at once.
+	oneTrips, fellBack, general atomic.Uint64
 	// hookMu keeps the lanes' calls of the hook (and of the indexer's
 	// Note) from overlapping.
 	hookMu sync.Mutex
@@ -111,9 +116,10 @@ type lane struct {
 	w    *writer
 	reqs *batch.Queue[*appendReq]
 	// known holds conversations whose conversations row exists (rows are
-	// never deleted), so a batch locks them without creating them first.
-	// Owned by the lane's goroutine.
-	known map[string]struct{}
+	// never deleted), so a batch locks them without creating them first,
+	// each with its timer as this lane last committed it (a batch of one
+	// round trip assumes it, onetrip.go). Owned by the lane's goroutine.
+	known map[string]convState
 	done  chan struct{}
 }
 
@@ -121,7 +127,7 @@ func newWriter(s *Store, hook storage.CommitHook, maxBatch, lanes int) *writer {
 	w := &writer{s: s, hook: hook, maxBatch: maxBatch, ready: make(map[uint64]*appendReq)}
 	for range lanes {
 		w.lanes = append(w.lanes, &lane{w: w, reqs: batch.New[*appendReq](maxBatch),
-			known: make(map[string]struct{}), done: make(chan struct{})})
+			known: make(map[string]convState), done: make(chan struct{})})
 	}
 	return w
 }
@@ -335,6 +341,23 @@ func (l *lane) store(reqs []*appendReq) ([]protocol.Message, error) {
 		}
 		_ = conn.Close()
 	}()
+	if oneTrip(reqs) {
+		stored, err := l.storeOneTrip(ctx, conn, reqs)
+		if err == nil || !isDuplicate(err) {
+			if committed = err == nil; committed {
+				w.oneTrips.Add(1)
+			}
+			return stored, err
+		}
+		// A client_msg_id stored before, or a conversation not as the
+		// lane assumed: the general way below reads them first.
+		if err := rollbackTx(ctx, conn); err != nil {
+			return nil, err
+		}
+		w.fellBack.Add(1)
+	} else {
+		w.general.Add(1)
+	}
 	// The batch's writes follow all its reads; they go in one round trip
 	// with the COMMIT (or a few for large bodies).
 	x := &script{q: conn}
@@ -396,26 +419,10 @@ func (l *lane) store(reqs []*appendReq) ([]protocol.Message, error) {
 		r.stored = m
 		stored = append(stored, m)
 	}
-	shards := make([][]*protocol.Message, w.s.shards)
-	for i := range stored {
-		n := shardOf(stored[i].Conv, w.s.shards)
-		shards[n] = append(shards[n], &stored[i])
-	}
-	for n, msgs := range shards {
-		if err := insertMessages(ctx, x, shardTable(n), msgs); err != nil {
-			return nil, err
-		}
-	}
-	if err := events.write(); err != nil {
+	if err := writeBatch(ctx, x, w.s.shards, stored, events, setTimers, nil); err != nil {
 		return nil, err
 	}
-	if err := insertIDs(ctx, x, stored); err != nil {
-		return nil, err
-	}
-	if err := writeExpiry(ctx, x, stored, setTimers); err != nil {
-		return nil, err
-	}
-	if err := updateConvs(ctx, x, reqs, last, times, fresh); err != nil {
+	if err := updateConvs(ctx, x, reqs, last, times, fresh, nil); err != nil {
 		return nil, err
 	}
 	if _, err := x.ExecContext(ctx, `COMMIT`); err != nil {
@@ -431,9 +438,33 @@ func (l *lane) store(reqs []*appendReq) ([]protocol.Message, error) {
 		clear(l.known)
 	}
 	for c := range last {
-		l.known[c] = struct{}{}
+		l.known[c] = convState{timer: timers[c], used: last[c] > 0}
 	}
 	return stored, nil
+}
+
+// writeBatch adds the writes of a batch's stored messages to x: the
+// messages, one multi-row INSERT per shard table, their Metas, their
+// client_msg_ids and expiries, and the timers the batch set. seq writes
+// their seqs (nil: as values).
+func writeBatch(ctx context.Context, x execer, nshards int, stored []protocol.Message, events *batchEvents, setTimers map[string]uint32, seq seqSQL) error {
+	shards := make([][]*protocol.Message, nshards)
+	for i := range stored {
+		n := shardOf(stored[i].Conv, nshards)
+		shards[n] = append(shards[n], &stored[i])
+	}
+	for n, msgs := range shards {
+		if err := insertMessages(ctx, x, shardTable(n), msgs, seq); err != nil {
+			return err
+		}
+	}
+	if err := events.write(seq); err != nil {
+		return err
+	}
+	if err := insertIDs(ctx, x, stored, seq); err != nil {
+		return err
+	}
+	return writeExpiry(ctx, x, stored, setTimers, seq)
 }
 
 // rollback ends a transaction left open on conn (a failed batch; after a
@@ -510,6 +541,56 @@ func (s *script) flush(ctx context.Context) error {
 	s.args, s.size = s.args[:0], 0
 	return err
 }
+
+// seqSQL writes a message's seq in a statement. nil writes it as a value
+// (a placeholder, the seq among the arguments). A batch of one round trip
+// (onetrip.go) does not know its seqs when it writes them: there m.Seq
+// holds the message's place in its conversation's part of the batch (1,
+// 2, ...), and seqSQL returns an expression that adds it to the user
+// variable holding the conversation's last seq.
+type seqSQL func(conv string, n uint64) string
+
+// seqOf is a row's seq among the values of values.row.
+type seqOf struct {
+	conv string
+	n    uint64
+}
+
+// values builds the rows of a multi-row INSERT: one placeholder a value,
+// but a seqOf written by seq.
+type values struct {
+	seq  seqSQL
+	b    strings.Builder
+	args []any
+	n    int // rows
+}
+
+// row adds a row of vals.
+func (v *values) row(vals ...any) {
+	if v.n > 0 {
+		v.b.WriteByte(',')
+	}
+	v.n++
+	v.b.WriteByte('(')
+	for i, x := range vals {
+		if i > 0 {
+			v.b.WriteString(", ")
+		}
+		if s, ok := x.(seqOf); ok {
+			if v.seq != nil {
+				v.b.WriteString(v.seq(s.conv, s.n))
+				continue
+			}
+			x = s.n
+		}
+		v.b.WriteByte('?')
+		v.args = append(v.args, x)
+	}
+	v.b.WriteByte(')')
+}
+
+// sql returns the rows, comma separated.
+func (v *values) sql() string { return v.b.String() }
 
 // placeholders returns n groups of the tuple, comma separated.
 func placeholders(n int, tuple string) string {
@@ -707,20 +788,19 @@ func (w *writer) readDups(ctx context.Context, q querier, hits []dupHit) (map[du
 }
 
 // insertMessages writes msgs to one shard table, in statements within the
-// INSERT limits.
-func insertMessages(ctx context.Context, tx execer, table string, msgs []*protocol.Message) error {
+// INSERT limits; seq writes their seqs (nil: as values).
+func insertMessages(ctx context.Context, tx execer, table string, msgs []*protocol.Message, seq seqSQL) error {
 	for len(msgs) > 0 {
 		n, size := 0, 0
 		for n < len(msgs) && n < maxInsertRows && (n == 0 || size+len(msgs[n].Body) <= maxInsertBytes) {
 			size += len(msgs[n].Body)
 			n++
 		}
-		args := make([]any, 0, n*11)
+		v := values{seq: seq, args: make([]any, 0, n*11)}
 		for _, m := range msgs[:n] {
-			args = append(args, m.Conv, m.Seq, m.MsgID, m.From, m.To, m.GroupID, m.ClientMsgID, m.ContentType, m.Body, m.ServerTime, m.ExpiresAt)
+			v.row(m.Conv, seqOf{m.Conv, m.Seq}, m.MsgID, m.From, m.To, m.GroupID, m.ClientMsgID, m.ContentType, m.Body, m.ServerTime, m.ExpiresAt)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (`+messageCols+`) VALUES `+
-			placeholders(n, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (`+messageCols+`) VALUES `+v.sql(), v.args...); err != nil {
 			return fmt.Errorf("insert messages: %w", err)
 		}
 		msgs = msgs[n:]
@@ -728,16 +808,16 @@ func insertMessages(ctx context.Context, tx execer, table string, msgs []*protoc
 	return nil
 }
 
-// insertIDs records the client message ids of msgs for dedupe.
-func insertIDs(ctx context.Context, tx execer, msgs []protocol.Message) error {
-	var args []any
+// insertIDs records the client message ids of msgs for dedupe; seq writes
+// their seqs (nil: as values).
+func insertIDs(ctx context.Context, tx execer, msgs []protocol.Message, seq seqSQL) error {
+	v := values{seq: seq}
 	flush := func() error {
-		if len(args) == 0 {
+		if v.n == 0 {
 			return nil
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO message_ids (sender, client_msg_id, conv, seq) VALUES `+
-			placeholders(len(args)/4, "(?, ?, ?, ?)"), args...)
-		args = args[:0]
+		_, err := tx.ExecContext(ctx, `INSERT INTO message_ids (sender, client_msg_id, conv, seq) VALUES `+v.sql(), v.args...)
+		v = values{seq: seq}
 		if err != nil {
 			return fmt.Errorf("insert message ids: %w", err)
 		}
@@ -747,8 +827,8 @@ func insertIDs(ctx context.Context, tx execer, msgs []protocol.Message) error {
 		if m.ClientMsgID == "" {
 			continue
 		}
-		args = append(args, m.From, m.ClientMsgID, m.Conv, m.Seq)
-		if len(args) == 4*maxInsertRows {
+		v.row(m.From, m.ClientMsgID, m.Conv, seqOf{m.Conv, m.Seq})
+		if v.n == maxInsertRows {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -759,9 +839,11 @@ func insertIDs(ctx context.Context, tx execer, msgs []protocol.Message) error {
 
 // updateConvs writes the conversations' new last seq and time, and the
 // membership rows of the users of direct conversations that were fresh
-// (without messages) before the batch.
-func updateConvs(ctx context.Context, tx execer, reqs []*appendReq, last map[string]uint64, times map[string]int64, fresh map[string]bool) error {
-	var convArgs, memberArgs []any
+// (without messages) before the batch; seq writes the seqs (nil: as
+// values).
+func updateConvs(ctx context.Context, tx execer, reqs []*appendReq, last map[string]uint64, times map[string]int64, fresh map[string]bool, seq seqSQL) error {
+	convs := values{seq: seq}
+	var memberArgs []any
 	seen := map[string]bool{}
 	for _, r := range reqs {
 		c := r.m.Conv
@@ -770,17 +852,16 @@ func updateConvs(ctx context.Context, tx execer, reqs []*appendReq, last map[str
 			continue
 		}
 		seen[c] = true
-		convArgs = append(convArgs, c, last[c], t)
+		convs.row(c, seqOf{c, last[c]}, t)
 		if r.parsed.Kind == protocol.ConvDirect && fresh[c] {
 			memberArgs = append(memberArgs, r.parsed.A, c, r.parsed.B, c)
 		}
 	}
-	if len(convArgs) == 0 {
+	if convs.n == 0 {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (conv, last_seq, last_time) VALUES `+
-		placeholders(len(convArgs)/3, "(?, ?, ?)")+
-		` ON DUPLICATE KEY UPDATE last_seq = VALUES(last_seq), last_time = VALUES(last_time)`, convArgs...); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (conv, last_seq, last_time) VALUES `+convs.sql()+
+		` ON DUPLICATE KEY UPDATE last_seq = VALUES(last_seq), last_time = VALUES(last_time)`, convs.args...); err != nil {
 		return fmt.Errorf("update conversations: %w", err)
 	}
 	if len(memberArgs) > 0 {
