@@ -103,16 +103,26 @@ func (l *lane) storeOneTrip(ctx context.Context, conn *sql.Conn, reqs []*appendR
 		return seqVar(index[conv]) + "+" + strconv.FormatUint(n, 10)
 	}
 
+	// What the lane assumes of each conversation (the guard checks it).
+	assumed := make([]convState, len(convs))
+	for i, c := range convs {
+		assumed[i] = l.known[c]
+	}
+
+	// A statement added to the script fails only when a send does (a
+	// script past maxScriptBytes sends what it holds), and from then on
+	// every later one fails with it (script).
 	x := &script{q: conn}
-	// Statements added to a script fail only when it is sent (flush).
 	_, _ = x.ExecContext(ctx, `START TRANSACTION`)
 	// Create the rows not there yet and lock them all, in conv order.
 	_, _ = x.ExecContext(ctx, createConvsQuery(len(convs)), anys(convs)...)
 	for i, c := range convs {
 		_, _ = x.ExecContext(ctx, readSeqQuery(i), c)
 	}
-	guard, guardArgs := l.guardQuery(convs)
-	_, _ = x.ExecContext(ctx, guard, guardArgs...)
+	guard, guardArgs := guardQuery(assumed, convs[0])
+	if _, err := x.ExecContext(ctx, guard, guardArgs...); err != nil {
+		return nil, err
+	}
 
 	var (
 		stored = make([]protocol.Message, 0, len(reqs))
@@ -124,7 +134,7 @@ func (l *lane) storeOneTrip(ctx context.Context, conn *sql.Conn, reqs []*appendR
 		m := r.m
 		counts[m.Conv]++
 		m.Seq = counts[m.Conv] // its place; the seq is known after COMMIT
-		storage.Stamp(&m, l.known[m.Conv].timer)
+		storage.Stamp(&m, assumed[index[m.Conv]].timer)
 		times[m.Conv] = m.ServerTime
 		events.stored(&m)
 		stored = append(stored, m)
@@ -140,7 +150,9 @@ func (l *lane) storeOneTrip(ctx context.Context, conn *sql.Conn, reqs []*appendR
 			return nil, err
 		}
 	}
-	_, _ = x.ExecContext(ctx, `COMMIT`)
+	if _, err := x.ExecContext(ctx, `COMMIT`); err != nil {
+		return nil, err
+	}
 	last, err := x.queryUints(ctx, conn, readVarsQuery(len(convs)), len(convs))
 	if err != nil {
 		// Not committed, or (the connection lost after the COMMIT) not
@@ -155,8 +167,8 @@ func (l *lane) storeOneTrip(ctx context.Context, conn *sql.Conn, reqs []*appendR
 	if len(l.known)+len(convs) > maxKnownConvs {
 		clear(l.known)
 	}
-	for _, c := range convs {
-		l.known[c] = convState{timer: l.known[c].timer, used: true}
+	for i, c := range convs {
+		l.known[c] = convState{timer: assumed[i].timer, used: true}
 	}
 	return stored, nil
 }
@@ -181,25 +193,24 @@ func readVarsQuery(n int) string {
 
 // guardQuery returns the statement that fails with a duplicate key when a
 // conversation's row, read into the variables, is not as the lane assumes
-// (convState): another timer, or no messages in one the lane saw with
-// messages. It inserts the first conversation's row again, which the
-// script has created if need be. It reads no table, so it takes no lock
-// beyond the rows' own.
-func (l *lane) guardQuery(convs []string) (string, []any) {
+// (assumed[i] of the batch's i-th conversation): another timer, or no
+// messages in one the lane saw with messages. It inserts the row of
+// first, a conversation of the batch, again: the script has created it if
+// need be. It reads no table, so it takes no lock beyond the rows' own.
+func guardQuery(assumed []convState, first string) (string, []any) {
 	var q strings.Builder
 	q.WriteString(`INSERT INTO conversations (conv, last_seq, last_time) SELECT ?, 0, 0 FROM DUAL WHERE NOT IFNULL(`)
-	for i, c := range convs {
+	for i, st := range assumed {
 		if i > 0 {
 			q.WriteString(` AND `)
 		}
-		st := l.known[c]
 		q.WriteString(timerVar(i) + ` = ` + strconv.FormatUint(uint64(st.timer), 10))
 		if st.used {
 			q.WriteString(` AND ` + seqVar(i) + ` > 0`)
 		}
 	}
 	q.WriteString(`, 0)`)
-	return q.String(), []any{convs[0]}
+	return q.String(), []any{first}
 }
 
 // membersQuery returns the statement that adds the membership rows of the
@@ -233,15 +244,17 @@ func (l *lane) membersQuery(reqs []*appendReq, index map[string]int) (string, []
 // queryUints sends the statements added since the last flush followed by
 // query, on q, and returns the n unsigned integers of query's one row.
 func (s *script) queryUints(ctx context.Context, q querier, query string, n int) ([]uint64, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
 	if s.size > 0 {
 		s.b.WriteByte(';')
 	}
 	s.b.WriteString(query)
 	rows, err := q.QueryContext(ctx, s.b.String(), s.args...)
-	s.b.Reset()
-	clear(s.args)
-	s.args, s.size = s.args[:0], 0
+	s.reset()
 	if err != nil {
+		s.err = err
 		return nil, err
 	}
 	defer rows.Close()

@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -205,5 +206,55 @@ func TestOneTripNodesCreateConversations(t *testing.T) {
 		if n := trips(s); n[0] == 0 {
 			t.Fatalf("no batch in one trip: %v", n)
 		}
+	}
+}
+
+// failFirst fails the first statement it is sent and counts what it is
+// sent.
+type failFirst struct{ sends int }
+
+var errFirst = errors.New("first send failed")
+
+func (f *failFirst) ExecContext(context.Context, string, ...any) (sql.Result, error) {
+	f.sends++
+	if f.sends == 1 {
+		return nil, errFirst
+	}
+	return nil, nil
+}
+
+func (f *failFirst) QueryContext(context.Context, string, ...any) (*sql.Rows, error) {
+	f.sends++
+	return nil, errors.New("queried after a failed send")
+}
+
+func (f *failFirst) QueryRowContext(context.Context, string, ...any) *sql.Row { return nil }
+
+// A script whose send failed (one past maxScriptBytes sends what it holds)
+// sends nothing more: not a COMMIT added after it, not the last query of
+// a batch in one round trip. Before, a failed send inside a batch let the
+// COMMIT-less rest run and the batch be answered as stored.
+func TestScriptKeepsItsFailure(t *testing.T) {
+	ctx := context.Background()
+	f := &failFirst{}
+	x := &script{q: f}
+	big := make([]byte, maxScriptBytes/4) // counted twice its size, escaped
+	if _, err := x.ExecContext(ctx, `INSERT INTO t VALUES (?)`, big); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.ExecContext(ctx, `INSERT INTO t VALUES (?)`, big); !errors.Is(err, errFirst) {
+		t.Fatalf("the add that sent: %v", err)
+	}
+	if _, err := x.ExecContext(ctx, `COMMIT`); !errors.Is(err, errFirst) {
+		t.Fatalf("COMMIT after the failure: %v", err)
+	}
+	if err := x.flush(ctx); !errors.Is(err, errFirst) {
+		t.Fatalf("flush after the failure: %v", err)
+	}
+	if _, err := x.queryUints(ctx, f, readVarsQuery(1), 1); !errors.Is(err, errFirst) {
+		t.Fatalf("query after the failure: %v", err)
+	}
+	if f.sends != 1 {
+		t.Fatalf("%d sends; want the one that failed", f.sends)
 	}
 }

@@ -292,6 +292,10 @@ func (l *lane) commit(batch []*appendReq) {
 		stored, err = l.store(live)
 		if err != nil && attempt < 3 && (isDeadlock(err) || isDuplicate(err)) {
 			w.s.log.Debug("mysql: append batch retried", "appends", len(live), "err", err)
+			if isDeadlock(err) {
+				// Not again in step with the transaction it collided with.
+				retryWait(context.Background(), attempt)
+			}
 			continue
 		}
 		break
@@ -494,17 +498,23 @@ const maxScriptBytes = 4 << 20
 // order and stops at the first that fails, whose error the next flush
 // returns; the caller then rolls the transaction back. A statement's result
 // is not known when ExecContext returns, so statements whose result matters
-// do not go through a script.
+// do not go through a script. A send that failed fails the script: every
+// later call returns its error and sends nothing, so that no statement
+// (a COMMIT above all) runs after one that did not.
 type script struct {
 	q    execer
 	b    strings.Builder
 	args []any
 	size int
+	err  error // the first send's failure
 }
 
 // ExecContext adds a statement; it sends those before it first when the
 // script would pass maxScriptBytes. The result it returns is always nil.
 func (s *script) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
 	n := len(query) + 1
 	for _, a := range args {
 		switch v := a.(type) {
@@ -532,14 +542,19 @@ func (s *script) ExecContext(ctx context.Context, query string, args ...any) (sq
 
 // flush sends the statements added since the last flush.
 func (s *script) flush(ctx context.Context) error {
-	if s.size == 0 {
-		return nil
+	if s.err != nil || s.size == 0 {
+		return s.err
 	}
-	_, err := s.q.ExecContext(ctx, s.b.String(), s.args...)
+	_, s.err = s.q.ExecContext(ctx, s.b.String(), s.args...)
+	s.reset()
+	return s.err
+}
+
+// reset empties the script of the statements sent.
+func (s *script) reset() {
 	s.b.Reset()
 	clear(s.args)
 	s.args, s.size = s.args[:0], 0
-	return err
 }
 
 // seqSQL writes a message's seq in a statement. nil writes it as a value
