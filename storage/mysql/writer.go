@@ -616,7 +616,9 @@ func placeholders(n int, tuple string) string {
 // (one multi-statement query), creates the conversations rows not known to
 // exist, locks the batch's rows in id order and reads their last sequences
 // and timers, then reads which requests repeat a stored client_msg_id. It
-// returns the rows' sequences and timers and the repeated messages.
+// returns the rows' sequences and timers and the repeated messages. When a
+// row is to be created, the upsert takes all the batch's rows, so that
+// they are locked in id order, not the new ones first.
 func (l *lane) begin(ctx context.Context, conn querier, reqs []*appendReq) (last map[string]uint64, timers map[string]uint32, prev map[dupKey]protocol.Message, err error) {
 	var convs, unknown []string
 	for _, r := range reqs {
@@ -626,7 +628,8 @@ func (l *lane) begin(ctx context.Context, conn querier, reqs []*appendReq) (last
 	convs = slices.Compact(convs)
 	for _, c := range convs {
 		if _, ok := l.known[c]; !ok {
-			unknown = append(unknown, c)
+			unknown = convs
+			break
 		}
 	}
 	var dupArgs []any
