@@ -202,6 +202,10 @@ var outBufs sync.Pool // *[]byte, empty, capacity up to maxKeptOutBuf
 // maxKeptOutBuf: a larger buffer is not kept.
 const maxKeptOutBuf = 64 << 10
 
+// sendAckMax is about the largest SendAck frame: a buffer of it encodes
+// one without growing.
+const sendAckMax = 128
+
 // outBuf returns an empty buffer for at least n bytes.
 func outBuf(n int) []byte {
 	if p, ok := outBufs.Get().(*[]byte); ok && cap(*p) >= n {

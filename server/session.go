@@ -258,7 +258,9 @@ func (s *session) sendDone(r sendResult) {
 	if !s.running && !s.inPool && len(s.done) == 0 {
 		s.running = true
 		s.mu.Unlock()
-		s.write(s.srv.appendSendResult(nil, &r)) // write copies the frame
+		b := s.srv.appendSendResult(outBuf(sendAckMax), &r)
+		s.write(b) // write copies the frame
+		putOutBuf(b)
 		s.mu.Lock()
 		s.answered()
 		if s.runnable() {

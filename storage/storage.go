@@ -192,7 +192,9 @@ type FileRefs interface {
 // CommitHook receives messages newly stored by Append, in commit order, once
 // they are durable and before the Append calls that stored them return. It
 // runs on the backend's writer and must not block: the server uses it to hand
-// messages to delivery in sequence order. Duplicates are not passed.
+// messages to delivery in sequence order. Duplicates are not passed. msgs is
+// the backend's once the hook returns (the embedded store fills it again
+// with a later batch): a hook keeps copies, not the slice.
 type CommitHook func(msgs []protocol.Message)
 
 // FoldName returns the key under which a username is unique: each rune

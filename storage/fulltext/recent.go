@@ -39,7 +39,16 @@ type recent struct {
 	max   int64
 	size  int64
 	convs map[string][]recentMsg
+	// free holds emptied arrays for the next conversations to fill, so
+	// that each pass does not grow every conversation's slice from
+	// nothing again (at most maxFreeArrays, of at most maxFreeCap).
+	free [][]recentMsg
 }
+
+const (
+	maxFreeArrays = 32
+	maxFreeCap    = 256
+)
 
 func newRecent(max int64) *recent {
 	return &recent{max: max, convs: make(map[string][]recentMsg)}
@@ -73,6 +82,9 @@ func (r *recent) add(msgs []protocol.Message) {
 			continue // past the bound: the store has it
 		}
 		l := r.convs[m.Conv]
+		if l == nil && len(r.free) > 0 {
+			l, r.free = r.free[len(r.free)-1], r.free[:len(r.free)-1]
+		}
 		if n := len(l); n > 0 && l[n-1].seq >= m.Seq {
 			continue // not in order (never from one writer): left to the store
 		}
@@ -107,7 +119,7 @@ func (r *recent) take(dst []protocol.Message, conv string, after uint64, n int) 
 		r.size -= e.cost()
 		*e = recentMsg{} // the array outlives the entry: let the body go
 	}
-	r.keepLocked(conv, l[k:])
+	r.keepLocked(conv, l, k)
 	return dst
 }
 
@@ -129,15 +141,20 @@ func (r *recent) dropLocked(conv string, seq uint64) {
 		l[k] = recentMsg{}
 		k++
 	}
-	r.keepLocked(conv, l[k:])
+	r.keepLocked(conv, l, k)
 }
 
-func (r *recent) keepLocked(conv string, l []recentMsg) {
-	if len(l) == 0 {
-		delete(r.convs, conv)
+// keepLocked keeps conv's messages after the first k of l, which are
+// cleared; an array left empty goes to the free list.
+func (r *recent) keepLocked(conv string, l []recentMsg, k int) {
+	if k < len(l) {
+		r.convs[conv] = l[k:]
 		return
 	}
-	r.convs[conv] = l
+	delete(r.convs, conv)
+	if c := cap(l); c > 0 && c <= maxFreeCap && len(r.free) < maxFreeArrays {
+		r.free = append(r.free, l[:0])
+	}
 }
 
 // pending returns each conversation held with its newest message held.

@@ -292,3 +292,30 @@ func TestIndexerBatch(t *testing.T) {
 		t.Errorf("the batched index differs from the read path's")
 	}
 }
+
+// A conversation's messages taken leave its array for the next
+// conversation to fill: a steady flow through the buffer does not grow
+// every conversation's slice from nothing on every pass.
+func TestRecentReusesArrays(t *testing.T) {
+	r := newRecent(1 << 20)
+	msgs := make([]protocol.Message, 100)
+	dst := make([]protocol.Message, 0, len(msgs))
+	pass := func(conv string) {
+		for i := range msgs {
+			msgs[i] = protocol.Message{Conv: conv, Seq: uint64(i + 1)} // no body: no copy to allocate
+		}
+		r.add(msgs)
+		if got := r.take(dst[:0], conv, 0, len(msgs)); len(got) != len(msgs) {
+			t.Fatalf("took %d of %d", len(got), len(msgs))
+		}
+	}
+	pass("a") // the first array
+	convs := []string{"b", "c"}
+	n := 0
+	if allocs := testing.AllocsPerRun(20, func() { pass(convs[n%2]); n++ }); allocs != 0 {
+		t.Fatalf("%.1f allocations a pass; want none", allocs)
+	}
+	if r.bytes() != 0 || len(r.free) != 1 {
+		t.Fatalf("after the passes: %d bytes held, %d free arrays", r.bytes(), len(r.free))
+	}
+}

@@ -362,7 +362,7 @@ func (o *appendOp) exec(t *txn) error {
 	}
 	t.setSeq(m.Conv, m.Seq)
 	if t.stored == nil {
-		t.stored = make([]protocol.Message, 0, len(t.ops))
+		t.stored = t.w.storedSlice(len(t.ops))
 	}
 	t.stored = append(t.stored, *m)
 	return nil

@@ -29,6 +29,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 
+	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/storage"
 	"github.com/parleyim/parley/storage/fulltext"
 	"github.com/parleyim/parley/storage/internal/batch"
@@ -136,19 +137,20 @@ func Open(cfg Config) (*Store, error) {
 	s.seen = idfilter.New(s.seenCapacity())
 	s.delivered = lazycursor.NewDeliveries("pebble", cfg.Logger, s.writeDelivered)
 	s.w = &writer{
-		db:       db,
-		hook:     cfg.Hook,
-		maxBatch: cfg.MaxBatch,
-		ackDelay: cfg.AckDelay,
-		log:      cfg.Logger,
-		cursors:  s.cursors,
-		ops:      batch.New[op](cfg.MaxBatch),
-		kick:     make(chan struct{}, 1),
-		synced:   make(chan *txn, maxInFlight),
-		idle:     make(chan struct{}, 1),
-		done:     make(chan struct{}),
-		seqs:     make(map[string]uint64),
-		timers:   make(map[string]uint32),
+		db:         db,
+		hook:       cfg.Hook,
+		maxBatch:   cfg.MaxBatch,
+		ackDelay:   cfg.AckDelay,
+		log:        cfg.Logger,
+		cursors:    s.cursors,
+		ops:        batch.New[op](cfg.MaxBatch),
+		kick:       make(chan struct{}, 1),
+		synced:     make(chan *txn, maxInFlight),
+		storedFree: make(chan []protocol.Message, 4),
+		idle:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		seqs:       make(map[string]uint64),
+		timers:     make(map[string]uint32),
 	}
 	if err := s.loadCounters(); err != nil {
 		_ = db.Close()

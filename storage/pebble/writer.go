@@ -99,7 +99,10 @@ type writer struct {
 	ops    *batch.Queue[op]
 	kick   chan struct{} // a cursor is pending; capacity 1
 	synced chan *txn     // applied batches, to complete in order
-	done   chan struct{} // closed when complete returns
+	// storedFree hands the stored messages' slices of finished batches
+	// back to the committing goroutine, emptied, to fill again.
+	storedFree chan []protocol.Message
+	done       chan struct{} // closed when complete returns
 
 	// applied counts the batches applied to the database (visible to reads);
 	// durable counts those of them whose fsync has returned, and complete
@@ -316,6 +319,34 @@ func (w *writer) finish(t *txn) {
 	}
 	for _, o := range t.ops {
 		o.finish(o.base().err)
+	}
+	w.recycleStored(t.stored)
+}
+
+// maxKeptStored bounds the capacity of a stored messages' slice kept for
+// another batch.
+const maxKeptStored = 4096
+
+// recycleStored hands a finished batch's slice of stored messages back to
+// commit: the hook and the indexer keep copies, not the slice.
+func (w *writer) recycleStored(s []protocol.Message) {
+	if s == nil || cap(s) > maxKeptStored {
+		return
+	}
+	clear(s)
+	select {
+	case w.storedFree <- s[:0]:
+	default:
+	}
+}
+
+// storedSlice returns an empty slice for a batch's stored messages.
+func (w *writer) storedSlice(n int) []protocol.Message {
+	select {
+	case s := <-w.storedFree:
+		return s
+	default:
+		return make([]protocol.Message, 0, n)
 	}
 }
 
