@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -179,18 +180,27 @@ func TestShards(t *testing.T) {
 
 func migrationVersions(t *testing.T, s *Store) []int {
 	t.Helper()
-	rows, err := s.db.Query(`SELECT version FROM schema_migrations ORDER BY version`)
+	return column[int](t, s.db, `SELECT version FROM schema_migrations ORDER BY version`)
+}
+
+// column returns the one column of query's rows.
+func column[T any](t *testing.T, db *sql.DB, query string, args ...any) []T {
+	t.Helper()
+	rows, err := db.Query(query, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	var out []int
+	var out []T
 	for rows.Next() {
-		var v int
+		var v T
 		if err := rows.Scan(&v); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

@@ -22,20 +22,7 @@ func trips(s *Store) [3]uint64 {
 // members returns the users of conv's membership rows.
 func members(t *testing.T, db *sql.DB, conv string) []int64 {
 	t.Helper()
-	rows, err := db.Query(`SELECT user_id FROM user_convs WHERE conv = ? ORDER BY user_id`, conv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []int64
-	for rows.Next() {
-		var u int64
-		if err := rows.Scan(&u); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, u)
-	}
-	return out
+	return column[int64](t, db, `SELECT user_id FROM user_convs WHERE conv = ? ORDER BY user_id`, conv)
 }
 
 func openDB(t *testing.T, dsn string) *sql.DB {
