@@ -37,6 +37,10 @@ func KnownAddr(s *Server, name, addr string) bool { return s.known.has(name, add
 // connection, before the login's follow-up. Set it before the first login.
 func OnLoginQueued(s *Server, fn func()) { s.loginQueued = fn }
 
+// OnSearching has fn run on the worker once each search has entered the
+// search gate, before it searches. Set it before the first search.
+func OnSearching(s *Server, fn func()) { s.searching = fn }
+
 // CatchUp runs a catch-up of the users logged in here back to since, as
 // the loss of another node would (catchup.go).
 func CatchUp(s *Server, since time.Time) (users, pushes int) {

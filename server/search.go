@@ -90,6 +90,9 @@ func (s *Server) handleSearch(c *call, q *protocol.Search) (any, error) {
 		return nil, refuse(protocol.CodeBusy, "too many searches running; retry")
 	}
 	defer s.searches.exit(user)
+	if h := s.searching; h != nil {
+		h()
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.SearchTimeout)
 	defer cancel()
 	page, err := sr.Search(ctx, fulltext.Query{

@@ -129,9 +129,14 @@ func TestSearchEdited(t *testing.T) {
 
 // A flood of searches from many connections never stops an honest client's
 // sends: searches past the gate are answered BUSY at once, and every send
-// of the honest client is stored and acknowledged.
+// of the honest client is stored and acknowledged. The searches that enter
+// the gate wait until the flood has been refused BUSY once and the honest
+// client's sends are acknowledged, so the gate is held while the flood
+// comes, however fast the machine runs a search.
 func TestSearchFloodKeepsSends(t *testing.T) {
 	srv := startServer(t, func(c *server.Config) { c.SearchConcurrency = 1 })
+	release, sent := make(chan struct{}), make(chan struct{})
+	server.OnSearching(srv, func() { <-release })
 	honest, peer := dial(t, srv.Addr()), dial(t, srv.Addr())
 	honest.register(uniqueName("honest"))
 	to := peer.register(uniqueName("peer")).UserID
@@ -172,6 +177,23 @@ func TestSearchFloodKeepsSends(t *testing.T) {
 		})
 	}
 	close(start)
+	go func() {
+		defer close(release)
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			mu.Lock()
+			busy := answers["BUSY"]
+			mu.Unlock()
+			select {
+			case <-sent:
+				if busy > 0 {
+					return
+				}
+			default:
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
 	// The honest client sends meanwhile, pipelined too.
 	const sends = 100
 	ids := make([]uint32, sends)
@@ -182,6 +204,7 @@ func TestSearchFloodKeepsSends(t *testing.T) {
 		var ack protocol.SendAck
 		honest.expect(protocol.TypeSendAck, id, &ack)
 	}
+	close(sent)
 	wg.Wait()
 	t.Logf("flood answers: %v", answers)
 	if answers["BUSY"] == 0 {

@@ -124,6 +124,9 @@ type Server struct {
 	// loginQueued, set by tests only, runs on the worker once a LoginOK
 	// is queued to its connection, before the login's follow-up.
 	loginQueued func()
+	// searching, set by tests only, runs on the worker once a search has
+	// entered the gate, before it searches.
+	searching func()
 }
 
 // New builds a server on the store that open returns. It does not listen
