@@ -67,7 +67,7 @@ func TestHealthRegisterFloodUnready(t *testing.T) {
 		c.Workers = 2
 		c.HashWorkers = 1
 		c.HashQueue = 100000
-		c.BcryptCost = 6
+		c.BcryptCost = 8
 	})
 	ctx := context.Background()
 	if err := srv.Ready(ctx); err != nil {
