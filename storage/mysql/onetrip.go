@@ -145,7 +145,7 @@ func (l *lane) storeOneTrip(ctx context.Context, conn *sql.Conn, reqs []*appendR
 	if err := updateConvs(ctx, x, reqs, counts, times, nil, seq); err != nil {
 		return nil, err
 	}
-	if q, args := l.membersQuery(reqs, index); q != "" {
+	if q, args := membersQuery(reqs, index, assumed); q != "" {
 		if _, err := x.ExecContext(ctx, q, args...); err != nil {
 			return nil, err
 		}
@@ -215,15 +215,15 @@ func guardQuery(assumed []convState, first string) (string, []any) {
 
 // membersQuery returns the statement that adds the membership rows of the
 // batch's direct conversations that had no messages before it (their
-// variable is 0), for those the lane has not seen with messages; "" if
-// there are none.
-func (l *lane) membersQuery(reqs []*appendReq, index map[string]int) (string, []any) {
+// variable is 0), for those not assumed to have had messages (the guard
+// checks the others); "" if there are none.
+func membersQuery(reqs []*appendReq, index map[string]int, assumed []convState) (string, []any) {
 	var q strings.Builder
 	var args []any
 	seen := map[string]bool{}
 	for _, r := range reqs {
 		c := r.m.Conv
-		if r.parsed.Kind != protocol.ConvDirect || seen[c] || l.known[c].used {
+		if r.parsed.Kind != protocol.ConvDirect || seen[c] || assumed[index[c]].used {
 			continue
 		}
 		seen[c] = true

@@ -116,9 +116,10 @@ type lane struct {
 	w    *writer
 	reqs *batch.Queue[*appendReq]
 	// known holds conversations whose conversations row exists (rows are
-	// never deleted), so a batch locks them without creating them first,
-	// each with its timer as this lane last committed it (a batch of one
-	// round trip assumes it, onetrip.go). Owned by the lane's goroutine.
+	// never deleted), so a batch of them only locks them, each with its
+	// timer and whether it had messages as this lane last committed it (a
+	// batch of one round trip assumes both, onetrip.go). Owned by the
+	// lane's goroutine.
 	known map[string]convState
 	done  chan struct{}
 }
@@ -620,7 +621,7 @@ func placeholders(n int, tuple string) string {
 // row is to be created, the upsert takes all the batch's rows, so that
 // they are locked in id order, not the new ones first.
 func (l *lane) begin(ctx context.Context, conn querier, reqs []*appendReq) (last map[string]uint64, timers map[string]uint32, prev map[dupKey]protocol.Message, err error) {
-	var convs, unknown []string
+	var convs, create []string
 	for _, r := range reqs {
 		convs = append(convs, r.m.Conv)
 	}
@@ -628,7 +629,7 @@ func (l *lane) begin(ctx context.Context, conn querier, reqs []*appendReq) (last
 	convs = slices.Compact(convs)
 	for _, c := range convs {
 		if _, ok := l.known[c]; !ok {
-			unknown = convs
+			create = convs
 			break
 		}
 	}
@@ -641,9 +642,9 @@ func (l *lane) begin(ctx context.Context, conn querier, reqs []*appendReq) (last
 	var q strings.Builder
 	var args []any
 	q.WriteString(`START TRANSACTION`)
-	if len(unknown) > 0 {
-		q.WriteString(`;` + createConvsQuery(len(unknown)))
-		args = append(args, anys(unknown)...)
+	if len(create) > 0 {
+		q.WriteString(`;` + createConvsQuery(len(create)))
+		args = append(args, anys(create)...)
 	}
 	q.WriteString(`;` + selectConvsQuery(len(convs)))
 	args = append(args, anys(convs)...)
