@@ -273,6 +273,9 @@ func (o *options) validate() error {
 	if o.store.shards < 1 || o.store.shards > 256 {
 		bad("--mysql-shards %d: want 1-256", o.store.shards)
 	}
+	if o.store.interval < 0 || o.store.interval > time.Second {
+		bad("--mysql-batch-interval %v: want 0-1s", o.store.interval)
+	}
 	if o.cluster {
 		if o.redisAddr == "" {
 			bad("--cluster needs --redis-addr")

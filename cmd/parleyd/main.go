@@ -15,6 +15,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -72,6 +73,7 @@ type storeOptions struct {
 	mysqlDSN string
 	shards   int
 	lanes    int
+	interval time.Duration
 }
 
 func (so *storeOptions) register(fs *flag.FlagSet) {
@@ -80,6 +82,7 @@ func (so *storeOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&so.mysqlDSN, "mysql-dsn", "", "MySQL/MariaDB DSN for --store mysql, user:pass@tcp(host:3306)/db")
 	fs.IntVar(&so.shards, "mysql-shards", 16, "message tables of a new MySQL database (fixed once created)")
 	fs.IntVar(&so.lanes, "mysql-lanes", 1, "MySQL append transactions in flight at once (each conversation in one lane; more cost the database more CPU per message)")
+	fs.DurationVar(&so.interval, "mysql-batch-interval", mysql.DefaultBatchInterval, "least time between two MySQL group commits of a lane (what comes meanwhile joins the next; a full batch goes at once; 0: none)")
 }
 
 func (so *storeOptions) open(hook storage.CommitHook, log *slog.Logger) (storage.Store, error) {
@@ -95,7 +98,7 @@ func (so *storeOptions) open(hook storage.CommitHook, log *slog.Logger) (storage
 		if so.mysqlDSN == "" {
 			return nil, errors.New("--store mysql needs --mysql-dsn (or PARLEY_MYSQL_DSN)")
 		}
-		return mysql.Open(mysql.Config{DSN: so.mysqlDSN, Shards: so.shards, Lanes: so.lanes, Hook: hook, Logger: log})
+		return mysql.Open(mysql.Config{DSN: so.mysqlDSN, Shards: so.shards, Lanes: so.lanes, BatchInterval: cmp.Or(so.interval, -1), Hook: hook, Logger: log})
 	}
 	return nil, fmt.Errorf("--store %q: want pebble or mysql", so.kind)
 }

@@ -106,6 +106,7 @@ func TestOpenConfig(t *testing.T) {
 		{DSN: "::not a dsn::"},
 		{DSN: mysqltest.DefaultDSN, Shards: -1},
 		{DSN: mysqltest.DefaultDSN, Shards: 257},
+		{DSN: mysqltest.DefaultDSN, BatchInterval: 2 * time.Second},
 	} {
 		if _, err := Open(cfg); !errors.Is(err, ErrConfig) {
 			t.Errorf("Open(%+v): %v, want ErrConfig", cfg, err)

@@ -94,6 +94,7 @@ type writer struct {
 	s        *Store
 	hook     storage.CommitHook
 	maxBatch int
+	interval time.Duration // the least time between a lane's batches (Config.BatchInterval)
 	lanes    []*lane
 
 	// tickets numbers the requests in the order queued.
@@ -124,8 +125,8 @@ type lane struct {
 	done  chan struct{}
 }
 
-func newWriter(s *Store, hook storage.CommitHook, maxBatch, lanes int) *writer {
-	w := &writer{s: s, hook: hook, maxBatch: maxBatch, ready: make(map[uint64]*appendReq)}
+func newWriter(s *Store, hook storage.CommitHook, maxBatch, lanes int, interval time.Duration) *writer {
+	w := &writer{s: s, hook: hook, maxBatch: maxBatch, interval: interval, ready: make(map[uint64]*appendReq)}
 	for range lanes {
 		w.lanes = append(w.lanes, &lane{w: w, reqs: batch.New[*appendReq](maxBatch),
 			known: make(map[string]convState), done: make(chan struct{})})
@@ -262,12 +263,16 @@ func (w *writer) close() {
 
 // run is a lane's goroutine: it takes the first request waiting and the
 // others already queued (storage/internal/batch, the queue the Pebble
-// writer uses too) and stores them in one transaction.
+// writer uses too) and stores them in one transaction. When its last
+// batch started less than the writer's interval ago, it first gathers
+// what comes for the rest of the interval, unless the batch fills.
 func (l *lane) run() {
 	defer close(l.done)
 	b := make([]*appendReq, 0, l.w.maxBatch)
+	var started time.Time
 	for first := range l.reqs.Recv() {
-		b = l.reqs.Fill(b[:0], first, l.w.maxBatch)
+		b = l.reqs.Gather(b[:0], first, l.w.maxBatch, l.w.interval-time.Since(started))
+		started = time.Now()
 		l.commit(b)
 		clear(b)
 	}

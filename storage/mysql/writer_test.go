@@ -172,6 +172,68 @@ func (r *recorder) seqs(conv string) []uint64 {
 	return out
 }
 
+// A lane starts a batch at most once an interval: what comes within it
+// waits for its end and goes in one batch, unless the batch fills first;
+// a lane idle for longer commits at once.
+func TestBatchInterval(t *testing.T) {
+	var rec recorder
+	const interval = time.Second
+	s := open(t, Config{Hook: rec.hook, Lanes: 1, MaxBatch: 4, BatchInterval: interval})
+	ids := users(t, s, "ann", "bob")
+	msg := func(i int) *protocol.Message { return direct(ids[0], ids[1], fmt.Sprintf("m%d", i), "hi") }
+	appendAll := func(from, n int) {
+		t.Helper()
+		var chs []<-chan result
+		for i := range n {
+			chs = append(chs, goAppend(s, msg(from+i)))
+		}
+		for _, ch := range chs {
+			if r := <-ch; r.err != nil {
+				t.Fatalf("Append: %v", r.err)
+			}
+		}
+	}
+	sizes := func() []int {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		var n []int
+		for _, b := range rec.batches {
+			n = append(n, len(b))
+		}
+		return n
+	}
+
+	t0 := time.Now()
+	mustAppend(t, s, msg(0))
+	if took := time.Since(t0); took >= interval/2 {
+		t.Fatalf("the first Append took %v: an idle lane waited for its interval", took)
+	}
+	// Within the interval: three Appends wait for its end, in one batch.
+	appendAll(1, 3)
+	if took := time.Since(t0); took < interval {
+		t.Fatalf("a second batch %v after the first began, within the interval of %v", took, interval)
+	}
+	// A full batch (MaxBatch 4) does not wait for the interval.
+	t1 := time.Now()
+	appendAll(4, 4)
+	if took := time.Since(t1); took >= interval/2 {
+		t.Fatalf("a full batch took %v: it waited for the interval", took)
+	}
+	// Idle for longer than the interval: the next Append commits at once.
+	time.Sleep(interval)
+	t2 := time.Now()
+	mustAppend(t, s, msg(8))
+	if took := time.Since(t2); took >= interval/2 {
+		t.Fatalf("an Append after an idle interval took %v", took)
+	}
+	if got := sizes(); !slices.Equal(got, []int{1, 3, 4, 1}) {
+		t.Fatalf("batches of %v Appends, want [1 3 4 1]", got)
+	}
+	if got := rec.seqs(protocol.DirectConv(ids[0], ids[1])); !slices.Equal(got, seqRange(1, 9)) {
+		t.Fatalf("seqs %v, want 1-9", got)
+	}
+}
+
 // A batch whose connection is lost fails every Append in it, stores
 // nothing and uses no sequence; the writer goes on, on a new connection.
 func TestFailedBatch(t *testing.T) {

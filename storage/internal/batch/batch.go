@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 )
 
 // ErrClosed is returned by Put after Close.
@@ -87,6 +88,34 @@ func (q *Queue[T]) Fill(b []T, first T, limit int) []T {
 			}
 			b = append(b, v)
 		default:
+			return b
+		}
+	}
+	return b
+}
+
+// Gather is Fill that may wait: when b holds fewer than limit requests, it
+// goes on taking requests as they come for up to wait, and returns once b
+// holds limit, wait has passed or the queue is closed. A writer that must
+// not commit more often than once an interval (a database whose every
+// commit costs it a fixed share of a shared CPU) waits for the rest of the
+// interval this way, with a full batch leaving at once. With wait <= 0 it
+// is Fill.
+func (q *Queue[T]) Gather(b []T, first T, limit int, wait time.Duration) []T {
+	b = q.Fill(b, first, limit)
+	if wait <= 0 || len(b) >= limit {
+		return b
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for len(b) < limit {
+		select {
+		case v, ok := <-q.ch:
+			if !ok {
+				return b
+			}
+			b = append(b, v)
+		case <-t.C:
 			return b
 		}
 	}

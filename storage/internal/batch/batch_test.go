@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Fill takes what is queued, in order, up to the limit, without waiting.
@@ -27,6 +28,55 @@ func TestFill(t *testing.T) {
 	}
 	if q.Len() != 0 {
 		t.Fatalf("Len = %d after draining", q.Len())
+	}
+}
+
+// Gather takes what is queued, then what comes while it waits, and leaves
+// early when the batch is full or the queue closes.
+func TestGather(t *testing.T) {
+	q := New[int](10)
+	ctx := context.Background()
+	for i := range 3 {
+		if err := q.Put(ctx, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		_ = q.Put(ctx, 3)
+		_ = q.Put(ctx, 4)
+	}()
+	// A batch full before the wait is over leaves at once: an hour's
+	// wait would time the test out.
+	if got := q.Gather(nil, <-q.Recv(), 5, time.Hour); !slices.Equal(got, []int{0, 1, 2, 3, 4}) {
+		t.Fatalf("Gather up to 5 = %v", got)
+	}
+	// One not full waits at least the wait, and takes what came in it.
+	if err := q.Put(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		_ = q.Put(ctx, 6)
+	}()
+	t0 := time.Now()
+	got := q.Gather(nil, <-q.Recv(), 5, 200*time.Millisecond)
+	if waited := time.Since(t0); waited < 200*time.Millisecond {
+		t.Fatalf("Gather returned %v after %v, before its wait of 200ms", got, waited)
+	}
+	if !slices.Equal(got, []int{5, 6}) {
+		t.Fatalf("Gather over 200ms = %v, want [5 6]", got)
+	}
+	// Without a wait it is Fill; a closed queue ends the wait.
+	_ = q.Put(ctx, 7)
+	if got := q.Gather(nil, <-q.Recv(), 5, 0); !slices.Equal(got, []int{7}) {
+		t.Fatalf("Gather without a wait = %v", got)
+	}
+	_ = q.Put(ctx, 8)
+	first := <-q.Recv()
+	q.Close()
+	if got := q.Gather(nil, first, 5, time.Hour); !slices.Equal(got, []int{8}) {
+		t.Fatalf("Gather on a closed queue = %v", got)
 	}
 }
 
