@@ -16,7 +16,26 @@ import (
 	"github.com/parleyim/parley/cmd/internal/version"
 	"github.com/parleyim/parley/server"
 	"github.com/parleyim/parley/storage"
+	"github.com/parleyim/parley/storage/mysql"
 )
+
+// storeGauges adds the metrics a store keeps of itself: MySQL's group
+// commits by how each was stored (storage/mysql, onetrip.go). Their rate
+// against parley_messages_stored_total is the messages a commit, which
+// --mysql-batch-interval trades against latency.
+func storeGauges(m *server.Metrics, st storage.Store) {
+	ms, ok := st.(*mysql.Store)
+	if !ok {
+		return
+	}
+	for path, n := range map[string]func(mysql.BatchCounts) uint64{
+		"one_trip":  func(b mysql.BatchCounts) uint64 { return b.OneTrip },
+		"fell_back": func(b mysql.BatchCounts) uint64 { return b.FellBack },
+		"general":   func(b mysql.BatchCounts) uint64 { return b.General },
+	} {
+		m.Gauge(`parley_mysql_batches_total{path="`+path+`"}`, func() float64 { return float64(n(ms.Batches())) })
+	}
+}
 
 // maxAdminConns caps the connections of the admin endpoint; more wait in
 // the listen backlog.
@@ -40,6 +59,7 @@ const maxAdminConns = 32
 func serveMetrics(addr string, m *server.Metrics, srv health, adminToken string, log *slog.Logger) (stop func(), err error) {
 	info := version.Get()
 	m.Gauge(`parley_build_info{version="`+info.Version+`",commit="`+info.Commit+`",go="`+info.Go+`"}`, func() float64 { return 1 })
+	storeGauges(m, srv.Store())
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("gc") == "1" {

@@ -1,14 +1,20 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/server"
 	"github.com/parleyim/parley/server/servertest"
+	"github.com/parleyim/parley/storage/mysql"
+	"github.com/parleyim/parley/storage/mysql/mysqltest"
 )
 
 func TestMetricsEndpoint(t *testing.T) {
@@ -56,5 +62,55 @@ func TestMetricsEndpoint(t *testing.T) {
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "not ok: the server is shutting down") {
 		t.Fatalf("/readyz after stop: %s %q", resp.Status, body)
+	}
+}
+
+// A MySQL store's group commits are counted by how each was stored; the
+// embedded store has no such metrics.
+func TestStoreGauges(t *testing.T) {
+	st, err := mysql.Open(mysql.Config{DSN: mysqltest.DSN(t), Shards: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	a, err := st.CreateUser(ctx, "ann", []byte("hash"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := st.CreateUser(ctx, "bob", []byte("hash"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ct := range []uint16{protocol.ContentText, protocol.ContentText, protocol.ContentTimer} {
+		m := &protocol.Message{MsgID: time.Now().UnixNano(), Conv: protocol.DirectConv(a.ID, b.ID), From: a.ID, To: b.ID,
+			ClientMsgID: string(rune('a' + i)), ContentType: ct, Body: []byte("hi"), ServerTime: time.Now().UnixMilli()}
+		if ct == protocol.ContentTimer {
+			m.Body = protocol.TimerBody(60)
+		}
+		if _, _, err := st.Append(ctx, m); err != nil {
+			t.Fatalf("Append %d: %v", i, err)
+		}
+	}
+	m := server.NewMetrics()
+	storeGauges(m, st)
+	var out bytes.Buffer
+	m.WritePrometheus(&out)
+	for _, want := range []string{
+		"\nparley_mysql_batches_total{path=\"one_trip\"} 2\n",
+		"\nparley_mysql_batches_total{path=\"fell_back\"} 0\n",
+		"\nparley_mysql_batches_total{path=\"general\"} 1\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+
+	embedded := server.NewMetrics()
+	storeGauges(embedded, servertest.Start(t, nil).Store())
+	out.Reset()
+	embedded.WritePrometheus(&out)
+	if strings.Contains(out.String(), "parley_mysql_") {
+		t.Error("the embedded store has MySQL metrics")
 	}
 }

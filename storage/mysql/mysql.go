@@ -255,6 +255,19 @@ func warnDurability(ctx context.Context, db *sql.DB, log *slog.Logger) {
 }
 
 // Close implements storage.Store: queued Appends are committed first.
+// BatchCounts is how many group commits the store has made, by how each
+// was stored (onetrip.go).
+type BatchCounts struct {
+	OneTrip  uint64 // in one round trip
+	FellBack uint64 // tried in one, stored the general way (a guard failed)
+	General  uint64 // the general way at once (an event or a timer change)
+}
+
+// Batches returns the store's group commits so far, for metrics.
+func (s *Store) Batches() BatchCounts {
+	return BatchCounts{OneTrip: s.w.oneTrips.Load(), FellBack: s.w.fellBack.Load(), General: s.w.general.Load()}
+}
+
 func (s *Store) Close() error {
 	if s.closed.Load() {
 		return storage.ErrClosed

@@ -16,7 +16,8 @@ import (
 // trips returns the store's batch counts: in one round trip, fallen back,
 // general at once.
 func trips(s *Store) [3]uint64 {
-	return [3]uint64{s.w.oneTrips.Load(), s.w.fellBack.Load(), s.w.general.Load()}
+	b := s.Batches()
+	return [3]uint64{b.OneTrip, b.FellBack, b.General}
 }
 
 // members returns the users of conv's membership rows.
