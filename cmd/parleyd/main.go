@@ -82,7 +82,7 @@ func (so *storeOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&so.mysqlDSN, "mysql-dsn", "", "MySQL/MariaDB DSN for --store mysql, user:pass@tcp(host:3306)/db")
 	fs.IntVar(&so.shards, "mysql-shards", 16, "message tables of a new MySQL database (fixed once created)")
 	fs.IntVar(&so.lanes, "mysql-lanes", 1, "MySQL append transactions in flight at once (each conversation in one lane; more cost the database more CPU per message)")
-	fs.DurationVar(&so.interval, "mysql-batch-interval", mysql.DefaultBatchInterval, "least time between two MySQL group commits of a lane (what comes meanwhile joins the next; a full batch goes at once; 0: none)")
+	fs.DurationVar(&so.interval, "mysql-batch-interval", mysql.DefaultBatchInterval, "least time between the starts of two MySQL group commits of a lane (what comes meanwhile joins the next; a full batch goes at once; 0: none)")
 }
 
 func (so *storeOptions) open(hook storage.CommitHook, log *slog.Logger) (storage.Store, error) {
@@ -106,7 +106,7 @@ func (so *storeOptions) open(hook storage.CommitHook, log *slog.Logger) (storage
 // describe is the store for the start-up log line.
 func (so *storeOptions) describe() []any {
 	if so.kind == "mysql" {
-		return []any{"store", "mysql", "shards", so.shards}
+		return []any{"store", "mysql", "shards", so.shards, "lanes", so.lanes, "batch_interval", so.interval.String()}
 	}
 	return []any{"store", so.kind, "data_dir", so.dataDir}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/parleyim/parley/server/servertest"
 	"github.com/parleyim/parley/storage/mysql"
 	"github.com/parleyim/parley/storage/mysql/mysqltest"
+	"github.com/parleyim/parley/storage/pebble"
 )
 
 func TestMetricsEndpoint(t *testing.T) {
@@ -106,8 +107,13 @@ func TestStoreGauges(t *testing.T) {
 		}
 	}
 
+	pst, err := pebble.Open(pebble.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pst.Close()
 	embedded := server.NewMetrics()
-	storeGauges(embedded, servertest.Start(t, nil).Store())
+	storeGauges(embedded, pst)
 	out.Reset()
 	embedded.WritePrometheus(&out)
 	if strings.Contains(out.String(), "parley_mysql_") {

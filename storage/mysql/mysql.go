@@ -92,11 +92,13 @@ type Config struct {
 	// cores, docs/benchmarks.md) 4 lanes were slower than 1.
 	Lanes int
 	// BatchInterval is the least time between the starts of two batches
-	// of a lane: a lane that committed less than this ago gathers the
-	// Appends that come for the rest of it (a full batch leaves at once),
-	// so a node commits at most once an interval per lane, however many
-	// Appends come. A lane idle for longer commits the next Append at
-	// once. Every commit costs the database a fixed share of its CPU
+	// of a lane: a lane whose last batch started less than this ago
+	// gathers the Appends that come for the rest of it, and only a full
+	// batch (MaxBatch) leaves sooner; so a lane commits about once an
+	// interval under load, however thinly the Appends come. A lane idle
+	// for longer commits the next Append at once. (Answers leave in the
+	// order of the calls across lanes, so with several lanes an Append of
+	// an idle lane may still wait for an earlier one of a busy lane.) Every commit costs the database a fixed share of its CPU
 	// whatever it holds, and a database shared by a cluster (or by cores
 	// shared with the nodes, docs/benchmarks.md) answers every node more
 	// slowly the more often each commits: without an interval a lane
@@ -254,7 +256,6 @@ func warnDurability(ctx context.Context, db *sql.DB, log *slog.Logger) {
 	}
 }
 
-// Close implements storage.Store: queued Appends are committed first.
 // BatchCounts is how many group commits the store has made, by how each
 // was stored (onetrip.go).
 type BatchCounts struct {
@@ -268,6 +269,7 @@ func (s *Store) Batches() BatchCounts {
 	return BatchCounts{OneTrip: s.w.oneTrips.Load(), FellBack: s.w.fellBack.Load(), General: s.w.general.Load()}
 }
 
+// Close implements storage.Store: queued Appends are committed first.
 func (s *Store) Close() error {
 	if s.closed.Load() {
 		return storage.ErrClosed

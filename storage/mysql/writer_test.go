@@ -179,6 +179,7 @@ func TestBatchInterval(t *testing.T) {
 	var rec recorder
 	const interval = time.Second
 	s := open(t, Config{Hook: rec.hook, Lanes: 1, MaxBatch: 4, BatchInterval: interval})
+	defer s.Close()
 	ids := users(t, s, "ann", "bob")
 	msg := func(i int) *protocol.Message { return direct(ids[0], ids[1], fmt.Sprintf("m%d", i), "hi") }
 	appendAll := func(from, n int) {
