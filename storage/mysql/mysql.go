@@ -98,12 +98,13 @@ type Config struct {
 	// interval under load, however thinly the Appends come. A lane idle
 	// for longer commits the next Append at once. (Answers leave in the
 	// order of the calls across lanes, so with several lanes an Append of
-	// an idle lane may still wait for an earlier one of a busy lane.) Every commit costs the database a fixed share of its CPU
-	// whatever it holds, and a database shared by a cluster (or by cores
-	// shared with the nodes, docs/benchmarks.md) answers every node more
-	// slowly the more often each commits: without an interval a lane
-	// commits again as soon as the one before is done, as often at 2,000
-	// messages a second as at 5,000. Default 15ms; negative: none.
+	// an idle lane may still wait for an earlier one of a busy lane.)
+	// Every commit costs the database a fixed share of its CPU whatever it
+	// holds, and a database shared by a cluster (or by cores shared with
+	// the nodes, docs/benchmarks.md) answers every node more slowly the
+	// more often each commits: without an interval a lane commits again as
+	// soon as the one before is done, as often at 2,000 messages a second
+	// as at 5,000. Default 15ms; negative: none.
 	BatchInterval time.Duration
 	// MaxOpenConns bounds the connection pool. Default 16.
 	MaxOpenConns int
