@@ -28,12 +28,15 @@ func storeGauges(m *server.Metrics, st storage.Store) {
 	if !ok {
 		return
 	}
-	for path, n := range map[string]func(mysql.BatchCounts) uint64{
-		"one_trip":  func(b mysql.BatchCounts) uint64 { return b.OneTrip },
-		"fell_back": func(b mysql.BatchCounts) uint64 { return b.FellBack },
-		"general":   func(b mysql.BatchCounts) uint64 { return b.General },
+	for _, g := range []struct {
+		path string
+		n    func(mysql.BatchCounts) uint64
+	}{
+		{"one_trip", func(b mysql.BatchCounts) uint64 { return b.OneTrip }},
+		{"fell_back", func(b mysql.BatchCounts) uint64 { return b.FellBack }},
+		{"general", func(b mysql.BatchCounts) uint64 { return b.General }},
 	} {
-		m.Gauge(`parley_mysql_batches_total{path="`+path+`"}`, func() float64 { return float64(n(ms.Batches())) })
+		m.Gauge(`parley_mysql_batches_total{path="`+g.path+`"}`, func() float64 { return float64(g.n(ms.Batches())) })
 	}
 }
 
