@@ -779,3 +779,57 @@ func TestSyncNextWithinLastSeq(t *testing.T) {
 		t.Fatalf("sync past the end: %+v", r)
 	}
 }
+
+// Attack 2b: Registers that wait for a hash slot give their places up when
+// their connections close. A flood that registers and hangs up leaves no
+// queue of hashes behind it: the queue empties at once, not one hash (and
+// its rest) at a time, and the next honest Register is not refused BUSY
+// behind clients that have gone.
+func TestAbuseHashQueueLeftByClosedConnections(t *testing.T) {
+	const queue = 16
+	srv := startServer(t, func(c *server.Config) {
+		c.Workers = 64
+		c.HashWorkers = 1
+		c.HashQueue = queue
+		// About 140 ms a hash (1.5 s under the race detector): the queue
+		// hashed one by one would take 10 × 2 × that to empty.
+		c.BcryptCost = 11
+	})
+	var flood []*raw
+	for i := range queue + 1 {
+		c := dial(t, srv.Addr())
+		c.send(protocol.TypeRegister, &protocol.Register{Username: fmt.Sprintf("gone%02d", i), Password: "correct horse"})
+		flood = append(flood, c)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for server.HashWaiting(srv) < 10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d registers wait for a hash", server.HashWaiting(srv))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	waiting := server.HashWaiting(srv)
+	for _, c := range flood {
+		_ = c.c.Close()
+	}
+	start := time.Now()
+	for server.HashWaiting(srv) > 0 {
+		if time.Since(start) > time.Second {
+			t.Fatalf("%d of %d hashes of closed connections still wait after 1s", server.HashWaiting(srv), waiting)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("%d waiting hashes gave up their places in %v", waiting, time.Since(start))
+	// The honest client waits for the one hash under way, not the flood's.
+	c := dial(t, srv.Addr())
+	id := c.send(protocol.TypeRegister, &protocol.Register{Username: "honest", Password: "correct horse"})
+	f, err := c.next(15 * time.Second)
+	if err != nil {
+		t.Fatalf("register after the flood: %v", err)
+	}
+	if f.h.Type != protocol.TypeLoginOK || f.h.RequestID != id {
+		var e protocol.Error
+		_ = protocol.DecodeBody(f.body, &e)
+		t.Fatalf("register after the flood: %s %+v", f.h.Type, e)
+	}
+}

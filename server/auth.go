@@ -54,16 +54,21 @@ func prehash(password string) []byte {
 // A hash's slot is kept for as long again after it ends (releaseHash), so
 // that hashing takes at most half of HashWorkers CPUs however hard it is
 // flooded, and the rest of the server keeps its CPU.
-func (s *Server) hashPassword(ctx context.Context, password string) ([]byte, error) {
-	if err := s.acquireHash(ctx); err != nil {
+//
+// A hash is for its connection: one that has closed (or been kicked) by the
+// time its turn comes, or while it waits for it, gives its place up, so a
+// flood that registers and hangs up leaves no queue of hashes behind it
+// for the honest logins to wait out.
+func (s *Server) hashPassword(ctx context.Context, ss *session, password string) ([]byte, error) {
+	if err := s.acquireHash(ctx, ss); err != nil {
 		return nil, err
 	}
 	defer s.releaseHash(time.Now())
 	return bcrypt.GenerateFromPassword(prehash(password), s.cfg.BcryptCost)
 }
 
-func (s *Server) checkPassword(ctx context.Context, hash []byte, password string) (bool, error) {
-	if err := s.acquireHash(ctx); err != nil {
+func (s *Server) checkPassword(ctx context.Context, ss *session, hash []byte, password string) (bool, error) {
+	if err := s.acquireHash(ctx, ss); err != nil {
 		return false, err
 	}
 	defer s.releaseHash(time.Now())
@@ -77,7 +82,14 @@ func (s *Server) releaseHash(start time.Time) {
 	time.AfterFunc(rest, func() { <-s.hashSem })
 }
 
-func (s *Server) acquireHash(ctx context.Context) error {
+// hashGoneCheck is how often a hash waiting for its slot checks that its
+// connection is still open.
+const hashGoneCheck = 50 * time.Millisecond
+
+func (s *Server) acquireHash(ctx context.Context, ss *session) error {
+	if ss.gone() {
+		return errHashGone
+	}
 	select {
 	case s.hashSem <- struct{}{}:
 		return nil
@@ -88,15 +100,29 @@ func (s *Server) acquireHash(ctx context.Context) error {
 		return refuse(protocol.CodeBusy, "too many logins in progress; retry")
 	}
 	defer s.hashWaiting.Add(-1)
-	select {
-	case s.hashSem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.quit:
-		return refuse(protocol.CodeShutdown, "server shutting down")
+	// A timer only while waiting: the session has no channel to close (it
+	// would cost every connection its bytes).
+	tick := time.NewTicker(hashGoneCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case s.hashSem <- struct{}{}:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.quit:
+			return refuse(protocol.CodeShutdown, "server shutting down")
+		case <-tick.C:
+			if ss.gone() {
+				return errHashGone
+			}
+		}
 	}
 }
+
+// errHashGone answers a Register or Login whose connection closed before
+// its hash ran; nobody reads the answer.
+var errHashGone = refuse(protocol.CodeBusy, "the connection closed while its login waited")
 
 func (s *Server) handleRegister(c *call, r *protocol.Register) (any, error) {
 	ctx := c.ctx
@@ -113,7 +139,7 @@ func (s *Server) handleRegister(c *call, r *protocol.Register) (any, error) {
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, err
 	}
-	hash, err := s.hashPassword(ctx, r.Password)
+	hash, err := s.hashPassword(ctx, c.ss, r.Password)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +223,7 @@ func (s *Server) handleLogin(c *call, l *protocol.Login) (any, error) {
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, err
 	}
-	ok, herr := s.checkPassword(ctx, hash, l.Password)
+	ok, herr := s.checkPassword(ctx, ss, hash, l.Password)
 	if herr != nil {
 		return nil, herr
 	}

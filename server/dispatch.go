@@ -27,7 +27,7 @@ func (s *Server) drain(ss *session, w work) {
 		out = s.appendSendResult(out, &w.done[i])
 	}
 	for i, f := range w.frames {
-		if ss.closed.Load() || ss.kicked.Load() {
+		if ss.gone() {
 			// The connection is gone or going: its frames are dropped,
 			// not run (a flood's queued logins would still cost hashes).
 			break

@@ -46,3 +46,6 @@ func OnSearching(s *Server, fn func()) { s.searching = fn }
 func CatchUp(s *Server, since time.Time) (users, pushes int) {
 	return s.catchUp(context.Background(), since)
 }
+
+// HashWaiting is how many password hashes wait for a slot (HashQueue).
+func HashWaiting(s *Server) int64 { return s.hashWaiting.Load() }

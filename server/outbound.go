@@ -284,6 +284,10 @@ func (s *session) slowLocked(msg string) {
 	s.kickLocked(protocol.Kick{Reason: protocol.KickSlowConsumer, Message: msg}, true)
 }
 
+// gone reports whether the connection has closed or is being closed (a
+// Kick): its frames are not run and its hashes not computed.
+func (s *session) gone() bool { return s.closed.Load() || s.kicked.Load() }
+
 // closingNow reports whether the connection waits for its Kick to be read.
 func (s *session) closingNow() bool {
 	s.out.mu.Lock()
