@@ -308,3 +308,25 @@ func TestNoiseHandshakeAdmission(t *testing.T) {
 	// Plaintext connections from the address are not handshakes.
 	dial(t, srv.Addr()).ping()
 }
+
+// A Rekey takes a rate-limit token like every other frame: each costs the
+// event loop a rekey, so a client that floods them past the limit is
+// kicked RATE_LIMITED, as one flooding any frame is.
+func TestNoiseRekeyFloodRateLimited(t *testing.T) {
+	srv := startServer(t, func(c *server.Config) { c.RateLimit, c.RateBurst = 200, 400 })
+	r, sc, tp := dialSecure(t, srv.Addr(), nil)
+	tx, _ := sc.CipherStates()
+	rekey := protocol.MustFrame(protocol.TypeRekey, 0, nil)
+	var buf []byte
+	for range 2000 {
+		var err error
+		if buf, err = secure.Seal(buf, tx, rekey); err != nil {
+			t.Fatal(err)
+		}
+		tx.Rekey()
+	}
+	if _, err := tp.Conn.Write(buf); err != nil {
+		t.Fatal(err)
+	}
+	r.expectKick(protocol.KickRateLimited)
+}

@@ -125,20 +125,25 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 			}
 			break
 		}
-		if !pass {
-			continue
-		}
 		// Stage 2: rate limit. Every frame takes a token, also those the
-		// next stages answer with an error.
-		if !ss.bucket.allow(now, s.cfg.RateLimit, s.cfg.RateBurst) {
-			if ss.bucket.overdraw(max(s.cfg.RateBurst, minOverdraft)) {
-				// It keeps sending without reading its errors.
-				_, _ = c.Discard(-1)
-				ss.write(out)
-				ss.kick(protocol.KickRateLimited, "kept sending past the rate limit")
-				return s.flush(ss, c, nil)
+		// next stages answer with an error, and a Rekey, which stage 1b
+		// took (it costs the loop a rekey and has no answer).
+		if pass || h.Type == protocol.TypeRekey {
+			if !ss.bucket.allow(now, s.cfg.RateLimit, s.cfg.RateBurst) {
+				if ss.bucket.overdraw(max(s.cfg.RateBurst, minOverdraft)) {
+					// It keeps sending without reading its errors.
+					_, _ = c.Discard(-1)
+					ss.write(out)
+					ss.kick(protocol.KickRateLimited, "kept sending past the rate limit")
+					return s.flush(ss, c, nil)
+				}
+				if pass {
+					out = appendLoopError(out, h.RequestID, protocol.CodeRateLimited, "too many frames; slow down")
+				}
+				continue
 			}
-			out = appendLoopError(out, h.RequestID, protocol.CodeRateLimited, "too many frames; slow down")
+		}
+		if !pass {
 			continue
 		}
 		// Stage 3: codec. Decoding copies, so the frame no longer refers to
