@@ -35,14 +35,28 @@ func (s *Server) drain(ss *session, w work) {
 		if f.typ != protocol.TypeSend && ss.waitForSends(w.frames[i:]) {
 			break
 		}
+		if f.typ != protocol.TypeSend && ss.waitForOutput(w.frames[i:], len(out)) {
+			break
+		}
 		n := len(out)
 		out = s.dispatch(ss, f, out)
 		if s.m != nil && len(out) > n {
 			s.m.handled(f, out[n:])
 		}
+		if len(out) >= replyChunk {
+			// The worker holds at most this and one reply: a pipeline
+			// of large answers goes out as it is made, counted against
+			// MaxOutbound frame by frame, not held whole.
+			ss.write(out)
+			out = out[:0]
+		}
 	}
 	ss.write(out)
 }
+
+// replyChunk is how much of its replies a worker holds before it writes
+// them out.
+const replyChunk = 64 << 10
 
 // appendSendResult appends a Send's answer: SendAck, or the Error.
 func (s *Server) appendSendResult(out []byte, r *sendResult) []byte {

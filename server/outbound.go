@@ -309,6 +309,8 @@ func (s *Server) flush(ss *session, c gnet.Conn, out []byte) gnet.Action {
 	}
 	pending := o.pending
 	o.pending, ss.woken = nil, false
+	watch := ss.outWatch
+	ss.outWatch = false
 	var kick []byte
 	var linger int64
 	if k := o.kick; k != nil {
@@ -356,6 +358,9 @@ func (s *Server) flush(ss *session, c gnet.Conn, out []byte) gnet.Action {
 		putOutBuf(recycle) // written or sealed; gnet copied what the socket did not take
 	}
 	ss.queued.Store(int64(c.OutboundBuffered()))
+	if watch && !closing {
+		ss.releaseOutput(c.OutboundBuffered())
+	}
 	if closing && (c.OutboundBuffered() == 0 || time.Now().UnixMilli() >= linger) {
 		return gnet.Close
 	}
@@ -368,6 +373,8 @@ func (s *Server) flush(ss *session, c gnet.Conn, out []byte) gnet.Action {
 //   - inbound: an unfinished frame (MaxFrame) and gnet's read chunk (64 KiB);
 //   - inbox: InboxBytes of frames waiting for a worker, and as much again
 //     taken by the worker that runs them;
+//   - the worker's replies not yet written: under replyChunk and one reply
+//     (maxReply) (drain);
 //   - outbound: MaxOutbound pending and MaxOutbound held by gnet for the
 //     socket (a flush past MaxOutbound in all kicks instead of writing, so
 //     both are full only for the moment before a kick);
@@ -384,5 +391,5 @@ func (s *Server) flush(ss *session, c gnet.Conn, out []byte) gnet.Action {
 // (MaxOutbound, else Kick SLOW_CONSUMER).
 func (s *Server) ConnMemoryBound() int {
 	tags := 2 * s.cfg.MaxOutbound / protocol.PrefixSize * secure.TagSize
-	return secure.MaxSealed(s.cfg.MaxFrame) + 64<<10 + 2*s.cfg.InboxBytes + 2*s.cfg.MaxOutbound + 2<<10 + tags + 1<<10
+	return secure.MaxSealed(s.cfg.MaxFrame) + 64<<10 + 2*s.cfg.InboxBytes + replyChunk + maxReply + 2*s.cfg.MaxOutbound + 2<<10 + tags + 1<<10
 }

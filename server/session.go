@@ -82,6 +82,12 @@ type session struct {
 	parked  bool         // inbox[0] waits for the pending sends
 	moving  bool         // the user's slot moved: no more frames are run; a Redirect follows the answers of the sends in flight (cluster.go)
 	woken   bool         // under out.mu: a Wake is in flight, the loop will flush (here to fit the size class)
+	// inbox[0] waits for the connection's output to drain to outputRoom
+	// (waitForOutput): outParked under mu, for the workers, and outWatch
+	// under out.mu, for the loop's flush (releaseOutput). Both here, in
+	// the padding after woken: the session stays in its size class.
+	outParked bool
+	outWatch  bool
 }
 
 // signals is a connection's Typing and Received state (receipts.go): their
@@ -129,7 +135,7 @@ type sendResult struct {
 // runnable reports whether the session has work a worker can do now.
 // Called with mu held.
 func (s *session) runnable() bool {
-	return len(s.done) > 0 || len(s.inbox) > 0 && !s.parked && !s.moving
+	return len(s.done) > 0 || len(s.inbox) > 0 && !s.parked && !s.moving && !s.outParked
 }
 
 // schedule queues the session to the worker pool if it has work and is
@@ -206,7 +212,7 @@ func (s *session) take(w work) (work, bool) {
 	w.done = append(w.done, s.done...)
 	clear(s.done)
 	s.done = s.done[:0]
-	if !s.parked && !s.moving {
+	if !s.parked && !s.moving && !s.outParked {
 		w.frames = append(w.frames, s.inbox...)
 		clear(s.inbox)
 		s.inbox = s.inbox[:0]
@@ -309,6 +315,70 @@ func (s *session) waitForSends(rest []inbound) bool {
 	s.parked = true
 	return true
 }
+
+// outputRoom is how much of a connection's output may wait (queued for its
+// loop or held by gnet for the socket) when a worker runs its next frame:
+// with at most that much waiting, the frame's reply (at most maxReply) fits
+// under MaxOutbound, so a client that pipelines requests for large pages
+// and reads is never kicked SLOW_CONSUMER for it.
+func (s *session) outputRoom() int { return max(s.srv.cfg.MaxOutbound-maxReply, 0) }
+
+// waitForOutput parks rest (the frames from one that is not a Send) while
+// more than outputRoom of the connection's output waits, counting held, the
+// replies the worker has made and not yet written; it reports false,
+// parking nothing, when there is room. The loop lets the frames run again
+// once its flushes have brought the output down (releaseOutput). rest is
+// copied.
+func (s *session) waitForOutput(rest []inbound, held int) bool {
+	s.out.mu.Lock()
+	waiting := len(s.out.pending)
+	s.out.mu.Unlock()
+	if waiting+held+int(s.queued.Load()) <= s.outputRoom() {
+		return false
+	}
+	s.mu.Lock()
+	s.inbox = append(append(make([]inbound, 0, len(rest)+len(s.inbox)), rest...), s.inbox...)
+	for _, f := range rest {
+		s.inBytes += int32(f.size) // they count against InboxBytes again while they wait
+	}
+	s.outParked = true
+	s.mu.Unlock()
+	// Parked first, watched second: a flush that sees the watch finds the
+	// frames parked. The loop looks after its next flush, also when
+	// nothing new is written (the bytes waiting may all be gnet's).
+	s.out.mu.Lock()
+	s.outWatch = true
+	s.out.mu.Unlock()
+	s.flushSoon()
+	return true
+}
+
+// releaseOutput runs on the loop after a flush that found outWatch set
+// (and cleared it): once what waits is within outputRoom the parked frames
+// run again; until then the loop flushes the session again every
+// outputRecheck, which also notices gnet's buffer draining to the socket.
+// buffered is gnet's OutboundBuffered.
+func (s *session) releaseOutput(buffered int) {
+	s.out.mu.Lock()
+	if len(s.out.pending)+buffered > s.outputRoom() {
+		s.outWatch = true
+		s.out.mu.Unlock()
+		time.AfterFunc(outputRecheck, s.flushSoon)
+		return
+	}
+	s.out.mu.Unlock()
+	s.mu.Lock()
+	s.outParked = false
+	submit := s.schedule()
+	s.mu.Unlock()
+	if submit {
+		s.srv.pool.submit(s)
+	}
+}
+
+// outputRecheck is how often the loop looks again at a connection whose
+// frames wait for its output to drain.
+const outputRecheck = 10 * time.Millisecond
 
 // token returns the hash of the token the session logged in with, or nil.
 func (s *session) token() []byte {

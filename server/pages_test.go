@@ -1,0 +1,109 @@
+package server_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleyim/parley/protocol"
+)
+
+// pageGroup makes a group of r's own holding n messages of 16 KiB and
+// returns its conversation: a History of it fills a reply.
+func pageGroup(t *testing.T, r *raw, n int) string {
+	t.Helper()
+	id := r.send(protocol.TypeGroupCreate, &protocol.GroupCreate{Name: "big"})
+	var g protocol.GroupInfo
+	r.expect(protocol.TypeGroupInfo, id, &g)
+	for i := range n {
+		id := r.send(protocol.TypeSend, &protocol.Send{ClientMsgID: fmt.Sprint(g.GroupID, "-", i), GroupID: g.GroupID, Body: make([]byte, 16<<10)})
+		r.expect(protocol.TypeSendAck, id, nil)
+	}
+	return protocol.GroupConv(g.GroupID)
+}
+
+// nextBig reads one frame of any size up to 1 MiB (raw.next reads 64 KiB
+// frames), returning it and its size on the wire.
+func nextBig(r *raw, d time.Duration) (frame, int, error) {
+	_ = r.c.SetReadDeadline(time.Now().Add(d))
+	for {
+		h, body, n, err := protocol.Decode(r.buf, 1<<20)
+		if err == nil {
+			f := frame{h: h, body: append([]byte(nil), body...)}
+			r.buf = r.buf[n:]
+			return f, n, nil
+		}
+		if !errors.Is(err, protocol.ErrIncomplete) {
+			return frame{}, 0, err
+		}
+		chunk := make([]byte, 64<<10)
+		k, err := r.r.Read(chunk)
+		r.buf = append(r.buf, chunk[:k]...)
+		if err != nil && k == 0 {
+			return frame{}, 0, err
+		}
+	}
+}
+
+// expectBig reads the answer to reqID, which must be of type typ.
+func expectBig(t *testing.T, r *raw, typ protocol.Type, reqID uint32) int {
+	t.Helper()
+	f, n, err := nextBig(r, 10*time.Second)
+	if err != nil {
+		t.Fatalf("expecting %s %d: %v", typ, reqID, err)
+	}
+	if f.h.Type == protocol.TypeKick {
+		var k protocol.Kick
+		_ = protocol.DecodeBody(f.body, &k)
+		t.Fatalf("expecting %s %d: kicked %s (%q)", typ, reqID, k.Reason, k.Message)
+	}
+	if f.h.Type != typ || f.h.RequestID != reqID {
+		t.Fatalf("expecting %s %d, got %s %d", typ, reqID, f.h.Type, f.h.RequestID)
+	}
+	return n
+}
+
+// A client that sends several requests for large pages at once and reads
+// its socket gets every page: the worker runs the next request only once
+// the replies before it have drained enough for it to fit, instead of
+// queueing them all at once past MaxOutbound and kicking the client
+// SLOW_CONSUMER. (Before, two pipelined History pages kicked it.)
+func TestPipelinedPagesReachAReader(t *testing.T) {
+	srv := startServer(t, nil)
+	r := dial(t, srv.Addr())
+	r.register(uniqueName("reader"))
+	conv := pageGroup(t, r, 70)
+	h := &protocol.History{Conv: conv, Limit: 500}
+	var batch []byte
+	for i := range 6 {
+		batch = append(batch, protocol.MustFrame(protocol.TypeHistory, uint32(100+i), h)...)
+	}
+	r.sendBytes(batch)
+	for i := range 6 {
+		if n := expectBig(t, r, protocol.TypeHistoryResult, uint32(100+i)); n > 1<<20 {
+			t.Fatalf("page %d is %d bytes, above 1 MiB", i, n)
+		}
+	}
+}
+
+// A connection that pipelines 256 requests for large pages and does not
+// read holds the server to its per-connection bound: the worker writes
+// each reply as it makes it and parks the rest while the output waits,
+// instead of building every reply in one buffer (hundreds of MiB before).
+func TestAbusePipelinedPagesMemory(t *testing.T) {
+	srv := startServer(t, nil)
+	r := dial(t, srv.Addr())
+	r.register(uniqueName("hog"))
+	frame := protocol.MustFrame(protocol.TypeHistory, 1, &protocol.History{Conv: pageGroup(t, r, 70), Limit: 500})
+	mem := watchMemory()
+	r.sendBytes([]byte(strings.Repeat(string(frame), 256)))
+	time.Sleep(2 * time.Second) // not reading
+	mem.check(t, srv, 1)
+	// It still gets its pages once it reads.
+	for range 3 {
+		expectBig(t, r, protocol.TypeHistoryResult, 1)
+	}
+}
+
