@@ -201,28 +201,58 @@ func (s *Server) handleConversations(c *call, q *protocol.Conversations) (any, e
 	if convs == nil {
 		convs = []protocol.Conversation{}
 	}
+	fitLasts(convs)
 	return &protocol.ConversationList{Conversations: convs, HasMore: more}, nil
 }
 
-// maxReply bounds the frames the server sends; docs/protocol.md promises
-// clients no frame above it.
-const maxReply = 1 << 20
+// maxReply bounds the replies the server makes (docs/protocol.md promises
+// clients no frame above 1 MiB): half of the default MaxOutbound, so that a
+// reply fits beside as much again still waiting for the client
+// (session.outputRoom).
+const maxReply = 512 << 10
 
 // fitReply returns how many of msgs fit in one reply frame (at least one:
 // a message fits in a client frame, so it fits in a reply).
 func fitReply(msgs []protocol.Message) int {
-	const overhead = 240 // keys, ids and framing of one message, events' fields too, generously
 	size := 256
-	for i, m := range msgs {
-		size += overhead + len(m.Body) + len(m.Conv) + len(m.ClientMsgID) + 9*len(m.Mentions)
-		for _, r := range m.Reactions {
-			size += 32 + len(r.Emoji) + 9*len(r.Users) // emoji, count and users, as the keys and ids take
-		}
+	for i := range msgs {
+		size += msgSize(&msgs[i])
 		if size > maxReply && i > 0 {
 			return i
 		}
 	}
 	return len(msgs)
+}
+
+// msgSize is at least what m takes encoded in a reply.
+func msgSize(m *protocol.Message) int {
+	const overhead = 240 // keys, ids and framing of one message, events' fields too, generously
+	size := overhead + len(m.Body) + len(m.Conv) + len(m.ClientMsgID) + 9*len(m.Mentions)
+	for _, r := range m.Reactions {
+		size += 32 + len(r.Emoji) + 9*len(r.Users) // emoji, count and users, as the keys and ids take
+	}
+	return size
+}
+
+// fitLasts keeps a ConversationList within maxReply: past it, the newest
+// messages (Last) of the conversations at the end of the list are left
+// out, which the client reads with Sync or History when it opens one.
+// Without them the list of even the most conversations fits.
+func fitLasts(convs []protocol.Conversation) {
+	const overhead = 160 // one conversation's keys, ids and name, generously
+	size := 256
+	for i := range convs {
+		size += overhead + len(convs[i].Conv)
+		if convs[i].Last != nil {
+			size += msgSize(convs[i].Last)
+		}
+	}
+	for i := len(convs) - 1; i >= 0 && size > maxReply; i-- {
+		if convs[i].Last != nil {
+			size -= msgSize(convs[i].Last)
+			convs[i].Last = nil
+		}
+	}
 }
 
 // nonNil makes an empty result encode as an empty array, not nil.

@@ -107,3 +107,41 @@ func TestAbusePipelinedPagesMemory(t *testing.T) {
 	}
 }
 
+// A ConversationList stays within a reply however long the conversations'
+// newest messages are: past 512 KiB the last entries come without their
+// newest message, and the client is not kicked SLOW_CONSUMER for asking
+// (before, 70 conversations ending in a 16 KiB message did it).
+func TestConversationListFits(t *testing.T) {
+	srv := startServer(t, nil)
+	r := dial(t, srv.Addr())
+	r.register(uniqueName("busy"))
+	for range 70 {
+		pageGroup(t, r, 1)
+	}
+	id := r.send(protocol.TypeConversations, &protocol.Conversations{Limit: 100})
+	f, n, err := nextBig(r, 10*time.Second)
+	if err != nil || f.h.Type != protocol.TypeConversationList || f.h.RequestID != id {
+		t.Fatalf("conversations: %v %v", f.h.Type, err)
+	}
+	var list protocol.ConversationList
+	if err := protocol.DecodeBody(f.body, &list); err != nil {
+		t.Fatal(err)
+	}
+	withLast := 0
+	for _, c := range list.Conversations {
+		if c.Last != nil {
+			withLast++
+		}
+	}
+	t.Logf("%d conversations in %d bytes, %d with their newest message", len(list.Conversations), n, withLast)
+	switch {
+	case len(list.Conversations) != 70:
+		t.Fatalf("%d conversations, want 70", len(list.Conversations))
+	case n > 512<<10+1<<10:
+		t.Fatalf("the list is %d bytes", n)
+	case withLast == 0 || withLast == 70:
+		t.Fatalf("%d of 70 with their newest message; want the first ones only", withLast)
+	case list.Conversations[0].Last == nil:
+		t.Fatal("the most recent conversation lost its newest message")
+	}
+}
