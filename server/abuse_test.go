@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/server"
 )
@@ -794,7 +796,14 @@ func TestAbuseHashQueueLeftByClosedConnections(t *testing.T) {
 		// About 140 ms a hash (1.5 s under the race detector): the queue
 		// hashed one by one would take 10 × 2 × that to empty.
 		c.BcryptCost = 11
+		// The honest Register below waits out a hash and its rest, then
+		// hashes: no request deadline of the machine's speed cuts it short.
+		c.RequestTimeout = 5 * time.Minute
 	})
+	// One hash at this cost, on this machine now: the unit of the waits below.
+	begin := time.Now()
+	_, _ = bcrypt.GenerateFromPassword([]byte("a hash to time"), 11)
+	hash := time.Since(begin)
 	var flood []*raw
 	for i := range queue + 1 {
 		c := dial(t, srv.Addr())
@@ -821,11 +830,22 @@ func TestAbuseHashQueueLeftByClosedConnections(t *testing.T) {
 	}
 	t.Logf("%d waiting hashes gave up their places in %v", waiting, time.Since(start))
 	// The honest client waits for the one hash under way, not the flood's.
+	// That is the rest of the hash under way, its rest, and its own hash:
+	// about 3 hashes, where the flood's would be 2 × waiting more.
 	c := dial(t, srv.Addr())
+	begin = time.Now()
 	id := c.send(protocol.TypeRegister, &protocol.Register{Username: "honest", Password: "correct horse"})
-	f, err := c.next(15 * time.Second)
+	f, err := c.next(time.Duration(2*waiting+4) * hash)
 	if err != nil {
-		t.Fatalf("register after the flood: %v", err)
+		t.Fatalf("register after the flood (a hash takes %v): %v", hash, err)
+	}
+	took := time.Since(begin)
+	t.Logf("the honest register took %v, %.1f hashes of %v", took, float64(took)/float64(hash), hash)
+	// Half of what the flood's hashes would take, and over three times what
+	// the one under way takes: the bound tells the two apart however fast
+	// the machine, and however far off the hash timed above.
+	if limit := time.Duration(waiting) * hash; took > limit {
+		t.Errorf("the honest register took %v, over %v (%d hashes): it waited for the flood's", took, limit, waiting)
 	}
 	if f.h.Type != protocol.TypeLoginOK || f.h.RequestID != id {
 		var e protocol.Error
