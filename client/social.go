@@ -108,11 +108,23 @@ func (c *Client) RequestFriend(ctx context.Context, user int64, note string) err
 	return c.ok(ctx, protocol.TypeFriendRequest, &protocol.FriendRequest{To: user, Note: note})
 }
 
-// FriendRequests lists the pending requests to and from oneself.
+// FriendRequests lists the pending requests to and from oneself, asking
+// for every page.
 func (c *Client) FriendRequests(ctx context.Context) (protocol.FriendRequestList, error) {
-	var res protocol.FriendRequestList
-	_, err := c.Do(ctx, protocol.TypeFriendRequests, &protocol.FriendRequests{}, &res)
-	return res, err
+	var all protocol.FriendRequestList
+	for offset := uint32(0); ; {
+		var res protocol.FriendRequestList
+		if _, err := c.Do(ctx, protocol.TypeFriendRequests, &protocol.FriendRequests{Offset: offset}, &res); err != nil {
+			return all, err
+		}
+		all.Incoming = append(all.Incoming, res.Incoming...)
+		all.Outgoing = append(all.Outgoing, res.Outgoing...)
+		n := uint32(max(len(res.Incoming), len(res.Outgoing)))
+		if !res.HasMore || n == 0 {
+			return all, nil
+		}
+		offset += n
+	}
 }
 
 // AnswerFriend accepts or declines the request from user.
@@ -125,11 +137,20 @@ func (c *Client) DeleteFriend(ctx context.Context, user int64) error {
 	return c.ok(ctx, protocol.TypeFriendDelete, &protocol.FriendDelete{UserID: user})
 }
 
-// Friends lists one's friends with their online status.
+// Friends lists one's friends with their online status, asking for every
+// page.
 func (c *Client) Friends(ctx context.Context) ([]protocol.UserInfo, error) {
-	var res protocol.FriendList
-	_, err := c.Do(ctx, protocol.TypeFriends, &protocol.Friends{}, &res)
-	return res.Friends, err
+	var all []protocol.UserInfo
+	for {
+		var res protocol.FriendList
+		if _, err := c.Do(ctx, protocol.TypeFriends, &protocol.Friends{Offset: uint32(len(all))}, &res); err != nil {
+			return all, err
+		}
+		all = append(all, res.Friends...)
+		if !res.HasMore || len(res.Friends) == 0 {
+			return all, nil
+		}
+	}
 }
 
 // CreateGroup makes a group owned by oneself with the given members.
@@ -226,9 +247,18 @@ func (c *Client) Groups(ctx context.Context) ([]protocol.GroupInfo, error) {
 	return res.Groups, err
 }
 
-// GroupMembers lists a group's members with their online status.
+// GroupMembers lists a group's members with their online status, asking
+// for every page.
 func (c *Client) GroupMembers(ctx context.Context, group int64) ([]protocol.Member, error) {
-	var res protocol.MemberList
-	_, err := c.Do(ctx, protocol.TypeGroupMembers, &protocol.GroupMembers{GroupID: group}, &res)
-	return res.Members, err
+	var all []protocol.Member
+	for {
+		var res protocol.MemberList
+		if _, err := c.Do(ctx, protocol.TypeGroupMembers, &protocol.GroupMembers{GroupID: group, Offset: uint32(len(all))}, &res); err != nil {
+			return all, err
+		}
+		all = append(all, res.Members...)
+		if !res.HasMore || len(res.Members) == 0 {
+			return all, nil
+		}
+	}
 }

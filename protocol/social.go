@@ -82,7 +82,11 @@ type FriendRequest struct {
 }
 
 // FriendRequests asks for the pending requests to and from the caller.
-type FriendRequests struct{}
+type FriendRequests struct {
+	// Offset skips as many requests of each list: the next page starts
+	// at the previous page's offset plus its length.
+	Offset uint32 `msgpack:"offset,omitempty"`
+}
 
 // PendingRequest is one friend request waiting for an answer.
 type PendingRequest struct {
@@ -96,6 +100,7 @@ type PendingRequest struct {
 type FriendRequestList struct {
 	Incoming []PendingRequest `msgpack:"incoming"`
 	Outgoing []PendingRequest `msgpack:"outgoing"`
+	HasMore  bool             `msgpack:"has_more,omitempty"` // either list goes on past this page
 }
 
 // FriendAnswer accepts or declines the request From sent to the caller.
@@ -125,11 +130,14 @@ type FriendEvent struct {
 }
 
 // Friends asks for the caller's friends with their online status.
-type Friends struct{}
+type Friends struct {
+	Offset uint32 `msgpack:"offset,omitempty"` // friends to skip: the next page's start
+}
 
 // FriendList answers Friends, ordered by username.
 type FriendList struct {
 	Friends []UserInfo `msgpack:"friends"`
+	HasMore bool       `msgpack:"has_more,omitempty"`
 }
 
 // GroupCreate makes a group owned by the caller, with the given initial
@@ -201,7 +209,8 @@ type GroupList struct {
 
 // GroupMembers asks for a group's members with their online status.
 type GroupMembers struct {
-	GroupID int64 `msgpack:"group_id"`
+	GroupID int64  `msgpack:"group_id"`
+	Offset  uint32 `msgpack:"offset,omitempty"` // members to skip: the next page's start
 }
 
 // Member is one member of a group.
@@ -215,6 +224,7 @@ type Member struct {
 type MemberList struct {
 	GroupID int64    `msgpack:"group_id"`
 	Members []Member `msgpack:"members"`
+	HasMore bool     `msgpack:"has_more,omitempty"`
 }
 
 // GroupSetOpen makes a group open (anyone may join it, and GroupSearch

@@ -373,7 +373,13 @@ func (s *Server) handleGroupMembers(c *call, q *protocol.GroupMembers) (any, err
 	if err != nil {
 		return nil, err
 	}
-	res := protocol.MemberList{GroupID: g.ID, Members: make([]protocol.Member, len(members))}
+	// One page: anyone may join an open group, so its list is as long as
+	// they make it.
+	members = skip(members, q.Offset)
+	n := fitCount(len(members), maxReply, func(i int) int { return 32 + profileSize(&members[i].Profile) })
+	more := n < len(members)
+	members = members[:n]
+	res := protocol.MemberList{GroupID: g.ID, Members: make([]protocol.Member, len(members)), HasMore: more}
 	ps := make([]storage.Profile, len(members))
 	for i, m := range members {
 		ps[i] = m.Profile

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/server"
 )
 
 // pageGroup makes a group of r's own holding n messages of 16 KiB and
@@ -143,5 +145,146 @@ func TestConversationListFits(t *testing.T) {
 		t.Fatalf("%d of 70 with their newest message; want the first ones only", withLast)
 	case list.Conversations[0].Last == nil:
 		t.Fatal("the most recent conversation lost its newest message")
+	}
+}
+
+// The lists of profiles come in pages that fit a reply, since strangers can
+// make two of them as long as they like: anyone may send a friend request,
+// and anyone may join an open group. 760 strangers with the longest
+// profiles and notes ask the victim to be friends and join its open group;
+// the victim reads both lists page by page, every entry once, and is never
+// kicked SLOW_CONSUMER (before, one reply of each was above MaxOutbound).
+func TestProfileListsInPages(t *testing.T) {
+	srv := startServer(t, func(c *server.Config) { c.DMPolicy = server.DMAnyone })
+	victim := dial(t, srv.Addr())
+	v := victim.register(uniqueName("victim"))
+	id := victim.send(protocol.TypeGroupCreate, &protocol.GroupCreate{Name: "open", Open: true})
+	var g protocol.GroupInfo
+	victim.expect(protocol.TypeGroupInfo, id, &g)
+	const strangers, conns = 760, 8
+	avatar, note := "https://e.com/"+strings.Repeat("a", 498), strings.Repeat("n", 256)
+	var wg sync.WaitGroup
+	for w := range conns {
+		wg.Go(func() {
+			c := dial(t, srv.Addr())
+			for i := w; i < strangers; i += conns {
+				if i != w {
+					c = dial(t, srv.Addr())
+				}
+				c.register(fmt.Sprintf("stranger%04d", i))
+				c.expect(protocol.TypeUserInfo, c.send(protocol.TypeProfileUpdate, &protocol.ProfileUpdate{DisplayName: strings.Repeat("d", 64), AvatarURL: avatar}), nil)
+				c.expect(protocol.TypeOK, c.send(protocol.TypeFriendRequest, &protocol.FriendRequest{To: v.UserID, Note: note}), nil)
+				answer(t, c, c.send(protocol.TypeGroupJoin, &protocol.GroupJoin{GroupID: g.GroupID}), protocol.TypeGroupInfo, nil)
+				_ = c.c.Close()
+			}
+		})
+	}
+	wg.Wait()
+	for { // the events pushed meanwhile
+		if _, _, err := nextBig(victim, 500*time.Millisecond); err != nil {
+			break
+		}
+	}
+	page := func(typ protocol.Type, body, into any) (int, bool) {
+		t.Helper()
+		id := victim.send(typ, body)
+		f, n, err := nextBig(victim, 10*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		if f.h.RequestID != id || f.h.Type == protocol.TypeKick || f.h.Type == protocol.TypeError {
+			t.Fatalf("%s: answered %s", typ, f.h.Type)
+		}
+		if err := protocol.DecodeBody(f.body, into); err != nil {
+			t.Fatal(err)
+		}
+		return n, n > maxPage
+	}
+	seen := map[int64]bool{}
+	pages := 0
+	for offset := uint32(0); ; pages++ {
+		var l protocol.FriendRequestList
+		if _, big := page(protocol.TypeFriendRequests, &protocol.FriendRequests{Offset: offset}, &l); big {
+			t.Fatal("a FriendRequestList above 512 KiB")
+		}
+		for _, r := range l.Incoming {
+			if seen[r.From.UserID] {
+				t.Fatalf("request from %d twice", r.From.UserID)
+			}
+			seen[r.From.UserID] = true
+		}
+		if !l.HasMore {
+			break
+		}
+		offset += uint32(len(l.Incoming))
+	}
+	if len(seen) != strangers || pages < 1 {
+		t.Fatalf("%d requests in %d pages, want %d in more than one", len(seen), pages+1, strangers)
+	}
+	members := map[int64]bool{}
+	pages = 0
+	for ; ; pages++ {
+		var l protocol.MemberList
+		if _, big := page(protocol.TypeGroupMembers, &protocol.GroupMembers{GroupID: g.GroupID, Offset: uint32(len(members))}, &l); big {
+			t.Fatal("a MemberList above 512 KiB")
+		}
+		for _, m := range l.Members {
+			if members[m.UserID] {
+				t.Fatalf("member %d twice", m.UserID)
+			}
+			members[m.UserID] = true
+		}
+		if !l.HasMore {
+			break
+		}
+	}
+	if len(members) != strangers+1 || pages < 1 {
+		t.Fatalf("%d members in %d pages, want %d in more than one", len(members), pages+1, strangers+1)
+	}
+}
+
+// maxPage is the most a page of a list may take on the wire.
+const maxPage = 512<<10 + 1<<10
+
+// Friends pages by offset: the friends past it, in the same order.
+func TestFriendsOffset(t *testing.T) {
+	srv := startServer(t, nil)
+	me := dial(t, srv.Addr())
+	m := me.register(uniqueName("me"))
+	for range 3 {
+		c := dial(t, srv.Addr())
+		p := c.register(uniqueName("pal"))
+		c.expect(protocol.TypeOK, c.send(protocol.TypeFriendRequest, &protocol.FriendRequest{To: m.UserID}), nil)
+		answer(t, me, me.send(protocol.TypeFriendAnswer, &protocol.FriendAnswer{From: p.UserID, Accept: true}), protocol.TypeOK, nil)
+	}
+	var all, rest protocol.FriendList
+	answer(t, me, me.send(protocol.TypeFriends, &protocol.Friends{}), protocol.TypeFriendList, &all)
+	answer(t, me, me.send(protocol.TypeFriends, &protocol.Friends{Offset: 1}), protocol.TypeFriendList, &rest)
+	if len(all.Friends) != 3 || all.HasMore || len(rest.Friends) != 2 || rest.Friends[0].UserID != all.Friends[1].UserID {
+		t.Fatalf("friends %+v, from offset 1 %+v", all, rest)
+	}
+}
+
+// answer reads frames, skipping pushes, until the answer to id, which must
+// be of type typ; it decodes it into body.
+func answer(t *testing.T, r *raw, id uint32, typ protocol.Type, body any) {
+	t.Helper()
+	for {
+		f, err := r.next(5 * time.Second)
+		if err != nil {
+			t.Fatalf("expecting %s: %v", typ, err)
+		}
+		if f.h.RequestID != id {
+			continue
+		}
+		if f.h.Type != typ {
+			t.Fatalf("expecting %s, got %s", typ, f.h.Type)
+		}
+		if body != nil {
+			if err := protocol.DecodeBody(f.body, body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return
 	}
 }

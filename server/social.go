@@ -155,15 +155,60 @@ func (s *Server) handleFriendRequest(c *call, q *protocol.FriendRequest) (any, e
 	return &protocol.OK{}, nil
 }
 
-func (s *Server) handleFriendRequests(c *call, _ *protocol.FriendRequests) (any, error) {
+func (s *Server) handleFriendRequests(c *call, q *protocol.FriendRequests) (any, error) {
 	ctx, user := c.ctx, c.user
 	in, outgoing, err := s.store.FriendRequests(ctx, user)
 	if err != nil {
 		return nil, err
 	}
+	// One page: the same stretch of each list (newest first), as long as
+	// each fits in half a reply. Strangers may send requests, so the
+	// incoming list is as long as they make it.
+	in, outgoing = skip(in, q.Offset), skip(outgoing, q.Offset)
+	size := func(reqs []storage.FriendRequest) func(int) int {
+		return func(i int) int {
+			return 64 + len(reqs[i].Note) + profileSize(&reqs[i].From) + profileSize(&reqs[i].To)
+		}
+	}
+	k := max(len(in), len(outgoing))
+	if len(in) > 0 {
+		k = min(k, fitCount(len(in), maxReply/2, size(in)))
+	}
+	if len(outgoing) > 0 {
+		k = min(k, fitCount(len(outgoing), maxReply/2, size(outgoing)))
+	}
+	more := len(in) > k || len(outgoing) > k
 	return &protocol.FriendRequestList{
-		Incoming: s.pending(ctx, in), Outgoing: s.pending(ctx, outgoing),
+		Incoming: s.pending(ctx, in[:min(k, len(in))]), Outgoing: s.pending(ctx, outgoing[:min(k, len(outgoing))]),
+		HasMore: more,
 	}, nil
+}
+
+// skip returns list past its first offset elements.
+func skip[T any](list []T, offset uint32) []T {
+	if uint64(offset) >= uint64(len(list)) {
+		return nil
+	}
+	return list[offset:]
+}
+
+// fitCount returns how many of n entries, the ith taking at most size(i)
+// bytes encoded, fit in budget bytes of a reply (at least one, which is
+// always small enough).
+func fitCount(n, budget int, size func(i int) int) int {
+	used := 256
+	for i := range n {
+		used += size(i)
+		if used > budget && i > 0 {
+			return i
+		}
+	}
+	return n
+}
+
+// profileSize is at least what a profile takes encoded as a UserInfo.
+func profileSize(p *storage.Profile) int {
+	return 96 + len(p.Username) + len(p.DisplayName) + len(p.AvatarURL)
 }
 
 func (s *Server) pending(ctx context.Context, reqs []storage.FriendRequest) []protocol.PendingRequest {
@@ -225,13 +270,17 @@ func (s *Server) handleFriendDelete(c *call, q *protocol.FriendDelete) (any, err
 	return &protocol.OK{}, nil
 }
 
-func (s *Server) handleFriends(c *call, _ *protocol.Friends) (any, error) {
+func (s *Server) handleFriends(c *call, q *protocol.Friends) (any, error) {
 	ctx, user := c.ctx, c.user
 	friends, err := s.store.FriendsOf(ctx, user)
 	if err != nil {
 		return nil, err
 	}
-	res := protocol.FriendList{Friends: make([]protocol.UserInfo, len(friends))}
+	friends = skip(friends, q.Offset)
+	n := fitCount(len(friends), maxReply, func(i int) int { return profileSize(&friends[i]) })
+	more := n < len(friends)
+	friends = friends[:n]
+	res := protocol.FriendList{Friends: make([]protocol.UserInfo, len(friends)), HasMore: more}
 	on := s.whoIsOnline(ctx, friends...)
 	for i, p := range friends {
 		res.Friends[i] = s.userInfo(p, on)
