@@ -32,11 +32,16 @@ func (s *Server) drain(ss *session, w work) {
 			// not run (a flood's queued logins would still cost hashes).
 			break
 		}
-		if f.typ != protocol.TypeSend && ss.waitForSends(w.frames[i:]) {
-			break
-		}
-		if f.typ != protocol.TypeSend && ss.waitForOutput(w.frames[i:], len(out)) {
-			break
+		if f.typ != protocol.TypeSend {
+			if ss.waitForSends(w.frames[i:]) {
+				break
+			}
+			// The Sends answered while this worker ran go first: the
+			// frame observes them (docs/protocol.md, Ordering).
+			out = s.appendAnswered(ss, out)
+			if ss.waitForOutput(w.frames[i:], len(out)) {
+				break
+			}
 		}
 		n := len(out)
 		out = s.dispatch(ss, f, out)
@@ -57,6 +62,20 @@ func (s *Server) drain(ss *session, w work) {
 // replyChunk is how much of its replies a worker holds before it writes
 // them out.
 const replyChunk = 64 << 10
+
+// appendAnswered appends the answers of the session's Sends that the store
+// completed while a worker held it (session.done), which take would hand
+// to the next round of work.
+func (s *Server) appendAnswered(ss *session, out []byte) []byte {
+	ss.mu.Lock()
+	done := ss.done
+	ss.done = nil // mu is a leaf lock: the answers are written after it
+	ss.mu.Unlock()
+	for i := range done {
+		out = s.appendSendResult(out, &done[i])
+	}
+	return out
+}
 
 // appendSendResult appends a Send's answer: SendAck, or the Error.
 func (s *Server) appendSendResult(out []byte, r *sendResult) []byte {

@@ -84,10 +84,12 @@ type session struct {
 	woken   bool         // under out.mu: a Wake is in flight, the loop will flush (here to fit the size class)
 	// inbox[0] waits for the connection's output to drain to outputRoom
 	// (waitForOutput): outParked under mu, for the workers, and outWatch
-	// under out.mu, for the loop's flush (releaseOutput). Both here, in
-	// the padding after woken: the session stays in its size class.
+	// under out.mu, for the loop's flush (releaseOutput); outTimer, under
+	// out.mu, says a recheck is armed (one at a time). All here, in the
+	// padding after woken: the session stays in its size class.
 	outParked bool
 	outWatch  bool
+	outTimer  bool
 }
 
 // signals is a connection's Typing and Received state (receipts.go): their
@@ -321,7 +323,12 @@ func (s *session) waitForSends(rest []inbound) bool {
 // with at most that much waiting, the frame's reply (at most maxReply) fits
 // under MaxOutbound, so a client that pipelines requests for large pages
 // and reads is never kicked SLOW_CONSUMER for it.
-func (s *session) outputRoom() int { return max(s.srv.cfg.MaxOutbound-maxReply, 0) }
+func (s *session) outputRoom() int {
+	// Half of MaxOutbound at least: with a MaxOutbound of 1 MiB or less a
+	// page may not fit beside it, but the frames do not each wait for a
+	// flush.
+	return max(s.srv.cfg.MaxOutbound-maxReply, s.srv.cfg.MaxOutbound/2)
+}
 
 // waitForOutput parks rest (the frames from one that is not a Send) while
 // more than outputRoom of the connection's output waits, counting held, the
@@ -362,8 +369,14 @@ func (s *session) releaseOutput(buffered int) {
 	s.out.mu.Lock()
 	if len(s.out.pending)+buffered > s.outputRoom() {
 		s.outWatch = true
+		// One recheck at a time: every flush comes here (a Ping's, a
+		// push's), and a timer each would multiply.
+		arm := !s.outTimer
+		s.outTimer = true
 		s.out.mu.Unlock()
-		time.AfterFunc(outputRecheck, s.flushSoon)
+		if arm {
+			time.AfterFunc(outputRecheck, s.recheckOutput)
+		}
 		return
 	}
 	s.out.mu.Unlock()
@@ -373,6 +386,17 @@ func (s *session) releaseOutput(buffered int) {
 	s.mu.Unlock()
 	if submit {
 		s.srv.pool.submit(s)
+	}
+}
+
+// recheckOutput is releaseOutput's timer: it has the loop flush the
+// session again, unless the connection or the server has gone meanwhile.
+func (s *session) recheckOutput() {
+	s.out.mu.Lock()
+	s.outTimer = false
+	s.out.mu.Unlock()
+	if !s.gone() && !s.srv.stopping.Load() {
+		s.flushSoon()
 	}
 }
 

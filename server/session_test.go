@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/panjf2000/gnet/v2"
@@ -198,5 +200,71 @@ func TestIdleSessionAnswersItsSendAtOnce(t *testing.T) {
 	s.sendDone(sendResult{reqID: 3})
 	if hs := pendingFrames(t, s); len(hs) != 2 || len(s.done) != 1 {
 		t.Fatalf("with a worker running: %d frames queued, %d answers for it; want 2, 1", len(hs), len(s.done))
+	}
+}
+
+// TestAnsweredSendsGoBeforeTheNextFrame: a Send answered while a worker
+// holds its session leaves its SendAck with the session (done); the
+// worker's next frame, which observes the connection's earlier Sends,
+// answers after that SendAck, not before it.
+func TestAnsweredSendsGoBeforeTheNextFrame(t *testing.T) {
+	p := &workerPool{} // no workers: the test takes what is submitted
+	p.ready.L = &p.mu
+	srv := &Server{pool: p, log: slog.New(slog.DiscardHandler), cfg: Config{MaxOutbound: 1 << 20, RequestTimeout: time.Second}}
+	s := &session{srv: srv, c: &wakeConn{}}
+	s.woken = true // no loop: what is written stays pending
+	s.pending = 1
+	s.started()
+	s.sendDone(sendResult{reqID: 1}) // the worker holds the session: left in done
+	if len(s.done) != 1 || s.pending != 0 {
+		t.Fatalf("%d answers waiting, %d pending", len(s.done), s.pending)
+	}
+	// The worker's next frame (a Sync before login: answered NOT_LOGGED_IN).
+	srv.drain(s, work{frames: []inbound{{typ: protocol.TypeSync, reqID: 2, body: &protocol.Sync{}}}})
+	hs := pendingFrames(t, s)
+	if len(hs) != 2 || hs[0].Type != protocol.TypeSendAck || hs[0].RequestID != 1 || hs[1].RequestID != 2 {
+		t.Fatalf("written: %+v; want the SendAck of request 1, then the answer to request 2", hs)
+	}
+}
+
+// countLoop is an event loop that takes tasks and runs none.
+type countLoop struct{ gnet.EventLoop }
+
+func (*countLoop) Execute(context.Context, gnet.Runnable) error { return nil }
+
+// loopConn is a connection on a given loop.
+type loopConn struct {
+	gnet.Conn
+	el gnet.EventLoop
+}
+
+func (c *loopConn) EventLoop() gnet.EventLoop { return c.el }
+
+// TestOutputRecheckOneTimer: while a session's frames wait for its output
+// to drain, every flush (a Ping's, a push's) asks to look again; one timer
+// at a time does, so the flushes a client provokes do not multiply them.
+func TestOutputRecheckOneTimer(t *testing.T) {
+	p := &workerPool{}
+	p.ready.L = &p.mu
+	el := &countLoop{}
+	srv := &Server{pool: p, log: slog.New(slog.DiscardHandler), cfg: Config{MaxOutbound: 1 << 20}}
+	s := &session{srv: srv, c: &loopConn{el: el}}
+	s.outParked = true
+	for range 50 { // fifty flushes while the output still waits
+		s.out.mu.Lock()
+		s.outWatch = false // flush clears it before releaseOutput
+		s.out.mu.Unlock()
+		s.releaseOutput(1 << 20)
+	}
+	time.Sleep(5 * outputRecheck)
+	q := srv.flushers.of(srv, el)
+	q.mu.Lock()
+	n := len(q.ready)
+	q.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("the session was listed for %d flushes by the rechecks; want 1", n)
+	}
+	if !s.outWatch || !s.outParked {
+		t.Fatalf("watch %v, parked %v: the frames must still wait", s.outWatch, s.outParked)
 	}
 }
