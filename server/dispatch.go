@@ -68,6 +68,10 @@ const replyChunk = 64 << 10
 // to the next round of work.
 func (s *Server) appendAnswered(ss *session, out []byte) []byte {
 	ss.mu.Lock()
+	if len(ss.done) == 0 {
+		ss.mu.Unlock()
+		return out
+	}
 	done := ss.done
 	ss.done = nil // mu is a leaf lock: the answers are written after it
 	ss.mu.Unlock()

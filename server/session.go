@@ -322,7 +322,7 @@ func (s *session) waitForSends(rest []inbound) bool {
 // loop or held by gnet for the socket) when a worker runs its next frame:
 // with at most that much waiting, the frame's reply (at most maxReply) fits
 // under MaxOutbound, so a client that pipelines requests for large pages
-// and reads is never kicked SLOW_CONSUMER for it.
+// and reads is not kicked SLOW_CONSUMER for it.
 func (s *session) outputRoom() int {
 	// Half of MaxOutbound at least: with a MaxOutbound of 1 MiB or less a
 	// page may not fit beside it, but the frames do not each wait for a
