@@ -214,14 +214,7 @@ const maxReply = 512 << 10
 // fitReply returns how many of msgs fit in one reply frame (at least one:
 // a message fits in a client frame, so it fits in a reply).
 func fitReply(msgs []protocol.Message) int {
-	size := 256
-	for i := range msgs {
-		size += msgSize(&msgs[i])
-		if size > maxReply && i > 0 {
-			return i
-		}
-	}
-	return len(msgs)
+	return fitCount(len(msgs), maxReply, func(i int) int { return msgSize(&msgs[i]) })
 }
 
 // msgSize is at least what m takes encoded in a reply.
