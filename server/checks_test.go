@@ -8,27 +8,46 @@ import (
 	"github.com/parleyim/parley/server"
 )
 
-// reply reads frames, skipping pushes and events (request id 0), until the
-// answer to reqID, and returns its type and, for an Error, its code.
-func (r *raw) reply(reqID uint32) (protocol.Type, protocol.Code) {
+// replyFrame reads frames, skipping pushes and events (request id 0),
+// until the answer to reqID, and returns it.
+func (r *raw) replyFrame(reqID uint32) frame {
 	r.t.Helper()
 	for {
 		f, err := r.next(5 * time.Second)
 		if err != nil {
 			r.t.Fatalf("waiting for the answer to request %d: %v", reqID, err)
 		}
-		if f.h.RequestID != reqID {
-			if f.h.RequestID != 0 {
-				r.t.Fatalf("answer to request %d (%s) while waiting for %d", f.h.RequestID, f.h.Type, reqID)
-			}
-			continue
+		if f.h.RequestID == reqID {
+			return f
 		}
-		if f.h.Type != protocol.TypeError {
-			return f.h.Type, 0
+		if f.h.RequestID != 0 {
+			r.t.Fatalf("answer to request %d (%s) while waiting for %d", f.h.RequestID, f.h.Type, reqID)
 		}
-		var e protocol.Error
-		_ = protocol.DecodeBody(f.body, &e)
-		return f.h.Type, e.Code
+	}
+}
+
+// reply is replyFrame's type and, for an Error, its code.
+func (r *raw) reply(reqID uint32) (protocol.Type, protocol.Code) {
+	r.t.Helper()
+	f := r.replyFrame(reqID)
+	if f.h.Type != protocol.TypeError {
+		return f.h.Type, 0
+	}
+	var e protocol.Error
+	_ = protocol.DecodeBody(f.body, &e)
+	return f.h.Type, e.Code
+}
+
+// replyInto is replyFrame for an answer that must be of type typ, decoded
+// into body.
+func (r *raw) replyInto(reqID uint32, typ protocol.Type, body any) {
+	r.t.Helper()
+	f := r.replyFrame(reqID)
+	if f.h.Type != typ {
+		r.t.Fatalf("answer to request %d: %s, want %s", reqID, f.h.Type, typ)
+	}
+	if err := protocol.DecodeBody(f.body, body); err != nil {
+		r.t.Fatalf("decode %s: %v", typ, err)
 	}
 }
 

@@ -60,15 +60,17 @@ func (r *raw) send(typ protocol.Type, body any) uint32 {
 type frame struct {
 	h    protocol.Header
 	body []byte
+	size int // on the wire
 }
 
-// next reads one frame, or returns the read error.
+// next reads one frame of up to 1 MiB, the most the server sends, or
+// returns the read error.
 func (r *raw) next(timeout time.Duration) (frame, error) {
 	_ = r.c.SetReadDeadline(time.Now().Add(timeout))
 	for {
-		h, body, n, err := protocol.Decode(r.buf, 0)
+		h, body, n, err := protocol.Decode(r.buf, 1<<20)
 		if err == nil {
-			f := frame{h: h, body: append([]byte(nil), body...)}
+			f := frame{h: h, body: append([]byte(nil), body...), size: n}
 			r.buf = r.buf[n:]
 			return f, nil
 		}

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -26,33 +25,10 @@ func pageGroup(t *testing.T, r *raw, n int) string {
 	return protocol.GroupConv(g.GroupID)
 }
 
-// nextBig reads one frame of any size up to 1 MiB (raw.next reads 64 KiB
-// frames), returning it and its size on the wire.
-func nextBig(r *raw, d time.Duration) (frame, int, error) {
-	_ = r.c.SetReadDeadline(time.Now().Add(d))
-	for {
-		h, body, n, err := protocol.Decode(r.buf, 1<<20)
-		if err == nil {
-			f := frame{h: h, body: append([]byte(nil), body...)}
-			r.buf = r.buf[n:]
-			return f, n, nil
-		}
-		if !errors.Is(err, protocol.ErrIncomplete) {
-			return frame{}, 0, err
-		}
-		chunk := make([]byte, 64<<10)
-		k, err := r.r.Read(chunk)
-		r.buf = append(r.buf, chunk[:k]...)
-		if err != nil && k == 0 {
-			return frame{}, 0, err
-		}
-	}
-}
-
 // expectBig reads the answer to reqID, which must be of type typ.
 func expectBig(t *testing.T, r *raw, typ protocol.Type, reqID uint32) int {
 	t.Helper()
-	f, n, err := nextBig(r, 10*time.Second)
+	f, err := r.next(10 * time.Second)
 	if err != nil {
 		t.Fatalf("expecting %s %d: %v", typ, reqID, err)
 	}
@@ -64,7 +40,7 @@ func expectBig(t *testing.T, r *raw, typ protocol.Type, reqID uint32) int {
 	if f.h.Type != typ || f.h.RequestID != reqID {
 		t.Fatalf("expecting %s %d, got %s %d", typ, reqID, f.h.Type, f.h.RequestID)
 	}
-	return n
+	return f.size
 }
 
 // A client that sends several requests for large pages at once and reads
@@ -121,7 +97,8 @@ func TestConversationListFits(t *testing.T) {
 		pageGroup(t, r, 1)
 	}
 	id := r.send(protocol.TypeConversations, &protocol.Conversations{Limit: 100})
-	f, n, err := nextBig(r, 10*time.Second)
+	f, err := r.next(10 * time.Second)
+	n := f.size
 	if err != nil || f.h.Type != protocol.TypeConversationList || f.h.RequestID != id {
 		t.Fatalf("conversations: %v %v", f.h.Type, err)
 	}
@@ -174,21 +151,22 @@ func TestProfileListsInPages(t *testing.T) {
 				c.register(fmt.Sprintf("stranger%04d", i))
 				c.expect(protocol.TypeUserInfo, c.send(protocol.TypeProfileUpdate, &protocol.ProfileUpdate{DisplayName: strings.Repeat("d", 64), AvatarURL: avatar}), nil)
 				c.expect(protocol.TypeOK, c.send(protocol.TypeFriendRequest, &protocol.FriendRequest{To: v.UserID, Note: note}), nil)
-				answer(t, c, c.send(protocol.TypeGroupJoin, &protocol.GroupJoin{GroupID: g.GroupID}), protocol.TypeGroupInfo, nil)
+				c.must(protocol.TypeGroupJoin, &protocol.GroupJoin{GroupID: g.GroupID}, protocol.TypeGroupInfo)
 				_ = c.c.Close()
 			}
 		})
 	}
 	wg.Wait()
 	for { // the events pushed meanwhile
-		if _, _, err := nextBig(victim, 500*time.Millisecond); err != nil {
+		if _, err := victim.next(500 * time.Millisecond); err != nil {
 			break
 		}
 	}
 	page := func(typ protocol.Type, body, into any) (int, bool) {
 		t.Helper()
 		id := victim.send(typ, body)
-		f, n, err := nextBig(victim, 10*time.Second)
+		f, err := victim.next(10 * time.Second)
+		n := f.size
 		if err != nil {
 			t.Fatalf("%s: %v", typ, err)
 		}
@@ -255,36 +233,12 @@ func TestFriendsOffset(t *testing.T) {
 		c := dial(t, srv.Addr())
 		p := c.register(uniqueName("pal"))
 		c.expect(protocol.TypeOK, c.send(protocol.TypeFriendRequest, &protocol.FriendRequest{To: m.UserID}), nil)
-		answer(t, me, me.send(protocol.TypeFriendAnswer, &protocol.FriendAnswer{From: p.UserID, Accept: true}), protocol.TypeOK, nil)
+		me.must(protocol.TypeFriendAnswer, &protocol.FriendAnswer{From: p.UserID, Accept: true}, protocol.TypeOK)
 	}
 	var all, rest protocol.FriendList
-	answer(t, me, me.send(protocol.TypeFriends, &protocol.Friends{}), protocol.TypeFriendList, &all)
-	answer(t, me, me.send(protocol.TypeFriends, &protocol.Friends{Offset: 1}), protocol.TypeFriendList, &rest)
+	me.replyInto(me.send(protocol.TypeFriends, &protocol.Friends{}), protocol.TypeFriendList, &all)
+	me.replyInto(me.send(protocol.TypeFriends, &protocol.Friends{Offset: 1}), protocol.TypeFriendList, &rest)
 	if len(all.Friends) != 3 || all.HasMore || len(rest.Friends) != 2 || rest.Friends[0].UserID != all.Friends[1].UserID {
 		t.Fatalf("friends %+v, from offset 1 %+v", all, rest)
-	}
-}
-
-// answer reads frames, skipping pushes, until the answer to id, which must
-// be of type typ; it decodes it into body.
-func answer(t *testing.T, r *raw, id uint32, typ protocol.Type, body any) {
-	t.Helper()
-	for {
-		f, err := r.next(5 * time.Second)
-		if err != nil {
-			t.Fatalf("expecting %s: %v", typ, err)
-		}
-		if f.h.RequestID != id {
-			continue
-		}
-		if f.h.Type != typ {
-			t.Fatalf("expecting %s, got %s", typ, f.h.Type)
-		}
-		if body != nil {
-			if err := protocol.DecodeBody(f.body, body); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return
 	}
 }

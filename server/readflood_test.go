@@ -30,7 +30,7 @@ func TestAbuseReadFlood(t *testing.T) {
 	for i := range conns {
 		c := dialFrom(t, srv.Addr(), fmt.Sprintf("127.0.6.%d", i+2))
 		c.register(uniqueName("reader"))
-		answer(t, c, c.send(protocol.TypeGroupJoin, &protocol.GroupJoin{GroupID: g.GroupID}), protocol.TypeGroupInfo, nil)
+		c.must(protocol.TypeGroupJoin, &protocol.GroupJoin{GroupID: g.GroupID}, protocol.TypeGroupInfo)
 		conns[i] = c
 	}
 	h := startHonest(t, srv)
@@ -55,7 +55,7 @@ func TestAbuseReadFlood(t *testing.T) {
 				}
 				c.sendBytes(batch)
 				for got := 0; got < 10; {
-					f, _, err := nextBig(c, 10*time.Second)
+					f, err := c.next(10 * time.Second)
 					if err == nil && f.h.RequestID == 0 && f.h.Type != protocol.TypeKick {
 						continue // a push (the others joining)
 					}
