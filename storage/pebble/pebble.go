@@ -28,6 +28,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/storage"
@@ -83,6 +84,11 @@ type Store struct {
 	seenReady atomic.Bool
 	seenDone  chan struct{} // closed when loadSeen returns
 
+	// pacing paces flushes and compactions (pace.go) until paceQuit
+	// closes; paceDone closes when its goroutine is gone.
+	pacing             *pacing
+	paceQuit, paceDone chan struct{}
+
 	// closed is set first by Close; reads hold rw shared while they use db,
 	// and Close takes it exclusively before closing db.
 	closed atomic.Bool
@@ -125,6 +131,12 @@ func Open(cfg Config) (*Store, error) {
 		CacheSize:          cfg.CacheSize + 3*int64(cfg.MemTableSize),
 		Logger:             pebbleLogger{cfg.Logger},
 	}
+	pace := newPacing()
+	opts.FS = pacedFS{vfs.Default, pace}
+	opts.EventListener = &pebble.EventListener{}
+	pace.listen(opts.EventListener)
+	opts.EnsureDefaults()
+	pace.memTableSize, pace.l0Threshold = opts.MemTableSize, opts.L0CompactionThreshold
 	// Bloom filters: the dedupe lookup of every append is usually a miss.
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
@@ -170,6 +182,8 @@ func Open(cfg Config) (*Store, error) {
 	go s.w.run()
 	go s.w.complete()
 	go s.loadSeen()
+	s.pacing, s.paceQuit, s.paceDone = pace, make(chan struct{}), make(chan struct{})
+	go pace.run(db, s.paceQuit, s.paceDone)
 	return s, nil
 }
 
@@ -218,6 +232,8 @@ func (s *Store) Close() error {
 	s.w.close()
 	s.idx.Close()
 	<-s.seenDone
+	close(s.paceQuit)
+	<-s.paceDone
 	s.rw.Lock() // wait for reads in flight
 	defer s.rw.Unlock()
 	if err := s.db.Close(); err != nil {
