@@ -176,7 +176,7 @@ func Open(cfg Config) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("pebble: open %s: file references: %w", cfg.Dir, err)
 	}
-	s.idx = fulltext.NewIndexer(fulltext.IndexerConfig{Lists: &indexLists{db: db, pieces: make(map[string]int)}, Logger: cfg.Logger})
+	s.idx = fulltext.NewIndexer(fulltext.IndexerConfig{Lists: newIndexLists(db), Logger: cfg.Logger})
 	s.w.indexer = s.idx
 	s.w.seen, s.w.seenReady = s.seen, &s.seenReady
 	go s.w.run()

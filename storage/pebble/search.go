@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -194,19 +195,28 @@ func (sv searchView) Messages(ctx context.Context, user int64, conv string, seqs
 type indexLists struct {
 	db *pebble.DB
 	// pieces counts the merge operands each list got since it was last
-	// written whole. A read merges every operand the store has not
-	// compacted yet, one step each; at maxPieces Add rewrites the list
-	// whole instead (a read and a write at indexing time, so searches
-	// find few pieces).
-	pieces map[string]int
+	// written whole, by a hash of the list's key. A read merges every
+	// operand the store has not compacted yet, one step each; at maxPieces
+	// Add rewrites the list whole instead (a read and a write at indexing
+	// time, so searches find few pieces). The map holds no pointers, so the
+	// collector does not walk it: keyed by the keys themselves, it held up
+	// to a million strings, and every collection marked them all while
+	// sends waited (docs/benchmarks.md, "Paced background writes"). Two
+	// keys of one hash share a count, which only moves a rewrite.
+	pieces    map[uint64]uint8
+	pieceSeed maphash.Seed
 }
 
 // maxPieces is the merge operands a list gets before it is rewritten whole;
 // maxPieceKeys bounds the counters (past it they start again).
 const (
 	maxPieces    = 16
-	maxPieceKeys = 1 << 20
+	maxPieceKeys = 1 << 18
 )
+
+func newIndexLists(db *pebble.DB) *indexLists {
+	return &indexLists{db: db, pieces: make(map[uint64]uint8), pieceSeed: maphash.MakeSeed()}
+}
 
 func (l *indexLists) Progress(ctx context.Context, conv string) (uint64, error) {
 	v, found, err := getFrom(l.db, progressKey(conv))
@@ -341,8 +351,9 @@ func (l *indexLists) Add(ctx context.Context, conv string, postings map[fulltext
 	}
 	for k, list := range postings {
 		pk := postingKey(conv, k.Bucket, k.Gram)
-		if n := l.pieces[string(pk)]; n < maxPieces {
-			l.pieces[string(pk)] = n + 1
+		h := maphash.Bytes(l.pieceSeed, pk)
+		if n := l.pieces[h]; n < maxPieces {
+			l.pieces[h] = n + 1
 			if err := b.Merge(pk, list, nil); err != nil {
 				return err
 			}
@@ -352,7 +363,7 @@ func (l *indexLists) Add(ctx context.Context, conv string, postings map[fulltext
 		if err != nil {
 			return err
 		}
-		delete(l.pieces, string(pk))
+		delete(l.pieces, h)
 		if err := b.Set(pk, append(old, list...), nil); err != nil {
 			return err
 		}
@@ -381,7 +392,7 @@ func (l *indexLists) Remove(ctx context.Context, conv string, offs map[fulltext.
 		if !found {
 			continue
 		}
-		delete(l.pieces, string(pk))
+		delete(l.pieces, maphash.Bytes(l.pieceSeed, pk))
 		if v = fulltext.RemovePostings(v, o); len(v) == 0 {
 			err = b.Delete(pk, nil)
 		} else {

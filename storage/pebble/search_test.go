@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"testing"
@@ -65,5 +66,47 @@ func TestSearchCatchUp(t *testing.T) {
 	}
 	if got := s.idx.Stats().Messages; got != n {
 		t.Errorf("indexed %d messages at start, want %d", got, n)
+	}
+}
+
+// TestIndexListPieces adds to one posting list past maxPieces twice over:
+// the list is merged piece by piece, then rewritten whole, and holds every
+// posting in order either way; the counters stay within their bound.
+func TestIndexListPieces(t *testing.T) {
+	s := open(t, Config{Dir: t.TempDir()})
+	l := newIndexLists(s.db)
+	ctx := context.Background()
+	conv, key := protocol.DirectConv(1, 2), fulltext.ListKey{Bucket: 0, Gram: 7}
+	var want []byte
+	for seq := uint64(1); seq <= 2*maxPieces+5; seq++ {
+		list := fulltext.AppendPosting(nil, seq)
+		want = append(want, list...)
+		if err := l.Add(ctx, conv, map[fulltext.ListKey][]byte{key: list}, nil, seq); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := getFrom(s.db, postingKey(conv, key.Bucket, key.Gram))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("after seq %d: list %x, %v; want %x", seq, got, err, want)
+		}
+	}
+	if p, err := l.Progress(ctx, conv); err != nil || p != 2*maxPieces+5 {
+		t.Fatalf("progress %d, %v", p, err)
+	}
+	// Many lists: the counters start again past their bound.
+	postings := make(map[fulltext.ListKey][]byte)
+	for g := range maxPieceKeys + 10 {
+		postings[fulltext.ListKey{Bucket: 1, Gram: fulltext.Gram(g)}] = fulltext.AppendPosting(nil, 1)
+		if len(postings) == 4096 {
+			if err := l.Add(ctx, conv, postings, nil, 0); err != nil {
+				t.Fatal(err)
+			}
+			clear(postings)
+		}
+	}
+	if err := l.Add(ctx, conv, postings, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.pieces) > maxPieceKeys+4096 {
+		t.Fatalf("%d piece counters; bound %d (checked before each Add)", len(l.pieces), maxPieceKeys)
 	}
 }
