@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +78,8 @@ type pacing struct {
 	// The engine's event listener sets both.
 	flushes  atomic.Uint64
 	flushing atomic.Int32
+	// stalls counts the engine's write stalls.
+	stalls atomic.Uint64
 
 	memTableSize uint64
 	l0Threshold  int
@@ -84,8 +87,20 @@ type pacing struct {
 
 func newPacing() *pacing { return &pacing{flush: newPacer(), compaction: newPacer()} }
 
-// listen makes l tell pc when flushes begin and end.
-func (pc *pacing) listen(l *pebble.EventListener) {
+// listen makes l tell pc when flushes begin and end, and log each write
+// stall (the engine holding writes until a flush or a compaction catches
+// up), which the paces are lifted to avoid.
+func (pc *pacing) listen(l *pebble.EventListener, log *slog.Logger) {
+	var stallAt atomic.Int64
+	l.WriteStallBegin = func(info pebble.WriteStallBeginInfo) {
+		pc.stalls.Add(1)
+		stallAt.Store(time.Now().UnixNano())
+		log.Warn("pebble: writes stalled", "reason", info.Reason,
+			"flush_pace", pc.flush.rate.Load(), "compaction_pace", pc.compaction.rate.Load())
+	}
+	l.WriteStallEnd = func() {
+		log.Warn("pebble: writes go on", "stalled", time.Since(time.Unix(0, stallAt.Load())))
+	}
 	begin, end := l.FlushBegin, l.FlushEnd
 	l.FlushBegin = func(info pebble.FlushInfo) {
 		pc.flushes.Add(1)

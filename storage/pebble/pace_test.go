@@ -131,6 +131,9 @@ func TestPacingFollowsTheEngine(t *testing.T) {
 	if got := s.pacing.flushes.Load(); got < 2 {
 		t.Fatalf("%d flushes began; want several", got)
 	}
+	if got := s.pacing.stalls.Load(); got != 0 {
+		t.Fatalf("%d write stalls under the paces", got)
+	}
 	if err := s.db.Flush(); err != nil { // a flush under the pace
 		t.Fatal(err)
 	}

@@ -134,7 +134,7 @@ func Open(cfg Config) (*Store, error) {
 	pace := newPacing()
 	opts.FS = pacedFS{vfs.Default, pace}
 	opts.EventListener = &pebble.EventListener{}
-	pace.listen(opts.EventListener)
+	pace.listen(opts.EventListener, cfg.Logger)
 	opts.EnsureDefaults()
 	pace.memTableSize, pace.l0Threshold = opts.MemTableSize, opts.L0CompactionThreshold
 	// Bloom filters: the dedupe lookup of every append is usually a miss.
