@@ -43,14 +43,16 @@ const (
 
 // pacer spreads writes to a rate; a rate of 0 lets them through.
 type pacer struct {
-	rate atomic.Int64 // bytes a second
-	mu   sync.Mutex
-	next time.Time // when the writes so far are due, at rate
-	// sleep waits; a test may record instead.
+	rate  atomic.Int64  // bytes a second
+	waits atomic.Uint64 // writes held back
+	mu    sync.Mutex
+	next  time.Time // when the writes so far are due, at rate
+	// now and sleep are the clock; a test may stop it.
+	now   func() time.Time
 	sleep func(time.Duration)
 }
 
-func newPacer() *pacer { return &pacer{sleep: time.Sleep} }
+func newPacer() *pacer { return &pacer{now: time.Now, sleep: time.Sleep} }
 
 // wait holds a write of n bytes until it is due.
 func (p *pacer) wait(n int) {
@@ -59,7 +61,7 @@ func (p *pacer) wait(n int) {
 		return
 	}
 	p.mu.Lock()
-	now := time.Now()
+	now := p.now()
 	if earliest := now.Add(-paceCredit); p.next.Before(earliest) {
 		p.next = earliest
 	}
@@ -67,6 +69,7 @@ func (p *pacer) wait(n int) {
 	d := p.next.Sub(now)
 	p.mu.Unlock()
 	if d > 0 {
+		p.waits.Add(1)
 		p.sleep(d)
 	}
 }
@@ -78,29 +81,34 @@ type pacing struct {
 	// The engine's event listener sets both.
 	flushes  atomic.Uint64
 	flushing atomic.Int32
-	// stalls counts the engine's write stalls.
-	stalls atomic.Uint64
+	// stalls and stallsEnded count the engine's write stalls begun and
+	// ended, stallsPaced those begun while flushes were paced;
+	// stallReason is the last one's reason.
+	stalls, stallsEnded, stallsPaced atomic.Uint64
+	stallReason                      atomic.Pointer[string]
+	log                              *slog.Logger
 
 	memTableSize uint64
 	l0Threshold  int
 }
 
-func newPacing() *pacing { return &pacing{flush: newPacer(), compaction: newPacer()} }
+func newPacing(log *slog.Logger) *pacing {
+	return &pacing{flush: newPacer(), compaction: newPacer(), log: log}
+}
 
-// listen makes l tell pc when flushes begin and end, and log each write
-// stall (the engine holding writes until a flush or a compaction catches
-// up), which the paces are lifted to avoid.
-func (pc *pacing) listen(l *pebble.EventListener, log *slog.Logger) {
-	var stallAt atomic.Int64
+// listen makes l tell pc when flushes begin and end and when the engine
+// stalls writes (holding them until a flush or a compaction catches up,
+// which the paces are lifted to avoid). The engine calls these under its
+// lock: they only count; run logs the stalls.
+func (pc *pacing) listen(l *pebble.EventListener) {
 	l.WriteStallBegin = func(info pebble.WriteStallBeginInfo) {
+		pc.stallReason.Store(&info.Reason)
 		pc.stalls.Add(1)
-		stallAt.Store(time.Now().UnixNano())
-		log.Warn("pebble: writes stalled", "reason", info.Reason,
-			"flush_pace", pc.flush.rate.Load(), "compaction_pace", pc.compaction.rate.Load())
+		if pc.flush.rate.Load() > 0 {
+			pc.stallsPaced.Add(1) // the flush's pace was not lifted in time
+		}
 	}
-	l.WriteStallEnd = func() {
-		log.Warn("pebble: writes go on", "stalled", time.Since(time.Unix(0, stallAt.Load())))
-	}
+	l.WriteStallEnd = func() { pc.stallsEnded.Add(1) }
 	begin, end := l.FlushBegin, l.FlushEnd
 	l.FlushBegin = func(info pebble.FlushInfo) {
 		pc.flushes.Add(1)
@@ -140,17 +148,38 @@ func (pc *pacing) paceRates(s paceSample) (flush, compaction int64) {
 	return flush, compaction
 }
 
+// intakeWindow measures the WAL's intake over the last paceWindow samples.
+type intakeWindow struct {
+	ring [paceWindow]struct {
+		at    time.Time
+		walIn uint64
+	}
+	n int
+}
+
+// add records the WAL's total intake at a time and returns its rate over
+// the window (bytes a second), or false before there are two samples.
+func (w *intakeWindow) add(at time.Time, walIn uint64) (float64, bool) {
+	oldest := w.ring[0]
+	if w.n >= paceWindow {
+		oldest = w.ring[w.n%paceWindow]
+	}
+	w.ring[w.n%paceWindow].at, w.ring[w.n%paceWindow].walIn = at, walIn
+	w.n++
+	span := at.Sub(oldest.at)
+	if w.n == 1 || span <= 0 {
+		return 0, false
+	}
+	return float64(walIn-oldest.walIn) / span.Seconds(), true
+}
+
 // run sets the paces from db's metrics every paceEvery until quit closes.
 func (pc *pacing) run(db *pebble.DB, quit <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(paceEvery)
 	defer t.Stop()
-	var ring [paceWindow]struct {
-		at    time.Time
-		walIn uint64
-	}
-	n := 0
-	var seenFlushes, flushStart, prevWALIn uint64
+	var intake intakeWindow
+	var seenFlushes, flushStart, prevWALIn, seenStalls, seenEnded uint64
 	for {
 		select {
 		case <-quit:
@@ -158,6 +187,15 @@ func (pc *pacing) run(db *pebble.DB, quit <-chan struct{}, done chan<- struct{})
 			pc.compaction.rate.Store(0)
 			return
 		case now := <-t.C:
+			if n, e := pc.stalls.Load(), pc.stallsEnded.Load(); n != seenStalls || e != seenEnded {
+				reason := ""
+				if r := pc.stallReason.Load(); r != nil {
+					reason = *r
+				}
+				pc.log.Warn("pebble: writes stalled", "stalls", n, "ended", e, "paced", pc.stallsPaced.Load(), "reason", reason,
+					"flush_pace", pc.flush.rate.Load(), "compaction_pace", pc.compaction.rate.Load())
+				seenStalls, seenEnded = n, e
+			}
 			m := db.Metrics()
 			walIn := m.WAL.BytesIn
 			if f := pc.flushes.Load(); f != seenFlushes {
@@ -165,24 +203,17 @@ func (pc *pacing) run(db *pebble.DB, quit <-chan struct{}, done chan<- struct{})
 				seenFlushes, flushStart = f, prevWALIn
 			}
 			prevWALIn = walIn
-			oldest := ring[0]
-			if n >= paceWindow {
-				oldest = ring[n%paceWindow]
+			rate, ok := intake.add(now, walIn)
+			if !ok {
+				continue
 			}
-			ring[n%paceWindow].at, ring[n%paceWindow].walIn = now, walIn
-			n++
-			window := now.Sub(oldest.at)
-			if n == 1 || window <= 0 {
-				continue // no window yet
-			}
-			s := paceSample{
-				intake:     float64(walIn-oldest.walIn) / window.Seconds(),
+			f, c := pc.paceRates(paceSample{
+				intake:     rate,
 				sinceFlush: walIn - flushStart,
 				flushing:   pc.flushing.Load() > 0,
 				l0:         m.Levels[0].Sublevels,
 				debt:       m.Compact.EstimatedDebt,
-			}
-			f, c := pc.paceRates(s)
+			})
 			pc.flush.rate.Store(f)
 			pc.compaction.rate.Store(c)
 		}

@@ -131,10 +131,10 @@ func Open(cfg Config) (*Store, error) {
 		CacheSize:          cfg.CacheSize + 3*int64(cfg.MemTableSize),
 		Logger:             pebbleLogger{cfg.Logger},
 	}
-	pace := newPacing()
+	pace := newPacing(cfg.Logger)
 	opts.FS = pacedFS{vfs.Default, pace}
 	opts.EventListener = &pebble.EventListener{}
-	pace.listen(opts.EventListener, cfg.Logger)
+	pace.listen(opts.EventListener)
 	opts.EnsureDefaults()
 	pace.memTableSize, pace.l0Threshold = opts.MemTableSize, opts.L0CompactionThreshold
 	// Bloom filters: the dedupe lookup of every append is usually a miss.
