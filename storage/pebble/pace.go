@@ -96,10 +96,10 @@ func newPacing(log *slog.Logger) *pacing {
 	return &pacing{flush: newPacer(), compaction: newPacer(), log: log}
 }
 
-// listen makes l tell pc when flushes begin and end and when the engine
-// stalls writes (holding them until a flush or a compaction catches up,
-// which the paces are lifted to avoid). The engine calls these under its
-// lock: they only count; run logs the stalls.
+// listen sets l's hooks (l is the store's own: nothing else listens) to tell pc when
+// flushes begin and end and when the engine stalls writes (holding them
+// until a flush or a compaction catches up, which the paces are lifted to
+// avoid). The engine calls them under its lock: they only count; run logs.
 func (pc *pacing) listen(l *pebble.EventListener) {
 	l.WriteStallBegin = func(info pebble.WriteStallBeginInfo) {
 		pc.stallReason.Store(&info.Reason)
@@ -109,20 +109,11 @@ func (pc *pacing) listen(l *pebble.EventListener) {
 		}
 	}
 	l.WriteStallEnd = func() { pc.stallsEnded.Add(1) }
-	begin, end := l.FlushBegin, l.FlushEnd
-	l.FlushBegin = func(info pebble.FlushInfo) {
+	l.FlushBegin = func(pebble.FlushInfo) {
 		pc.flushes.Add(1)
 		pc.flushing.Add(1)
-		if begin != nil {
-			begin(info)
-		}
 	}
-	l.FlushEnd = func(info pebble.FlushInfo) {
-		pc.flushing.Add(-1)
-		if end != nil {
-			end(info)
-		}
-	}
+	l.FlushEnd = func(pebble.FlushInfo) { pc.flushing.Add(-1) }
 }
 
 // paceSample is what the paces are set from.
