@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ type P2POptions struct {
 	Window   int     // unacked sends per sender
 	Rate     float64 // total sends per second; 0: flat out
 	Size     int     // body bytes (at least 8: the send time)
+	Text     bool    // the body after the send time is words (text.go), not zeros
 	Messages int     // per sender; 0: as many as Duration allows
 	Parallel int     // logins in flight while setting up; default 32
 }
@@ -151,6 +153,10 @@ func P2P(ctx context.Context, o P2POptions) (Result, error) {
 			defer wg.Done()
 			next := time.Now().Add(time.Duration(i) * interval / time.Duration(max(o.Pairs, 1)))
 			var cmid []byte
+			var text *rand.Rand // words for the bodies, when o.Text
+			if o.Text {
+				text = rand.New(rand.NewPCG(uint64(i), 0))
+			}
 			for seq := 0; ctx.Err() == nil; seq++ {
 				if o.Messages > 0 && seq == o.Messages || o.Messages == 0 && !time.Now().Before(deadline) {
 					break
@@ -174,7 +180,7 @@ func P2P(ctx context.Context, o P2POptions) (Result, error) {
 				}
 				cmid = strconv.AppendInt(append(strconv.AppendInt(cmid[:0], int64(i), 10), '-'), int64(seq), 10)
 				_, err := p.a.send(protocol.TypeSend, &protocol.Send{
-					ClientMsgID: string(cmid), To: p.bID, Body: stampAt(o.Size, due),
+					ClientMsgID: string(cmid), To: p.bID, Body: body(o.Size, due, text),
 				}, len(p.inflight) == cap(p.inflight) || interval > 0)
 				if err != nil {
 					failures.add("send: " + reasonOf(err))
@@ -265,6 +271,16 @@ func slot(inflight chan struct{}) bool {
 // stamp returns a body of size n (at least 8) that starts with the send
 // time.
 func stamp(n int) []byte { return stampAt(n, time.Time{}) }
+
+// body is a stamped body of n bytes sent at t (now if zero), the rest
+// words drawn with text, or zeros when text is nil.
+func body(n int, t time.Time, text *rand.Rand) []byte {
+	b := stampAt(n, t)
+	if text != nil {
+		words(b[8:], text)
+	}
+	return b
+}
 
 // stampAt is stamp with the time t, or now if t is zero.
 func stampAt(n int, t time.Time) []byte {

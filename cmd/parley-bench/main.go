@@ -76,6 +76,7 @@ type flags struct {
 	embedded, baseline       bool
 	duration                 time.Duration
 	pairs, window, size      int
+	text                     bool
 	messages                 int
 	rate                     float64
 	groups, members, senders int
@@ -97,6 +98,7 @@ func (f *flags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.pairs, "pairs", 50, "p2p: sender → receiver pairs")
 	fs.IntVar(&f.window, "window", 16, "p2p: unacked sends per sender")
 	fs.IntVar(&f.size, "size", 64, "message body bytes")
+	fs.BoolVar(&f.text, "text", false, "p2p: bodies of words after the send time (the text index's real work), not zeros")
 	fs.IntVar(&f.messages, "messages", 0, "p2p, group: messages per sender (0: as many as --duration allows)")
 	fs.Float64Var(&f.rate, "rate", 0, "p2p: total sends per second (0: flat out, then half of that)")
 	fs.IntVar(&f.groups, "groups", 1, "group: groups, each with its own members")
@@ -251,7 +253,7 @@ func writeReport(rep *bench.Report, f flags) error {
 }
 
 func p2pOptions(f flags, o bench.Options) bench.P2POptions {
-	return bench.P2POptions{Options: o, Pairs: f.pairs, Window: f.window, Rate: f.rate, Size: f.size, Messages: f.messages, Parallel: f.parallel}
+	return bench.P2POptions{Options: o, Pairs: f.pairs, Window: f.window, Rate: f.rate, Size: f.size, Text: f.text, Messages: f.messages, Parallel: f.parallel}
 }
 
 func groupOptions(f flags, o bench.Options) bench.GroupOptions {
