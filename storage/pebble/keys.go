@@ -28,6 +28,7 @@ import (
 //	M user group          → "" (a user's groups)
 //	b user                → until, reason, created (ban)
 //	o lower(name) 0 id    → "" (open groups, the directory; groupdir.go)
+//	q conv 0 bucket n     → segment of the text index: one pass's lists (segments.go)
 //	s conv 0 bucket gram  → posting list of the text index (search.go)
 //	S conv                → the seq up to which conv is indexed
 //	F sum conv 0 seq      → "" : the message holds (or held) an attachment of file sum (search.go)
@@ -57,6 +58,7 @@ const (
 	tMemberOf  = 'M'
 	tBan       = 'b'
 	tPosting   = 's'
+	tSegment   = 'q'
 	tProgress  = 'S'
 	tFileRef   = 'F'
 	tExpiry    = 'e'

@@ -1,12 +1,14 @@
 package pebble
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"slices"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -17,6 +19,7 @@ import (
 
 // The text index (storage/fulltext) lives beside the messages:
 //
+//	q conv 0 bucket n    → segment: one pass's lists of a bucket (segments.go)
 //	s conv 0 bucket gram → posting list: uvarint offsets, appended with Merge
 //	S conv               → the seq up to which conv is indexed
 //
@@ -126,6 +129,10 @@ func (sv searchView) Lists(ctx context.Context, conv string, bucket uint64, rang
 			return nil, err
 		}
 	}
+	// Then the passes not yet folded into the lists.
+	if err := segmentLists(sv.v.snap, out, conv, bucket, ranges); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -205,7 +212,20 @@ type indexLists struct {
 	// keys of one hash share a count, which only moves a rewrite.
 	pieces    map[uint64]uint8
 	pieceSeed maphash.Seed
+	// segs counts the segments each bucket got since its last fold, by a
+	// hash of its key prefix (as pieces; lost at a restart, so a bucket
+	// may gather up to twice maxSegments); segNext numbers segments.
+	segs    map[uint64]uint8
+	segNext uint64
+	// keys and seg are Add's buffers (the sorted keys of a pass, a
+	// segment), kept from one pass to the next.
+	keys []fulltext.ListKey
+	seg  []byte
+	segw segmentWriter
 }
+
+// maxKeptBuffer bounds the bytes of each buffer Add keeps for the next pass.
+const maxKeptBuffer = 1 << 20
 
 // maxPieces is the merge operands a list gets before it is rewritten whole;
 // maxPieceKeys bounds the counters (past it they start again).
@@ -215,7 +235,10 @@ const (
 )
 
 func newIndexLists(db *pebble.DB) *indexLists {
-	return &indexLists{db: db, pieces: make(map[uint64]uint8), pieceSeed: maphash.MakeSeed()}
+	// Segment numbers go on from the clock, so those of an earlier run
+	// are not taken again.
+	return &indexLists{db: db, pieces: make(map[uint64]uint8), pieceSeed: maphash.MakeSeed(),
+		segs: make(map[uint64]uint8), segNext: uint64(time.Now().UnixNano())}
 }
 
 func (l *indexLists) Progress(ctx context.Context, conv string) (uint64, error) {
@@ -346,27 +369,30 @@ func (l *indexLists) Add(ctx context.Context, conv string, postings map[fulltext
 			return err
 		}
 	}
-	if len(l.pieces) > maxPieceKeys {
-		clear(l.pieces)
+	l.boundCounters()
+	// A segment for each bucket of the pass (one, or two when the pass
+	// crosses into the next): its lists sorted by bucket, then gram.
+	keys := l.keys[:0]
+	for k := range postings {
+		keys = append(keys, k)
 	}
-	for k, list := range postings {
-		pk := postingKey(conv, k.Bucket, k.Gram)
-		h := maphash.Bytes(l.pieceSeed, pk)
-		if n := l.pieces[h]; n < maxPieces {
-			l.pieces[h] = n + 1
-			if err := b.Merge(pk, list, nil); err != nil {
-				return err
-			}
-			continue
+	slices.SortFunc(keys, func(a, b fulltext.ListKey) int {
+		return cmp.Or(cmp.Compare(a.Bucket, b.Bucket), cmp.Compare(a.Gram, b.Gram))
+	})
+	l.keys = keys
+	for i := 0; i < len(keys); {
+		j := i + 1
+		for j < len(keys) && keys[j].Bucket == keys[i].Bucket {
+			j++
 		}
-		old, _, err := getFrom(l.db, pk)
-		if err != nil {
+		if err := l.addSegment(b, conv, keys[i].Bucket, keys[i:j], postings); err != nil {
 			return err
 		}
-		delete(l.pieces, h)
-		if err := b.Set(pk, append(old, list...), nil); err != nil {
-			return err
-		}
+		i = j
+	}
+	if cap(l.seg) > maxKeptBuffer || cap(l.keys)*16 > maxKeptBuffer {
+		// A rare large pass does not stay.
+		l.seg, l.keys, l.segw = nil, nil, segmentWriter{}
 	}
 	cur, err := l.Progress(ctx, conv)
 	if err != nil {
@@ -378,6 +404,32 @@ func (l *indexLists) Add(ctx context.Context, conv string, postings map[fulltext
 		}
 	}
 	return b.Commit(pebble.NoSync)
+}
+
+// boundCounters starts the counters again once they pass maxPieceKeys.
+func (l *indexLists) boundCounters() {
+	if len(l.pieces) > maxPieceKeys {
+		clear(l.pieces)
+	}
+	if len(l.segs) > maxPieceKeys {
+		clear(l.segs)
+	}
+}
+
+// appendList appends list to the posting list pk in b: as a merge operand,
+// or, once the list has maxPieces of them, by writing it whole.
+func (l *indexLists) appendList(b *pebble.Batch, pk, list []byte) error {
+	h := maphash.Bytes(l.pieceSeed, pk)
+	if n := l.pieces[h]; n < maxPieces {
+		l.pieces[h] = n + 1
+		return b.Merge(pk, list, nil)
+	}
+	old, _, err := getFrom(l.db, pk)
+	if err != nil {
+		return err
+	}
+	delete(l.pieces, h)
+	return b.Set(pk, append(old, list...), nil)
 }
 
 func (l *indexLists) Remove(ctx context.Context, conv string, offs map[fulltext.ListKey]map[uint64]bool) error {
@@ -399,6 +451,18 @@ func (l *indexLists) Remove(ctx context.Context, conv string, offs map[fulltext.
 			err = b.Set(pk, v, nil)
 		}
 		if err != nil {
+			return err
+		}
+	}
+	byBucket := make(map[uint64]map[fulltext.Gram]map[uint64]bool)
+	for k, o := range offs {
+		if byBucket[k.Bucket] == nil {
+			byBucket[k.Bucket] = make(map[fulltext.Gram]map[uint64]bool)
+		}
+		byBucket[k.Bucket][k.Gram] = o
+	}
+	for bucket, o := range byBucket {
+		if err := l.removeFromSegments(b, conv, bucket, o); err != nil {
 			return err
 		}
 	}
@@ -426,7 +490,7 @@ func (s *Store) indexFileRefs() error {
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	for _, t := range []byte{tPosting, tProgress} {
+	for _, t := range []byte{tPosting, tSegment, tProgress} {
 		if err := b.DeleteRange([]byte{t}, []byte{t + 1}, nil); err != nil {
 			return err
 		}
