@@ -2,7 +2,6 @@ package pebble
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"slices"
 
@@ -18,13 +17,7 @@ import (
 var _ storage.Events = (*Store)(nil)
 
 // metaKey is the key of the Meta of conv's message seq.
-func metaKey(conv string, seq uint64) []byte {
-	b := make([]byte, 0, 2+len(conv)+8)
-	b = append(b, tMeta)
-	b = append(b, conv...)
-	b = append(b, 0)
-	return binary.BigEndian.AppendUint64(b, seq)
-}
+func metaKey(conv string, seq uint64) []byte { return convKey(tMeta, conv, seq) }
 
 // getMeta reads a Meta from r (absent: empty).
 func getMeta(r interface {

@@ -80,6 +80,15 @@ func key(table byte, ids ...int64) []byte {
 	return b
 }
 
+// convKey is "table conv 0 n", with room for another 8 bytes after it.
+func convKey(table byte, conv string, n uint64) []byte {
+	b := make([]byte, 0, 2+len(conv)+16)
+	b = append(b, table)
+	b = append(b, conv...)
+	b = append(b, 0)
+	return binary.BigEndian.AppendUint64(b, n)
+}
+
 // msgPrefix is the start of conv's message keys; msgEnd is above them all.
 func msgPrefix(conv string) []byte {
 	b := make([]byte, 0, 2+len(conv)+8)

@@ -32,13 +32,7 @@ import (
 
 var _ storage.Searcher = (*Store)(nil)
 
-func postingPrefix(conv string, bucket uint64) []byte {
-	b := make([]byte, 0, 2+len(conv)+16)
-	b = append(b, tPosting)
-	b = append(b, conv...)
-	b = append(b, 0)
-	return binary.BigEndian.AppendUint64(b, bucket)
-}
+func postingPrefix(conv string, bucket uint64) []byte { return convKey(tPosting, conv, bucket) }
 
 func postingKey(conv string, bucket uint64, g fulltext.Gram) []byte {
 	return binary.BigEndian.AppendUint64(postingPrefix(conv, bucket), uint64(g))

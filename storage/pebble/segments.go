@@ -55,13 +55,7 @@ const segDirEntry = 12
 // errSegment is a segment that does not parse.
 var errSegment = errors.New("pebble: malformed index segment")
 
-func segPrefix(conv string, bucket uint64) []byte {
-	b := make([]byte, 0, 2+len(conv)+16)
-	b = append(b, tSegment)
-	b = append(b, conv...)
-	b = append(b, 0)
-	return binary.BigEndian.AppendUint64(b, bucket)
-}
+func segPrefix(conv string, bucket uint64) []byte { return convKey(tSegment, conv, bucket) }
 
 func segKey(conv string, bucket, n uint64) []byte {
 	return binary.BigEndian.AppendUint64(segPrefix(conv, bucket), n)
