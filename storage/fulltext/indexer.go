@@ -165,7 +165,7 @@ type Indexer struct {
 	// array reused chunk after chunk (nothing prepare returns refers to it).
 	taken []protocol.Message
 
-	messages, bytes, busy, loaded atomic.Int64
+	messages, bytes, busy, loaded, rested atomic.Int64
 }
 
 // Stats counts an indexer's work since it started.
@@ -174,11 +174,12 @@ type Stats struct {
 	Loaded   int64         // of those, read back from the store (the others were noted and held)
 	Bytes    int64         // posting bytes written (values; keys and engine overhead apart)
 	Busy     time.Duration // time spent indexing: reading the messages, cutting grams, writing
+	Rested   time.Duration // rests the passes took between their pieces (paceRatio)
 }
 
 // Stats returns the indexer's counters.
 func (x *Indexer) Stats() Stats {
-	return Stats{x.messages.Load(), x.loaded.Load(), x.bytes.Load(), time.Duration(x.busy.Load())}
+	return Stats{x.messages.Load(), x.loaded.Load(), x.bytes.Load(), time.Duration(x.busy.Load()), time.Duration(x.rested.Load())}
 }
 
 // NewIndexer starts an indexer; it first catches up on what the store holds
@@ -364,6 +365,8 @@ func (x *Indexer) run() {
 	gather := time.NewTimer(time.Hour)
 	gather.Stop()
 	failing, gathering, ready := false, false, false
+	pace := &pacer{x: x, timer: time.NewTimer(time.Hour), flushes: &flushes}
+	pace.timer.Stop()
 	note := func(p Pending) {
 		if p.Conv != "" {
 			want[p.Conv] = max(want[p.Conv], p.Last)
@@ -390,18 +393,22 @@ func (x *Indexer) run() {
 		}
 		if !failing && due && x.batch != nil {
 			ready = false
-			if err := x.indexBatched(ctx, want, progress); err != nil {
+			pace.start = time.Now()
+			if err := x.indexBatched(ctx, want, progress, pace); err != nil {
 				failing = x.failed(ctx, "index", err, retry)
 			}
 		}
 		if !failing && due && x.batch == nil {
 			ready = false
+			pace.start = time.Now()
 			for conv, last := range want {
+				t0 := time.Now()
 				if err := x.index(ctx, conv, last, progress); err != nil {
 					failing = x.failed(ctx, "index "+conv, err, retry)
 					break
 				}
 				delete(want, conv)
+				pace.after(t0)
 			}
 		}
 		if len(progress) > maxProgress {
@@ -435,6 +442,57 @@ func (x *Indexer) run() {
 		case <-x.quit:
 			return
 		}
+	}
+}
+
+// paceRatio is how long the indexer rests after each piece of a pass (a
+// conversation's messages, or a batch of conversations), as a multiple of
+// the time the piece took: while a pass is younger than the gather delay
+// it takes at most 1/(1+paceRatio) of a core. A pass holds everything the
+// delay gathered, and run flat out it took one of the two cores for tens
+// of milliseconds at a time (22 ms a pass at 40,000 msgs/s of text), long
+// enough to hold the event loops and the writer behind it: the send→push
+// p99 halved once the passes were spread (docs/benchmarks.md, "The text
+// index in segments"). A pass still running when the delay is up goes
+// flat out, so the indexer keeps up when it needs more than that share of
+// a core, as it did before.
+const paceRatio = 3
+
+// pacer spreads the passes of run.
+type pacer struct {
+	x       *Indexer
+	start   time.Time // when the pass began
+	timer   *time.Timer
+	flushes *[]chan struct{} // run's: a Flush that arrives while pacing ends it
+}
+
+// rest is how long to rest after a piece of work that took work, sinceStart
+// into a pass, with the given gather delay: paceRatio times the work, but
+// not past the delay, and nothing once the pass is that old.
+func rest(work, sinceStart, delay time.Duration) time.Duration {
+	return max(0, min(paceRatio*work, delay-sinceStart))
+}
+
+// after rests after a piece of work begun at t0, unless a Flush waits; a
+// Flush or Close during the rest ends it.
+func (p *pacer) after(t0 time.Time) {
+	if len(*p.flushes) > 0 || p.x.delay <= 0 {
+		return
+	}
+	now := time.Now()
+	d := rest(now.Sub(t0), now.Sub(p.start), p.x.delay)
+	if d <= 0 {
+		return
+	}
+	p.x.rested.Add(int64(d))
+	p.timer.Reset(d)
+	select {
+	case <-p.timer.C:
+	case f := <-p.x.flushes:
+		*p.flushes = append(*p.flushes, f)
+		p.timer.Stop()
+	case <-p.x.quit:
+		p.timer.Stop()
 	}
 }
 
@@ -489,7 +547,7 @@ func (x *Indexer) indexChunk(ctx context.Context, conv string, after uint64) (ui
 // indexBatched indexes every conversation of want up to its seq there, a
 // chunk of each of up to batchConvs conversations per AddBatch, round after
 // round, and takes each done out of want.
-func (x *Indexer) indexBatched(ctx context.Context, want, progress map[string]uint64) error {
+func (x *Indexer) indexBatched(ctx context.Context, want, progress map[string]uint64, pace *pacer) error {
 	for len(want) > 0 {
 		convs := make([]string, 0, len(want))
 		for conv := range want {
@@ -498,9 +556,11 @@ func (x *Indexer) indexBatched(ctx context.Context, want, progress map[string]ui
 		for len(convs) > 0 {
 			group := convs[:min(len(convs), batchConvs)]
 			convs = convs[len(group):]
+			t0 := time.Now()
 			if err := x.indexGroup(ctx, group, want, progress); err != nil {
 				return err
 			}
+			pace.after(t0)
 		}
 	}
 	return nil
