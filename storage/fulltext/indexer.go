@@ -427,7 +427,10 @@ func (x *Indexer) run() {
 			continue // a Flush waits: no gathering
 		}
 		if !failing && !gathering && (len(want) > 0 || x.overflow.Load()) {
-			gather.Reset(x.delay)
+			// The delay runs from the start of the last pass: a paced pass
+			// gathers the next one's notes while it rests, so the passes
+			// come once a delay, not once a delay after each ended.
+			gather.Reset(max(0, x.delay-time.Since(pace.start)))
 			gathering = true
 		}
 		select {
