@@ -102,8 +102,10 @@ type IndexerConfig struct {
 	Queue int
 	// Chunk is how many messages one Add covers; 0 means 256.
 	Chunk int
-	// Delay is how long the indexer gathers notes before it indexes them;
-	// 0 means DefaultIndexDelay, negative none. Each pass appends one piece
+	// Delay is how long the indexer gathers notes before it indexes them,
+	// counted from the start of the pass before (a pass rests between its
+	// pieces meanwhile: paceRatio); 0 means DefaultIndexDelay, negative
+	// none. Each pass appends one piece
 	// to each list it touches, and a list read before the store compacts
 	// it costs a step per piece: gathering keeps them few (a message is
 	// searchable about Delay after its commit).
