@@ -103,9 +103,10 @@ type IndexerConfig struct {
 	// Chunk is how many messages one Add covers; 0 means 256.
 	Chunk int
 	// Delay is how long the indexer gathers notes before it indexes them,
-	// counted from the start of the pass before (a pass rests between its
-	// pieces meanwhile: paceRatio); 0 means DefaultIndexDelay, negative
-	// none. Each pass appends one piece
+	// counted from the start of the pass before when the Lists do not
+	// batch (a pass rests between its pieces meanwhile: paceRatio), from
+	// the end of the pass before when they do; 0 means DefaultIndexDelay,
+	// negative none. Each pass appends one piece
 	// to each list it touches, and a list read before the store compacts
 	// it costs a step per piece: gathering keeps them few (a message is
 	// searchable about Delay after its commit).
@@ -395,8 +396,7 @@ func (x *Indexer) run() {
 		}
 		if !failing && due && x.batch != nil {
 			ready = false
-			pace.start = time.Now()
-			if err := x.indexBatched(ctx, want, progress, pace); err != nil {
+			if err := x.indexBatched(ctx, want, progress); err != nil {
 				failing = x.failed(ctx, "index", err, retry)
 			}
 		}
@@ -429,10 +429,14 @@ func (x *Indexer) run() {
 			continue // a Flush waits: no gathering
 		}
 		if !failing && !gathering && (len(want) > 0 || x.overflow.Load()) {
-			// The delay runs from the start of the last pass: a paced pass
-			// gathers the next one's notes while it rests, so the passes
-			// come once a delay, not once a delay after each ended.
-			gather.Reset(max(0, x.delay-time.Since(pace.start)))
+			// Paced, the delay runs from the start of the last pass: a
+			// pass gathers the next one's notes while it rests, so the
+			// passes come once a delay, not once a delay after each ended.
+			wait := x.delay
+			if x.batch == nil {
+				wait = max(0, x.delay-time.Since(pace.start))
+			}
+			gather.Reset(wait)
 			gathering = true
 		}
 		select {
@@ -451,8 +455,7 @@ func (x *Indexer) run() {
 }
 
 // paceRatio is how long the indexer rests after each piece of a pass (a
-// conversation's messages, or a batch of conversations), as a multiple of
-// the time the piece took: while a pass is younger than the gather delay
+// conversation's messages), as a multiple of the time the piece took: while a pass is younger than the gather delay
 // it takes at most 1/(1+paceRatio) of a core. A pass holds everything the
 // delay gathered, and run flat out it took one of the two cores for tens
 // of milliseconds at a time (22 ms a pass at 40,000 msgs/s of text), long
@@ -460,7 +463,9 @@ func (x *Indexer) run() {
 // p99 halved once the passes were spread (docs/benchmarks.md, "The text
 // index in segments"). A pass still running when the delay is up goes
 // flat out, so the indexer keeps up when it needs more than that share of
-// a core, as it did before.
+// a core, as it did before. Lists that batch (MySQL) are not paced: their
+// pass is mostly the database's work, and more frequent passes would cost
+// it a transaction each (the cluster's p99 rose in a first measurement).
 const paceRatio = 3
 
 // pacer spreads the passes of run.
@@ -552,7 +557,7 @@ func (x *Indexer) indexChunk(ctx context.Context, conv string, after uint64) (ui
 // indexBatched indexes every conversation of want up to its seq there, a
 // chunk of each of up to batchConvs conversations per AddBatch, round after
 // round, and takes each done out of want.
-func (x *Indexer) indexBatched(ctx context.Context, want, progress map[string]uint64, pace *pacer) error {
+func (x *Indexer) indexBatched(ctx context.Context, want, progress map[string]uint64) error {
 	for len(want) > 0 {
 		convs := make([]string, 0, len(want))
 		for conv := range want {
@@ -561,11 +566,9 @@ func (x *Indexer) indexBatched(ctx context.Context, want, progress map[string]ui
 		for len(convs) > 0 {
 			group := convs[:min(len(convs), batchConvs)]
 			convs = convs[len(group):]
-			t0 := time.Now()
 			if err := x.indexGroup(ctx, group, want, progress); err != nil {
 				return err
 			}
-			pace.after(t0)
 		}
 	}
 	return nil
