@@ -368,7 +368,9 @@ func (x *Indexer) run() {
 	gather := time.NewTimer(time.Hour)
 	gather.Stop()
 	failing, gathering, ready := false, false, false
-	pace := &pacer{x: x, timer: time.NewTimer(time.Hour), flushes: &flushes}
+	// The first gathering runs a delay from the start, as before passes
+	// were paced.
+	pace := &pacer{x: x, start: time.Now(), timer: time.NewTimer(time.Hour), flushes: &flushes}
 	pace.timer.Stop()
 	note := func(p Pending) {
 		if p.Conv != "" {

@@ -77,8 +77,7 @@ func TestIndexerPacesPasses(t *testing.T) {
 	if st.Rested > 2*paceRatio*st.Busy || st.Rested > 50*time.Millisecond {
 		t.Fatalf("rested %v for %v of work: far more than %d times it, or past the delay", st.Rested, st.Busy, paceRatio)
 	}
-	// A Flush while a pass rests: everything is indexed, and it does not
-	// wait for the rests.
+	// A Flush, perhaps while a pass rests: everything is indexed.
 	note(1)
 	if err := x.Flush(ctx); err != nil {
 		t.Fatal(err)
