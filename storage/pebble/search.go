@@ -215,7 +215,6 @@ type indexLists struct {
 	// segment), kept from one pass to the next.
 	keys []fulltext.ListKey
 	seg  []byte
-	segw segmentWriter
 }
 
 // maxKeptBuffer bounds the bytes of each buffer Add keeps for the next pass.
@@ -386,7 +385,7 @@ func (l *indexLists) Add(ctx context.Context, conv string, postings map[fulltext
 	}
 	if cap(l.seg) > maxKeptBuffer || cap(l.keys)*16 > maxKeptBuffer {
 		// A rare large pass does not stay.
-		l.seg, l.keys, l.segw = nil, nil, segmentWriter{}
+		l.seg, l.keys = nil, nil
 	}
 	cur, err := l.Progress(ctx, conv)
 	if err != nil {

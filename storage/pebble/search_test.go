@@ -222,7 +222,7 @@ func TestIndexCountersBounded(t *testing.T) {
 // TestSegmentEncoding round-trips a segment and refuses a cut one.
 func TestSegmentEncoding(t *testing.T) {
 	in := map[fulltext.Gram][]byte{3: {1, 2}, 1: {5}, 1 << 40: fulltext.AppendPosting(nil, 4000)}
-	seg := appendSegment(nil, in)
+	seg := appendSegmentOf(nil, in)
 	var order []fulltext.Gram
 	err := eachList(seg, 0, func(g fulltext.Gram, list []byte) bool {
 		order = append(order, g)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/maphash"
+	"maps"
 	"slices"
 	"sort"
 
@@ -61,41 +62,29 @@ func segKey(conv string, bucket, n uint64) []byte {
 	return binary.BigEndian.AppendUint64(segPrefix(conv, bucket), n)
 }
 
-// segmentWriter builds a segment from lists added in ascending gram order;
-// its buffers serve one segment after another.
-type segmentWriter struct {
-	dir, lists []byte
-	n          int
-}
-
-func (w *segmentWriter) reset() { w.dir, w.lists, w.n = w.dir[:0], w.lists[:0], 0 }
-
-func (w *segmentWriter) add(g fulltext.Gram, list []byte) {
-	w.lists = append(w.lists, list...)
-	w.dir = binary.BigEndian.AppendUint64(w.dir, uint64(g))
-	w.dir = binary.BigEndian.AppendUint32(w.dir, uint32(len(w.lists)))
-	w.n++
-}
-
-// appendTo appends the segment to b.
-func (w *segmentWriter) appendTo(b []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(w.n))
-	b = append(b, w.dir...)
-	return append(b, w.lists...)
-}
-
-// appendSegment encodes lists (gram → list).
-func appendSegment(b []byte, lists map[fulltext.Gram][]byte) []byte {
-	grams := make([]fulltext.Gram, 0, len(lists))
-	for g := range lists {
-		grams = append(grams, g)
+// appendSegment appends a segment of n lists to b: entry(i) is the i-th
+// gram, ascending, and its list (called twice for each: the directory, then
+// the lists).
+func appendSegment(b []byte, n int, entry func(i int) (fulltext.Gram, []byte)) []byte {
+	b = binary.AppendUvarint(b, uint64(n))
+	end := 0
+	for i := range n {
+		g, list := entry(i)
+		end += len(list)
+		b = binary.BigEndian.AppendUint64(b, uint64(g))
+		b = binary.BigEndian.AppendUint32(b, uint32(end))
 	}
-	slices.Sort(grams)
-	var w segmentWriter
-	for _, g := range grams {
-		w.add(g, lists[g])
+	for i := range n {
+		_, list := entry(i)
+		b = append(b, list...)
 	}
-	return w.appendTo(b)
+	return b
+}
+
+// appendSegmentOf appends a segment of lists (gram → list) to b.
+func appendSegmentOf(b []byte, lists map[fulltext.Gram][]byte) []byte {
+	grams := slices.Sorted(maps.Keys(lists))
+	return appendSegment(b, len(grams), func(i int) (fulltext.Gram, []byte) { return grams[i], lists[grams[i]] })
 }
 
 // segment is a parsed segment; it refers to the bytes it was parsed from.
@@ -192,11 +181,9 @@ func (l *indexLists) addSegment(b *pebble.Batch, conv string, bucket uint64, key
 	if n := l.segs[h]; n+1 < foldAt(h) {
 		l.segs[h] = n + 1
 		l.segNext++
-		l.segw.reset()
-		for _, k := range keys {
-			l.segw.add(k.Gram, postings[k])
-		}
-		l.seg = l.segw.appendTo(l.seg[:0]) // Set copies it
+		l.seg = appendSegment(l.seg[:0], len(keys), func(i int) (fulltext.Gram, []byte) {
+			return keys[i].Gram, postings[keys[i]]
+		}) // Set copies it
 		return b.Set(segKey(conv, bucket, l.segNext), l.seg, nil)
 	}
 	// Fold: the segments written so far, then this pass's lists, gram by
@@ -255,6 +242,6 @@ func (l *indexLists) removeFromSegments(b *pebble.Batch, conv string, bucket uin
 		if len(lists) == 0 {
 			return b.Delete(k, nil)
 		}
-		return b.Set(k, appendSegment(nil, lists), nil)
+		return b.Set(k, appendSegmentOf(nil, lists), nil)
 	})
 }
