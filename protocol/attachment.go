@@ -93,12 +93,9 @@ func (a *Attachment) Check() error {
 // EncodeAttachment returns the msgpack body of a (as a Send's Body with
 // ContentAttachment).
 func EncodeAttachment(a *Attachment) ([]byte, error) {
-	s := encoders.Get().(*encoderState)
-	s.w.buf = nil
+	s := encoderTo(nil)
 	err := s.enc.Encode(a)
-	b := s.w.buf
-	s.w.buf = nil
-	encoders.Put(s)
+	b := s.done()
 	if err != nil {
 		return nil, fmt.Errorf("%w: attachment: %v", ErrEncode, err)
 	}

@@ -40,6 +40,21 @@ var encoders = sync.Pool{New: func() any {
 	return s
 }}
 
+// encoderTo returns a pooled encoder that appends to dst; done returns
+// what it wrote and hands the encoder back.
+func encoderTo(dst []byte) *encoderState {
+	s := encoders.Get().(*encoderState)
+	s.w.buf = dst
+	return s
+}
+
+func (s *encoderState) done() []byte {
+	b := s.w.buf
+	s.w.buf = nil
+	encoders.Put(s)
+	return b
+}
+
 type decoderState struct {
 	r   bytes.Reader
 	dec *msgpack.Decoder
@@ -57,20 +72,38 @@ func AppendFrame(dst []byte, t Type, requestID uint32, body any) ([]byte, error)
 	start := len(dst)
 	dst = appendHeader(dst, t, requestID)
 	if body != nil {
-		s := encoders.Get().(*encoderState)
-		s.w.buf = dst
+		s := encoderTo(dst)
 		var err error
 		if h := handEncoder(body); h != nil {
 			err = h.EncodeMsgpack(s.enc) // no reflection (encode.go)
 		} else {
 			err = s.enc.Encode(body)
 		}
-		dst = s.w.buf
-		s.w.buf = nil
-		encoders.Put(s)
+		dst = s.done()
 		if err != nil {
 			return dst[:start], fmt.Errorf("%w: %s: %v", ErrEncode, t, err)
 		}
+	}
+	finishFrame(dst[start:])
+	return dst, nil
+}
+
+// AppendSendAck is AppendFrame for a SendAck, which it takes by value so
+// that the acknowledgement of every message allocates nothing.
+func AppendSendAck(dst []byte, requestID uint32, a SendAck) ([]byte, error) {
+	s := encoderTo(nil)
+	dst, err := s.appendSendAck(dst, requestID, a)
+	s.done()
+	return dst, err
+}
+
+func (s *encoderState) appendSendAck(dst []byte, requestID uint32, a SendAck) ([]byte, error) {
+	start := len(dst)
+	s.w.buf = appendHeader(dst, TypeSendAck, requestID)
+	err := a.EncodeMsgpack(s.enc)
+	dst, s.w.buf = s.w.buf, nil
+	if err != nil {
+		return dst[:start], fmt.Errorf("%w: %s: %v", ErrEncode, TypeSendAck, err)
 	}
 	finishFrame(dst[start:])
 	return dst, nil

@@ -130,6 +130,9 @@ func TestHandEncodersMatchReflection(t *testing.T) {
 		if _, body, _, err := Decode(MustFrame(TypeSendAck, 7, &a), 0); err != nil || !bytes.Equal(body, want) {
 			t.Fatalf("case %d: SendAck frame body %x (%v), reflection wrote %x", i, body, err, want)
 		}
+		if got, err := AppendSendAck([]byte("x"), 7, a); err != nil || !bytes.Equal(got, append([]byte("x"), MustFrame(TypeSendAck, 7, &a)...)) {
+			t.Fatalf("case %d: AppendSendAck wrote %x (%v), AppendFrame %x", i, got, err, MustFrame(TypeSendAck, 7, &a))
+		}
 		snd := Send{ClientMsgID: m.ClientMsgID, To: m.To, GroupID: m.GroupID, ContentType: m.ContentType, Body: m.Body,
 			Ref: m.Ref, ReplyTo: m.ReplyTo, Mentions: m.Mentions, MentionAll: m.MentionAll}
 		want = encodeForTest(t, reflSend(snd))
@@ -163,6 +166,13 @@ func TestHandEncodersDoNotAllocate(t *testing.T) {
 		}); n != 0 {
 			t.Fatalf("%T: %v allocations a frame", body, n)
 		}
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := s.appendSendAck(buf[:0], 7, *a); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("AppendSendAck: %v allocations a frame", n)
 	}
 	for _, body := range []any{(*Message)(nil), (*SendAck)(nil), (*Send)(nil)} {
 		_, b, _, err := Decode(MustFrame(TypePush, 0, body), 0)

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"sync"
 	"time"
 
 	"github.com/parleyim/parley/protocol"
@@ -64,30 +65,65 @@ func (s *Server) handleSend(c *call, m *protocol.Send) (any, error) {
 		return nil, refuse(protocol.CodeBusy, "too many sends waiting for their SendAck; wait for one")
 	}
 	// The store answers on its writer; the worker goes on with the next
-	// frame meanwhile.
-	ss, reqID, at, rc := c.ss, c.reqID, c.at, c.keep()
-	s.delivery.origin(msg.MsgID, ss)
-	t0 := time.Now()
-	s.store.AppendAsync(ctx, &msg, func(stored protocol.Message, dup bool, err error) {
-		rc.cancel()
-		if err == nil && dup && !sameContent(&stored, &msg) {
-			// The id was used for another message: saying it was stored
-			// would drop this one silently.
-			err = refuse(protocol.CodeClientMsgIDReused, "client_msg_id was used for another message (recipient or body); use a new one")
-		}
-		if err == nil {
-			s.m.stored(time.Since(t0), dup)
-			if !dup && orig != nil && orig.Seq != 0 {
-				s.recalled(*orig)
-			}
-		}
-		if err != nil || dup {
-			s.delivery.forget(msg.MsgID)
-		}
-		stored.Body = nil // the answer needs only the ids
-		ss.sendDone(sendResult{reqID: reqID, at: at, stored: stored, dup: dup, err: err})
-	})
+	// frame meanwhile. What the answer needs waits in a pooled sending.
+	st := getSending()
+	st.s, st.ss, st.reqID, st.at, st.rc = s, c.ss, c.reqID, c.at, c.keep()
+	st.msg, st.orig, st.t0 = msg, orig, time.Now()
+	s.delivery.origin(msg.MsgID, st.ss)
+	s.store.AppendAsync(ctx, &st.msg, st.done)
 	return later, nil
+}
+
+// sending is a Send the store holds: what its answer needs. They are
+// pooled, so a Send allocates neither this nor a closure for the store.
+type sending struct {
+	s     *Server
+	ss    *session
+	reqID uint32
+	at    int64
+	rc    *reqContext
+	msg   protocol.Message // as handed to the store, which copies it
+	orig  *protocol.Message
+	t0    time.Time
+	// done is st.stored, bound once when the sending is made.
+	done func(stored protocol.Message, dup bool, err error)
+}
+
+var sendings sync.Pool // *sending
+
+func getSending() *sending {
+	if st, ok := sendings.Get().(*sending); ok {
+		return st
+	}
+	st := new(sending)
+	st.done = st.stored
+	return st
+}
+
+// stored is the store's answer to a Send: it takes what it needs from st,
+// hands st back to the pool and answers the connection.
+func (st *sending) stored(stored protocol.Message, dup bool, err error) {
+	s, ss, reqID, at, orig := st.s, st.ss, st.reqID, st.at, st.orig
+	st.rc.cancel()
+	if err == nil && dup && !sameContent(&stored, &st.msg) {
+		// The id was used for another message: saying it was stored
+		// would drop this one silently.
+		err = refuse(protocol.CodeClientMsgIDReused, "client_msg_id was used for another message (recipient or body); use a new one")
+	}
+	if err == nil {
+		s.m.stored(time.Since(st.t0), dup)
+	}
+	if err != nil || dup {
+		s.delivery.forget(st.msg.MsgID)
+	}
+	done := st.done
+	*st = sending{done: done}
+	sendings.Put(st)
+	if err == nil && !dup && orig != nil && orig.Seq != 0 {
+		s.recalled(*orig)
+	}
+	stored.Body = nil // the answer needs only the ids
+	ss.sendDone(sendResult{reqID: reqID, at: at, stored: stored, dup: dup, err: err})
 }
 
 // sameContent reports whether a stored message is the one a repeated Send

@@ -87,13 +87,17 @@ func (s *Server) appendSendResult(out []byte, r *sendResult) []byte {
 	if r.err != nil {
 		return s.fail(out, r.reqID, protocol.TypeSend, r.err)
 	}
-	return appendReply(out, protocol.TypeSendAck, r.reqID, &protocol.SendAck{
+	if r.reqID == 0 {
+		return out // as appendReply
+	}
+	out, _ = protocol.AppendSendAck(out, r.reqID, protocol.SendAck{
 		MsgID:      r.stored.MsgID,
 		Conv:       r.stored.Conv,
 		Seq:        r.stored.Seq,
 		ServerTime: r.stored.ServerTime,
 		Duplicate:  r.dup,
 	})
+	return out
 }
 
 // dispatch re-checks the auth gate in the connection's order and runs the

@@ -127,7 +127,9 @@ func parseMessage(k, v []byte) (protocol.Message, error) {
 // blocks only while the writer's queue is full. m is copied; its Seq is not
 // set.
 func (s *Store) AppendAsync(ctx context.Context, m *protocol.Message, done func(stored protocol.Message, dup bool, err error)) {
-	s.appendAsync(ctx, m, &appendOp{done: done})
+	o := getAppendOp()
+	o.done = done
+	s.appendAsync(ctx, m, o)
 }
 
 // appendAsync is AppendAsync answering through o (its done, or its result
@@ -210,7 +212,9 @@ type appendResult struct {
 // neither may be modified.
 func (s *Store) Append(ctx context.Context, m *protocol.Message) (protocol.Message, bool, error) {
 	ch := resultChans.Get().(chan appendResult)
-	s.appendAsync(ctx, m, &appendOp{result: ch})
+	o := getAppendOp()
+	o.result = ch
+	s.appendAsync(ctx, m, o)
 	var r appendResult
 	select {
 	case r = <-ch:
@@ -262,13 +266,24 @@ func (o *appendOp) finish(err error) {
 	o.answer(o.m, false, nil)
 }
 
+// answer answers the caller, once, and hands o back to the pool: nothing
+// may use o after it.
 func (o *appendOp) answer(stored protocol.Message, dup bool, err error) {
-	if o.result != nil {
-		o.result <- appendResult{stored, dup, err}
+	result, done := o.result, o.done
+	*o = appendOp{}
+	appendOps.Put(o)
+	if result != nil {
+		result <- appendResult{stored, dup, err}
 		return
 	}
-	o.done(stored, dup, err)
+	done(stored, dup, err)
 }
+
+// appendOps recycles appendOps, the largest allocation of an append; an op
+// goes back once answered.
+var appendOps = sync.Pool{New: func() any { return new(appendOp) }}
+
+func getAppendOp() *appendOp { return appendOps.Get().(*appendOp) }
 
 func (o *appendOp) exec(t *txn) error {
 	m := &o.m
