@@ -194,7 +194,8 @@ type FileRefs interface {
 // runs on the backend's writer and must not block: the server uses it to hand
 // messages to delivery in sequence order. Duplicates are not passed. msgs is
 // the backend's once the hook returns (the embedded store fills it again
-// with a later batch): a hook keeps copies, not the slice.
+// with a later batch): a hook keeps copies, not the slice. The bodies are
+// the messages' own and never change: a hook may keep them.
 type CommitHook func(msgs []protocol.Message)
 
 // FoldName returns the key under which a username is unique: each rune

@@ -167,6 +167,10 @@ type Indexer struct {
 	// taken holds, under mu, the messages prepare takes from recent: one
 	// array reused chunk after chunk (nothing prepare returns refers to it).
 	taken []protocol.Message
+	// building is prepare's index of a chunk's lists, kept under mu from one
+	// chunk to the next (a map and two slices made a chunk were a tenth of
+	// what a message allocates).
+	building chunkLists
 
 	messages, bytes, busy, loaded, rested atomic.Int64
 }
@@ -221,11 +225,11 @@ func NewIndexer(cfg IndexerConfig) *Indexer {
 }
 
 // Note tells the indexer that msgs were committed, in commit order. It
-// copies what it keeps of them (the caller may reuse msgs). It never blocks
-// (it never waits for the indexer): a conversation's notes merge into one
-// until the indexer takes them, and when IndexerConfig.Queue conversations
-// wait the note of a further one is dropped and the indexer catches up from
-// the store.
+// keeps their bodies, which must not change (storage.CommitHook), but not
+// msgs, which the caller may reuse. It never blocks (it never waits for
+// the indexer): a conversation's notes merge into one until the indexer
+// takes them, and when IndexerConfig.Queue conversations wait the note of a
+// further one is dropped and the indexer catches up from the store.
 func (x *Indexer) Note(msgs []protocol.Message) {
 	x.recent.add(msgs)
 	x.notesMu.Lock()
@@ -641,28 +645,10 @@ func (x *Indexer) prepare(ctx context.Context, conv string, after uint64) (cut, 
 		}
 		x.loaded.Add(int64(len(msgs)))
 	}
-	// One map lookup a posting: the lists are built in a slice and go
-	// into the map once each (a lookup and an assignment per posting were
-	// a tenth of the server's CPU with text of tens of grams a message).
-	index := make(map[ListKey]int)
-	var keys []ListKey
-	var lists [][]byte
+	l := &x.building
+	defer l.reset()
 	var size int64
-	post := func(seq uint64, grams []Gram) {
-		for _, g := range grams {
-			k := ListKey{Bucket(seq), g}
-			i, ok := index[k]
-			if !ok {
-				i = len(lists)
-				index[k] = i
-				keys = append(keys, k)
-				lists = append(lists, nil)
-			}
-			n := len(lists[i])
-			lists[i] = AppendPosting(lists[i], seq)
-			size += int64(len(lists[i]) - n)
-		}
-	}
+	post := func(seq uint64, grams []Gram) { size += l.post(seq, grams) }
 	var refs []FileRef
 	lastEdit := make(map[uint64]uint64) // target seq → seq of its last edit in the chunk
 	for i := range msgs {
@@ -682,12 +668,60 @@ func (x *Indexer) prepare(ctx context.Context, conv string, after uint64) (cut, 
 	if err != nil {
 		return cut{}, err
 	}
-	postings := make(map[ListKey][]byte, len(keys))
-	for i, k := range keys {
-		postings[k] = lists[i]
+	postings := make(map[ListKey][]byte, len(l.keys))
+	for i, k := range l.keys {
+		postings[k] = l.lists[i]
 	}
 	w := Write{Conv: conv, Postings: postings, Refs: refs, Progress: msgs[len(msgs)-1].Seq}
 	return cut{w: w, stale: stale, n: len(msgs), size: size}, nil
+}
+
+// chunkLists are the posting lists of one chunk as prepare builds them:
+// one map lookup a posting, the lists in a slice that go into the chunk's
+// map once each (a lookup and an assignment per posting were a tenth of the
+// server's CPU with text of tens of grams a message).
+type chunkLists struct {
+	index map[ListKey]int // → keys[i], lists[i]
+	keys  []ListKey
+	lists [][]byte
+}
+
+// maxKeptLists bounds the lists a chunkLists keeps room for between chunks:
+// a map does not shrink, and a catch-up chunk may have many.
+const maxKeptLists = 1 << 14
+
+// post appends seq to the lists of its grams and returns the bytes added.
+func (l *chunkLists) post(seq uint64, grams []Gram) int64 {
+	if l.index == nil {
+		l.index = make(map[ListKey]int)
+	}
+	var size int64
+	for _, g := range grams {
+		k := ListKey{Bucket(seq), g}
+		i, ok := l.index[k]
+		if !ok {
+			i = len(l.lists)
+			l.index[k] = i
+			l.keys = append(l.keys, k)
+			l.lists = append(l.lists, nil)
+		}
+		n := len(l.lists[i])
+		l.lists[i] = AppendPosting(l.lists[i], seq)
+		size += int64(len(l.lists[i]) - n)
+	}
+	return size
+}
+
+// reset empties l for the next chunk; the lists themselves went to the
+// chunk's postings.
+func (l *chunkLists) reset() {
+	if len(l.keys) > maxKeptLists {
+		*l = chunkLists{}
+		return
+	}
+	clear(l.index)
+	clear(l.lists)
+	l.keys, l.lists = l.keys[:0], l.lists[:0]
 }
 
 // write writes chunks (of distinct conversations; more than one only when

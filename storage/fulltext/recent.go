@@ -18,7 +18,7 @@ const recentOverhead = 64
 type recentMsg struct {
 	seq, ref uint64
 	ct       uint16
-	body     []byte // a copy: the writer's slices are not held
+	body     []byte // the committed message's own: bodies never change
 }
 
 func (m *recentMsg) cost() int64 { return int64(len(m.body)) + recentOverhead }
@@ -54,7 +54,8 @@ func newRecent(max int64) *recent {
 	return &recent{max: max, convs: make(map[string][]recentMsg)}
 }
 
-// add takes copies of msgs, committed, in commit order.
+// add takes msgs, committed, in commit order; it keeps their bodies, not
+// the slice.
 func (r *recent) add(msgs []protocol.Message) {
 	if r.max <= 0 {
 		return
@@ -88,7 +89,7 @@ func (r *recent) add(msgs []protocol.Message) {
 		if n := len(l); n > 0 && l[n-1].seq >= m.Seq {
 			continue // not in order (never from one writer): left to the store
 		}
-		e := recentMsg{seq: m.Seq, ref: m.Ref, ct: m.ContentType, body: append([]byte(nil), m.Body...)}
+		e := recentMsg{seq: m.Seq, ref: m.Ref, ct: m.ContentType, body: m.Body}
 		r.convs[m.Conv] = append(l, e)
 		r.size += e.cost()
 	}

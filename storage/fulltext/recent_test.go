@@ -99,7 +99,7 @@ func TestIndexerRecent(t *testing.T) {
 	note := func(ms ...protocol.Message) {
 		x.Note(ms)
 		for i := range ms {
-			ms[i].Body = []byte("reused by the writer") // the indexer keeps its own copy
+			ms[i] = protocol.Message{Body: []byte("reused by the writer")} // the slice, not the bodies
 		}
 	}
 	for i := range 40 {
