@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"runtime/debug"
+	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/net/netutil"
@@ -16,14 +18,24 @@ import (
 	"github.com/parleyim/parley/cmd/internal/version"
 	"github.com/parleyim/parley/server"
 	"github.com/parleyim/parley/storage"
+	"github.com/parleyim/parley/storage/fulltext"
 	"github.com/parleyim/parley/storage/mysql"
+	"github.com/parleyim/parley/storage/pebble"
 )
 
 // storeGauges adds the metrics a store keeps of itself: MySQL's group
-// commits by how each was stored (storage/mysql, onetrip.go). Their rate
+// commits by how each was stored (storage/mysql, onetrip.go), whose rate
 // against parley_messages_stored_total is the messages a commit, which
-// --mysql-batch-interval trades against latency.
+// --mysql-batch-interval trades against latency; the embedded store's
+// engine (pebbleGauges); either's text indexer.
 func storeGauges(m *server.Metrics, st storage.Store) {
+	if is, ok := st.(interface{ IndexStats() fulltext.Stats }); ok {
+		m.Gauge("parley_index_messages_total", func() float64 { return float64(is.IndexStats().Messages) })
+		m.Gauge("parley_index_busy_seconds_total", func() float64 { return is.IndexStats().Busy.Seconds() })
+	}
+	if ps, ok := st.(*pebble.Store); ok {
+		pebbleGauges(m, ps)
+	}
 	ms, ok := st.(*mysql.Store)
 	if !ok {
 		return
@@ -37,6 +49,53 @@ func storeGauges(m *server.Metrics, st storage.Store) {
 		{"general", func(b mysql.BatchCounts) uint64 { return b.General }},
 	} {
 		m.Gauge(`parley_mysql_batches_total{path="`+g.path+`"}`, func() float64 { return float64(g.n(ms.Batches())) })
+	}
+}
+
+// pebbleGauges adds the embedded store's engine figures
+// (pebble.EngineStats), read at most once a second however many of them a
+// scrape asks for.
+func pebbleGauges(m *server.Metrics, ps *pebble.Store) {
+	var mu sync.Mutex
+	var st pebble.EngineStats
+	var at time.Time
+	read := func(f func(*pebble.EngineStats) float64) func() float64 {
+		return func() float64 {
+			mu.Lock()
+			defer mu.Unlock()
+			if time.Since(at) > time.Second {
+				st, at = ps.EngineStats(), time.Now()
+			}
+			return f(&st)
+		}
+	}
+	for _, g := range []struct {
+		name string
+		f    func(*pebble.EngineStats) float64
+	}{
+		{"parley_pebble_wal_sync_seconds_count", func(s *pebble.EngineStats) float64 { return float64(s.WALSyncs) }},
+		{"parley_pebble_wal_sync_seconds_sum", func(s *pebble.EngineStats) float64 { return s.WALSyncSeconds }},
+		{"parley_pebble_wal_bytes_total", func(s *pebble.EngineStats) float64 { return float64(s.WALBytes) }},
+		{"parley_pebble_flushes_total", func(s *pebble.EngineStats) float64 { return float64(s.Flushes) }},
+		{"parley_pebble_compactions_total", func(s *pebble.EngineStats) float64 { return float64(s.Compactions) }},
+		{"parley_pebble_compaction_debt_bytes", func(s *pebble.EngineStats) float64 { return float64(s.CompactionDebt) }},
+		{"parley_pebble_l0_sublevels", func(s *pebble.EngineStats) float64 { return float64(s.L0Sublevels) }},
+		{"parley_pebble_memtable_bytes", func(s *pebble.EngineStats) float64 { return float64(s.MemTableBytes) }},
+		{"parley_pebble_disk_bytes", func(s *pebble.EngineStats) float64 { return float64(s.DiskBytes) }},
+		{"parley_pebble_write_stalls_total", func(s *pebble.EngineStats) float64 { return float64(s.WriteStalls) }},
+		{"parley_pebble_paced_waits_total", func(s *pebble.EngineStats) float64 { return float64(s.PacedWaits) }},
+	} {
+		m.Gauge(g.name, read(g.f))
+	}
+	// The fsync histogram's buckets: their bounds are the engine's, fixed.
+	for i, b := range ps.EngineStats().WALSyncBuckets {
+		le := strconv.FormatFloat(b.Le, 'g', 4, 64) // the engine's bound, to a ten-thousandth
+		m.Gauge(`parley_pebble_wal_sync_seconds_bucket{le="`+le+`"}`, read(func(s *pebble.EngineStats) float64 {
+			if i >= len(s.WALSyncBuckets) {
+				return 0
+			}
+			return float64(s.WALSyncBuckets[i].Count)
+		}))
 	}
 }
 

@@ -66,8 +66,9 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 }
 
-// A MySQL store's group commits are counted by how each was stored; the
-// embedded store has no such metrics.
+// A MySQL store's group commits are counted by how each was stored, the
+// embedded store's engine by its fsyncs, flushes and stalls; each has the
+// text index's counters and neither the other's.
 func TestStoreGauges(t *testing.T) {
 	st, err := mysql.Open(mysql.Config{DSN: mysqltest.DSN(t), Shards: 2})
 	if err != nil {
@@ -101,10 +102,14 @@ func TestStoreGauges(t *testing.T) {
 		"\nparley_mysql_batches_total{path=\"one_trip\"} 2\n",
 		"\nparley_mysql_batches_total{path=\"fell_back\"} 0\n",
 		"\nparley_mysql_batches_total{path=\"general\"} 1\n",
+		"\nparley_index_messages_total ",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+	if strings.Contains(out.String(), "parley_pebble_") {
+		t.Error("a MySQL store has the embedded engine's metrics")
 	}
 
 	pst, err := pebble.Open(pebble.Config{Dir: t.TempDir()})
@@ -118,5 +123,18 @@ func TestStoreGauges(t *testing.T) {
 	embedded.WritePrometheus(&out)
 	if strings.Contains(out.String(), "parley_mysql_") {
 		t.Error("the embedded store has MySQL metrics")
+	}
+	for _, want := range []string{
+		"\nparley_pebble_wal_sync_seconds_bucket{le=\"0.0005\"} ",
+		"\nparley_pebble_wal_sync_seconds_bucket{le=\"0.009299\"} ",
+		"\nparley_pebble_wal_sync_seconds_bucket{le=\"+Inf\"} ",
+		"\nparley_pebble_wal_sync_seconds_count ",
+		"\nparley_pebble_flushes_total 0\n",
+		"\nparley_pebble_write_stalls_total 0\n",
+		"\nparley_index_messages_total 0\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("embedded store metrics lack %q:\n%s", want, out.String())
+		}
 	}
 }
