@@ -69,3 +69,28 @@ func BenchmarkAppendFrame(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecodeSend measures what the server does with every message it
+// is sent: decode a Send's body, the usual way (decode.go) and the general
+// way it takes for any other shape.
+func BenchmarkDecodeSend(b *testing.B) {
+	for _, bs := range benchSizes {
+		s := &Send{ClientMsgID: "9f1c2d3e-7b1d-4f6e-9a3b-2d5c8e1f0a47", To: 1002, ContentType: 1, Body: bytes.Repeat([]byte{'x'}, bs.size)}
+		body := MustFrame(TypeSend, 7, s)[PrefixSize:]
+		for _, way := range []struct {
+			name   string
+			decode func([]byte, any) error
+		}{{"usual", DecodeBody}, {"general", decodeGeneral}} {
+			b.Run(bs.name+"/"+way.name, func(b *testing.B) {
+				b.SetBytes(int64(len(body)))
+				b.ReportAllocs()
+				for b.Loop() {
+					var v Send
+					if err := way.decode(body, &v); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

@@ -152,6 +152,15 @@ func DecodeBody(body []byte, v any) error {
 	if len(body) == 0 {
 		return nil
 	}
+	if s, ok := v.(*Send); ok && decodeSend(body, s) {
+		return nil // the usual Send, in one pass (decode.go)
+	}
+	return decodeGeneral(body, v)
+}
+
+// decodeGeneral is DecodeBody for any non-empty body: checked, then decoded
+// by reflection.
+func decodeGeneral(body []byte, v any) error {
 	if err := checkBody(body); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadBody, err)
 	}
