@@ -276,6 +276,9 @@ func (o *options) validate() error {
 	if o.store.interval < 0 || o.store.interval > time.Second {
 		bad("--mysql-batch-interval %v: want 0-1s", o.store.interval)
 	}
+	if o.mqCompress < 0 {
+		bad("--mq-compress-over %d: want 0 (never) or a size in bytes", o.mqCompress)
+	}
 	if o.cluster {
 		if o.redisAddr == "" {
 			bad("--cluster needs --redis-addr")

@@ -135,6 +135,7 @@ func TestConfigErrors(t *testing.T) {
 		{args: []string{"--store", "mysql"}, want: `--store mysql needs --mysql-dsn`},
 		{args: []string{"--mysql-batch-interval", "-1ms"}, want: `--mysql-batch-interval -1ms: want 0-1s`},
 		{args: []string{"--mysql-batch-interval", "2s"}, want: `--mysql-batch-interval 2s: want 0-1s`},
+		{args: []string{"--mq-compress-over", "-1"}, want: `--mq-compress-over -1: want 0 \(never\) or a size in bytes`},
 		{args: []string{"--cluster"}, want: `--cluster needs --redis-addr(.|\n)*--cluster needs --mq-namesrv(.|\n)*--cluster needs --store mysql`},
 		{args: []string{"--cluster", "--files-listen", "127.0.0.1:7072"}, want: `--files-listen in a cluster needs --s3-endpoint`},
 		{args: []string{"--s3-endpoint", "s3.example.com"}, want: `--s3-endpoint needs --s3-access-key and --s3-secret-key`},

@@ -134,6 +134,7 @@ type options struct {
 	advertise  string
 	mqNamesrv  string
 	mqTopic    string
+	mqCompress int
 	clusterTTL time.Duration
 	metrics    string
 	adminToken string
@@ -192,6 +193,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.advertise, "advertise", "", "the address clients are redirected to (default: --listen)")
 	fs.StringVar(&o.mqNamesrv, "mq-namesrv", "", "RocketMQ name server host:port (cluster)")
 	fs.StringVar(&o.mqTopic, "mq-topic", "PARLEY_NODES", "RocketMQ topic between the nodes (cluster)")
+	fs.IntVar(&o.mqCompress, "mq-compress-over", 0, "send bus batches of at least this many bytes compressed (zlib; cluster); 0: never")
 	fs.StringVar(&o.metrics, "metrics-listen", "", "address of the admin endpoint (GET /metrics, /healthz, /readyz, /debug/pprof/, /admin/); empty: off")
 	fs.StringVar(&o.adminToken, "admin-token", "", "the bearer token of the admin API on the admin endpoint (parleyd admin --server); empty: the API is off")
 	fs.DurationVar(&o.clusterTTL, "cluster-ttl", 6*time.Second, "a node silent this long is dead and its users move")
@@ -290,7 +292,7 @@ func joinCluster(o options, m *server.Metrics, log *slog.Logger) (*router.Cluste
 	}
 	bus, err := rocketmq.New(rocketmq.Config{
 		NameServers: []string{o.mqNamesrv}, Topic: o.mqTopic, Node: o.nodeName, Logger: log,
-		ConsumeLag: m.ObserveBusConsumeLag,
+		ConsumeLag: m.ObserveBusConsumeLag, CompressOver: o.mqCompress,
 	})
 	if err != nil {
 		_ = cluster.Leave(ctx)
@@ -298,6 +300,7 @@ func joinCluster(o options, m *server.Metrics, log *slog.Logger) (*router.Cluste
 	}
 	if m != nil {
 		m.Gauge(`parley_bus_consumer_restarts_total`, func() float64 { return float64(bus.Restarts()) })
+		m.Gauge(`parley_bus_compressed_total`, func() float64 { return float64(bus.Compressed()) })
 	}
 	log.Info("joined the cluster", "node", o.nodeName, "snowflake", cluster.Self().Snowflake)
 	return cluster, bus, nil
