@@ -36,60 +36,42 @@ func (m mpw) fixmap(n int) mpw { return append(m, 0x80|byte(n)) }
 func (m mpw) map16(n int) mpw  { return binary.BigEndian.AppendUint16(append(m, 0xde), uint16(n)) }
 func (m mpw) map32(n int) mpw  { return binary.BigEndian.AppendUint32(append(m, 0xdf), uint32(n)) }
 
-func (m mpw) str(s string, code byte) mpw {
+// raw writes p as a str or a bin of the encoding code names (0xa0: fixstr).
+func (m mpw) raw(p []byte, code byte) mpw {
 	switch code {
 	case 0xa0:
-		m = append(m, 0xa0|byte(len(s)))
-	case 0xd9:
-		m = append(m, 0xd9, byte(len(s)))
-	case 0xda:
-		m = binary.BigEndian.AppendUint16(append(m, 0xda), uint16(len(s)))
-	case 0xdb:
-		m = binary.BigEndian.AppendUint32(append(m, 0xdb), uint32(len(s)))
-	case 0xc4: // as bin
-		m = append(m, 0xc4, byte(len(s)))
+		m = append(m, 0xa0|byte(len(p)))
+	case 0xc4, 0xd9:
+		m = append(m, code, byte(len(p)))
+	case 0xc5, 0xda:
+		m = binary.BigEndian.AppendUint16(append(m, code), uint16(len(p)))
+	case 0xc6, 0xdb:
+		m = binary.BigEndian.AppendUint32(append(m, code), uint32(len(p)))
 	}
-	return append(m, s...)
+	return append(m, p...)
 }
 
-func (m mpw) bin(b []byte, code byte) mpw {
-	switch code {
-	case 0xc4:
-		m = append(m, 0xc4, byte(len(b)))
-	case 0xc5:
-		m = binary.BigEndian.AppendUint16(append(m, 0xc5), uint16(len(b)))
-	case 0xc6:
-		m = binary.BigEndian.AppendUint32(append(m, 0xc6), uint32(len(b)))
-	case 0xa0: // as str
-		m = append(m, 0xa0|byte(len(b)))
-	}
-	return append(m, b...)
-}
+func (m mpw) str(s string, code byte) mpw { return m.raw([]byte(s), code) }
 
-// int writes v with code: 0 for the shortest (fixint where it fits).
+// int writes v with code: 0 for the shortest (fixint where it fits), or
+// one of the eight sized encodings, cut to its width.
 func (m mpw) int(v int64, code byte) mpw {
-	switch code {
-	case 0:
+	if code == 0 {
 		if v >= -32 && v <= 127 {
 			return append(m, byte(v))
 		}
-		return m.int(v, 0xd3)
-	case 0xcc:
-		return append(m, 0xcc, byte(v))
-	case 0xcd:
-		return binary.BigEndian.AppendUint16(append(m, 0xcd), uint16(v))
-	case 0xce:
-		return binary.BigEndian.AppendUint32(append(m, 0xce), uint32(v))
-	case 0xcf:
-		return binary.BigEndian.AppendUint64(append(m, 0xcf), uint64(v))
-	case 0xd0:
-		return append(m, 0xd0, byte(v))
-	case 0xd1:
-		return binary.BigEndian.AppendUint16(append(m, 0xd1), uint16(v))
-	case 0xd2:
-		return binary.BigEndian.AppendUint32(append(m, 0xd2), uint32(v))
+		code = 0xd3
 	}
-	return binary.BigEndian.AppendUint64(append(m, 0xd3), uint64(v))
+	m = append(m, code)
+	switch (code - 0xcc) % 4 { // 0xcc-0xcf and 0xd0-0xd3: 1, 2, 4 and 8 bytes
+	case 0:
+		return append(m, byte(v))
+	case 1:
+		return binary.BigEndian.AppendUint16(m, uint16(v))
+	case 2:
+		return binary.BigEndian.AppendUint32(m, uint32(v))
+	}
+	return binary.BigEndian.AppendUint64(m, uint64(v))
 }
 
 var intCodes = []byte{0, 0xcc, 0xcd, 0xce, 0xcf, 0xd0, 0xd1, 0xd2, 0xd3}
@@ -141,7 +123,7 @@ func TestDecodeSendMatchesReflection(t *testing.T) {
 			case "client_msg_id", "other":
 				m = m.str(string(someBytes(r, 31)), []byte{0xa0, 0xd9, 0xda, 0xdb, 0xc4}[r.IntN(5)])
 			case "body":
-				m = m.bin(someBytes(r, 31), []byte{0xc4, 0xc5, 0xc6, 0xa0}[r.IntN(4)])
+				m = m.raw(someBytes(r, 31), []byte{0xc4, 0xc5, 0xc6, 0xa0}[r.IntN(4)])
 			case "mentions":
 				k := r.IntN(4)
 				if r.IntN(2) == 0 {
