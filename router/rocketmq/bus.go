@@ -92,7 +92,8 @@ type Config struct {
 	// compresses. RocketMQ's clients compress from 4 KiB: a batch of a
 	// busy node is that large, and compressing and decompressing it took
 	// 11 % of the nodes' CPU at 10,400 messages a second, where the bytes
-	// cross a LAN (or loopback) and the broker keeps them for hours only.
+	// cross a LAN (or loopback) and the broker keeps them for days at most
+	// (72 hours by default).
 	CompressOver int
 }
 
