@@ -121,15 +121,7 @@ func (r *fastReader) length(w int) int {
 	if !r.need(w) {
 		return 0
 	}
-	var n uint64
-	switch w {
-	case 1:
-		n = uint64(r.b[r.i])
-	case 2:
-		n = uint64(binary.BigEndian.Uint16(r.b[r.i:]))
-	case 4:
-		n = uint64(binary.BigEndian.Uint32(r.b[r.i:]))
-	}
+	n := readUint(r.b[r.i:], w)
 	r.i += w
 	return int(n)
 }
