@@ -117,7 +117,9 @@ func (s *Server) dispatch(ss *session, f inbound, out []byte) []byte {
 	case h.auth == loggedIn:
 		c.user = ss.user.Load()
 	}
-	c.rc.deadline = time.Now().Add(s.cfg.RequestTimeout)
+	now := time.Now()
+	s.m.frameWaited(f.at, now)
+	c.rc.deadline = now.Add(s.cfg.RequestTimeout)
 	c.ctx = &c.rc
 	reply, err := h.run(s, c, f.body)
 	if !c.kept {

@@ -14,6 +14,7 @@ import (
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/router"
 	"github.com/parleyim/parley/server/files"
+	"github.com/parleyim/parley/storage"
 )
 
 // Metrics are the server's Prometheus metrics (VictoriaMetrics/metrics: a
@@ -51,6 +52,8 @@ type Metrics struct {
 	busPublish  *metrics.PrometheusHistogram
 	busConsume  *metrics.PrometheusHistogram
 	busWait     *metrics.PrometheusHistogram
+	frameWait   *metrics.PrometheusHistogram
+	storeStages [storage.StageSync + 1]*metrics.PrometheusHistogram
 
 	bound atomic.Bool
 }
@@ -89,6 +92,10 @@ func NewMetrics() *Metrics {
 		busPublish:  set.NewPrometheusHistogramExt("parley_bus_publish_seconds", latencyBuckets),
 		busConsume:  set.NewPrometheusHistogramExt("parley_bus_consume_lag_seconds", latencyBuckets),
 		busWait:     set.NewPrometheusHistogramExt("parley_bus_outbox_wait_seconds", latencyBuckets),
+		frameWait:   set.NewPrometheusHistogramExt("parley_frame_wait_seconds", latencyBuckets),
+	}
+	for st := range m.storeStages {
+		m.storeStages[st] = set.NewPrometheusHistogramExt(fmt.Sprintf(`parley_store_stage_seconds{stage=%q}`, storage.Stage(st)), latencyBuckets)
 	}
 	for t := range protocol.Type(maxTypeLabel) {
 		if t.Known() {
@@ -388,6 +395,27 @@ func (m *Metrics) handled(f inbound, reply []byte) {
 func (m *Metrics) sendAnswered(at int64) {
 	if m != nil && at != 0 {
 		m.sendAck.Update(max(0, float64(time.Now().UnixNano()-at)/1e9))
+	}
+}
+
+// ObserveStoreStage records that n Appends each spent d in a stage of the
+// store's group commit (parley_store_stage_seconds): a store's
+// storage.StageObserver.
+func (m *Metrics) ObserveStoreStage(stage storage.Stage, d time.Duration, n int) {
+	if m == nil || int(stage) >= len(m.storeStages) {
+		return
+	}
+	h, v := m.storeStages[stage], max(0, d.Seconds())
+	for range n {
+		h.Update(v)
+	}
+}
+
+// frameWaited records how long a frame that arrived at at (Unix ns) waited
+// for a worker to run its handler (parley_frame_wait_seconds).
+func (m *Metrics) frameWaited(at int64, now time.Time) {
+	if m != nil && at != 0 {
+		m.frameWait.Update(max(0, float64(now.UnixNano()-at)/1e9))
 	}
 }
 

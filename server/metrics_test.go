@@ -92,6 +92,10 @@ func TestMetricsCountTheChokepoints(t *testing.T) {
 	if s := scrape(t, m); s[`parley_store_commit_batch_messages_count`] < 1 {
 		t.Fatalf("no commit batch observed")
 	}
+	// Every frame a worker ran waited for it: the logins, the Send.
+	if s := scrape(t, m); s[`parley_frame_wait_seconds_count`] < 3 {
+		t.Fatalf("frames' waits for a worker: %v observed, want at least 3", s[`parley_frame_wait_seconds_count`])
+	}
 
 	// Errors by code, hostile frame types under one bounded label.
 	id = a.send(protocol.Type(0x7777), nil)

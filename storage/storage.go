@@ -198,6 +198,45 @@ type FileRefs interface {
 // the messages' own and never change: a hook may keep them.
 type CommitHook func(msgs []protocol.Message)
 
+// Stage is a step of an Append's way through a backend's group commit,
+// told to a StageObserver.
+type Stage uint8
+
+const (
+	// StageQueue is the wait from the Append call to the start of the
+	// batch that holds it: the writer busy with the batch before, or
+	// gathering (the embedded store while an fsync is in flight, MySQL for
+	// the rest of its interval).
+	StageQueue Stage = iota
+	// StageWrite is the batch's writes. Embedded: its ops run into one
+	// batch, applied to the memtable and handed to the WAL. MySQL: the
+	// whole transaction, its round trips and COMMIT (with its fsync), and
+	// any retry.
+	StageWrite
+	// StageSync is, on the embedded store only, the wait from the batch's
+	// apply to the end of the WAL fsync that made it durable (one fsync at
+	// a time: a batch applied during one waits for the next).
+	StageSync
+)
+
+// String returns the stage's name as in the metrics' label.
+func (s Stage) String() string {
+	switch s {
+	case StageQueue:
+		return "queue"
+	case StageWrite:
+		return "write"
+	case StageSync:
+		return "sync"
+	}
+	return "unknown"
+}
+
+// StageObserver is told that n Appends each spent d in stage: the queue
+// once per Append, the batch's stages once per batch with its number of
+// Appends. It runs on the backend's writer and must not block.
+type StageObserver func(stage Stage, d time.Duration, n int)
+
 // FoldName returns the key under which a username is unique: each rune
 // replaced by the smallest rune of its simple case-folding orbit, so two
 // names get one key exactly when strings.EqualFold says they are equal.

@@ -55,7 +55,7 @@ func admin(args []string, stdout io.Writer) error {
 	if *addr != "" {
 		b = httpBans{base: "http://" + *addr, token: *token}
 	} else {
-		store, err := so.open(nil, slog.New(slog.DiscardHandler))
+		store, err := so.open(nil, nil, slog.New(slog.DiscardHandler))
 		if err != nil && so.kind == "pebble" {
 			// Pebble locks its directory to one process.
 			return fmt.Errorf("%w (if a running parleyd has this data dir open, give its admin endpoint: --server HOST:PORT and --admin-token)", err)

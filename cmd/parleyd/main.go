@@ -85,7 +85,8 @@ func (so *storeOptions) register(fs *flag.FlagSet) {
 	fs.DurationVar(&so.interval, "mysql-batch-interval", mysql.DefaultBatchInterval, "least time between the starts of two MySQL group commits of a lane (what comes meanwhile joins the next; a full batch goes at once; 0: none)")
 }
 
-func (so *storeOptions) open(hook storage.CommitHook, log *slog.Logger) (storage.Store, error) {
+// open opens the store; hook and stages may be nil.
+func (so *storeOptions) open(hook storage.CommitHook, stages storage.StageObserver, log *slog.Logger) (storage.Store, error) {
 	switch so.kind {
 	case "pebble":
 		// A data directory of the SQLite store of earlier versions is not
@@ -93,12 +94,12 @@ func (so *storeOptions) open(hook storage.CommitHook, log *slog.Logger) (storage
 		if _, err := os.Stat(filepath.Join(so.dataDir, "parley.db")); err == nil {
 			return nil, fmt.Errorf("--data-dir %s holds a SQLite store (parley.db) of an earlier parleyd, which this one cannot read", so.dataDir)
 		}
-		return pebble.Open(pebble.Config{Dir: so.dataDir, Hook: hook, Logger: log})
+		return pebble.Open(pebble.Config{Dir: so.dataDir, Hook: hook, Stages: stages, Logger: log})
 	case "mysql":
 		if so.mysqlDSN == "" {
 			return nil, errors.New("--store mysql needs --mysql-dsn (or PARLEY_MYSQL_DSN)")
 		}
-		return mysql.Open(mysql.Config{DSN: so.mysqlDSN, Shards: so.shards, Lanes: so.lanes, BatchInterval: cmp.Or(so.interval, -1), Hook: hook, Logger: log})
+		return mysql.Open(mysql.Config{DSN: so.mysqlDSN, Shards: so.shards, Lanes: so.lanes, BatchInterval: cmp.Or(so.interval, -1), Hook: hook, Stages: stages, Logger: log})
 	}
 	return nil, fmt.Errorf("--store %q: want pebble or mysql", so.kind)
 }
@@ -318,8 +319,10 @@ func serve(o options, log *slog.Logger) error {
 		o.nodeName = o.advertise
 	}
 	var metrics *server.Metrics
+	var stages storage.StageObserver
 	if o.metrics != "" {
 		metrics = server.NewMetrics()
+		stages = metrics.ObserveStoreStage
 	}
 	// What this node can check alone comes before it joins a cluster: a
 	// node that cannot serve must not take slots in the table (they would
@@ -415,7 +418,7 @@ func serve(o options, log *slog.Logger) error {
 		Files:             limits,
 		FilesGC:           o.files.gcConfig(),
 	}, func(hook storage.CommitHook) (storage.Store, error) {
-		return o.store.open(hook, log)
+		return o.store.open(hook, stages, log)
 	})
 	if err != nil {
 		leave()

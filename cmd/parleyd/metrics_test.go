@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -136,5 +137,58 @@ func TestStoreGauges(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("embedded store metrics lack %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// Each store, opened as parleyd opens it, tells the metrics how long its
+// Appends spent in each stage of the group commit: every Append once in
+// the queue and in its batch's writes, and on the embedded store in the
+// wait for its fsync too (MySQL's is inside the COMMIT).
+func TestStoreStages(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		opts  storeOptions
+		syncs float64
+	}{
+		{"pebble", storeOptions{kind: "pebble", dataDir: t.TempDir()}, 3},
+		{"mysql", storeOptions{kind: "mysql", mysqlDSN: mysqltest.DSN(t), shards: 2, lanes: 1, interval: -1}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := server.NewMetrics()
+			st, err := tc.opts.open(nil, m.ObserveStoreStage, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			ctx := context.Background()
+			a, err := st.CreateUser(ctx, "ann", []byte("hash"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := st.CreateUser(ctx, "bob", []byte("hash"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				msg := &protocol.Message{MsgID: time.Now().UnixNano(), Conv: protocol.DirectConv(a.ID, b.ID), From: a.ID, To: b.ID,
+					ClientMsgID: string(rune('a' + i)), ContentType: protocol.ContentText, Body: []byte("hi"), ServerTime: time.Now().UnixMilli()}
+				if _, _, err := st.Append(ctx, msg); err != nil {
+					t.Fatalf("Append %d: %v", i, err)
+				}
+			}
+			var out bytes.Buffer
+			m.WritePrometheus(&out)
+			for stage, want := range map[string]float64{"queue": 3, "write": 3, "sync": tc.syncs} {
+				line := "\nparley_store_stage_seconds_count{stage=\"" + stage + "\"} "
+				i := strings.Index(out.String(), line)
+				if i < 0 {
+					t.Fatalf("metrics lack %q", line)
+				}
+				var got float64
+				if _, err := fmt.Sscan(out.String()[i+len(line):], &got); err != nil || got != want {
+					t.Errorf("stage %s: count %v (%v), want %v", stage, got, err, want)
+				}
+			}
+		})
 	}
 }

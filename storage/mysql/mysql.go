@@ -79,6 +79,9 @@ type Config struct {
 	Shards int
 	// Hook receives committed messages; may be nil.
 	Hook storage.CommitHook
+	// Stages, when set, is told how long Appends spend queued and in their
+	// batch's transaction (storage.Stage; MySQL has no StageSync apart).
+	Stages storage.StageObserver
 	// MaxBatch bounds the Appends of one group commit. Default 256.
 	// (The rows of a batch are inserted in statements of at most ~1 MiB of
 	// bodies, so a batch never meets max_allowed_packet.)
@@ -236,7 +239,7 @@ func Open(cfg Config) (*Store, error) {
 	}
 	warnDurability(ctx, db, cfg.Logger)
 	s.idx = fulltext.NewIndexer(fulltext.IndexerConfig{Lists: indexLists{s}, Logger: cfg.Logger})
-	s.w = newWriter(s, cfg.Hook, cfg.MaxBatch, cfg.Lanes, max(cfg.BatchInterval, 0))
+	s.w = newWriter(s, cfg.Hook, cfg.Stages, cfg.MaxBatch, cfg.Lanes, max(cfg.BatchInterval, 0))
 	s.w.start()
 	return s, nil
 }

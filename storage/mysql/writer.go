@@ -71,6 +71,7 @@ type appendReq struct {
 	parsed protocol.ParsedConv
 	ticket uint64                              // the order queued (writer.answer)
 	done   func(protocol.Message, bool, error) // called once, by finish
+	queued time.Time                           // when Append was called (storage.StageQueue)
 
 	stored protocol.Message
 	dup    bool
@@ -93,6 +94,7 @@ const maxKnownConvs = 1 << 16
 type writer struct {
 	s        *Store
 	hook     storage.CommitHook
+	stages   storage.StageObserver // may be nil
 	maxBatch int
 	interval time.Duration // the least time between a lane's batches (Config.BatchInterval)
 	lanes    []*lane
@@ -125,8 +127,8 @@ type lane struct {
 	done  chan struct{}
 }
 
-func newWriter(s *Store, hook storage.CommitHook, maxBatch, lanes int, interval time.Duration) *writer {
-	w := &writer{s: s, hook: hook, maxBatch: maxBatch, interval: interval, ready: make(map[uint64]*appendReq)}
+func newWriter(s *Store, hook storage.CommitHook, stages storage.StageObserver, maxBatch, lanes int, interval time.Duration) *writer {
+	w := &writer{s: s, hook: hook, stages: stages, maxBatch: maxBatch, interval: interval, ready: make(map[uint64]*appendReq)}
 	for range lanes {
 		w.lanes = append(w.lanes, &lane{w: w, reqs: batch.New[*appendReq](maxBatch),
 			known: make(map[string]convState), done: make(chan struct{})})
@@ -211,7 +213,7 @@ func (s *Store) AppendAsync(ctx context.Context, m *protocol.Message, done func(
 		done(protocol.Message{}, false, fmt.Errorf("mysql: append: client_msg_id longer than %d bytes", maxClientMsgID))
 		return
 	}
-	r := &appendReq{ctx: ctx, m: *m, parsed: parsed, done: done}
+	r := &appendReq{ctx: ctx, m: *m, parsed: parsed, done: done, queued: time.Now()}
 	r.m.Seq = 0
 	r.m.Body = append([]byte{}, m.Body...)
 	r.m.Mentions = slices.Clone(m.Mentions)
@@ -281,8 +283,12 @@ func (l *lane) run() {
 func (l *lane) commit(batch []*appendReq) {
 	w := l.w
 	defer w.answer(batch)
+	start := time.Now()
 	live := batch[:0:0]
 	for _, r := range batch {
+		if w.stages != nil {
+			w.stages(storage.StageQueue, start.Sub(r.queued), 1)
+		}
 		if err := r.ctx.Err(); err != nil {
 			r.err = err // the caller has gone; nothing is stored for it
 			continue
@@ -305,6 +311,9 @@ func (l *lane) commit(batch []*appendReq) {
 			continue
 		}
 		break
+	}
+	if w.stages != nil {
+		w.stages(storage.StageWrite, time.Since(start), len(live))
 	}
 	if err != nil {
 		err = w.s.fail("append batch", err)

@@ -148,7 +148,7 @@ func (s *Store) appendAsync(ctx context.Context, m *protocol.Message, o *appendO
 		o.answer(protocol.Message{}, false, fmt.Errorf("pebble: append: invalid conversation id %q", m.Conv))
 		return
 	}
-	o.m, o.parsed = *m, parsed
+	o.m, o.parsed, o.queued = *m, parsed, time.Now()
 	o.m.Seq, o.m.ExpiresAt = 0, 0
 	// An event reads its target's state, which an earlier op of the batch
 	// may have written.
@@ -242,6 +242,8 @@ type appendOp struct {
 
 	// hash is the filter's hash of the client message id (dedupeHash).
 	hash uint64
+	// queued is when the op was handed to the writer (storage.StageQueue).
+	queued time.Time
 	// What findDup saw: checked is set once it looked, with the batches
 	// applied when it did (checkedAt); prev is the earlier copy it found,
 	// and after exec, with dup set, the copy stored first.

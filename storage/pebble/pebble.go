@@ -40,9 +40,12 @@ import (
 
 // Config configures Open. Zero values are documented per field.
 type Config struct {
-	Dir      string             // data directory, created if missing
-	Hook     storage.CommitHook // may be nil
-	MaxBatch int                // max writes per group commit; 0 means DefaultMaxBatch
+	Dir  string             // data directory, created if missing
+	Hook storage.CommitHook // may be nil
+	// Stages, when set, is told how long Appends spend in each stage of
+	// the group commit (storage.Stage).
+	Stages   storage.StageObserver
+	MaxBatch int // max writes per group commit; 0 means DefaultMaxBatch
 	// AckDelay is how long a read cursor move may wait for a batch to ride
 	// with before it gets one of its own; 0 means DefaultAckDelay. It bounds
 	// what a crash can take back of the cursors.
@@ -151,6 +154,7 @@ func Open(cfg Config) (*Store, error) {
 	s.w = &writer{
 		db:         db,
 		hook:       cfg.Hook,
+		stages:     cfg.Stages,
 		maxBatch:   cfg.MaxBatch,
 		ackDelay:   cfg.AckDelay,
 		log:        cfg.Logger,

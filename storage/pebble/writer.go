@@ -88,7 +88,8 @@ func (o *opBase) base() *opBase { return o }
 type writer struct {
 	db        *pebble.DB
 	hook      storage.CommitHook
-	indexer   *fulltext.Indexer // told of each batch's messages
+	stages    storage.StageObserver // may be nil
+	indexer   *fulltext.Indexer     // told of each batch's messages
 	maxBatch  int
 	ackDelay  time.Duration
 	log       *slog.Logger
@@ -244,10 +245,18 @@ func (w *writer) commit(ops []op) {
 		return
 	}
 	indexed := false
+	start := time.Now()
+	appends := 0
 	for _, o := range ops {
 		indexed = indexed || o.base().reads
+		if a, ok := o.(*appendOp); ok {
+			appends++
+			if w.stages != nil {
+				w.stages(storage.StageQueue, start.Sub(a.queued), 1)
+			}
+		}
 	}
-	t := &txn{w: w, indexed: indexed, ops: ops, acks: acks, dedupeMap: !w.seenReady.Load()}
+	t := &txn{w: w, indexed: indexed, ops: ops, acks: acks, dedupeMap: !w.seenReady.Load(), appends: appends}
 	if indexed {
 		t.b = w.db.NewIndexedBatch()
 	} else {
@@ -258,6 +267,10 @@ func (w *writer) commit(ops []op) {
 		if t.err = w.db.ApplyNoSyncWait(t.b, pebble.Sync); t.err == nil {
 			t.applied = true
 			w.applied.Add(1)
+			t.appliedAt = time.Now()
+			if w.stages != nil && appends > 0 {
+				w.stages(storage.StageWrite, t.appliedAt.Sub(start), appends)
+			}
 		}
 	}
 	if t.err != nil {
@@ -287,6 +300,8 @@ func (w *writer) finish(t *txn) {
 	if t.applied {
 		if err = t.b.SyncWait(); err != nil {
 			err = fmt.Errorf("sync: %w", err)
+		} else if w.stages != nil && t.appends > 0 {
+			w.stages(storage.StageSync, time.Since(t.appliedAt), t.appends)
 		}
 		w.durable.Add(1)
 		select {
@@ -357,9 +372,12 @@ type txn struct {
 	acks    []pendingCursor
 	err     error // the batch failed before it was applied
 	applied bool  // applied without waiting for its fsync
-	b       *pebble.Batch
-	indexed bool               // b answers reads, seeing its own writes
-	stored  []protocol.Message // new messages, in append order; goes to the hook
+	// appends counts the batch's Appends; appliedAt is when it was applied.
+	appends   int
+	appliedAt time.Time
+	b         *pebble.Batch
+	indexed   bool               // b answers reads, seeing its own writes
+	stored    []protocol.Message // new messages, in append order; goes to the hook
 	// dedupeMap: the filter was not ready when the batch began, so the
 	// batch's earlier appends are found in dups; otherwise the filter rules
 	// out most of them and a hit scans stored (inBatch).
