@@ -228,6 +228,13 @@ var migrations = []migration{
 		}
 		return stmts
 	}},
+	// The text index's lists in parts (search.go): a pass inserts its
+	// postings as a part of their own instead of rewriting the whole list
+	// with CONCAT; the rows there are become part 0.
+	{version: 10, name: "search lists in parts", stmts: func(int) []string {
+		return []string{`ALTER TABLE search_lists ADD COLUMN IF NOT EXISTS part BIGINT UNSIGNED NOT NULL DEFAULT 0 AFTER gram,
+			DROP PRIMARY KEY, ADD PRIMARY KEY (conv, bucket, gram, part)`}
+	}},
 }
 
 // maxClientMsgID is the longest client message id the schema holds, in bytes.

@@ -13,10 +13,25 @@ import (
 )
 
 // The text index (storage/fulltext) in two tables: search_lists holds the
-// posting lists (conv, bucket, gram) → list, appended with CONCAT;
-// search_progress the seq up to which each conversation is indexed. The
-// indexer writes them from its own goroutine, in transactions of their own,
-// after the messages' commit.
+// posting lists (conv, bucket, gram) → list, in parts; search_progress the
+// seq up to which each conversation is indexed. The indexer writes them
+// from its own goroutine, in transactions of their own, after the
+// messages' commit.
+//
+// A list is the concatenation of its parts' (the readers take the rows of
+// a list in any order: a list's offsets are a set). Each pass inserts what
+// it adds to a list as a new part, numbered by the conversation's progress
+// after the pass, so a write costs the size of what it adds. (Appended in
+// place with CONCAT, every pass rewrote each list it touched, whole: with
+// text messages that was 6 KB of redo log a message, and twice MariaDB's
+// CPU, under the cluster bench.) A part number met again (a pass with
+// edits only, which keeps the progress, or two nodes indexing one
+// conversation) appends to that part with CONCAT. When a pass moves a
+// conversation's progress into a later bucket, the bucket it leaves (no
+// new message will post into it; an edit may, as a new part) is merged
+// into one part per list, part 0, in the same transaction: so an open
+// bucket's lists have a part per pass that touched them, a closed one's
+// one, and each posting is written about twice in all.
 //
 // Why not InnoDB FULLTEXT: MariaDB, which Parley runs on, has no ngram
 // parser, and the built-in one cuts words at spaces, so Chinese and Japanese
@@ -335,6 +350,25 @@ func (l indexLists) AddBatch(ctx context.Context, ws []fulltext.Write) error {
 			args = args[:0]
 			return err
 		}
+		// The progress before: which buckets the batch closes. Locked, so
+		// that two nodes indexing one conversation merge a bucket once.
+		convs := make([]any, len(ws))
+		for i, w := range ws {
+			convs[i] = w.Conv
+		}
+		before := make(map[string]uint64, len(ws))
+		err := l.s.each(ctx, tx, "index", func(r *sql.Rows) error {
+			var conv string
+			var seq uint64
+			if err := r.Scan(&conv, &seq); err != nil {
+				return err
+			}
+			before[conv] = seq
+			return nil
+		}, `SELECT conv, seq FROM search_progress WHERE conv IN (`+placeholders(len(convs), "?")+`) FOR UPDATE`, convs...)
+		if err != nil {
+			return err
+		}
 		for _, w := range ws {
 			for _, r := range w.Refs {
 				args = append(args, r.Sum[:], w.Conv, r.Seq)
@@ -350,15 +384,15 @@ func (l indexLists) AddBatch(ctx context.Context, ws []fulltext.Write) error {
 		}
 		for _, w := range ws {
 			for k, list := range w.Postings {
-				args = append(args, w.Conv, k.Bucket, uint64(k.Gram), list)
-				if len(args) == 4*listRows {
-					if err := flush(insertLists, "(?, ?, ?, ?)", 4); err != nil {
+				args = append(args, w.Conv, k.Bucket, uint64(k.Gram), w.Progress, list)
+				if len(args) == 5*listRows {
+					if err := flush(insertLists, "(?, ?, ?, ?, ?)", 5); err != nil {
 						return err
 					}
 				}
 			}
 		}
-		if err := flush(insertLists, "(?, ?, ?, ?)", 4); err != nil {
+		if err := flush(insertLists, "(?, ?, ?, ?, ?)", 5); err != nil {
 			return err
 		}
 		for _, w := range ws {
@@ -369,14 +403,74 @@ func (l indexLists) AddBatch(ctx context.Context, ws []fulltext.Write) error {
 				}
 			}
 		}
-		return flush(insertProgress, "(?, ?)", 2)
+		if err := flush(insertProgress, "(?, ?)", 2); err != nil {
+			return err
+		}
+		for _, w := range ws {
+			if old, ok := before[w.Conv]; ok && old > 0 && fulltext.Bucket(old) < fulltext.Bucket(w.Progress) {
+				if err := mergeParts(ctx, tx, w.Conv, fulltext.Bucket(old)); err != nil {
+					return fmt.Errorf("merge bucket %d of %s: %w", fulltext.Bucket(old), w.Conv, err)
+				}
+			}
+		}
+		return nil
 	})
+}
+
+// mergeParts makes every list of conv's bucket one part, part 0.
+func mergeParts(ctx context.Context, tx *sql.Tx, conv string, bucket uint64) error {
+	rows, err := tx.QueryContext(ctx, `SELECT gram, part, list FROM search_lists WHERE conv = ? AND bucket = ? FOR UPDATE`, conv, bucket)
+	if err != nil {
+		return err
+	}
+	lists := make(map[uint64][]byte) // gram → its parts, concatenated
+	split := make(map[uint64]bool)   // grams with a part other than 0
+	for rows.Next() {
+		var g, part uint64
+		var list []byte
+		if err := rows.Scan(&g, &part, &list); err != nil {
+			_ = rows.Close()
+			return err
+		}
+		lists[g] = append(lists[g], list...)
+		if part != 0 {
+			split[g] = true
+		}
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	if len(split) == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM search_lists WHERE conv = ? AND bucket = ? AND part <> 0`, conv, bucket); err != nil {
+		return err
+	}
+	var args []any
+	flush := func() error {
+		if len(args) == 0 {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO search_lists (conv, bucket, gram, part, list) VALUES `+
+			placeholders(len(args)/4, "(?, ?, ?, 0, ?)")+` ON DUPLICATE KEY UPDATE list = VALUES(list)`, args...)
+		args = args[:0]
+		return err
+	}
+	for g := range split {
+		args = append(args, conv, bucket, g, lists[g])
+		if len(args) == 4*listRows {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
 }
 
 // The statements of AddBatch: each is its prefix, rows, then its suffix.
 const (
 	insertRefs     = `INSERT IGNORE INTO file_refs (sum, conv, seq) VALUES `
-	insertLists    = `INSERT INTO search_lists (conv, bucket, gram, list) VALUES `
+	insertLists    = `INSERT INTO search_lists (conv, bucket, gram, part, list) VALUES `
 	insertProgress = `INSERT INTO search_progress (conv, seq) VALUES `
 )
 
@@ -385,25 +479,39 @@ var suffix = map[string]string{
 	insertProgress: ` ON DUPLICATE KEY UPDATE seq = GREATEST(seq, VALUES(seq))`,
 }
 
+// Remove takes the offsets out of every part of each list.
 func (l indexLists) Remove(ctx context.Context, conv string, offs map[fulltext.ListKey]map[uint64]bool) error {
 	return l.s.tx(ctx, "unindex", func(tx *sql.Tx) error {
+		type part struct {
+			n    uint64
+			list []byte
+		}
 		for k, o := range offs {
-			var list []byte
-			err := tx.QueryRowContext(ctx, `SELECT list FROM search_lists WHERE conv = ? AND bucket = ? AND gram = ? FOR UPDATE`,
-				conv, k.Bucket, uint64(k.Gram)).Scan(&list)
-			if errors.Is(err, sql.ErrNoRows) {
-				continue
-			}
+			var parts []part
+			err := l.s.each(ctx, tx, "unindex", func(r *sql.Rows) error {
+				var p part
+				if err := r.Scan(&p.n, &p.list); err != nil {
+					return err
+				}
+				parts = append(parts, p)
+				return nil
+			}, `SELECT part, list FROM search_lists WHERE conv = ? AND bucket = ? AND gram = ? FOR UPDATE`, conv, k.Bucket, uint64(k.Gram))
 			if err != nil {
 				return fmt.Errorf("read list: %w", err)
 			}
-			if list = fulltext.RemovePostings(list, o); len(list) == 0 {
-				_, err = tx.ExecContext(ctx, `DELETE FROM search_lists WHERE conv = ? AND bucket = ? AND gram = ?`, conv, k.Bucket, uint64(k.Gram))
-			} else {
-				_, err = tx.ExecContext(ctx, `UPDATE search_lists SET list = ? WHERE conv = ? AND bucket = ? AND gram = ?`, list, conv, k.Bucket, uint64(k.Gram))
-			}
-			if err != nil {
-				return err
+			for _, p := range parts {
+				list := fulltext.RemovePostings(p.list, o)
+				switch {
+				case len(list) == len(p.list):
+					continue // none of the offsets is in this part
+				case len(list) == 0:
+					_, err = tx.ExecContext(ctx, `DELETE FROM search_lists WHERE conv = ? AND bucket = ? AND gram = ? AND part = ?`, conv, k.Bucket, uint64(k.Gram), p.n)
+				default:
+					_, err = tx.ExecContext(ctx, `UPDATE search_lists SET list = ? WHERE conv = ? AND bucket = ? AND gram = ? AND part = ?`, list, conv, k.Bucket, uint64(k.Gram), p.n)
+				}
+				if err != nil {
+					return err
+				}
 			}
 		}
 		return nil

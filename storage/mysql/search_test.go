@@ -1,0 +1,175 @@
+package mysql
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/storage/fulltext"
+)
+
+// A list is written in parts, one per pass of the indexer, and a bucket
+// the conversation's progress has left is merged into one part per list;
+// search reads both shapes, and an unindexed message leaves every part.
+func TestSearchListParts(t *testing.T) {
+	s := open(t, Config{BatchInterval: -1})
+	defer s.Close()
+	ctx := context.Background()
+	ids := users(t, s, "ann", "bob")
+	conv := protocol.DirectConv(ids[0], ids[1])
+	stored := make(map[uint64]protocol.Message)
+	var mu sync.Mutex
+	appendN := func(from, to int) { // bodies "kiwi n<i>", i in [from, to)
+		var wg sync.WaitGroup
+		next := from
+		for range 16 {
+			wg.Go(func() {
+				for {
+					mu.Lock()
+					i := next
+					next++
+					mu.Unlock()
+					if i >= to {
+						return
+					}
+					m := direct(ids[0], ids[1], fmt.Sprint("c", i), fmt.Sprint("kiwi n", i))
+					m.ContentType = protocol.ContentText
+					m2, _, err := s.Append(ctx, m)
+					if err != nil {
+						t.Errorf("Append %d: %v", i, err)
+						return
+					}
+					mu.Lock()
+					stored[m2.Seq] = m2
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if err := s.IndexFlush(ctx); err != nil {
+			t.Fatalf("IndexFlush: %v", err)
+		}
+	}
+	gram := fulltext.Grams("kiwi")[0]
+	// parts returns the parts of the gram's list in bucket, each as its
+	// offsets.
+	parts := func(bucket uint64) map[uint64][]uint64 {
+		t.Helper()
+		rows, err := s.db.Query(`SELECT part, list FROM search_lists WHERE conv = ? AND bucket = ? AND gram = ?`, conv, bucket, uint64(gram))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		out := make(map[uint64][]uint64)
+		for rows.Next() {
+			var part uint64
+			var list []byte
+			if err := rows.Scan(&part, &list); err != nil {
+				t.Fatal(err)
+			}
+			out[part] = offsets(list)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	all := func(ps map[uint64][]uint64) []uint64 {
+		var out []uint64
+		for _, offs := range ps {
+			out = append(out, offs...)
+		}
+		slices.Sort(out)
+		return out
+	}
+
+	appendN(1, 51)
+	appendN(51, 101)
+	if ps := parts(0); len(ps) < 2 || !slices.Equal(all(ps), seqSpan(1, 100)) {
+		t.Fatalf("after two passes: parts %v, want two or more holding 1-100", ps)
+	}
+	// Unindexed, a message leaves the part that holds it.
+	if err := s.Unindex(ctx, []protocol.Message{stored[60]}); err != nil {
+		t.Fatal(err)
+	}
+	want := slices.DeleteFunc(seqSpan(1, 100), func(o uint64) bool { return o == 60 })
+	if got := all(parts(0)); !slices.Equal(got, want) {
+		t.Fatalf("after unindexing 60: %v", got)
+	}
+
+	// Past the bucket's end: bucket 0 is merged, bucket 1 open.
+	last := 1<<fulltext.BucketBits + 4
+	appendN(101, last+1)
+	ps := parts(0)
+	want = slices.DeleteFunc(seqSpan(1, 1<<fulltext.BucketBits-1), func(o uint64) bool { return o == 60 })
+	if len(ps) != 1 || !slices.Equal(ps[0], want) {
+		t.Fatalf("bucket 0 after its end: parts %v (of %d), want one, part 0, with every offset but 60", slices.Sorted(mapKeys(ps)), len(ps))
+	}
+	if got := all(parts(1)); !slices.Equal(got, seqSpan(0, 4)) {
+		t.Fatalf("bucket 1: offsets %v, want 0-4", got)
+	}
+
+	// Search reads both: the newest from the open bucket, one message
+	// from the merged one.
+	page, err := s.Search(ctx, fulltext.Query{User: ids[1], Text: "kiwi", Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seqsOf(page.Messages); !slices.Equal(got, []uint64{uint64(last), uint64(last - 1), uint64(last - 2)}) {
+		t.Fatalf("search kiwi: %v", got)
+	}
+	n := stored[1234].Body
+	page, err = s.Search(ctx, fulltext.Query{User: ids[1], Text: string(n[len("kiwi "):]), Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Messages) != 1 || page.Messages[0].Seq != 1234 {
+		t.Fatalf("search %q: %v", n, seqsOf(page.Messages))
+	}
+}
+
+// offsets decodes a posting list (fulltext.AppendPosting's form).
+func offsets(list []byte) []uint64 {
+	var out []uint64
+	var off uint64
+	var shift uint
+	for _, c := range list {
+		off |= uint64(c&0x7F) << shift
+		if c < 0x80 {
+			out = append(out, off)
+			off, shift = 0, 0
+			continue
+		}
+		shift += 7
+	}
+	return out
+}
+
+func seqSpan(lo, hi uint64) []uint64 {
+	var out []uint64
+	for i := lo; i <= hi; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+func seqsOf(msgs []protocol.Message) []uint64 {
+	out := make([]uint64, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.Seq
+	}
+	return out
+}
+
+func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
+	return func(yield func(K) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
