@@ -1,6 +1,7 @@
 package fulltext
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -53,6 +54,25 @@ func TestPostings(t *testing.T) {
 	}
 	// A truncated or malformed list never panics.
 	decodeList([]byte{0xff, 0xff, 0xff, 0x01, 0x80}, &set)
+}
+
+// Lists concatenated with repeats and out of order compact to their
+// distinct offsets, ascending.
+func TestCompactPostings(t *testing.T) {
+	var l []byte
+	for _, seq := range []uint64{300, 2, 4095, 2, 129, 300, 0, 4096 + 2} {
+		l = AppendPosting(l, seq)
+	}
+	var want []byte
+	for _, off := range []uint64{0, 2, 129, 300, 4095} {
+		want = AppendPosting(want, off)
+	}
+	if got := CompactPostings(l); !bytes.Equal(got, want) {
+		t.Fatalf("CompactPostings = % x, want % x", got, want)
+	}
+	if got := CompactPostings(nil); len(got) != 0 {
+		t.Fatalf("CompactPostings(nil) = % x", got)
+	}
 }
 
 // memLists is Lists in memory, with a counter of Behind calls.

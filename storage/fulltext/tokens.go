@@ -283,6 +283,23 @@ func RemovePostings(list []byte, offs map[uint64]bool) []byte {
 	return out
 }
 
+// CompactPostings returns the distinct offsets of list (one or more lists
+// concatenated), ascending: a list merged from parts that may repeat an
+// offset (two writers indexed the same messages), in its least size.
+func CompactPostings(list []byte) []byte {
+	var set bitmap
+	decodeList(list, &set)
+	out := make([]byte, 0, len(list))
+	for i, w := range set {
+		for w != 0 {
+			b := uint64(bits.TrailingZeros64(w))
+			out = AppendPosting(out, uint64(i)*64+b)
+			w &= w - 1
+		}
+	}
+	return out
+}
+
 // bitmap is a set of the offsets of one bucket.
 type bitmap [1 << BucketBits / 64]uint64
 

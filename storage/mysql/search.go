@@ -417,7 +417,9 @@ func (l indexLists) AddBatch(ctx context.Context, ws []fulltext.Write) error {
 	})
 }
 
-// mergeParts makes every list of conv's bucket one part, part 0.
+// mergeParts makes every list of conv's bucket one part, part 0: its
+// distinct offsets, ascending (two nodes that indexed the same messages
+// both posted them).
 func mergeParts(ctx context.Context, tx *sql.Tx, conv string, bucket uint64) error {
 	rows, err := tx.QueryContext(ctx, `SELECT gram, part, list FROM search_lists WHERE conv = ? AND bucket = ? FOR UPDATE`, conv, bucket)
 	if err != nil {
@@ -457,7 +459,7 @@ func mergeParts(ctx context.Context, tx *sql.Tx, conv string, bucket uint64) err
 		return err
 	}
 	for g := range split {
-		args = append(args, conv, bucket, g, lists[g])
+		args = append(args, conv, bucket, g, fulltext.CompactPostings(lists[g]))
 		if len(args) == 4*listRows {
 			if err := flush(); err != nil {
 				return err

@@ -2,13 +2,16 @@ package mysql
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/storage/fulltext"
+	"github.com/parleyim/parley/storage/mysql/mysqltest"
 )
 
 // A list is written in parts, one per pass of the indexer, and a bucket
@@ -171,5 +174,75 @@ func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
 				return
 			}
 		}
+	}
+}
+
+// Two nodes indexing one conversation at once, across a bucket's end,
+// leave lists that hold every message once searched: whatever parts they
+// wrote, merged or not.
+func TestSearchListPartsTwoNodes(t *testing.T) {
+	dsn := mysqltest.DSN(t)
+	var stores [2]*Store
+	for n := range stores {
+		stores[n] = open(t, Config{DSN: dsn, BatchInterval: -1})
+		defer stores[n].Close()
+	}
+	ctx := context.Background()
+	ids := users(t, stores[0], "ann", "bob")
+	conv := protocol.DirectConv(ids[0], ids[1])
+	const total = 1<<fulltext.BucketBits + 200
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for n, s := range stores {
+		for range 8 {
+			wg.Go(func() {
+				for {
+					i := next.Add(1)
+					if i > total {
+						return
+					}
+					m := direct(ids[n], ids[1-n], fmt.Sprint("c", i), "plum")
+					m.ContentType = protocol.ContentText
+					if _, _, err := s.Append(ctx, m); err != nil {
+						t.Errorf("Append: %v", err)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for _, s := range stores {
+		if err := s.IndexFlush(ctx); err != nil {
+			t.Fatalf("IndexFlush: %v", err)
+		}
+	}
+	gram := fulltext.Grams("plum")[0]
+	for bucket, want := range map[uint64][]uint64{0: seqSpan(1, 1<<fulltext.BucketBits-1), 1: seqSpan(0, 200)} {
+		rows, err := stores[0].db.Query(`SELECT list FROM search_lists WHERE conv = ? AND bucket = ? AND gram = ?`, conv, bucket, uint64(gram))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all []byte
+		for rows.Next() {
+			var list []byte
+			if err := rows.Scan(&list); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, list...)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			t.Fatal(err)
+		}
+		if got := offsets(fulltext.CompactPostings(all)); !slices.Equal(got, want) {
+			t.Errorf("bucket %d: %d offsets (%v…), want %d", bucket, len(got), got[:min(len(got), 5)], len(want))
+		}
+	}
+	page, err := stores[1].Search(ctx, fulltext.Query{User: ids[0], Text: "plum", Limit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seqsOf(page.Messages); !slices.Equal(got, []uint64{total, total - 1}) {
+		t.Fatalf("search plum: %v", got)
 	}
 }
