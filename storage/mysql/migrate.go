@@ -228,12 +228,19 @@ var migrations = []migration{
 		}
 		return stmts
 	}},
-	// The text index's lists in parts (search.go): a pass inserts its
+	// The text index's open buckets in parts (search.go): a pass inserts its
 	// postings as a part of their own instead of rewriting the whole list
-	// with CONCAT; the rows there are become part 0.
+	// with CONCAT. search_lists keeps the lists of the buckets left, so
+	// nodes of the version before keep working on it during an upgrade.
 	{version: 10, name: "search lists in parts", stmts: func(int) []string {
-		return []string{`ALTER TABLE search_lists ADD COLUMN IF NOT EXISTS part BIGINT UNSIGNED NOT NULL DEFAULT 0 AFTER gram,
-			DROP PRIMARY KEY, ADD PRIMARY KEY (conv, bucket, gram, part)`}
+		return []string{`CREATE TABLE IF NOT EXISTS search_parts (
+			conv   VARCHAR(48)     NOT NULL,
+			bucket BIGINT UNSIGNED NOT NULL,
+			gram   BIGINT UNSIGNED NOT NULL,
+			part   BIGINT UNSIGNED NOT NULL,
+			list   MEDIUMBLOB      NOT NULL,
+			PRIMARY KEY (conv, bucket, gram, part)
+		)` + tableOpts}
 	}},
 }
 

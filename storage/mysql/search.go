@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/parleyim/parley/protocol"
@@ -12,26 +14,36 @@ import (
 	"github.com/parleyim/parley/storage/fulltext"
 )
 
-// The text index (storage/fulltext) in two tables: search_lists holds the
-// posting lists (conv, bucket, gram) → list, in parts; search_progress the
-// seq up to which each conversation is indexed. The indexer writes them
-// from its own goroutine, in transactions of their own, after the
-// messages' commit.
+// The text index (storage/fulltext) in three tables: search_lists holds
+// the posting lists (conv, bucket, gram) → list of buckets a conversation
+// has left, one row each; search_parts those of its open bucket, in parts;
+// search_progress the seq up to which each conversation is indexed. The
+// indexer writes them from its own goroutine, in transactions of their own,
+// after the messages' commit.
 //
-// A list is the concatenation of its parts' (the readers take the rows of
-// a list in any order: a list's offsets are a set). Each pass inserts what
-// it adds to a list as a new part, numbered by the conversation's progress
-// after the pass, so a write costs the size of what it adds. (Appended in
-// place with CONCAT, every pass rewrote each list it touched, whole: with
-// text messages that was 6 KB of redo log a message, and twice MariaDB's
-// CPU, under the cluster bench.) A part number met again (a pass with
-// edits only, which keeps the progress, or two nodes indexing one
-// conversation) appends to that part with CONCAT. When a pass moves a
-// conversation's progress into a later bucket, the bucket it leaves (no
-// new message will post into it; an edit may, as a new part) is merged
-// into one part per list, part 0, in the same transaction: so an open
-// bucket's lists have a part per pass that touched them, a closed one's
-// one, and each posting is written about twice in all.
+// A list is its search_lists row and its search_parts rows, concatenated
+// (the readers take them in any order: a list's offsets are a set). Each
+// pass inserts what it adds to a list of the open bucket as a part of its
+// own, numbered by the conversation's progress after the pass, so a write
+// costs the size of what it adds. (Appended in place with CONCAT, every
+// pass rewrote each list it touched, whole: with text messages that was 6
+// KB of redo log a message, and twice MariaDB's CPU, under the cluster
+// bench.) A part number met again (two nodes indexing one conversation)
+// appends to that part with CONCAT. When a pass moves a conversation's
+// progress into a later bucket, the bucket it leaves has its parts moved
+// into its search_lists rows, merged (each offset once), in the same
+// transaction; what a pass posts into a bucket already left (an edit of an
+// older message, messages that ended a bucket) goes to search_lists with
+// CONCAT, as before parts. So each posting of a bucket's life is written
+// about twice. A node that read the progress before another moved a bucket
+// may still add a part to it: searched and unindexed like any, it stays in
+// search_parts.
+//
+// Nodes of an earlier version (a cluster upgraded one node at a time) read
+// and write search_lists only: their searches miss what is in parts until
+// the bucket is left, and their unindexing leaves its postings in parts,
+// where a search finds them as candidates and drops the messages on
+// reading them (recalled: no text).
 //
 // Why not InnoDB FULLTEXT: MariaDB, which Parley runs on, has no ngram
 // parser, and the built-in one cuts words at spaces, so Chinese and Japanese
@@ -162,7 +174,9 @@ func (ss searchSource) ListsMany(ctx context.Context, reqs []fulltext.ListReq, r
 				}
 			}
 			return nil
-		}, `SELECT conv, gram, list FROM search_lists WHERE bucket = ? AND conv IN (`+placeholders(len(convs), "?")+`) AND (`+grams+`)`, args...)
+		}, `SELECT conv, gram, list FROM search_lists WHERE bucket = ? AND conv IN (`+placeholders(len(convs), "?")+`) AND (`+grams+`)
+			UNION ALL SELECT conv, gram, list FROM search_parts WHERE bucket = ? AND conv IN (`+placeholders(len(convs), "?")+`) AND (`+grams+`)`,
+			append(args, args...)...)
 		if err != nil {
 			return nil, err
 		}
@@ -350,8 +364,7 @@ func (l indexLists) AddBatch(ctx context.Context, ws []fulltext.Write) error {
 			args = args[:0]
 			return err
 		}
-		// The progress before: which buckets the batch closes. Locked, so
-		// that two nodes indexing one conversation merge a bucket once.
+		// The progress before: which bucket each conversation had open.
 		convs := make([]any, len(ws))
 		for i, w := range ws {
 			convs[i] = w.Conv
@@ -365,7 +378,7 @@ func (l indexLists) AddBatch(ctx context.Context, ws []fulltext.Write) error {
 			}
 			before[conv] = seq
 			return nil
-		}, `SELECT conv, seq FROM search_progress WHERE conv IN (`+placeholders(len(convs), "?")+`) FOR UPDATE`, convs...)
+		}, `SELECT conv, seq FROM search_progress WHERE conv IN (`+placeholders(len(convs), "?")+`)`, convs...)
 		if err != nil {
 			return err
 		}
@@ -382,17 +395,37 @@ func (l indexLists) AddBatch(ctx context.Context, ws []fulltext.Write) error {
 		if err := flush(insertRefs, "(?, ?, ?)", 3); err != nil {
 			return err
 		}
+		// Buckets already left: their rows; the open one: a part.
 		for _, w := range ws {
+			open := fulltext.Bucket(max(before[w.Conv], w.Progress))
 			for k, list := range w.Postings {
-				args = append(args, w.Conv, k.Bucket, uint64(k.Gram), w.Progress, list)
-				if len(args) == 5*listRows {
-					if err := flush(insertLists, "(?, ?, ?, ?, ?)", 5); err != nil {
-						return err
+				if k.Bucket < open {
+					args = append(args, w.Conv, k.Bucket, uint64(k.Gram), list)
+					if len(args) == 4*listRows {
+						if err := flush(insertLists, "(?, ?, ?, ?)", 4); err != nil {
+							return err
+						}
 					}
 				}
 			}
 		}
-		if err := flush(insertLists, "(?, ?, ?, ?, ?)", 5); err != nil {
+		if err := flush(insertLists, "(?, ?, ?, ?)", 4); err != nil {
+			return err
+		}
+		for _, w := range ws {
+			open := fulltext.Bucket(max(before[w.Conv], w.Progress))
+			for k, list := range w.Postings {
+				if k.Bucket >= open {
+					args = append(args, w.Conv, k.Bucket, uint64(k.Gram), w.Progress, list)
+					if len(args) == 5*listRows {
+						if err := flush(insertParts, "(?, ?, ?, ?, ?)", 5); err != nil {
+							return err
+						}
+					}
+				}
+			}
+		}
+		if err := flush(insertParts, "(?, ?, ?, ?, ?)", 5); err != nil {
 			return err
 		}
 		for _, w := range ws {
@@ -407,9 +440,9 @@ func (l indexLists) AddBatch(ctx context.Context, ws []fulltext.Write) error {
 			return err
 		}
 		for _, w := range ws {
-			if old, ok := before[w.Conv]; ok && old > 0 && fulltext.Bucket(old) < fulltext.Bucket(w.Progress) {
-				if err := mergeParts(ctx, tx, w.Conv, fulltext.Bucket(old)); err != nil {
-					return fmt.Errorf("merge bucket %d of %s: %w", fulltext.Bucket(old), w.Conv, err)
+			if old, ok := before[w.Conv]; ok && fulltext.Bucket(old) < fulltext.Bucket(w.Progress) {
+				if err := closeBucket(ctx, tx, w.Conv, fulltext.Bucket(old)); err != nil {
+					return fmt.Errorf("close bucket %d of %s: %w", fulltext.Bucket(old), w.Conv, err)
 				}
 			}
 		}
@@ -417,35 +450,40 @@ func (l indexLists) AddBatch(ctx context.Context, ws []fulltext.Write) error {
 	})
 }
 
-// mergeParts makes every list of conv's bucket one part, part 0: its
-// distinct offsets, ascending (two nodes that indexed the same messages
-// both posted them).
-func mergeParts(ctx context.Context, tx *sql.Tx, conv string, bucket uint64) error {
-	rows, err := tx.QueryContext(ctx, `SELECT gram, part, list FROM search_lists WHERE conv = ? AND bucket = ? FOR UPDATE`, conv, bucket)
-	if err != nil {
-		return err
-	}
-	lists := make(map[uint64][]byte) // gram → its parts, concatenated
-	split := make(map[uint64]bool)   // grams with a part other than 0
-	for rows.Next() {
-		var g, part uint64
-		var list []byte
-		if err := rows.Scan(&g, &part, &list); err != nil {
-			_ = rows.Close()
+// closeBucket moves the parts of conv's bucket into its search_lists rows,
+// each list merged: its distinct offsets, ascending (two nodes that indexed
+// the same messages both posted them).
+func closeBucket(ctx context.Context, tx *sql.Tx, conv string, bucket uint64) error {
+	lists := make(map[uint64][]byte) // gram → its parts
+	read := func(query string) error {
+		rows, err := tx.QueryContext(ctx, query, conv, bucket)
+		if err != nil {
 			return err
 		}
-		lists[g] = append(lists[g], list...)
-		if part != 0 {
-			split[g] = true
+		for rows.Next() {
+			var g uint64
+			var list []byte
+			if err := rows.Scan(&g, &list); err != nil {
+				_ = rows.Close()
+				return err
+			}
+			lists[g] = append(lists[g], list...)
 		}
+		return errors.Join(rows.Err(), rows.Close())
 	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+	if err := read(`SELECT gram, list FROM search_parts WHERE conv = ? AND bucket = ? FOR UPDATE`); err != nil {
 		return err
 	}
-	if len(split) == 0 {
+	if len(lists) == 0 {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM search_lists WHERE conv = ? AND bucket = ? AND part <> 0`, conv, bucket); err != nil {
+	parted := slices.Collect(maps.Keys(lists))
+	// The rows the bucket may have already: posted after it was left by a
+	// node that knew, or written before the parts existed.
+	if err := read(`SELECT gram, list FROM search_lists WHERE conv = ? AND bucket = ? FOR UPDATE`); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM search_parts WHERE conv = ? AND bucket = ?`, conv, bucket); err != nil {
 		return err
 	}
 	var args []any
@@ -453,12 +491,12 @@ func mergeParts(ctx context.Context, tx *sql.Tx, conv string, bucket uint64) err
 		if len(args) == 0 {
 			return nil
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO search_lists (conv, bucket, gram, part, list) VALUES `+
-			placeholders(len(args)/4, "(?, ?, ?, 0, ?)")+` ON DUPLICATE KEY UPDATE list = VALUES(list)`, args...)
+		_, err := tx.ExecContext(ctx, `INSERT INTO search_lists (conv, bucket, gram, list) VALUES `+
+			placeholders(len(args)/4, "(?, ?, ?, ?)")+` ON DUPLICATE KEY UPDATE list = VALUES(list)`, args...)
 		args = args[:0]
 		return err
 	}
-	for g := range split {
+	for _, g := range parted {
 		args = append(args, conv, bucket, g, fulltext.CompactPostings(lists[g]))
 		if len(args) == 4*listRows {
 			if err := flush(); err != nil {
@@ -472,47 +510,60 @@ func mergeParts(ctx context.Context, tx *sql.Tx, conv string, bucket uint64) err
 // The statements of AddBatch: each is its prefix, rows, then its suffix.
 const (
 	insertRefs     = `INSERT IGNORE INTO file_refs (sum, conv, seq) VALUES `
-	insertLists    = `INSERT INTO search_lists (conv, bucket, gram, part, list) VALUES `
+	insertLists    = `INSERT INTO search_lists (conv, bucket, gram, list) VALUES `
+	insertParts    = `INSERT INTO search_parts (conv, bucket, gram, part, list) VALUES `
 	insertProgress = `INSERT INTO search_progress (conv, seq) VALUES `
 )
 
 var suffix = map[string]string{
 	insertLists:    ` ON DUPLICATE KEY UPDATE list = CONCAT(list, VALUES(list))`,
+	insertParts:    ` ON DUPLICATE KEY UPDATE list = CONCAT(list, VALUES(list))`,
 	insertProgress: ` ON DUPLICATE KEY UPDATE seq = GREATEST(seq, VALUES(seq))`,
 }
 
-// Remove takes the offsets out of every part of each list.
+// Remove takes the offsets out of each list: its search_lists row and its
+// parts.
 func (l indexLists) Remove(ctx context.Context, conv string, offs map[fulltext.ListKey]map[uint64]bool) error {
 	return l.s.tx(ctx, "unindex", func(tx *sql.Tx) error {
-		type part struct {
-			n    uint64
+		type row struct {
+			part uint64 // in search_parts; the search_lists row has none
 			list []byte
 		}
 		for k, o := range offs {
-			var parts []part
-			err := l.s.each(ctx, tx, "unindex", func(r *sql.Rows) error {
-				var p part
-				if err := r.Scan(&p.n, &p.list); err != nil {
-					return err
+			for _, table := range []string{"search_lists", "search_parts"} {
+				part, where := "0", ""
+				if table == "search_parts" {
+					part, where = "part", " AND part = ?"
 				}
-				parts = append(parts, p)
-				return nil
-			}, `SELECT part, list FROM search_lists WHERE conv = ? AND bucket = ? AND gram = ? FOR UPDATE`, conv, k.Bucket, uint64(k.Gram))
-			if err != nil {
-				return fmt.Errorf("read list: %w", err)
-			}
-			for _, p := range parts {
-				list := fulltext.RemovePostings(p.list, o)
-				switch {
-				case len(list) == len(p.list):
-					continue // none of the offsets is in this part
-				case len(list) == 0:
-					_, err = tx.ExecContext(ctx, `DELETE FROM search_lists WHERE conv = ? AND bucket = ? AND gram = ? AND part = ?`, conv, k.Bucket, uint64(k.Gram), p.n)
-				default:
-					_, err = tx.ExecContext(ctx, `UPDATE search_lists SET list = ? WHERE conv = ? AND bucket = ? AND gram = ? AND part = ?`, list, conv, k.Bucket, uint64(k.Gram), p.n)
-				}
+				var rows []row
+				err := l.s.each(ctx, tx, "unindex", func(r *sql.Rows) error {
+					var x row
+					if err := r.Scan(&x.part, &x.list); err != nil {
+						return err
+					}
+					rows = append(rows, x)
+					return nil
+				}, `SELECT `+part+`, list FROM `+table+` WHERE conv = ? AND bucket = ? AND gram = ? FOR UPDATE`, conv, k.Bucket, uint64(k.Gram))
 				if err != nil {
-					return err
+					return fmt.Errorf("read list: %w", err)
+				}
+				for _, x := range rows {
+					list := fulltext.RemovePostings(x.list, o)
+					args := []any{conv, k.Bucket, uint64(k.Gram)}
+					if where != "" {
+						args = append(args, x.part)
+					}
+					switch {
+					case len(list) == len(x.list):
+						continue // none of the offsets is in it
+					case len(list) == 0:
+						_, err = tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE conv = ? AND bucket = ? AND gram = ?`+where, args...)
+					default:
+						_, err = tx.ExecContext(ctx, `UPDATE `+table+` SET list = ? WHERE conv = ? AND bucket = ? AND gram = ?`+where, append([]any{list}, args...)...)
+					}
+					if err != nil {
+						return err
+					}
 				}
 			}
 		}

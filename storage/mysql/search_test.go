@@ -14,9 +14,10 @@ import (
 	"github.com/parleyim/parley/storage/mysql/mysqltest"
 )
 
-// A list is written in parts, one per pass of the indexer, and a bucket
-// the conversation's progress has left is merged into one part per list;
-// search reads both shapes, and an unindexed message leaves every part.
+// A list of the open bucket is written in parts, one per pass of the
+// indexer, and the bucket the conversation's progress leaves has its parts
+// merged into one row per list; search reads both, and an unindexed
+// message leaves every part.
 func TestSearchListParts(t *testing.T) {
 	s := open(t, Config{BatchInterval: -1})
 	defer s.Close()
@@ -57,11 +58,15 @@ func TestSearchListParts(t *testing.T) {
 		}
 	}
 	gram := fulltext.Grams("kiwi")[0]
-	// parts returns the parts of the gram's list in bucket, each as its
-	// offsets.
-	parts := func(bucket uint64) map[uint64][]uint64 {
+	// parts returns the rows of the gram's list in bucket, each as its
+	// offsets: its parts, or its merged row (part 0 here).
+	parts := func(table string, bucket uint64) map[uint64][]uint64 {
 		t.Helper()
-		rows, err := s.db.Query(`SELECT part, list FROM search_lists WHERE conv = ? AND bucket = ? AND gram = ?`, conv, bucket, uint64(gram))
+		part := "part"
+		if table == "search_lists" {
+			part = "0"
+		}
+		rows, err := s.db.Query(`SELECT `+part+`, list FROM `+table+` WHERE conv = ? AND bucket = ? AND gram = ?`, conv, bucket, uint64(gram))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +96,7 @@ func TestSearchListParts(t *testing.T) {
 
 	appendN(1, 51)
 	appendN(51, 101)
-	if ps := parts(0); len(ps) < 2 || !slices.Equal(all(ps), seqSpan(1, 100)) {
+	if ps := parts("search_parts", 0); len(ps) < 2 || !slices.Equal(all(ps), seqSpan(1, 100)) {
 		t.Fatalf("after two passes: parts %v, want two or more holding 1-100", ps)
 	}
 	// Unindexed, a message leaves the part that holds it.
@@ -99,25 +104,46 @@ func TestSearchListParts(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := slices.DeleteFunc(seqSpan(1, 100), func(o uint64) bool { return o == 60 })
-	if got := all(parts(0)); !slices.Equal(got, want) {
+	if got := all(parts("search_parts", 0)); !slices.Equal(got, want) {
 		t.Fatalf("after unindexing 60: %v", got)
 	}
 
 	// Past the bucket's end: bucket 0 is merged, bucket 1 open.
 	last := 1<<fulltext.BucketBits + 4
 	appendN(101, last+1)
-	ps := parts(0)
-	want = slices.DeleteFunc(seqSpan(1, 1<<fulltext.BucketBits-1), func(o uint64) bool { return o == 60 })
-	if len(ps) != 1 || !slices.Equal(ps[0], want) {
-		t.Fatalf("bucket 0 after its end: parts %v (of %d), want one, part 0, with every offset but 60", slices.Sorted(mapKeys(ps)), len(ps))
+	if ps := parts("search_parts", 0); len(ps) != 0 {
+		t.Fatalf("bucket 0 after its end: parts %v left", slices.Sorted(mapKeys(ps)))
 	}
-	if got := all(parts(1)); !slices.Equal(got, seqSpan(0, 4)) {
+	want = slices.DeleteFunc(seqSpan(1, 1<<fulltext.BucketBits-1), func(o uint64) bool { return o == 60 })
+	if got := parts("search_lists", 0)[0]; !slices.Equal(got, want) {
+		t.Fatalf("bucket 0 after its end: %d offsets (%v…), want every offset but 60, ascending", len(got), got[:min(len(got), 5)])
+	}
+	if got := all(parts("search_parts", 1)); !slices.Equal(got, seqSpan(0, 4)) {
 		t.Fatalf("bucket 1: offsets %v, want 0-4", got)
+	}
+
+	// An edit of a message of the bucket left posts into its row, not a
+	// part that no pass would merge.
+	edit := direct(ids[0], ids[1], "edit-7", "kiwi guava")
+	edit.ContentType, edit.Ref = protocol.ContentEdit, 7
+	mustAppend(t, s, edit)
+	if err := s.IndexFlush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ps := parts("search_parts", 0); len(ps) != 0 {
+		t.Fatalf("after an edit in bucket 0: parts %v", slices.Sorted(mapKeys(ps)))
+	}
+	page, err := s.Search(ctx, fulltext.Query{User: ids[1], Text: "guava", Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seqsOf(page.Messages); !slices.Equal(got, []uint64{7}) {
+		t.Fatalf("search guava: %v", got)
 	}
 
 	// Search reads both: the newest from the open bucket, one message
 	// from the merged one.
-	page, err := s.Search(ctx, fulltext.Query{User: ids[1], Text: "kiwi", Limit: 3})
+	page, err = s.Search(ctx, fulltext.Query{User: ids[1], Text: "kiwi", Limit: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,8 +204,8 @@ func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
 }
 
 // Two nodes indexing one conversation at once, across a bucket's end,
-// leave lists that hold every message once searched: whatever parts they
-// wrote, merged or not.
+// leave lists that hold every message, found by search: whatever parts
+// they wrote, merged or not.
 func TestSearchListPartsTwoNodes(t *testing.T) {
 	dsn := mysqltest.DSN(t)
 	var stores [2]*Store
@@ -219,7 +245,8 @@ func TestSearchListPartsTwoNodes(t *testing.T) {
 	}
 	gram := fulltext.Grams("plum")[0]
 	for bucket, want := range map[uint64][]uint64{0: seqSpan(1, 1<<fulltext.BucketBits-1), 1: seqSpan(0, 200)} {
-		rows, err := stores[0].db.Query(`SELECT list FROM search_lists WHERE conv = ? AND bucket = ? AND gram = ?`, conv, bucket, uint64(gram))
+		rows, err := stores[0].db.Query(`SELECT list FROM search_lists WHERE conv = ? AND bucket = ? AND gram = ?
+			UNION ALL SELECT list FROM search_parts WHERE conv = ? AND bucket = ? AND gram = ?`, conv, bucket, uint64(gram), conv, bucket, uint64(gram))
 		if err != nil {
 			t.Fatal(err)
 		}
