@@ -214,8 +214,9 @@ const (
 	// any retry.
 	StageWrite
 	// StageSync is, on the embedded store only, the wait from the batch's
-	// apply to the end of the WAL fsync that made it durable (one fsync at
-	// a time: a batch applied during one waits for the next).
+	// apply to its completion seeing it durable: the WAL fsync (one at a
+	// time: a batch applied during one waits for the next), and the batches
+	// before it completed in order (their hooks and answers).
 	StageSync
 )
 
@@ -233,8 +234,12 @@ func (s Stage) String() string {
 }
 
 // StageObserver is told that n Appends each spent d in stage: the queue
-// once per Append, the batch's stages once per batch with its number of
-// Appends. It runs on the backend's writer and must not block.
+// once per Append that reached a batch (not one whose caller had gone),
+// the batch's stages once per batch written, with its number of such
+// Appends (not a failed batch, nor on the embedded store a batch that
+// wrote nothing: duplicates only). The stages are the main parts of an
+// Append's time, not all: the commit hook and the answers in order come
+// after. It runs on the backend's writer and must not block.
 type StageObserver func(stage Stage, d time.Duration, n int)
 
 // FoldName returns the key under which a username is unique: each rune

@@ -286,12 +286,12 @@ func (l *lane) commit(batch []*appendReq) {
 	start := time.Now()
 	live := batch[:0:0]
 	for _, r := range batch {
-		if w.stages != nil {
-			w.stages(storage.StageQueue, start.Sub(r.queued), 1)
-		}
 		if err := r.ctx.Err(); err != nil {
 			r.err = err // the caller has gone; nothing is stored for it
 			continue
+		}
+		if w.stages != nil {
+			w.stages(storage.StageQueue, start.Sub(r.queued), 1)
 		}
 		live = append(live, r)
 	}
@@ -312,7 +312,7 @@ func (l *lane) commit(batch []*appendReq) {
 		}
 		break
 	}
-	if w.stages != nil {
+	if w.stages != nil && err == nil {
 		w.stages(storage.StageWrite, time.Since(start), len(live))
 	}
 	if err != nil {

@@ -245,24 +245,27 @@ func (w *writer) commit(ops []op) {
 		return
 	}
 	indexed := false
-	start := time.Now()
-	appends := 0
 	for _, o := range ops {
 		indexed = indexed || o.base().reads
-		if a, ok := o.(*appendOp); ok {
-			appends++
-			if w.stages != nil {
-				w.stages(storage.StageQueue, start.Sub(a.queued), 1)
-			}
-		}
 	}
-	t := &txn{w: w, indexed: indexed, ops: ops, acks: acks, dedupeMap: !w.seenReady.Load(), appends: appends}
+	start := time.Now()
+	t := &txn{w: w, indexed: indexed, ops: ops, acks: acks, dedupeMap: !w.seenReady.Load()}
 	if indexed {
 		t.b = w.db.NewIndexedBatch()
 	} else {
 		t.b = w.db.NewBatch()
 	}
 	t.err = t.run(ops, acks)
+	appends := 0 // those that ran: the others' callers had gone
+	for _, o := range ops {
+		if a, ok := o.(*appendOp); ok && !a.skipped {
+			appends++
+			if w.stages != nil {
+				w.stages(storage.StageQueue, start.Sub(a.queued), 1)
+			}
+		}
+	}
+	t.appends = appends
 	if t.err == nil && !t.b.Empty() {
 		if t.err = w.db.ApplyNoSyncWait(t.b, pebble.Sync); t.err == nil {
 			t.applied = true
@@ -372,7 +375,8 @@ type txn struct {
 	acks    []pendingCursor
 	err     error // the batch failed before it was applied
 	applied bool  // applied without waiting for its fsync
-	// appends counts the batch's Appends; appliedAt is when it was applied.
+	// appends counts the batch's Appends that ran (storage.StageObserver);
+	// appliedAt is when it was applied.
 	appends   int
 	appliedAt time.Time
 	b         *pebble.Batch
