@@ -14,6 +14,7 @@ import (
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/server"
 	"github.com/parleyim/parley/server/servertest"
+	"github.com/parleyim/parley/storage"
 	"github.com/parleyim/parley/storage/mysql"
 	"github.com/parleyim/parley/storage/mysql/mysqltest"
 	"github.com/parleyim/parley/storage/pebble"
@@ -77,14 +78,7 @@ func TestStoreGauges(t *testing.T) {
 	}
 	defer st.Close()
 	ctx := context.Background()
-	a, err := st.CreateUser(ctx, "ann", []byte("hash"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := st.CreateUser(ctx, "bob", []byte("hash"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := annAndBob(t, st)
 	for i, ct := range []uint16{protocol.ContentText, protocol.ContentText, protocol.ContentTimer} {
 		m := &protocol.Message{MsgID: time.Now().UnixNano(), Conv: protocol.DirectConv(a.ID, b.ID), From: a.ID, To: b.ID,
 			ClientMsgID: string(rune('a' + i)), ContentType: ct, Body: []byte("hi"), ServerTime: time.Now().UnixMilli()}
@@ -161,14 +155,7 @@ func TestStoreStages(t *testing.T) {
 			}
 			defer st.Close()
 			ctx := context.Background()
-			a, err := st.CreateUser(ctx, "ann", []byte("hash"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := st.CreateUser(ctx, "bob", []byte("hash"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			a, b := annAndBob(t, st)
 			for i := range 3 {
 				msg := &protocol.Message{MsgID: time.Now().UnixNano(), Conv: protocol.DirectConv(a.ID, b.ID), From: a.ID, To: b.ID,
 					ClientMsgID: string(rune('a' + i)), ContentType: protocol.ContentText, Body: []byte("hi"), ServerTime: time.Now().UnixMilli()}
@@ -191,4 +178,18 @@ func TestStoreStages(t *testing.T) {
 			}
 		})
 	}
+}
+
+// annAndBob creates the users ann and bob in st.
+func annAndBob(t *testing.T, st storage.Store) (storage.User, storage.User) {
+	t.Helper()
+	var users [2]storage.User
+	for i, name := range []string{"ann", "bob"} {
+		u, err := st.CreateUser(context.Background(), name, []byte("hash"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		users[i] = u
+	}
+	return users[0], users[1]
 }

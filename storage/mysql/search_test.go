@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -96,14 +97,14 @@ func TestSearchListParts(t *testing.T) {
 
 	appendN(1, 51)
 	appendN(51, 101)
-	if ps := parts("search_parts", 0); len(ps) < 2 || !slices.Equal(all(ps), seqSpan(1, 100)) {
+	if ps := parts("search_parts", 0); len(ps) < 2 || !slices.Equal(all(ps), seqRange(1, 100)) {
 		t.Fatalf("after two passes: parts %v, want two or more holding 1-100", ps)
 	}
 	// Unindexed, a message leaves the part that holds it.
 	if err := s.Unindex(ctx, []protocol.Message{stored[60]}); err != nil {
 		t.Fatal(err)
 	}
-	want := slices.DeleteFunc(seqSpan(1, 100), func(o uint64) bool { return o == 60 })
+	want := slices.DeleteFunc(seqRange(1, 100), func(o uint64) bool { return o == 60 })
 	if got := all(parts("search_parts", 0)); !slices.Equal(got, want) {
 		t.Fatalf("after unindexing 60: %v", got)
 	}
@@ -112,13 +113,13 @@ func TestSearchListParts(t *testing.T) {
 	last := 1<<fulltext.BucketBits + 4
 	appendN(101, last+1)
 	if ps := parts("search_parts", 0); len(ps) != 0 {
-		t.Fatalf("bucket 0 after its end: parts %v left", slices.Sorted(mapKeys(ps)))
+		t.Fatalf("bucket 0 after its end: parts %v left", slices.Sorted(maps.Keys(ps)))
 	}
-	want = slices.DeleteFunc(seqSpan(1, 1<<fulltext.BucketBits-1), func(o uint64) bool { return o == 60 })
+	want = slices.DeleteFunc(seqRange(1, 1<<fulltext.BucketBits-1), func(o uint64) bool { return o == 60 })
 	if got := parts("search_lists", 0)[0]; !slices.Equal(got, want) {
 		t.Fatalf("bucket 0 after its end: %d offsets (%v…), want every offset but 60, ascending", len(got), got[:min(len(got), 5)])
 	}
-	if got := all(parts("search_parts", 1)); !slices.Equal(got, seqSpan(0, 4)) {
+	if got := all(parts("search_parts", 1)); !slices.Equal(got, seqRange(0, 4)) {
 		t.Fatalf("bucket 1: offsets %v, want 0-4", got)
 	}
 
@@ -131,7 +132,7 @@ func TestSearchListParts(t *testing.T) {
 		t.Fatal(err)
 	}
 	if ps := parts("search_parts", 0); len(ps) != 0 {
-		t.Fatalf("after an edit in bucket 0: parts %v", slices.Sorted(mapKeys(ps)))
+		t.Fatalf("after an edit in bucket 0: parts %v", slices.Sorted(maps.Keys(ps)))
 	}
 	page, err := s.Search(ctx, fulltext.Query{User: ids[1], Text: "guava", Limit: 3})
 	if err != nil {
@@ -177,30 +178,12 @@ func offsets(list []byte) []uint64 {
 	return out
 }
 
-func seqSpan(lo, hi uint64) []uint64 {
-	var out []uint64
-	for i := lo; i <= hi; i++ {
-		out = append(out, i)
-	}
-	return out
-}
-
 func seqsOf(msgs []protocol.Message) []uint64 {
 	out := make([]uint64, len(msgs))
 	for i, m := range msgs {
 		out[i] = m.Seq
 	}
 	return out
-}
-
-func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // Two nodes indexing one conversation at once, across a bucket's end,
@@ -244,7 +227,7 @@ func TestSearchListPartsTwoNodes(t *testing.T) {
 		}
 	}
 	gram := fulltext.Grams("plum")[0]
-	for bucket, want := range map[uint64][]uint64{0: seqSpan(1, 1<<fulltext.BucketBits-1), 1: seqSpan(0, 200)} {
+	for bucket, want := range map[uint64][]uint64{0: seqRange(1, 1<<fulltext.BucketBits-1), 1: seqRange(0, 200)} {
 		rows, err := stores[0].db.Query(`SELECT list FROM search_lists WHERE conv = ? AND bucket = ? AND gram = ?
 			UNION ALL SELECT list FROM search_parts WHERE conv = ? AND bucket = ? AND gram = ?`, conv, bucket, uint64(gram), conv, bucket, uint64(gram))
 		if err != nil {
