@@ -240,7 +240,8 @@ var migrations = []migration{
 			part   BIGINT UNSIGNED NOT NULL,
 			list   MEDIUMBLOB      NOT NULL,
 			PRIMARY KEY (conv, bucket, gram, part)
-		)` + tableOpts}
+		)` + tableOpts,
+			`ALTER TABLE search_progress ADD COLUMN IF NOT EXISTS passes INT UNSIGNED NOT NULL DEFAULT 0`}
 	}},
 }
 

@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 
 	"github.com/parleyim/parley/protocol"
@@ -15,35 +13,36 @@ import (
 )
 
 // The text index (storage/fulltext) in three tables: search_lists holds
-// the posting lists (conv, bucket, gram) → list of buckets a conversation
-// has left, one row each; search_parts those of its open bucket, in parts;
-// search_progress the seq up to which each conversation is indexed. The
-// indexer writes them from its own goroutine, in transactions of their own,
-// after the messages' commit.
+// the posting lists (conv, bucket, gram) → list, one row each;
+// search_parts what the latest passes added to the lists of a
+// conversation's open bucket, in parts; search_progress the seq up to
+// which each conversation is indexed, and how many passes gave it parts
+// since they were last folded. The indexer writes them from its own
+// goroutine, in transactions of their own, after the messages' commit.
 //
-// A list is its search_lists row and its search_parts rows, concatenated
-// (the readers take them in any order: a list's offsets are a set). Each
-// pass inserts what it adds to a list of the open bucket as a part of its
-// own, numbered by the conversation's progress after the pass, so a write
-// costs the size of what it adds. (Appended in place with CONCAT, every
-// pass rewrote each list it touched, whole: with text messages that was 6
-// KB of redo log a message, and twice MariaDB's CPU, under the cluster
-// bench.) A part number met again (two nodes indexing one conversation)
-// appends to that part with CONCAT. When a pass moves a conversation's
-// progress into a later bucket, the bucket it leaves has its parts moved
-// into its search_lists rows, merged (each offset once), in the same
-// transaction; what a pass posts into a bucket already left (an edit of an
-// older message, messages that ended a bucket) goes to search_lists with
-// CONCAT, as before parts. So each posting of a bucket's life is written
-// about twice. A node that read the progress before another moved a bucket
-// may still add a part to it: searched and unindexed like any, it stays in
-// search_parts.
+// A list is its row and its parts, concatenated (the readers take them in
+// any order: a list's offsets are a set). Each pass inserts what it adds
+// to a list of the open bucket as a part of its own, numbered by the
+// conversation's progress after the pass, so a write costs the size of
+// what it adds. Every foldAfter passes, and when a pass moves the progress
+// into a later bucket, the parts of the bucket are folded into its rows
+// (appended with CONCAT, each offset once), in the pass's transaction:
+// a row is rewritten once per foldAfter passes, and a list has at most
+// about foldAfter parts for a search to read. (Appended in place with
+// CONCAT on every pass, each list a pass touched was rewritten whole: with
+// text messages that was 6 KB of redo log a message, and most of MariaDB's
+// CPU, under the cluster bench.) What a pass posts into a bucket already
+// left (an edit of an older message, messages that ended a bucket) goes
+// to its row with CONCAT. A part number met again (two nodes indexing one
+// conversation) appends to that part with CONCAT. A node that read the
+// progress before another folded may still add a part to a bucket left:
+// searched and unindexed like any, it stays.
 //
 // Nodes of an earlier version (a cluster upgraded one node at a time) read
 // and write search_lists only: their searches miss what is in parts until
-// the bucket is left, and their unindexing leaves its postings in parts,
-// where a search finds them as candidates and drops the messages on
-// reading them (recalled: no text).
+// it is folded, and their unindexing leaves its postings in parts, where a
+// search finds them as candidates and drops the messages on reading them
+// (recalled: no text).
 //
 // Why not InnoDB FULLTEXT: MariaDB, which Parley runs on, has no ngram
 // parser, and the built-in one cuts words at spaces, so Chinese and Japanese
@@ -364,21 +363,24 @@ func (l indexLists) AddBatch(ctx context.Context, ws []fulltext.Write) error {
 			args = args[:0]
 			return err
 		}
-		// The progress before: which bucket each conversation had open.
+		// The progress before: which bucket each conversation had open,
+		// and how many passes wrote parts since its parts were folded.
 		convs := make([]any, len(ws))
 		for i, w := range ws {
 			convs[i] = w.Conv
 		}
 		before := make(map[string]uint64, len(ws))
+		passes := make(map[string]uint32, len(ws))
 		err := l.s.each(ctx, tx, "index", func(r *sql.Rows) error {
 			var conv string
 			var seq uint64
-			if err := r.Scan(&conv, &seq); err != nil {
+			var n uint32
+			if err := r.Scan(&conv, &seq, &n); err != nil {
 				return err
 			}
-			before[conv] = seq
+			before[conv], passes[conv] = seq, n
 			return nil
-		}, `SELECT conv, seq FROM search_progress WHERE conv IN (`+placeholders(len(convs), "?")+`)`, convs...)
+		}, `SELECT conv, seq, passes FROM search_progress WHERE conv IN (`+placeholders(len(convs), "?")+`)`, convs...)
 		if err != nil {
 			return err
 		}
@@ -412,10 +414,12 @@ func (l indexLists) AddBatch(ctx context.Context, ws []fulltext.Write) error {
 		if err := flush(insertLists, "(?, ?, ?, ?)", 4); err != nil {
 			return err
 		}
+		parted := make(map[string]bool, len(ws)) // conversations given parts by this pass
 		for _, w := range ws {
 			open := fulltext.Bucket(max(before[w.Conv], w.Progress))
 			for k, list := range w.Postings {
 				if k.Bucket >= open {
+					parted[w.Conv] = true
 					args = append(args, w.Conv, k.Bucket, uint64(k.Gram), w.Progress, list)
 					if len(args) == 5*listRows {
 						if err := flush(insertParts, "(?, ?, ?, ?, ?)", 5); err != nil {
@@ -428,35 +432,50 @@ func (l indexLists) AddBatch(ctx context.Context, ws []fulltext.Write) error {
 		if err := flush(insertParts, "(?, ?, ?, ?, ?)", 5); err != nil {
 			return err
 		}
+		// Fold the parts of the bucket a conversation left, and of its open
+		// one once foldAfter passes gave it parts.
 		for _, w := range ws {
-			args = append(args, w.Conv, w.Progress)
-			if len(args) == 2*listRows {
-				if err := flush(insertProgress, "(?, ?)", 2); err != nil {
+			n := passes[w.Conv]
+			if parted[w.Conv] {
+				n++
+			}
+			old, ok := before[w.Conv]
+			if ok && fulltext.Bucket(old) < fulltext.Bucket(w.Progress) {
+				if err := foldParts(ctx, tx, w.Conv, fulltext.Bucket(old)); err != nil {
+					return fmt.Errorf("fold bucket %d of %s: %w", fulltext.Bucket(old), w.Conv, err)
+				}
+			}
+			if n >= foldAfter {
+				open := fulltext.Bucket(max(old, w.Progress))
+				if err := foldParts(ctx, tx, w.Conv, open); err != nil {
+					return fmt.Errorf("fold bucket %d of %s: %w", open, w.Conv, err)
+				}
+				n = 0
+			}
+			args = append(args, w.Conv, w.Progress, n)
+			if len(args) == 3*listRows {
+				if err := flush(insertProgress, "(?, ?, ?)", 3); err != nil {
 					return err
 				}
 			}
 		}
-		if err := flush(insertProgress, "(?, ?)", 2); err != nil {
-			return err
-		}
-		for _, w := range ws {
-			if old, ok := before[w.Conv]; ok && fulltext.Bucket(old) < fulltext.Bucket(w.Progress) {
-				if err := closeBucket(ctx, tx, w.Conv, fulltext.Bucket(old)); err != nil {
-					return fmt.Errorf("close bucket %d of %s: %w", fulltext.Bucket(old), w.Conv, err)
-				}
-			}
-		}
-		return nil
+		return flush(insertProgress, "(?, ?, ?)", 3)
 	})
 }
 
-// closeBucket moves the parts of conv's bucket into its search_lists rows,
-// each list merged: its distinct offsets, ascending (two nodes that indexed
-// the same messages both posted them).
-func closeBucket(ctx context.Context, tx *sql.Tx, conv string, bucket uint64) error {
+// foldAfter is how many passes may give a conversation's open bucket parts
+// before they are folded into its rows: a list has at most that many
+// parts (about; two nodes may count one pass), so a search reads at most
+// that many rows for it, and each row is rewritten once per foldAfter
+// passes instead of once a pass.
+const foldAfter = 16
+
+// foldParts moves the parts of conv's bucket into its search_lists rows:
+// each list's parts, their distinct offsets ascending, appended to its row.
+func foldParts(ctx context.Context, tx *sql.Tx, conv string, bucket uint64) error {
 	lists := make(map[uint64][]byte) // gram → its parts
-	read := func(query string) error {
-		rows, err := tx.QueryContext(ctx, query, conv, bucket)
+	err := func() error {
+		rows, err := tx.QueryContext(ctx, `SELECT gram, list FROM search_parts WHERE conv = ? AND bucket = ? FOR UPDATE`, conv, bucket)
 		if err != nil {
 			return err
 		}
@@ -470,17 +489,8 @@ func closeBucket(ctx context.Context, tx *sql.Tx, conv string, bucket uint64) er
 			lists[g] = append(lists[g], list...)
 		}
 		return errors.Join(rows.Err(), rows.Close())
-	}
-	if err := read(`SELECT gram, list FROM search_parts WHERE conv = ? AND bucket = ? FOR UPDATE`); err != nil {
-		return err
-	}
-	if len(lists) == 0 {
-		return nil
-	}
-	parted := slices.Collect(maps.Keys(lists))
-	// The rows the bucket may have already: posted after it was left by a
-	// node that knew, or written before the parts existed.
-	if err := read(`SELECT gram, list FROM search_lists WHERE conv = ? AND bucket = ? FOR UPDATE`); err != nil {
+	}()
+	if err != nil || len(lists) == 0 {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM search_parts WHERE conv = ? AND bucket = ?`, conv, bucket); err != nil {
@@ -491,13 +501,12 @@ func closeBucket(ctx context.Context, tx *sql.Tx, conv string, bucket uint64) er
 		if len(args) == 0 {
 			return nil
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO search_lists (conv, bucket, gram, list) VALUES `+
-			placeholders(len(args)/4, "(?, ?, ?, ?)")+` ON DUPLICATE KEY UPDATE list = VALUES(list)`, args...)
+		_, err := tx.ExecContext(ctx, insertLists+placeholders(len(args)/4, "(?, ?, ?, ?)")+suffix[insertLists], args...)
 		args = args[:0]
 		return err
 	}
-	for _, g := range parted {
-		args = append(args, conv, bucket, g, fulltext.CompactPostings(lists[g]))
+	for g, list := range lists {
+		args = append(args, conv, bucket, g, fulltext.CompactPostings(list))
 		if len(args) == 4*listRows {
 			if err := flush(); err != nil {
 				return err
@@ -512,13 +521,13 @@ const (
 	insertRefs     = `INSERT IGNORE INTO file_refs (sum, conv, seq) VALUES `
 	insertLists    = `INSERT INTO search_lists (conv, bucket, gram, list) VALUES `
 	insertParts    = `INSERT INTO search_parts (conv, bucket, gram, part, list) VALUES `
-	insertProgress = `INSERT INTO search_progress (conv, seq) VALUES `
+	insertProgress = `INSERT INTO search_progress (conv, seq, passes) VALUES `
 )
 
 var suffix = map[string]string{
 	insertLists:    ` ON DUPLICATE KEY UPDATE list = CONCAT(list, VALUES(list))`,
 	insertParts:    ` ON DUPLICATE KEY UPDATE list = CONCAT(list, VALUES(list))`,
-	insertProgress: ` ON DUPLICATE KEY UPDATE seq = GREATEST(seq, VALUES(seq))`,
+	insertProgress: ` ON DUPLICATE KEY UPDATE seq = GREATEST(seq, VALUES(seq)), passes = VALUES(passes)`,
 }
 
 // Remove takes the offsets out of each list: its search_lists row and its

@@ -16,9 +16,9 @@ import (
 )
 
 // A list of the open bucket is written in parts, one per pass of the
-// indexer, and the bucket the conversation's progress leaves has its parts
-// merged into one row per list; search reads both, and an unindexed
-// message leaves every part.
+// indexer, folded into its row every foldAfter passes and when the
+// conversation's progress leaves the bucket; search reads both, and an
+// unindexed message leaves every part.
 func TestSearchListParts(t *testing.T) {
 	s := open(t, Config{BatchInterval: -1})
 	defer s.Close()
@@ -109,14 +109,32 @@ func TestSearchListParts(t *testing.T) {
 		t.Fatalf("after unindexing 60: %v", got)
 	}
 
-	// Past the bucket's end: bucket 0 is merged, bucket 1 open.
+	// Pass after pass, a list keeps at most foldAfter parts beside its row.
+	for i := 101; i < 101+3*(foldAfter+2); i += 3 {
+		appendN(i, i+3)
+		ps := parts("search_parts", 0)
+		if len(ps) > foldAfter {
+			t.Fatalf("after the pass of %d-%d: %d parts", i, i+2, len(ps))
+		}
+		row := parts("search_lists", 0)[0]
+		got := offsets(fulltext.CompactPostings(append(encode(row), encode(all(ps))...)))
+		want := slices.DeleteFunc(seqRange(1, uint64(i+2)), func(o uint64) bool { return o == 60 })
+		if !slices.Equal(got, want) {
+			t.Fatalf("after the pass of %d-%d: %d offsets in row and parts, want %d", i, i+2, len(got), len(want))
+		}
+	}
+	if len(parts("search_lists", 0)[0]) == 0 {
+		t.Fatal("no parts were ever folded into the row")
+	}
+
+	// Past the bucket's end: bucket 0 is folded, bucket 1 open.
 	last := 1<<fulltext.BucketBits + 4
-	appendN(101, last+1)
+	appendN(101+3*(foldAfter+2), last+1)
 	if ps := parts("search_parts", 0); len(ps) != 0 {
 		t.Fatalf("bucket 0 after its end: parts %v left", slices.Sorted(maps.Keys(ps)))
 	}
 	want = slices.DeleteFunc(seqRange(1, 1<<fulltext.BucketBits-1), func(o uint64) bool { return o == 60 })
-	if got := parts("search_lists", 0)[0]; !slices.Equal(got, want) {
+	if got := offsets(fulltext.CompactPostings(encode(parts("search_lists", 0)[0]))); !slices.Equal(got, want) {
 		t.Fatalf("bucket 0 after its end: %d offsets (%v…), want every offset but 60, ascending", len(got), got[:min(len(got), 5)])
 	}
 	if got := all(parts("search_parts", 1)); !slices.Equal(got, seqRange(0, 4)) {
@@ -159,6 +177,15 @@ func TestSearchListParts(t *testing.T) {
 	if len(page.Messages) != 1 || page.Messages[0].Seq != 1234 {
 		t.Fatalf("search %q: %v", n, seqsOf(page.Messages))
 	}
+}
+
+// encode is a list of offsets (fulltext.AppendPosting's form).
+func encode(offs []uint64) []byte {
+	var out []byte
+	for _, o := range offs {
+		out = fulltext.AppendPosting(out, o)
+	}
+	return out
 }
 
 // offsets decodes a posting list (fulltext.AppendPosting's form).
