@@ -398,10 +398,11 @@ func (l indexLists) AddBatch(ctx context.Context, ws []fulltext.Write) error {
 			return err
 		}
 		// Buckets already left: their rows; the open one: a part.
-		for _, w := range ws {
-			open := fulltext.Bucket(max(before[w.Conv], w.Progress))
+		open := make([]uint64, len(ws)) // each conversation's open bucket after the pass
+		for i, w := range ws {
+			open[i] = fulltext.Bucket(max(before[w.Conv], w.Progress))
 			for k, list := range w.Postings {
-				if k.Bucket < open {
+				if k.Bucket < open[i] {
 					args = append(args, w.Conv, k.Bucket, uint64(k.Gram), list)
 					if len(args) == 4*listRows {
 						if err := flush(insertLists, "(?, ?, ?, ?)", 4); err != nil {
@@ -415,10 +416,9 @@ func (l indexLists) AddBatch(ctx context.Context, ws []fulltext.Write) error {
 			return err
 		}
 		parted := make(map[string]bool, len(ws)) // conversations given parts by this pass
-		for _, w := range ws {
-			open := fulltext.Bucket(max(before[w.Conv], w.Progress))
+		for i, w := range ws {
 			for k, list := range w.Postings {
-				if k.Bucket >= open {
+				if k.Bucket >= open[i] {
 					parted[w.Conv] = true
 					args = append(args, w.Conv, k.Bucket, uint64(k.Gram), w.Progress, list)
 					if len(args) == 5*listRows {
@@ -434,21 +434,20 @@ func (l indexLists) AddBatch(ctx context.Context, ws []fulltext.Write) error {
 		}
 		// Fold the parts of the bucket a conversation left, and of its open
 		// one once foldAfter passes gave it parts.
-		for _, w := range ws {
+		for i, w := range ws {
 			n := passes[w.Conv]
-			if parted[w.Conv] {
-				n++
-			}
-			old, ok := before[w.Conv]
-			if ok && fulltext.Bucket(old) < fulltext.Bucket(w.Progress) {
+			if old, ok := before[w.Conv]; ok && fulltext.Bucket(old) < open[i] {
 				if err := foldParts(ctx, tx, w.Conv, fulltext.Bucket(old)); err != nil {
 					return fmt.Errorf("fold bucket %d of %s: %w", fulltext.Bucket(old), w.Conv, err)
 				}
+				n = 0 // the new bucket's parts are this pass's
+			}
+			if parted[w.Conv] {
+				n++
 			}
 			if n >= foldAfter {
-				open := fulltext.Bucket(max(old, w.Progress))
-				if err := foldParts(ctx, tx, w.Conv, open); err != nil {
-					return fmt.Errorf("fold bucket %d of %s: %w", open, w.Conv, err)
+				if err := foldParts(ctx, tx, w.Conv, open[i]); err != nil {
+					return fmt.Errorf("fold bucket %d of %s: %w", open[i], w.Conv, err)
 				}
 				n = 0
 			}

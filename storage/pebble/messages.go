@@ -242,7 +242,7 @@ type appendOp struct {
 
 	// hash is the filter's hash of the client message id (dedupeHash).
 	hash uint64
-	// queued is when the op was handed to the writer (storage.StageQueue).
+	// queued is when Append was called (storage.StageQueue).
 	queued time.Time
 	// What findDup saw: checked is set once it looked, with the batches
 	// applied when it did (checkedAt); prev is the earlier copy it found,
