@@ -354,15 +354,7 @@ var _ fulltext.BatchLists = indexLists{}
 // 40 % of MariaDB's commits under the cluster bench).
 func (l indexLists) AddBatch(ctx context.Context, ws []fulltext.Write) error {
 	return l.s.tx(ctx, "index", func(tx *sql.Tx) error {
-		var args []any
-		flush := func(query, row string, cols int) error {
-			if len(args) == 0 {
-				return nil
-			}
-			_, err := tx.ExecContext(ctx, query+placeholders(len(args)/cols, row)+suffix[query], args...)
-			args = args[:0]
-			return err
-		}
+		rows := &insertRows{ctx: ctx, tx: tx}
 		// The progress before: which bucket each conversation had open,
 		// and how many passes wrote parts since its parts were folded.
 		convs := make([]any, len(ws))
@@ -386,15 +378,12 @@ func (l indexLists) AddBatch(ctx context.Context, ws []fulltext.Write) error {
 		}
 		for _, w := range ws {
 			for _, r := range w.Refs {
-				args = append(args, r.Sum[:], w.Conv, r.Seq)
-				if len(args) == 3*listRows {
-					if err := flush(insertRefs, "(?, ?, ?)", 3); err != nil {
-						return err
-					}
+				if err := rows.add(insertRefs, r.Sum[:], w.Conv, r.Seq); err != nil {
+					return err
 				}
 			}
 		}
-		if err := flush(insertRefs, "(?, ?, ?)", 3); err != nil {
+		if err := rows.flush(insertRefs); err != nil {
 			return err
 		}
 		// Buckets already left: their rows; the open one: a part.
@@ -403,16 +392,13 @@ func (l indexLists) AddBatch(ctx context.Context, ws []fulltext.Write) error {
 			open[i] = fulltext.Bucket(max(before[w.Conv], w.Progress))
 			for k, list := range w.Postings {
 				if k.Bucket < open[i] {
-					args = append(args, w.Conv, k.Bucket, uint64(k.Gram), list)
-					if len(args) == 4*listRows {
-						if err := flush(insertLists, "(?, ?, ?, ?)", 4); err != nil {
-							return err
-						}
+					if err := rows.add(insertLists, w.Conv, k.Bucket, uint64(k.Gram), list); err != nil {
+						return err
 					}
 				}
 			}
 		}
-		if err := flush(insertLists, "(?, ?, ?, ?)", 4); err != nil {
+		if err := rows.flush(insertLists); err != nil {
 			return err
 		}
 		parted := make(map[string]bool, len(ws)) // conversations given parts by this pass
@@ -420,16 +406,13 @@ func (l indexLists) AddBatch(ctx context.Context, ws []fulltext.Write) error {
 			for k, list := range w.Postings {
 				if k.Bucket >= open[i] {
 					parted[w.Conv] = true
-					args = append(args, w.Conv, k.Bucket, uint64(k.Gram), w.Progress, list)
-					if len(args) == 5*listRows {
-						if err := flush(insertParts, "(?, ?, ?, ?, ?)", 5); err != nil {
-							return err
-						}
+					if err := rows.add(insertParts, w.Conv, k.Bucket, uint64(k.Gram), w.Progress, list); err != nil {
+						return err
 					}
 				}
 			}
 		}
-		if err := flush(insertParts, "(?, ?, ?, ?, ?)", 5); err != nil {
+		if err := rows.flush(insertParts); err != nil {
 			return err
 		}
 		// Fold the parts of the bucket a conversation left, and of its open
@@ -451,14 +434,11 @@ func (l indexLists) AddBatch(ctx context.Context, ws []fulltext.Write) error {
 				}
 				n = 0
 			}
-			args = append(args, w.Conv, w.Progress, n)
-			if len(args) == 3*listRows {
-				if err := flush(insertProgress, "(?, ?, ?)", 3); err != nil {
-					return err
-				}
+			if err := rows.add(insertProgress, w.Conv, w.Progress, n); err != nil {
+				return err
 			}
 		}
-		return flush(insertProgress, "(?, ?, ?)", 3)
+		return rows.flush(insertProgress)
 	})
 }
 
@@ -495,24 +475,13 @@ func foldParts(ctx context.Context, tx *sql.Tx, conv string, bucket uint64) erro
 	if _, err := tx.ExecContext(ctx, `DELETE FROM search_parts WHERE conv = ? AND bucket = ?`, conv, bucket); err != nil {
 		return err
 	}
-	var args []any
-	flush := func() error {
-		if len(args) == 0 {
-			return nil
-		}
-		_, err := tx.ExecContext(ctx, insertLists+placeholders(len(args)/4, "(?, ?, ?, ?)")+suffix[insertLists], args...)
-		args = args[:0]
-		return err
-	}
+	rows := &insertRows{ctx: ctx, tx: tx}
 	for g, list := range lists {
-		args = append(args, conv, bucket, g, fulltext.CompactPostings(list))
-		if len(args) == 4*listRows {
-			if err := flush(); err != nil {
-				return err
-			}
+		if err := rows.add(insertLists, conv, bucket, g, fulltext.CompactPostings(list)); err != nil {
+			return err
 		}
 	}
-	return flush()
+	return rows.flush(insertLists)
 }
 
 // The statements of AddBatch: each is its prefix, rows, then its suffix.
@@ -522,6 +491,36 @@ const (
 	insertParts    = `INSERT INTO search_parts (conv, bucket, gram, part, list) VALUES `
 	insertProgress = `INSERT INTO search_progress (conv, seq, passes) VALUES `
 )
+
+// insertRows gathers the rows of one of those statements at a time and
+// runs it with listRows rows, and with the rest at flush: a caller flushes
+// a statement before it adds rows of another.
+type insertRows struct {
+	ctx  context.Context
+	tx   *sql.Tx
+	args []any
+	cols int // values a row of the statement gathered
+}
+
+// add adds a row of query's statement, running it once it holds listRows.
+func (r *insertRows) add(query string, vals ...any) error {
+	r.args, r.cols = append(r.args, vals...), len(vals)
+	if len(r.args) < listRows*r.cols {
+		return nil
+	}
+	return r.flush(query)
+}
+
+// flush runs query's statement with the rows gathered, if any.
+func (r *insertRows) flush(query string) error {
+	if len(r.args) == 0 {
+		return nil
+	}
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", r.cols), ", ") + ")"
+	_, err := r.tx.ExecContext(r.ctx, query+placeholders(len(r.args)/r.cols, row)+suffix[query], r.args...)
+	r.args = r.args[:0]
+	return err
+}
 
 var suffix = map[string]string{
 	insertLists:    ` ON DUPLICATE KEY UPDATE list = CONCAT(list, VALUES(list))`,
